@@ -1,0 +1,1 @@
+"""Data pipeline: the built-in tiny task and the multi-solution SFT corpus format."""

@@ -1,0 +1,90 @@
+"""Recipe schema of the `data` stage (and of the tiny task's tokenizer and model)."""
+
+from dataclasses import dataclass, field
+
+from launch.errors import check
+
+TINY_DOMAINS = ["algebra", "number_theory", "counting", "statistics"]
+
+
+@dataclass
+class TinyModelConfig:
+    """Shape of the randomly initialised Qwen2 model built for the tiny task."""
+
+    hidden_size: int = 128
+    """Width. hidden_size / num_attention_heads must be 64: vLLM's CPU attention kernels reject head_dim 16."""
+    num_hidden_layers: int = 4
+    """Decoder layers."""
+    num_attention_heads: int = 2
+    """Query heads."""
+    num_key_value_heads: int = 1
+    """KV heads (grouped-query attention, as in Qwen2.5)."""
+    intermediate_size: int = 512
+    """MLP width."""
+    max_position_embeddings: int = 512
+    """Longest sequence the model accepts (prompt plus completion)."""
+    vocab_size: int = 512
+    """Target size of the byte-level BPE vocabulary trained on the corpus (special tokens included)."""
+
+    def __post_init__(self):
+        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
+                     "intermediate_size", "max_position_embeddings"):
+            check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
+        check(self, "num_attention_heads", self.hidden_size % self.num_attention_heads == 0,
+              "must divide hidden_size")
+        check(self, "num_key_value_heads", self.num_attention_heads % self.num_key_value_heads == 0,
+              "must divide num_attention_heads")
+        check(self, "vocab_size", self.vocab_size >= 300,
+              f"must be >= 300 (256 byte symbols plus specials and merges), got {self.vocab_size}")
+
+
+@dataclass
+class DataConfig:
+    """Where the corpora come from and how large each split is."""
+
+    source: str = "tiny"
+    """'tiny': generate the built-in task. 'files': read the JSONL/Parquet files named below."""
+    seed: int = 1234
+    """Seed of the tiny-task generator (the same seed gives byte-identical files)."""
+    domains: list[str] = field(default_factory=lambda: list(TINY_DOMAINS))
+    """Subdomains. The tiny task knows algebra, number_theory, counting, statistics."""
+    train_problems_per_domain: int = 400
+    """Tiny task: SFT problems per domain."""
+    solutions_per_problem: int = 3
+    """Tiny task: distinct solution strategies written per SFT problem (at most the strategies a type has)."""
+    probe_problems_per_domain: int = 32
+    """Tiny task: problems per domain in each probing set."""
+    rl_problems_per_domain: int = 64
+    """Tiny task: RL prompts per domain."""
+    eval_problems_per_domain: int = 32
+    """Tiny task: held-out evaluation problems per domain."""
+    prompt_suffix: str = ""
+    """Appended to every user prompt, e.g. the report's "Let's think step by step and output the final
+    answer within \\boxed{}." Empty for the tiny task to keep prompts short."""
+    train_file: str | None = None
+    """source=files: the multi-solution SFT corpus (rows: id, domain, problem, answer, solutions)."""
+    probe_files: dict[str, str] = field(default_factory=dict)
+    """source=files: one probing set per domain, {domain: path} (rows: id, domain, problem, answer)."""
+    rl_file: str | None = None
+    """source=files: RL prompt set (rows: id, domain, problem, answer)."""
+    eval_file: str | None = None
+    """source=files: held-out evaluation set (rows: id, domain, problem, answer)."""
+    decontaminate_ngram: int = 10
+    """Drop SFT/RL/probe rows sharing a normalised word n-gram with an eval problem (METHOD.md: 10). 0 = off."""
+
+    def __post_init__(self):
+        check(self, "source", self.source in ("tiny", "files"), f"must be 'tiny' or 'files', got {self.source!r}")
+        check(self, "domains", len(self.domains) > 0, "needs at least one domain")
+        check(self, "domains", len(set(self.domains)) == len(self.domains), f"has duplicates: {self.domains}")
+        if self.source == "tiny":
+            unknown = sorted(set(self.domains) - set(TINY_DOMAINS))
+            check(self, "domains", not unknown, f"unknown tiny-task domains {unknown}; known: {TINY_DOMAINS}")
+            for name in ("train_problems_per_domain", "probe_problems_per_domain",
+                         "rl_problems_per_domain", "eval_problems_per_domain", "solutions_per_problem"):
+                check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
+        else:
+            check(self, "train_file", bool(self.train_file), "is required when source=files")
+            check(self, "eval_file", bool(self.eval_file), "is required when source=files")
+            missing = sorted(set(self.domains) - set(self.probe_files))
+            check(self, "probe_files", not missing, f"has no probing set for domains {missing}")
+        check(self, "decontaminate_ngram", self.decontaminate_ngram >= 0, "must be >= 0")

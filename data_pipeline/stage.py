@@ -1,0 +1,175 @@
+"""The `data` stage: corpora, probing sets, RL prompts, held-out eval set, data card.
+
+    ssp stage data recipes/tiny.yaml
+
+``data.source=tiny`` generates the built-in task (and, when ``model.name_or_path=tiny``, trains
+its tokenizer and builds its model). ``data.source=files`` validates the recipe's own files
+and copies them, decontaminated, into the same layout. Splits of the tiny task are disjoint by
+exact problem text, generated in the order eval, probe, rl, sft so that the held-out set does
+not depend on the size of the others.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from data_pipeline.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, user_prompt, write_rows
+from data_pipeline.decontaminate import Decontaminator
+from launch.errors import DataError
+from launch.context import StageContext, StageResult
+from launch.recipe import Recipe
+
+
+def _tiny_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
+    from data_pipeline.tiny.problems import generate
+
+    cfg = recipe.data
+    splits: dict[str, list[dict[str, Any]]] = {"eval": [], "rl": [], "sft": []}
+    splits.update({f"probe/{d}": [] for d in cfg.domains})
+    plan = [("eval", cfg.eval_problems_per_domain), ("probe", cfg.probe_problems_per_domain),
+            ("rl", cfg.rl_problems_per_domain), ("sft", cfg.train_problems_per_domain)]
+    for domain in tqdm(cfg.domains, desc="data: generating tiny task"):
+        taken: set[str] = set()
+        for s_index, (split, count) in enumerate(plan):
+            problems = generate(domain, count, seed=cfg.seed * 1000 + s_index, exclude=taken)
+            taken |= {p.problem for p in problems}
+            key = f"probe/{domain}" if split == "probe" else split
+            for i, p in enumerate(problems):
+                row = {"id": f"{split}-{domain}-{i:05d}", "domain": domain, "kind": p.kind,
+                       "problem": p.problem, "answer": p.answer}
+                if split == "sft":
+                    chosen = p.solutions[: cfg.solutions_per_problem]
+                    row["solutions"] = [s.text for s in chosen]
+                    row["strategies"] = [s.strategy for s in chosen]
+                splits[key].append(row)
+    return splits
+
+
+def _file_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
+    cfg = recipe.data
+    splits = {
+        "eval": load_rows(cfg.eval_file, PROBLEM_FIELDS, "eval"),
+        "sft": load_rows(cfg.train_file, SFT_FIELDS, "sft"),
+    }
+    if cfg.rl_file:
+        splits["rl"] = load_rows(cfg.rl_file, PROBLEM_FIELDS, "rl")
+    for domain in cfg.domains:
+        splits[f"probe/{domain}"] = load_rows(cfg.probe_files[domain], PROBLEM_FIELDS, f"probe/{domain}")
+    return splits
+
+
+def _decontaminate(splits: dict[str, list[dict[str, Any]]], n: int) -> dict[str, int]:
+    """Drop non-eval rows sharing an n-gram with an eval problem; returns drops per split."""
+    deco = Decontaminator((r["problem"] for r in splits["eval"]), n)
+    dropped = {}
+    for name, rows in splits.items():
+        if name == "eval":
+            continue
+        kept = [r for r in rows if not deco.contaminated(r["problem"])]
+        dropped[name] = len(rows) - len(kept)
+        splits[name] = kept
+    return dropped
+
+
+def _data_card(splits: dict[str, list[dict[str, Any]]], dropped: dict[str, int], token_lengths: list[int]) -> dict:
+    per_split = {name: dict(sorted(Counter(r["domain"] for r in rows).items())) for name, rows in splits.items()}
+    sols = [len(r["solutions"]) for r in splits["sft"]]
+    strategies = Counter(s for r in splits["sft"] for s in r.get("strategies") or [])
+    distinct = [len(set(r["strategies"])) for r in splits["sft"] if r.get("strategies")]
+    card = {
+        "rows_per_split_and_domain": per_split,
+        "sft_examples": sum(sols),
+        "solutions_per_problem": {"mean": round(statistics.mean(sols), 3), "min": min(sols), "max": max(sols)},
+        "distinct_strategies_per_problem_mean": round(statistics.mean(distinct), 3) if distinct else None,
+        "strategies": dict(strategies.most_common()),
+        "decontamination_dropped": dropped,
+    }
+    if token_lengths:
+        card["sft_example_tokens"] = {"mean": round(statistics.mean(token_lengths), 1), "max": max(token_lengths)}
+    return card
+
+
+def _card_markdown(card: dict) -> str:
+    splits = card["rows_per_split_and_domain"]
+    domains = sorted({d for counts in splits.values() for d in counts})
+    lines = ["# Data card", "", "| split | " + " | ".join(domains) + " | total |",
+             "|---" * (len(domains) + 2) + "|"]
+    for name, counts in splits.items():
+        lines.append(f"| {name} | " + " | ".join(str(counts.get(d, 0)) for d in domains)
+                     + f" | {sum(counts.values())} |")
+    s = card["solutions_per_problem"]
+    lines += ["", f"SFT examples (problem x solution): {card['sft_examples']}; solutions per problem: "
+              f"mean {s['mean']}, min {s['min']}, max {s['max']}."]
+    if card.get("distinct_strategies_per_problem_mean"):
+        lines.append(f"Distinct strategies per problem: {card['distinct_strategies_per_problem_mean']}; "
+                     f"strategies: {card['strategies']}.")
+    if "sft_example_tokens" in card:
+        t = card["sft_example_tokens"]
+        lines.append(f"Tokens per SFT example (chat template applied): mean {t['mean']}, max {t['max']}.")
+    lines.append(f"Decontamination drops: {card['decontamination_dropped']}.")
+    return "\n".join(lines) + "\n"
+
+
+def _build_tiny_model(recipe: Recipe, splits: dict, out: Path) -> tuple[Path, list[int]]:
+    from data_pipeline.tiny.model import build_tiny_model, save_tiny_model
+    from data_pipeline.tiny.tokenizer import train_tokenizer
+
+    suffix = recipe.data.prompt_suffix
+    texts = [user_prompt(r["problem"], suffix) for r in splits["sft"]]
+    texts += [s for r in splits["sft"] for s in r["solutions"]]
+    tokenizer = train_tokenizer(texts, recipe.tiny_model.vocab_size)
+    model = build_tiny_model(recipe.tiny_model, tokenizer, seed=recipe.data.seed)
+    model_dir = out / "base_model"
+    save_tiny_model(model, tokenizer, model_dir)
+    lengths = [
+        len(tokenizer.apply_chat_template(
+            [{"role": "user", "content": user_prompt(r["problem"], suffix)},
+             {"role": "assistant", "content": s}], tokenize=True)["input_ids"])
+        for r in splits["sft"] for s in r["solutions"]
+    ]
+    return model_dir, lengths
+
+
+def run(recipe: Recipe, ctx: StageContext) -> StageResult:
+    out = ctx.stage_dir
+    splits = _tiny_splits(recipe) if recipe.data.source == "tiny" else _file_splits(recipe)
+    dropped = _decontaminate(splits, recipe.data.decontaminate_ngram) if recipe.data.decontaminate_ngram else {}
+    for name, rows in splits.items():
+        if not rows:  # decontamination can empty a split: say so instead of training on nothing
+            raise DataError(f"data: split {name!r} is empty after decontamination ({dropped.get(name)} rows dropped)")
+
+    outputs: dict[str, Any] = {}
+    for name, rows in tqdm(splits.items(), desc="data: writing splits"):
+        path = write_rows(rows, out / f"{name}.jsonl")
+        if name.startswith("probe/"):
+            outputs.setdefault("probe", {})[name.split("/", 1)[1]] = str(path)
+        else:
+            outputs[name] = str(path)
+
+    lengths: list[int] = []
+    if recipe.model.name_or_path == "tiny":
+        model_dir, lengths = _build_tiny_model(recipe, splits, out)
+        outputs["base_model"] = str(model_dir)
+
+    card = _data_card(splits, dropped, lengths)
+    (out / "data_card.json").write_text(json.dumps(card, indent=2))
+    (out / "data_card.md").write_text(_card_markdown(card))
+    outputs["data_card"] = str(out / "data_card.md")
+    return StageResult(outputs=outputs, metrics={"rows": {k: len(v) for k, v in splits.items()},
+                                                 "sft_examples": card["sft_examples"]})
+
+
+def main() -> None:
+    from launch.runner import stage_main
+
+    stage_main("data")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The built-in tiny task: seeded math problems, a locally trained tokenizer, a tiny Qwen2 model."""

@@ -1,0 +1,1 @@
+"""Launching the SSP pipeline: recipes, the stage runner, the manifest and the `ssp` CLI."""

@@ -1,0 +1,129 @@
+"""Recipes: a typed schema merged with a YAML file and `key=value` overrides.
+
+    recipe = load_recipe("recipes/tiny.yaml", ["sft.learning_rate=3e-4"])
+
+The schema is a tree of dataclasses (one per stage, a docstring per field). OmegaConf merges
+schema <- YAML <- command line; a misspelt key or a wrong type fails here, at start-up, naming
+the full key path and the file or argument it came from. Each dataclass validates its values
+in ``__post_init__``; those errors are re-raised with the full path too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from data_pipeline.config import DataConfig, TinyModelConfig
+from launch.errors import FieldError, RecipeError, check
+from train.config import ModelConfig, SFTStageConfig
+
+# The pipeline, in order. Later stages (probe, merge, rl, eval) are appended as they land.
+STAGE_ORDER = ["data", "sft"]
+
+
+@dataclass
+class Recipe:
+    """A whole pipeline run."""
+
+    run_name: str = "tiny"
+    """Folder name under output_root; one folder per stage inside it."""
+    output_root: str = "runs"
+    """Where runs are written (relative paths are relative to the working directory)."""
+    stages: list[str] = field(default_factory=lambda: list(STAGE_ORDER))
+    """Stages `ssp run` executes, a subset of the pipeline order."""
+    tiny_model: TinyModelConfig = field(default_factory=TinyModelConfig)
+    """Shape of the tiny task's model and tokenizer (used when model.name_or_path is 'tiny')."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """The data stage."""
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The starting model."""
+    sft: SFTStageConfig = field(default_factory=SFTStageConfig)
+    """The SFT stage."""
+
+    def __post_init__(self):
+        check(self, "run_name", bool(self.run_name) and "/" not in self.run_name,
+              f"must be a non-empty folder name, got {self.run_name!r}")
+        unknown = [s for s in self.stages if s not in STAGE_ORDER]
+        check(self, "stages", not unknown, f"unknown stages {unknown}; known: {STAGE_ORDER}")
+        check(self, "stages", self.stages == [s for s in STAGE_ORDER if s in self.stages],
+              f"must follow the pipeline order {STAGE_ORDER}, got {self.stages}")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.output_root) / self.run_name
+
+
+def _paths_of_types(cls: type, prefix: str = "") -> dict[type, str]:
+    """Map each config dataclass type in the schema to its key path (``SFTStageConfig -> 'sft'``)."""
+    paths: dict[type, str] = {cls: prefix}
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(f.type if isinstance(f.type, type) else None):
+            paths.update(_paths_of_types(f.type, f"{prefix}{f.name}."))
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+            if dataclasses.is_dataclass(value):
+                paths.update(_paths_of_types(type(value), f"{prefix}{f.name}."))
+    return paths
+
+
+def _omegaconf_message(err: OmegaConfBaseException) -> str:
+    key = getattr(err, "full_key", None)
+    msg = str(err).split("\n")[0]
+    return f"{key}: {msg}" if key else msg
+
+
+def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Load and validate a recipe. ``path=None`` gives the schema's defaults (plus overrides)."""
+    cfg: DictConfig = OmegaConf.structured(Recipe)
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise RecipeError(f"recipe file not found: {path}")
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
+        except OmegaConfBaseException as err:
+            raise RecipeError(f"{path}: {_omegaconf_message(err)}") from None
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"override {item!r} is not of the form key=value")
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as err:
+            raise RecipeError(f"override {item!r}: {_omegaconf_message(err)}") from None
+    try:
+        recipe = OmegaConf.to_object(cfg)
+    except FieldError as err:
+        where = _paths_of_types(Recipe).get(type(err.owner), "")
+        source = f"{path}" if path else "recipe"
+        raise RecipeError(f"{source}: {where}{err.field}: {err.message}") from None
+    except OmegaConfBaseException as err:  # e.g. a broken ${interpolation}
+        raise RecipeError(f"{path or 'recipe'}: {_omegaconf_message(err)}") from None
+    assert isinstance(recipe, Recipe)
+    return recipe
+
+
+def to_container(obj: Any) -> Any:
+    """A recipe (or one of its sections) as plain dicts and lists."""
+    return OmegaConf.to_container(OmegaConf.structured(obj), resolve=True)
+
+
+def save_recipe(recipe: Recipe, path: str | Path) -> None:
+    """Write the fully resolved recipe as YAML (what a stage subprocess loads back)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(OmegaConf.to_yaml(OmegaConf.structured(recipe)))
+    tmp.replace(path)
+
+
+def config_hash(*sections: Any) -> str:
+    """A short stable hash of config sections (dataclasses or plain values)."""
+    payload = [to_container(s) if dataclasses.is_dataclass(s) else s for s in sections]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]

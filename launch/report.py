@@ -1,0 +1,76 @@
+"""``runs/<name>/report.md``: what each completed stage produced, with a results table.
+
+Sections appear for the stages that have completed: the data card, and the SFT loss curve
+(PNG) with the held-out greedy accuracy of the starting model and of the final checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from launch.manifest import Manifest
+from launch.recipe import Recipe
+
+
+def results_table(recipe: Recipe) -> str:
+    """Markdown table: held-out greedy accuracy per domain, starting model vs SFT final checkpoint."""
+    entry = Manifest(recipe.run_dir).stage("sft")
+    if not entry or entry.get("status") != "completed":
+        return "(no completed sft stage yet)"
+    acc = entry["metrics"].get("heldout_greedy_accuracy", {})
+    rows = [("starting model", acc.get("start"), acc.get("start_per_domain", {})),
+            (f"SFT final ({Path(entry['outputs']['final']).name})", acc.get("final"), acc.get("final_per_domain", {}))]
+    domains = sorted(acc.get("final_per_domain", {}))
+    out = ["Held-out greedy accuracy (one greedy completion per problem)", "",
+           "| model | all | " + " | ".join(domains) + " |", "|---" * (len(domains) + 2) + "|"]
+    for name, total, per in rows:
+        if total is None:
+            continue
+        out.append(f"| {name} | {total:.3f} | " + " | ".join(f"{per.get(d, 0):.3f}" for d in domains) + " |")
+    return "\n".join(out)
+
+
+def _loss_plot(history_file: Path, out_png: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = json.loads(history_file.read_text())
+    points = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    if not points:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(*zip(*points, strict=True), marker=".")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("train loss (assistant tokens)")
+    ax.set_title("SFT loss")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write_report(recipe: Recipe) -> Path:
+    run_dir = recipe.run_dir
+    manifest = Manifest(run_dir)
+    parts = [f"# Run `{recipe.run_name}`", ""]
+    stage_rows = ["| stage | status | wall time (s) | config hash |", "|---|---|---|---|"]
+    for name, entry in manifest.data["stages"].items():
+        stage_rows.append(f"| {name} | {entry['status']} | {entry.get('wall_seconds')} | {entry.get('config_hash')} |")
+    parts += stage_rows + [""]
+    data = manifest.stage("data")
+    if data and data["status"] == "completed":
+        parts += [Path(data["outputs"]["data_card"]).read_text().replace("# Data card", "## Data card"), ""]
+    sft = manifest.stage("sft")
+    if sft and sft["status"] == "completed":
+        parts += ["## SFT", ""]
+        if _loss_plot(Path(sft["outputs"]["log_history"]), run_dir / "sft_loss.png"):
+            parts += ["![SFT loss](sft_loss.png)", ""]
+        m = sft["metrics"]
+        parts += [f"{m['examples']} examples ({m['dropped_too_long']} dropped as too long), {m['steps']} steps, "
+                  f"loss {m['loss_first']:.3f} -> {m['loss_last']:.3f}.", "", results_table(recipe), ""]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(parts))
+    return path

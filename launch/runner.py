@@ -1,0 +1,189 @@
+"""Run stages in order into ``runs/<run_name>/``, skipping what is already done.
+
+A stage is skipped when the manifest says it completed with the same fingerprint: the hash
+of the config sections it depends on, the output ids of the upstream stages it reads, and the
+size and mtime of external files. A stage whose previous attempt was interrupted (status
+running or failed, same fingerprint) is resumed in place: the SFT stage picks up its last
+complete checkpoint. A stage folder left by a different config, or by ``--force``, is moved
+aside to ``<stage>.replaced-<time>`` rather than deleted: it may hold GPU-days of checkpoints.
+
+Training stages are modules runnable under torchrun. ``run_stage`` launches them as
+``torchrun --standalone --nproc_per_node=N -m train.sft runs/<name>/recipe.yaml`` with the
+recipe resolved to a file, so the workers see exactly the parent's recipe.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+from launch.context import StageContext, StageResult
+from launch.errors import SSPError, StageError
+from launch.manifest import Manifest, now
+from launch.recipe import STAGE_ORDER, Recipe, config_hash, load_recipe, save_recipe
+from launch.stages import STAGES, StageSpec, file_identity
+
+log = logging.getLogger("ssp")
+
+
+def setup_logging() -> None:
+    if not logging.getLogger().handlers:
+        rank = os.environ.get("RANK")
+        prefix = f"[rank {rank}] " if rank not in (None, "0") else ""
+        logging.basicConfig(level=logging.INFO, format=f"%(asctime)s ssp {prefix}%(message)s", datefmt="%H:%M:%S")
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def _require_upstream(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> None:
+    for need in spec.needs:
+        if not manifest.completed(need):
+            raise StageError(
+                f"stage {spec.name!r} needs stage {need!r}, which has not completed in {recipe.run_dir} "
+                f"(run `ssp stage {need} RECIPE` or `ssp run RECIPE` first)")
+
+
+def fingerprint(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> tuple[str, str, dict]:
+    """(config hash, fingerprint, inputs record) of ``spec`` for this recipe and manifest."""
+    chash = config_hash(*spec.sections(recipe))
+    inputs = {
+        "stages": {n: manifest.stage(n)["output_id"] for n in spec.needs},
+        "files": [file_identity(f) for f in spec.external_files(recipe)],
+    }
+    return chash, config_hash(chash, inputs), inputs
+
+
+def _up_to_date(name: str, fp: str, manifest: Manifest, stage_dir: Path) -> bool:
+    entry = manifest.stage(name)
+    return bool(entry) and entry["status"] == "completed" and entry.get("fingerprint") == fp and stage_dir.is_dir()
+
+
+def _move_aside(stage_dir: Path) -> None:
+    if stage_dir.exists():
+        dest = stage_dir.with_name(f"{stage_dir.name}.replaced-{datetime.now():%Y%m%d-%H%M%S}")
+        stage_dir.rename(dest)
+        log.info("moved previous %s to %s", stage_dir, dest)
+
+
+def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult | None:
+    """Run stage ``name`` in this process (one torchrun worker, or the CLI for light stages).
+
+    Every rank takes the same skip decision; only rank 0 touches the manifest and moves folders."""
+    spec = STAGES[name]
+    manifest = Manifest(recipe.run_dir)
+    _require_upstream(spec, recipe, manifest)
+    chash, fp, inputs = fingerprint(spec, recipe, manifest)
+    stage_dir = recipe.run_dir / name
+    if not force and _up_to_date(name, fp, manifest, stage_dir):
+        log.info("stage %s: up to date (fingerprint %s), skipped", name, fp)
+        return None
+    ctx = StageContext(name=name, run_dir=recipe.run_dir, stage_dir=stage_dir,
+                       inputs={n: manifest.stage(n)["outputs"] for n in spec.needs})
+    entry = manifest.stage(name)
+    if ctx.is_main:
+        if force or not entry or entry.get("fingerprint") != fp:
+            _move_aside(stage_dir)
+            attempts = 0
+        else:
+            attempts = entry.get("attempts", 0)
+            log.info("stage %s: resuming an interrupted attempt in %s", name, stage_dir)
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        manifest.update(name, status="running", config_hash=chash, fingerprint=fp, inputs=inputs,
+                        outputs={}, metrics={}, started_at=now(), ended_at=None, wall_seconds=None,
+                        attempts=attempts + 1, world_size=ctx.world_size)
+    _barrier()
+    log.info("stage %s: running into %s", name, stage_dir)
+    start = time.monotonic()
+    try:
+        result = importlib.import_module(spec.module).run(recipe, ctx)
+    except BaseException as err:
+        if ctx.is_main:
+            Manifest(recipe.run_dir).update(name, status="failed", error=f"{type(err).__name__}: {err}",
+                                            ended_at=now())
+        raise
+    _barrier()
+    if ctx.is_main:
+        Manifest(recipe.run_dir).update(
+            name, status="completed", outputs=result.outputs, metrics=result.metrics, error=None,
+            ended_at=now(), wall_seconds=round(time.monotonic() - start, 2), output_id=uuid.uuid4().hex[:16])
+        log.info("stage %s: completed in %.1f s", name, time.monotonic() - start)
+    return result
+
+
+def run_stage(name: str, recipe: Recipe, force: bool = False) -> None:
+    """Run one stage from the CLI: in this process, or through torchrun for training stages."""
+    spec = STAGES[name]
+    if not spec.distributed or "LOCAL_RANK" in os.environ:
+        execute_here(name, recipe, force)
+        return
+    manifest = Manifest(recipe.run_dir)
+    _require_upstream(spec, recipe, manifest)
+    _, fp, _ = fingerprint(spec, recipe, manifest)
+    if not force and _up_to_date(name, fp, manifest, recipe.run_dir / name):
+        log.info("stage %s: up to date (fingerprint %s), skipped", name, fp)
+        return
+    if force:
+        _move_aside(recipe.run_dir / name)
+        manifest.reset(name)
+    resolved = recipe.run_dir / "recipe.yaml"
+    save_recipe(recipe, resolved)
+    nproc = spec.nproc(recipe)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", spec.module, str(resolved)]
+    log.info("stage %s: launching %s", name, " ".join(cmd[1:]))
+    code = subprocess.call(cmd)
+    if code != 0:
+        raise StageError(f"stage {name!r} failed: torchrun exited with code {code} (see the log above; "
+                         f"re-running resumes from the last complete checkpoint)")
+    if not Manifest(recipe.run_dir).completed(name):
+        raise StageError(f"stage {name!r}: torchrun exited 0 but the manifest does not record completion")
+
+
+def run_pipeline(recipe: Recipe, force: str | None = None) -> Path:
+    """Run the recipe's stages in order; ``force`` redoes that stage and every stage after it."""
+    if force is not None and force not in recipe.stages:
+        raise StageError(f"--force {force!r}: not a stage of this recipe (stages: {recipe.stages})")
+    save_recipe(recipe, recipe.run_dir / "recipe.yaml")
+    for name in recipe.stages:
+        forced = force is not None and STAGE_ORDER.index(name) >= STAGE_ORDER.index(force)
+        run_stage(name, recipe, force=forced)
+    from launch.report import write_report
+
+    return write_report(recipe)
+
+
+def stage_main(name: str, argv: list[str] | None = None) -> None:
+    """Entry point of ``python -m <stage module>`` and ``torchrun -m <stage module>``:
+    ``RECIPE [key=value ...] [--force]``."""
+    setup_logging()
+    args = list(sys.argv[1:] if argv is None else argv)
+    force = "--force" in args
+    args = [a for a in args if a != "--force"]
+    if not args:
+        sys.exit(f"usage: python -m {STAGES[name].module} RECIPE [key=value ...] [--force]")
+    try:
+        recipe = load_recipe(args[0], args[1:])
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch
+            import torch.distributed as dist
+
+            if not dist.is_initialized():
+                if torch.cuda.is_available():
+                    torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+                dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        execute_here(name, recipe, force)
+    except SSPError as err:
+        print(f"ssp: error: {err}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,59 @@
+"""The pipeline's stages: which module runs each, what it reads, which config it depends on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from launch.recipe import STAGE_ORDER, Recipe
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    module: str  # has run(recipe, ctx) -> StageResult, and main() for `python -m` / torchrun
+    needs: tuple[str, ...]  # upstream stages whose outputs it reads
+    distributed: bool  # launched through torchrun with the stage's process count
+    sections: Callable[[Recipe], tuple]  # config the stage depends on (hashed)
+    external_files: Callable[[Recipe], list[str]] = lambda r: []  # files outside the run it reads
+    nproc: Callable[[Recipe], int] = lambda r: 1
+
+
+def _data_files(r: Recipe) -> list[str]:
+    if r.data.source != "files":
+        return []
+    return [p for p in (r.data.train_file, r.data.rl_file, r.data.eval_file, *r.data.probe_files.values()) if p]
+
+
+def _sft_files(r: Recipe) -> list[str]:
+    files = [r.sft.deepspeed] if r.sft.deepspeed else []
+    if r.model.name_or_path != "tiny" and Path(r.model.name_or_path).exists():
+        files.append(r.model.name_or_path)
+    return files
+
+
+STAGES: dict[str, StageSpec] = {
+    "data": StageSpec("data", "data_pipeline.stage", needs=(), distributed=False,
+                      sections=lambda r: (r.data, r.tiny_model, r.model.name_or_path == "tiny"),
+                      external_files=_data_files),
+    "sft": StageSpec("sft", "train.sft", needs=("data",), distributed=True,
+                     sections=lambda r: (r.model, r.sft), external_files=_sft_files,
+                     nproc=lambda r: r.sft.nproc_per_node),
+}
+assert list(STAGES) == STAGE_ORDER, "every stage in STAGE_ORDER needs a StageSpec"
+
+
+def file_identity(path: str) -> dict[str, Any]:
+    """Cheap identity of an external input: size and modification time (not a content hash:
+    corpora can be many GB). A missing file is reported by the stage itself."""
+    p = Path(path)
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+        return {"path": str(p), "files": len(files), "bytes": sum(f.stat().st_size for f in files),
+                "mtime_ns": max((f.stat().st_mtime_ns for f in files), default=0)}
+    if p.is_file():
+        st = p.stat()
+        return {"path": str(p), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"path": str(p), "missing": True}

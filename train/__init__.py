@@ -1,0 +1,1 @@
+"""Training stages: SFT (this package), later probing, merging and MGPO RL."""

@@ -1,0 +1,68 @@
+"""Atomic SFT checkpoints: written under a staging folder, renamed into place once complete.
+
+The Trainer writes ``<stage>/_staging/checkpoint-N`` (weights, tokenizer, optimizer, scheduler,
+RNG, trainer state; DeepSpeed shards from every rank). When the save has finished on every
+rank, rank 0 renames it to ``<stage>/checkpoints/checkpoint-N`` (one ``rename``: atomic on a
+POSIX filesystem). Anything under ``checkpoints/`` is therefore complete, and a crash can only
+leave debris under ``_staging/``, which the next attempt deletes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+CHECKPOINTS, STAGING = "checkpoints", "_staging"
+_CKPT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def complete_checkpoints(stage_dir: Path) -> list[Path]:
+    """Complete checkpoints of a stage, by step."""
+    root = Path(stage_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _CKPT.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(stage_dir: Path) -> Path | None:
+    ckpts = complete_checkpoints(stage_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def clear_staging(stage_dir: Path) -> None:
+    """Delete half-written checkpoints of an interrupted attempt (rank 0, before training)."""
+    shutil.rmtree(Path(stage_dir) / STAGING, ignore_errors=True)
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+class AtomicCheckpoints(TrainerCallback):
+    """Publish each checkpoint by rename once every rank has written its part; save the last step."""
+
+    def __init__(self, stage_dir: Path):
+        self.staging = Path(stage_dir) / STAGING
+        self.final = Path(stage_dir) / CHECKPOINTS
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.max_steps and state.global_step >= state.max_steps:
+            control.should_save = True  # the final step is always a checkpoint
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        _barrier()  # every rank has finished writing its shards
+        if state.is_world_process_zero:
+            name = f"checkpoint-{state.global_step}"
+            self.final.mkdir(parents=True, exist_ok=True)
+            os.replace(self.staging / name, self.final / name)
+        _barrier()
+        return control

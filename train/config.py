@@ -1,0 +1,94 @@
+"""Recipe schema of the model and of the `sft` stage."""
+
+from dataclasses import dataclass
+
+from launch.errors import check
+
+
+@dataclass
+class ModelConfig:
+    """The model SFT starts from."""
+
+    name_or_path: str = "tiny"
+    """'tiny': the model the data stage builds for the tiny task. Otherwise a local folder or a hub id
+    (e.g. Qwen/Qwen2.5-Math-1.5B); hub ids need network access at run time."""
+    dtype: str = "auto"
+    """Weights' dtype when loading: 'auto' (bfloat16 on a bf16-capable GPU, float32 on CPU), 'bfloat16', 'float32'."""
+    attn_implementation: str = "sdpa"
+    """'sdpa' works everywhere; 'flash_attention_2' on GPUs with flash-attn installed."""
+
+    def __post_init__(self):
+        check(self, "name_or_path", bool(self.name_or_path), "must not be empty")
+        check(self, "dtype", self.dtype in ("auto", "bfloat16", "float32", "float16"),
+              f"must be auto, bfloat16, float16 or float32, got {self.dtype!r}")
+
+
+@dataclass
+class SFTStageConfig:
+    """Supervised fine-tuning on the multi-solution corpus (TRL SFTTrainer).
+
+    Loss is next-token cross-entropy on the assistant turn only (prompt tokens are masked)."""
+
+    nproc_per_node: int = 1
+    """Processes `ssp run` starts with torchrun (one per GPU; 1 on CPU)."""
+    max_length: int = 256
+    """Longest tokenised example. Longer examples are dropped with a count in the log, never silently cut
+    (TRL's own default truncates at 1024)."""
+    num_train_epochs: float = 3.0
+    """Epochs over the expanded corpus (one example per problem and solution)."""
+    max_steps: int = -1
+    """If > 0, overrides num_train_epochs."""
+    per_device_train_batch_size: int = 32
+    """Micro-batch per process."""
+    gradient_accumulation_steps: int = 1
+    """Global batch = per_device_train_batch_size x gradient_accumulation_steps x processes."""
+    learning_rate: float = 1e-3
+    """Peak learning rate (the 3B report: 5e-5 for a pretrained model; the tiny model starts from random weights)."""
+    lr_scheduler_type: str = "cosine"
+    """Schedule after warmup (transformers names)."""
+    warmup_ratio: float = 0.05
+    """Share of steps spent warming up (the 3B report: 5%)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping."""
+    save_every: int = 50
+    """Save a checkpoint every this many optimizer steps; all are kept because probing scores each one.
+    The final step is always saved."""
+    logging_steps: int = 10
+    """Log loss and learning rate every this many steps."""
+    bf16: bool | None = None
+    """Mixed precision. None = on where a CUDA GPU supports bf16, off on CPU."""
+    deepspeed: str | None = None
+    """Path to a DeepSpeed JSON config (recipes/deepspeed/zero2.json, zero3.json); GPU only."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory on long sequences."""
+    packing: bool = False
+    """Pack examples into max_length blocks (TRL 'bfd'; needs flash attention for exact masking)."""
+    seed: int = 42
+    """Seed of model init-free training randomness (data order, dropout)."""
+    report_to: str = "none"
+    """'none', 'wandb' or 'tensorboard' (transformers names)."""
+    eval_max_new_tokens: int = 96
+    """Greedy held-out check at the end of the stage: tokens generated per problem."""
+    eval_batch_size: int = 64
+    """Greedy held-out check: prompts per generate call."""
+    eval_limit: int = 0
+    """Greedy held-out check: at most this many problems (0 = the whole eval set)."""
+    eval_base: bool = True
+    """Also measure the starting model's greedy held-out accuracy, for the before/after comparison."""
+
+    def __post_init__(self):
+        check(self, "nproc_per_node", self.nproc_per_node >= 1, f"must be >= 1, got {self.nproc_per_node}")
+        check(self, "max_length", self.max_length > 0, f"must be > 0, got {self.max_length}")
+        check(self, "learning_rate", self.learning_rate > 0, f"must be > 0, got {self.learning_rate}")
+        check(self, "warmup_ratio", 0 <= self.warmup_ratio < 1, f"must be in [0, 1), got {self.warmup_ratio}")
+        check(self, "save_every", self.save_every > 0, f"must be > 0, got {self.save_every}")
+        check(self, "num_train_epochs", self.num_train_epochs > 0 or self.max_steps > 0,
+              "must be > 0 unless max_steps > 0")
+        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps",
+                     "eval_max_new_tokens", "eval_batch_size"):
+            check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
+        check(self, "eval_limit", self.eval_limit >= 0, "must be >= 0")
+        check(self, "report_to", self.report_to in ("none", "wandb", "tensorboard"),
+              f"must be none, wandb or tensorboard, got {self.report_to!r}")

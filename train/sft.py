@@ -1,0 +1,177 @@
+"""The `sft` stage: diversity-distillation SFT on the multi-solution corpus (TRL SFTTrainer).
+
+    torchrun --nproc_per_node=8 -m train.sft recipes/vibethinker_1p5b.yaml sft.learning_rate=3e-5
+    ssp stage sft recipes/tiny.yaml            # launches torchrun with sft.nproc_per_node
+
+Each (problem, solution) pair of the corpus is one prompt/completion chat example; the loss is
+next-token cross-entropy on the completion (assistant turn) only. Departures from a stock TRL
+run, each on purpose:
+
+- Examples longer than ``sft.max_length`` are dropped and counted, never truncated (TRL's
+  default silently cuts at 1024 tokens, which would teach the model to stop mid-solution).
+- A checkpoint every ``save_every`` steps, all kept (probing scores each one), published
+  atomically (``train/checkpoints.py``); the final step is always saved.
+- Re-running an interrupted stage resumes from the last complete checkpoint, with the same
+  data order (the Trainer's own resume).
+- The stage ends with a greedy held-out accuracy of the final checkpoint, beside the starting
+  model's, as a quick check that SFT learned something.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from data_pipeline.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples
+from launch.context import StageContext, StageResult
+from launch.recipe import Recipe
+
+log = logging.getLogger("ssp")
+
+
+def _bf16(recipe: Recipe) -> bool:
+    if recipe.sft.bf16 is not None:
+        return recipe.sft.bf16
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def _dtype(recipe: Recipe) -> str:
+    if recipe.model.dtype != "auto":
+        return recipe.model.dtype
+    return "bfloat16" if _bf16(recipe) else "float32"
+
+
+def model_path(recipe: Recipe, ctx: StageContext) -> str:
+    if recipe.model.name_or_path == "tiny":
+        return ctx.inputs["data"]["base_model"]
+    return recipe.model.name_or_path
+
+
+def build_dataset(examples: list[dict[str, Any]], tokenizer, max_length: int):
+    """The training set as a ``datasets.Dataset``, without the examples longer than max_length."""
+    import datasets
+
+    ds = datasets.Dataset.from_list(examples)
+
+    def length(ex):
+        return {"n_tokens": len(tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True)["input_ids"])}
+
+    ds = ds.map(length, desc="sft: measuring example lengths")
+    kept = ds.filter(lambda ex: ex["n_tokens"] <= max_length, desc="sft: dropping over-long examples")
+    return kept.remove_columns(["n_tokens"]), len(ds) - len(kept), max(ds["n_tokens"])
+
+
+def trl_config(recipe: Recipe, output_dir: Path):
+    from trl import SFTConfig
+
+    cfg = recipe.sft
+    return SFTConfig(
+        output_dir=str(output_dir),
+        max_length=cfg.max_length,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio of total steps
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        save_strategy="steps",
+        save_steps=cfg.save_every,
+        save_total_limit=None,  # keep every checkpoint: probing needs them all
+        logging_steps=cfg.logging_steps,
+        logging_first_step=True,
+        bf16=_bf16(recipe),
+        deepspeed=cfg.deepspeed,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        packing=cfg.packing,
+        completion_only_loss=True,  # loss on the assistant turn only
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=cfg.report_to,
+        dataset_num_proc=None,
+        model_init_kwargs={"dtype": _dtype(recipe), "attn_implementation": recipe.model.attn_implementation},
+        disable_tqdm=False,
+        save_only_model=False,
+    )
+
+
+def run(recipe: Recipe, ctx: StageContext) -> StageResult:
+    from transformers import AutoTokenizer
+    from trl import SFTTrainer
+
+    from train.checkpoints import AtomicCheckpoints, clear_staging, complete_checkpoints, latest_checkpoint
+    from train.greedy_eval import greedy_accuracy
+
+    cfg, data = recipe.sft, ctx.inputs["data"]
+    # Validate every input before any training (bad rows fail naming file, row and field).
+    rows = load_rows(data["sft"], SFT_FIELDS, "sft")
+    eval_rows = load_rows(data["eval"], PROBLEM_FIELDS, "eval")
+    if cfg.eval_limit:
+        eval_rows = eval_rows[: cfg.eval_limit]
+    start_model = model_path(recipe, ctx)
+    tokenizer = AutoTokenizer.from_pretrained(start_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    train_ds, dropped, longest = build_dataset(sft_examples(rows, recipe.data.prompt_suffix), tokenizer, cfg.max_length)
+    if dropped:
+        log.warning("sft: dropped %d of %d examples longer than sft.max_length=%d (longest: %d tokens)",
+                    dropped, dropped + len(train_ds), cfg.max_length, longest)
+    if len(train_ds) == 0:
+        raise ValueError(f"sft: every example is longer than sft.max_length={cfg.max_length}")
+
+    metrics: dict[str, Any] = {"examples": len(train_ds), "dropped_too_long": dropped}
+    eval_kw = dict(suffix=recipe.data.prompt_suffix, batch_size=cfg.eval_batch_size,
+                   max_new_tokens=cfg.eval_max_new_tokens)
+    resume = latest_checkpoint(ctx.stage_dir)
+    if ctx.is_main:
+        clear_staging(ctx.stage_dir)
+        base_file = ctx.stage_dir / "base_eval.json"
+        if cfg.eval_base and not base_file.exists():
+            base = greedy_accuracy(start_model, eval_rows, desc="sft: greedy eval of the starting model", **eval_kw)
+            base_file.write_text(json.dumps(base, indent=2))
+
+    trainer = SFTTrainer(
+        model=start_model,
+        args=trl_config(recipe, ctx.stage_dir / "_staging"),
+        train_dataset=train_ds,
+        processing_class=tokenizer,
+        callbacks=[AtomicCheckpoints(ctx.stage_dir)],
+    )
+    if resume:
+        log.info("sft: resuming from %s", resume)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+    final = latest_checkpoint(ctx.stage_dir)
+    history = trainer.state.log_history
+    losses = [h["loss"] for h in history if "loss" in h]
+    metrics.update(steps=trainer.state.global_step, resumed_from=str(resume) if resume else None,
+                   loss_first=losses[0] if losses else None, loss_last=losses[-1] if losses else None)
+    if ctx.is_main:
+        (ctx.stage_dir / "log_history.json").write_text(json.dumps(history, indent=2))
+        final_eval = greedy_accuracy(final, eval_rows, desc="sft: greedy eval of the final checkpoint", **eval_kw)
+        (ctx.stage_dir / "final_eval.json").write_text(json.dumps(final_eval, indent=2))
+        metrics["heldout_greedy_accuracy"] = {"final": final_eval["accuracy"],
+                                              "final_per_domain": final_eval["per_domain"]}
+        if (ctx.stage_dir / "base_eval.json").exists():
+            base = json.loads((ctx.stage_dir / "base_eval.json").read_text())
+            metrics["heldout_greedy_accuracy"].update(start=base["accuracy"], start_per_domain=base["per_domain"])
+        log.info("sft: held-out greedy accuracy %s", metrics["heldout_greedy_accuracy"])
+    outputs = {"checkpoints": [str(p) for p in complete_checkpoints(ctx.stage_dir)], "final": str(final),
+               "log_history": str(ctx.stage_dir / "log_history.json")}
+    return StageResult(outputs=outputs, metrics=metrics)
+
+
+def main() -> None:
+    from launch.runner import stage_main
+
+    stage_main("sft")
+
+
+if __name__ == "__main__":
+    main()
