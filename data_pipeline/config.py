@@ -12,7 +12,7 @@ class TinyModelConfig:
     """Shape of the randomly initialised Qwen2 model built for the tiny task."""
 
     hidden_size: int = 128
-    """Width. hidden_size / num_attention_heads must be 64: vLLM's CPU attention kernels reject head_dim 16."""
+    """Width. Keep hidden_size / num_attention_heads = 64: vLLM's CPU attention kernels reject head_dim 16."""
     num_hidden_layers: int = 4
     """Decoder layers."""
     num_attention_heads: int = 2
@@ -27,15 +27,33 @@ class TinyModelConfig:
     """Target size of the byte-level BPE vocabulary trained on the corpus (special tokens included)."""
 
     def __post_init__(self):
-        for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
-                     "intermediate_size", "max_position_embeddings"):
+        for name in (
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "num_key_value_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+        ):
             check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
-        check(self, "num_attention_heads", self.hidden_size % self.num_attention_heads == 0,
-              "must divide hidden_size")
-        check(self, "num_key_value_heads", self.num_attention_heads % self.num_key_value_heads == 0,
-              "must divide num_attention_heads")
-        check(self, "vocab_size", self.vocab_size >= 300,
-              f"must be >= 300 (256 byte symbols plus specials and merges), got {self.vocab_size}")
+        check(
+            self,
+            "num_attention_heads",
+            self.hidden_size % self.num_attention_heads == 0,
+            "must divide hidden_size",
+        )
+        check(
+            self,
+            "num_key_value_heads",
+            self.num_attention_heads % self.num_key_value_heads == 0,
+            "must divide num_attention_heads",
+        )
+        check(
+            self,
+            "vocab_size",
+            self.vocab_size >= 300,
+            f"must be >= 300 (256 byte symbols plus specials and merges), got {self.vocab_size}",
+        )
 
 
 @dataclass
@@ -73,14 +91,24 @@ class DataConfig:
     """Drop SFT/RL/probe rows sharing a normalised word n-gram with an eval problem (METHOD.md: 10). 0 = off."""
 
     def __post_init__(self):
-        check(self, "source", self.source in ("tiny", "files"), f"must be 'tiny' or 'files', got {self.source!r}")
+        check(
+            self,
+            "source",
+            self.source in ("tiny", "files"),
+            f"must be 'tiny' or 'files', got {self.source!r}",
+        )
         check(self, "domains", len(self.domains) > 0, "needs at least one domain")
         check(self, "domains", len(set(self.domains)) == len(self.domains), f"has duplicates: {self.domains}")
         if self.source == "tiny":
             unknown = sorted(set(self.domains) - set(TINY_DOMAINS))
             check(self, "domains", not unknown, f"unknown tiny-task domains {unknown}; known: {TINY_DOMAINS}")
-            for name in ("train_problems_per_domain", "probe_problems_per_domain",
-                         "rl_problems_per_domain", "eval_problems_per_domain", "solutions_per_problem"):
+            for name in (
+                "train_problems_per_domain",
+                "probe_problems_per_domain",
+                "rl_problems_per_domain",
+                "eval_problems_per_domain",
+                "solutions_per_problem",
+            ):
                 check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
         else:
             check(self, "train_file", bool(self.train_file), "is required when source=files")

@@ -40,6 +40,15 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return ds.to_list()
 
 
+def _blank(path: Path) -> bool:
+    """True for a file holding nothing but white space (datasets refuses to read it)."""
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 16):
+            if chunk.strip():
+                return False
+    return True
+
+
 def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str | list) and len(value) == 0)
 
@@ -49,7 +58,7 @@ def load_rows(path: str | Path, fields: tuple[str, ...], split: str) -> list[dic
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{split} split: file not found: {path}")
-    rows = _read(path)
+    rows = [] if _blank(path) else _read(path)
     if not rows:
         raise DataError(f"{split} split is empty: {path}")
     for i, row in enumerate(rows, start=1):
@@ -94,8 +103,11 @@ def chat_prompt(problem: str, suffix: str) -> list[dict[str, str]]:
 def sft_examples(rows: list[dict[str, Any]], suffix: str) -> list[dict[str, Any]]:
     """Expand multi-solution rows into one prompt/completion chat example per solution."""
     return [
-        {"prompt": chat_prompt(r["problem"], suffix),
-         "completion": [{"role": "assistant", "content": s}],
-         "domain": r["domain"]}
-        for r in rows for s in r["solutions"]
+        {
+            "prompt": chat_prompt(r["problem"], suffix),
+            "completion": [{"role": "assistant", "content": s}],
+            "domain": r["domain"],
+        }
+        for r in rows
+        for s in r["solutions"]
     ]

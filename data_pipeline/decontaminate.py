@@ -20,7 +20,7 @@ def words(text: str) -> tuple[str, ...]:
 
 
 def _grams(ws: tuple[str, ...], n: int) -> set[tuple[str, ...]]:
-    return {ws[i:i + n] for i in range(len(ws) - n + 1)}
+    return {ws[i : i + n] for i in range(len(ws) - n + 1)}
 
 
 class Decontaminator:

@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 
 from data_pipeline.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, user_prompt, write_rows
 from data_pipeline.decontaminate import Decontaminator
-from launch.errors import DataError
 from launch.context import StageContext, StageResult
+from launch.errors import DataError
 from launch.recipe import Recipe
 
 
@@ -32,8 +32,12 @@ def _tiny_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
     cfg = recipe.data
     splits: dict[str, list[dict[str, Any]]] = {"eval": [], "rl": [], "sft": []}
     splits.update({f"probe/{d}": [] for d in cfg.domains})
-    plan = [("eval", cfg.eval_problems_per_domain), ("probe", cfg.probe_problems_per_domain),
-            ("rl", cfg.rl_problems_per_domain), ("sft", cfg.train_problems_per_domain)]
+    plan = [
+        ("eval", cfg.eval_problems_per_domain),
+        ("probe", cfg.probe_problems_per_domain),
+        ("rl", cfg.rl_problems_per_domain),
+        ("sft", cfg.train_problems_per_domain),
+    ]
     for domain in tqdm(cfg.domains, desc="data: generating tiny task"):
         taken: set[str] = set()
         for s_index, (split, count) in enumerate(plan):
@@ -41,8 +45,13 @@ def _tiny_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
             taken |= {p.problem for p in problems}
             key = f"probe/{domain}" if split == "probe" else split
             for i, p in enumerate(problems):
-                row = {"id": f"{split}-{domain}-{i:05d}", "domain": domain, "kind": p.kind,
-                       "problem": p.problem, "answer": p.answer}
+                row = {
+                    "id": f"{split}-{domain}-{i:05d}",
+                    "domain": domain,
+                    "kind": p.kind,
+                    "problem": p.problem,
+                    "answer": p.answer,
+                }
                 if split == "sft":
                     chosen = p.solutions[: cfg.solutions_per_problem]
                     row["solutions"] = [s.text for s in chosen]
@@ -77,38 +86,61 @@ def _decontaminate(splits: dict[str, list[dict[str, Any]]], n: int) -> dict[str,
     return dropped
 
 
-def _data_card(splits: dict[str, list[dict[str, Any]]], dropped: dict[str, int], token_lengths: list[int]) -> dict:
-    per_split = {name: dict(sorted(Counter(r["domain"] for r in rows).items())) for name, rows in splits.items()}
+def _data_card(
+    splits: dict[str, list[dict[str, Any]]], dropped: dict[str, int], token_lengths: list[int]
+) -> dict:
+    per_split = {
+        name: dict(sorted(Counter(r["domain"] for r in rows).items())) for name, rows in splits.items()
+    }
     sols = [len(r["solutions"]) for r in splits["sft"]]
     strategies = Counter(s for r in splits["sft"] for s in r.get("strategies") or [])
     distinct = [len(set(r["strategies"])) for r in splits["sft"] if r.get("strategies")]
     card = {
         "rows_per_split_and_domain": per_split,
         "sft_examples": sum(sols),
-        "solutions_per_problem": {"mean": round(statistics.mean(sols), 3), "min": min(sols), "max": max(sols)},
+        "solutions_per_problem": {
+            "mean": round(statistics.mean(sols), 3),
+            "min": min(sols),
+            "max": max(sols),
+        },
         "distinct_strategies_per_problem_mean": round(statistics.mean(distinct), 3) if distinct else None,
         "strategies": dict(strategies.most_common()),
         "decontamination_dropped": dropped,
     }
     if token_lengths:
-        card["sft_example_tokens"] = {"mean": round(statistics.mean(token_lengths), 1), "max": max(token_lengths)}
+        card["sft_example_tokens"] = {
+            "mean": round(statistics.mean(token_lengths), 1),
+            "max": max(token_lengths),
+        }
     return card
 
 
 def _card_markdown(card: dict) -> str:
     splits = card["rows_per_split_and_domain"]
     domains = sorted({d for counts in splits.values() for d in counts})
-    lines = ["# Data card", "", "| split | " + " | ".join(domains) + " | total |",
-             "|---" * (len(domains) + 2) + "|"]
+    lines = [
+        "# Data card",
+        "",
+        "| split | " + " | ".join(domains) + " | total |",
+        "|---" * (len(domains) + 2) + "|",
+    ]
     for name, counts in splits.items():
-        lines.append(f"| {name} | " + " | ".join(str(counts.get(d, 0)) for d in domains)
-                     + f" | {sum(counts.values())} |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(str(counts.get(d, 0)) for d in domains)
+            + f" | {sum(counts.values())} |"
+        )
     s = card["solutions_per_problem"]
-    lines += ["", f"SFT examples (problem x solution): {card['sft_examples']}; solutions per problem: "
-              f"mean {s['mean']}, min {s['min']}, max {s['max']}."]
+    lines += [
+        "",
+        f"SFT examples (problem x solution): {card['sft_examples']}; solutions per problem: "
+        f"mean {s['mean']}, min {s['min']}, max {s['max']}.",
+    ]
     if card.get("distinct_strategies_per_problem_mean"):
-        lines.append(f"Distinct strategies per problem: {card['distinct_strategies_per_problem_mean']}; "
-                     f"strategies: {card['strategies']}.")
+        lines.append(
+            f"Distinct strategies per problem: {card['distinct_strategies_per_problem_mean']}; "
+            f"strategies: {card['strategies']}."
+        )
     if "sft_example_tokens" in card:
         t = card["sft_example_tokens"]
         lines.append(f"Tokens per SFT example (chat template applied): mean {t['mean']}, max {t['max']}.")
@@ -128,10 +160,17 @@ def _build_tiny_model(recipe: Recipe, splits: dict, out: Path) -> tuple[Path, li
     model_dir = out / "base_model"
     save_tiny_model(model, tokenizer, model_dir)
     lengths = [
-        len(tokenizer.apply_chat_template(
-            [{"role": "user", "content": user_prompt(r["problem"], suffix)},
-             {"role": "assistant", "content": s}], tokenize=True)["input_ids"])
-        for r in splits["sft"] for s in r["solutions"]
+        len(
+            tokenizer.apply_chat_template(
+                [
+                    {"role": "user", "content": user_prompt(r["problem"], suffix)},
+                    {"role": "assistant", "content": s},
+                ],
+                tokenize=True,
+            )["input_ids"]
+        )
+        for r in splits["sft"]
+        for s in r["solutions"]
     ]
     return model_dir, lengths
 
@@ -139,10 +178,14 @@ def _build_tiny_model(recipe: Recipe, splits: dict, out: Path) -> tuple[Path, li
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     out = ctx.stage_dir
     splits = _tiny_splits(recipe) if recipe.data.source == "tiny" else _file_splits(recipe)
-    dropped = _decontaminate(splits, recipe.data.decontaminate_ngram) if recipe.data.decontaminate_ngram else {}
+    dropped = (
+        _decontaminate(splits, recipe.data.decontaminate_ngram) if recipe.data.decontaminate_ngram else {}
+    )
     for name, rows in splits.items():
         if not rows:  # decontamination can empty a split: say so instead of training on nothing
-            raise DataError(f"data: split {name!r} is empty after decontamination ({dropped.get(name)} rows dropped)")
+            raise DataError(
+                f"data: split {name!r} is empty after decontamination ({dropped.get(name)} rows dropped)"
+            )
 
     outputs: dict[str, Any] = {}
     for name, rows in tqdm(splits.items(), desc="data: writing splits"):
@@ -161,8 +204,10 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     (out / "data_card.json").write_text(json.dumps(card, indent=2))
     (out / "data_card.md").write_text(_card_markdown(card))
     outputs["data_card"] = str(out / "data_card.md")
-    return StageResult(outputs=outputs, metrics={"rows": {k: len(v) for k, v in splits.items()},
-                                                 "sft_examples": card["sft_examples"]})
+    return StageResult(
+        outputs=outputs,
+        metrics={"rows": {k: len(v) for k, v in splits.items()}, "sft_examples": card["sft_examples"]},
+    )
 
 
 def main() -> None:

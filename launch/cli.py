@@ -1,8 +1,8 @@
 """The ``ssp`` command.
 
-    ssp run RECIPE [key=value ...] [--force STAGE]     every stage of the recipe, in order
-    ssp stage NAME RECIPE [key=value ...] [--force]    one stage
-    ssp show RECIPE [key=value ...]                    the resolved recipe, validated
+ssp run RECIPE [key=value ...] [--force STAGE]     every stage of the recipe, in order
+ssp stage NAME RECIPE [key=value ...] [--force]    one stage
+ssp show RECIPE [key=value ...]                    the resolved recipe, validated
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the recipe's stages in order (completed ones are skipped)")
     run.add_argument("recipe")
     run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. sft.learning_rate=3e-4")
-    run.add_argument("--force", metavar="STAGE", choices=STAGE_ORDER,
-                     help="redo this stage and every stage after it")
+    run.add_argument(
+        "--force", metavar="STAGE", choices=STAGE_ORDER, help="redo this stage and every stage after it"
+    )
     stage = sub.add_parser("stage", help="run one stage")
     stage.add_argument("name", choices=STAGE_ORDER)
     stage.add_argument("recipe")

@@ -48,12 +48,20 @@ class Recipe:
     """The SFT stage."""
 
     def __post_init__(self):
-        check(self, "run_name", bool(self.run_name) and "/" not in self.run_name,
-              f"must be a non-empty folder name, got {self.run_name!r}")
+        check(
+            self,
+            "run_name",
+            bool(self.run_name) and "/" not in self.run_name,
+            f"must be a non-empty folder name, got {self.run_name!r}",
+        )
         unknown = [s for s in self.stages if s not in STAGE_ORDER]
         check(self, "stages", not unknown, f"unknown stages {unknown}; known: {STAGE_ORDER}")
-        check(self, "stages", self.stages == [s for s in STAGE_ORDER if s in self.stages],
-              f"must follow the pipeline order {STAGE_ORDER}, got {self.stages}")
+        check(
+            self,
+            "stages",
+            self.stages == [s for s in STAGE_ORDER if s in self.stages],
+            f"must follow the pipeline order {STAGE_ORDER}, got {self.stages}",
+        )
 
     @property
     def run_dir(self) -> Path:

@@ -19,11 +19,21 @@ def results_table(recipe: Recipe) -> str:
     if not entry or entry.get("status") != "completed":
         return "(no completed sft stage yet)"
     acc = entry["metrics"].get("heldout_greedy_accuracy", {})
-    rows = [("starting model", acc.get("start"), acc.get("start_per_domain", {})),
-            (f"SFT final ({Path(entry['outputs']['final']).name})", acc.get("final"), acc.get("final_per_domain", {}))]
+    rows = [
+        ("starting model", acc.get("start"), acc.get("start_per_domain", {})),
+        (
+            f"SFT final ({Path(entry['outputs']['final']).name})",
+            acc.get("final"),
+            acc.get("final_per_domain", {}),
+        ),
+    ]
     domains = sorted(acc.get("final_per_domain", {}))
-    out = ["Held-out greedy accuracy (one greedy completion per problem)", "",
-           "| model | all | " + " | ".join(domains) + " |", "|---" * (len(domains) + 2) + "|"]
+    out = [
+        "Held-out greedy accuracy (one greedy completion per problem)",
+        "",
+        "| model | all | " + " | ".join(domains) + " |",
+        "|---" * (len(domains) + 2) + "|",
+    ]
     for name, total, per in rows:
         if total is None:
             continue
@@ -58,7 +68,9 @@ def write_report(recipe: Recipe) -> Path:
     parts = [f"# Run `{recipe.run_name}`", ""]
     stage_rows = ["| stage | status | wall time (s) | config hash |", "|---|---|---|---|"]
     for name, entry in manifest.data["stages"].items():
-        stage_rows.append(f"| {name} | {entry['status']} | {entry.get('wall_seconds')} | {entry.get('config_hash')} |")
+        stage_rows.append(
+            f"| {name} | {entry['status']} | {entry.get('wall_seconds')} | {entry.get('config_hash')} |"
+        )
     parts += stage_rows + [""]
     data = manifest.stage("data")
     if data and data["status"] == "completed":
@@ -69,8 +81,13 @@ def write_report(recipe: Recipe) -> Path:
         if _loss_plot(Path(sft["outputs"]["log_history"]), run_dir / "sft_loss.png"):
             parts += ["![SFT loss](sft_loss.png)", ""]
         m = sft["metrics"]
-        parts += [f"{m['examples']} examples ({m['dropped_too_long']} dropped as too long), {m['steps']} steps, "
-                  f"loss {m['loss_first']:.3f} -> {m['loss_last']:.3f}.", "", results_table(recipe), ""]
+        parts += [
+            f"{m['examples']} examples ({m['dropped_too_long']} dropped as too long), {m['steps']} steps, "
+            f"loss {m['loss_first']:.3f} -> {m['loss_last']:.3f}.",
+            "",
+            results_table(recipe),
+            "",
+        ]
     path = run_dir / "report.md"
     path.write_text("\n".join(parts))
     return path

@@ -37,7 +37,9 @@ def setup_logging() -> None:
     if not logging.getLogger().handlers:
         rank = os.environ.get("RANK")
         prefix = f"[rank {rank}] " if rank not in (None, "0") else ""
-        logging.basicConfig(level=logging.INFO, format=f"%(asctime)s ssp {prefix}%(message)s", datefmt="%H:%M:%S")
+        logging.basicConfig(
+            level=logging.INFO, format=f"%(asctime)s ssp {prefix}%(message)s", datefmt="%H:%M:%S"
+        )
 
 
 def _barrier() -> None:
@@ -52,7 +54,8 @@ def _require_upstream(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> No
         if not manifest.completed(need):
             raise StageError(
                 f"stage {spec.name!r} needs stage {need!r}, which has not completed in {recipe.run_dir} "
-                f"(run `ssp stage {need} RECIPE` or `ssp run RECIPE` first)")
+                f"(run `ssp stage {need} RECIPE` or `ssp run RECIPE` first)"
+            )
 
 
 def fingerprint(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> tuple[str, str, dict]:
@@ -67,12 +70,19 @@ def fingerprint(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> tuple[st
 
 def _up_to_date(name: str, fp: str, manifest: Manifest, stage_dir: Path) -> bool:
     entry = manifest.stage(name)
-    return bool(entry) and entry["status"] == "completed" and entry.get("fingerprint") == fp and stage_dir.is_dir()
+    return (
+        bool(entry)
+        and entry["status"] == "completed"
+        and entry.get("fingerprint") == fp
+        and stage_dir.is_dir()
+    )
 
 
 def _move_aside(stage_dir: Path) -> None:
     if stage_dir.exists():
-        dest = stage_dir.with_name(f"{stage_dir.name}.replaced-{datetime.now():%Y%m%d-%H%M%S}")
+        dest = stage_dir.with_name(
+            f"{stage_dir.name}.replaced-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        )
         stage_dir.rename(dest)
         log.info("moved previous %s to %s", stage_dir, dest)
 
@@ -89,8 +99,12 @@ def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult 
     if not force and _up_to_date(name, fp, manifest, stage_dir):
         log.info("stage %s: up to date (fingerprint %s), skipped", name, fp)
         return None
-    ctx = StageContext(name=name, run_dir=recipe.run_dir, stage_dir=stage_dir,
-                       inputs={n: manifest.stage(n)["outputs"] for n in spec.needs})
+    ctx = StageContext(
+        name=name,
+        run_dir=recipe.run_dir,
+        stage_dir=stage_dir,
+        inputs={n: manifest.stage(n)["outputs"] for n in spec.needs},
+    )
     entry = manifest.stage(name)
     if ctx.is_main:
         if force or not entry or entry.get("fingerprint") != fp:
@@ -100,9 +114,20 @@ def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult 
             attempts = entry.get("attempts", 0)
             log.info("stage %s: resuming an interrupted attempt in %s", name, stage_dir)
         stage_dir.mkdir(parents=True, exist_ok=True)
-        manifest.update(name, status="running", config_hash=chash, fingerprint=fp, inputs=inputs,
-                        outputs={}, metrics={}, started_at=now(), ended_at=None, wall_seconds=None,
-                        attempts=attempts + 1, world_size=ctx.world_size)
+        manifest.update(
+            name,
+            status="running",
+            config_hash=chash,
+            fingerprint=fp,
+            inputs=inputs,
+            outputs={},
+            metrics={},
+            started_at=now(),
+            ended_at=None,
+            wall_seconds=None,
+            attempts=attempts + 1,
+            world_size=ctx.world_size,
+        )
     _barrier()
     log.info("stage %s: running into %s", name, stage_dir)
     start = time.monotonic()
@@ -110,14 +135,22 @@ def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult 
         result = importlib.import_module(spec.module).run(recipe, ctx)
     except BaseException as err:
         if ctx.is_main:
-            Manifest(recipe.run_dir).update(name, status="failed", error=f"{type(err).__name__}: {err}",
-                                            ended_at=now())
+            Manifest(recipe.run_dir).update(
+                name, status="failed", error=f"{type(err).__name__}: {err}", ended_at=now()
+            )
         raise
     _barrier()
     if ctx.is_main:
         Manifest(recipe.run_dir).update(
-            name, status="completed", outputs=result.outputs, metrics=result.metrics, error=None,
-            ended_at=now(), wall_seconds=round(time.monotonic() - start, 2), output_id=uuid.uuid4().hex[:16])
+            name,
+            status="completed",
+            outputs=result.outputs,
+            metrics=result.metrics,
+            error=None,
+            ended_at=now(),
+            wall_seconds=round(time.monotonic() - start, 2),
+            output_id=uuid.uuid4().hex[:16],
+        )
         log.info("stage %s: completed in %.1f s", name, time.monotonic() - start)
     return result
 
@@ -140,13 +173,23 @@ def run_stage(name: str, recipe: Recipe, force: bool = False) -> None:
     resolved = recipe.run_dir / "recipe.yaml"
     save_recipe(recipe, resolved)
     nproc = spec.nproc(recipe)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", spec.module, str(resolved)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        spec.module,
+        str(resolved),
+    ]
     log.info("stage %s: launching %s", name, " ".join(cmd[1:]))
     code = subprocess.call(cmd)
     if code != 0:
-        raise StageError(f"stage {name!r} failed: torchrun exited with code {code} (see the log above; "
-                         f"re-running resumes from the last complete checkpoint)")
+        raise StageError(
+            f"stage {name!r} failed: torchrun exited with code {code} (see the log above; "
+            f"re-running resumes from the last complete checkpoint)"
+        )
     if not Manifest(recipe.run_dir).completed(name):
         raise StageError(f"stage {name!r}: torchrun exited 0 but the manifest does not record completion")
 

@@ -24,7 +24,9 @@ class StageSpec:
 def _data_files(r: Recipe) -> list[str]:
     if r.data.source != "files":
         return []
-    return [p for p in (r.data.train_file, r.data.rl_file, r.data.eval_file, *r.data.probe_files.values()) if p]
+    return [
+        p for p in (r.data.train_file, r.data.rl_file, r.data.eval_file, *r.data.probe_files.values()) if p
+    ]
 
 
 def _sft_files(r: Recipe) -> list[str]:
@@ -35,12 +37,23 @@ def _sft_files(r: Recipe) -> list[str]:
 
 
 STAGES: dict[str, StageSpec] = {
-    "data": StageSpec("data", "data_pipeline.stage", needs=(), distributed=False,
-                      sections=lambda r: (r.data, r.tiny_model, r.model.name_or_path == "tiny"),
-                      external_files=_data_files),
-    "sft": StageSpec("sft", "train.sft", needs=("data",), distributed=True,
-                     sections=lambda r: (r.model, r.sft), external_files=_sft_files,
-                     nproc=lambda r: r.sft.nproc_per_node),
+    "data": StageSpec(
+        "data",
+        "data_pipeline.stage",
+        needs=(),
+        distributed=False,
+        sections=lambda r: (r.data, r.tiny_model, r.model.name_or_path == "tiny"),
+        external_files=_data_files,
+    ),
+    "sft": StageSpec(
+        "sft",
+        "train.sft",
+        needs=("data",),
+        distributed=True,
+        sections=lambda r: (r.model, r.sft),
+        external_files=_sft_files,
+        nproc=lambda r: r.sft.nproc_per_node,
+    ),
 }
 assert list(STAGES) == STAGE_ORDER, "every stage in STAGE_ORDER needs a StageSpec"
 
@@ -51,8 +64,12 @@ def file_identity(path: str) -> dict[str, Any]:
     p = Path(path)
     if p.is_dir():
         files = sorted(f for f in p.rglob("*") if f.is_file())
-        return {"path": str(p), "files": len(files), "bytes": sum(f.stat().st_size for f in files),
-                "mtime_ns": max((f.stat().st_mtime_ns for f in files), default=0)}
+        return {
+            "path": str(p),
+            "files": len(files),
+            "bytes": sum(f.stat().st_size for f in files),
+            "mtime_ns": max((f.stat().st_mtime_ns for f in files), default=0),
+        }
     if p.is_file():
         st = p.stat()
         return {"path": str(p), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}

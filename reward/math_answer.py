@@ -27,7 +27,7 @@ def extract_boxed(text: str) -> str | None:
             elif text[j] == "}":
                 depth -= 1
                 if depth == 0:
-                    return text[i + 1:j].strip()
+                    return text[i + 1 : j].strip()
         start = text.rfind("\\boxed{", 0, start)  # unbalanced: try an earlier one
     return None
 

@@ -19,8 +19,12 @@ class ModelConfig:
 
     def __post_init__(self):
         check(self, "name_or_path", bool(self.name_or_path), "must not be empty")
-        check(self, "dtype", self.dtype in ("auto", "bfloat16", "float32", "float16"),
-              f"must be auto, bfloat16, float16 or float32, got {self.dtype!r}")
+        check(
+            self,
+            "dtype",
+            self.dtype in ("auto", "bfloat16", "float32", "float16"),
+            f"must be auto, bfloat16, float16 or float32, got {self.dtype!r}",
+        )
 
 
 @dataclass
@@ -66,7 +70,7 @@ class SFTStageConfig:
     packing: bool = False
     """Pack examples into max_length blocks (TRL 'bfd'; needs flash attention for exact masking)."""
     seed: int = 42
-    """Seed of model init-free training randomness (data order, dropout)."""
+    """Seed of training randomness (data order, dropout). The tiny model's initial weights follow data.seed."""
     report_to: str = "none"
     """'none', 'wandb' or 'tensorboard' (transformers names)."""
     eval_max_new_tokens: int = 96
@@ -84,11 +88,24 @@ class SFTStageConfig:
         check(self, "learning_rate", self.learning_rate > 0, f"must be > 0, got {self.learning_rate}")
         check(self, "warmup_ratio", 0 <= self.warmup_ratio < 1, f"must be in [0, 1), got {self.warmup_ratio}")
         check(self, "save_every", self.save_every > 0, f"must be > 0, got {self.save_every}")
-        check(self, "num_train_epochs", self.num_train_epochs > 0 or self.max_steps > 0,
-              "must be > 0 unless max_steps > 0")
-        for name in ("per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps",
-                     "eval_max_new_tokens", "eval_batch_size"):
+        check(
+            self,
+            "num_train_epochs",
+            self.num_train_epochs > 0 or self.max_steps > 0,
+            "must be > 0 unless max_steps > 0",
+        )
+        for name in (
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "logging_steps",
+            "eval_max_new_tokens",
+            "eval_batch_size",
+        ):
             check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
         check(self, "eval_limit", self.eval_limit >= 0, "must be >= 0")
-        check(self, "report_to", self.report_to in ("none", "wandb", "tensorboard"),
-              f"must be none, wandb or tensorboard, got {self.report_to!r}")
+        check(
+            self,
+            "report_to",
+            self.report_to in ("none", "wandb", "tensorboard"),
+            f"must be none, wandb or tensorboard, got {self.report_to!r}",
+        )

@@ -58,11 +58,27 @@ def build_dataset(examples: list[dict[str, Any]], tokenizer, max_length: int):
     ds = datasets.Dataset.from_list(examples)
 
     def length(ex):
-        return {"n_tokens": len(tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True)["input_ids"])}
+        return {
+            "n_tokens": len(
+                tokenizer.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True)["input_ids"]
+            )
+        }
 
     ds = ds.map(length, desc="sft: measuring example lengths")
     kept = ds.filter(lambda ex: ex["n_tokens"] <= max_length, desc="sft: dropping over-long examples")
     return kept.remove_columns(["n_tokens"]), len(ds) - len(kept), max(ds["n_tokens"])
+
+
+def _checkpointing_kwarg(enabled: bool) -> dict[str, bool]:
+    """transformers 5.2x renamed gradient_checkpointing to activation_checkpointing."""
+    from transformers import TrainingArguments
+
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+        else "gradient_checkpointing"
+    )
+    return {name: enabled} if enabled else {}
 
 
 def trl_config(recipe: Recipe, output_dir: Path):
@@ -88,7 +104,8 @@ def trl_config(recipe: Recipe, output_dir: Path):
         logging_first_step=True,
         bf16=_bf16(recipe),
         deepspeed=cfg.deepspeed,
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        **_checkpointing_kwarg(cfg.gradient_checkpointing),
+        dataloader_pin_memory=torch.cuda.is_available(),
         packing=cfg.packing,
         completion_only_loss=True,  # loss on the assistant turn only
         seed=cfg.seed,
@@ -118,22 +135,34 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     tokenizer = AutoTokenizer.from_pretrained(start_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    train_ds, dropped, longest = build_dataset(sft_examples(rows, recipe.data.prompt_suffix), tokenizer, cfg.max_length)
+    train_ds, dropped, longest = build_dataset(
+        sft_examples(rows, recipe.data.prompt_suffix), tokenizer, cfg.max_length
+    )
     if dropped:
-        log.warning("sft: dropped %d of %d examples longer than sft.max_length=%d (longest: %d tokens)",
-                    dropped, dropped + len(train_ds), cfg.max_length, longest)
+        log.warning(
+            "sft: dropped %d of %d examples longer than sft.max_length=%d (longest: %d tokens)",
+            dropped,
+            dropped + len(train_ds),
+            cfg.max_length,
+            longest,
+        )
     if len(train_ds) == 0:
         raise ValueError(f"sft: every example is longer than sft.max_length={cfg.max_length}")
 
     metrics: dict[str, Any] = {"examples": len(train_ds), "dropped_too_long": dropped}
-    eval_kw = dict(suffix=recipe.data.prompt_suffix, batch_size=cfg.eval_batch_size,
-                   max_new_tokens=cfg.eval_max_new_tokens)
+    eval_kw = dict(
+        suffix=recipe.data.prompt_suffix,
+        batch_size=cfg.eval_batch_size,
+        max_new_tokens=cfg.eval_max_new_tokens,
+    )
     resume = latest_checkpoint(ctx.stage_dir)
     if ctx.is_main:
         clear_staging(ctx.stage_dir)
         base_file = ctx.stage_dir / "base_eval.json"
         if cfg.eval_base and not base_file.exists():
-            base = greedy_accuracy(start_model, eval_rows, desc="sft: greedy eval of the starting model", **eval_kw)
+            base = greedy_accuracy(
+                start_model, eval_rows, desc="sft: greedy eval of the starting model", **eval_kw
+            )
             base_file.write_text(json.dumps(base, indent=2))
 
     trainer = SFTTrainer(
@@ -150,20 +179,33 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     final = latest_checkpoint(ctx.stage_dir)
     history = trainer.state.log_history
     losses = [h["loss"] for h in history if "loss" in h]
-    metrics.update(steps=trainer.state.global_step, resumed_from=str(resume) if resume else None,
-                   loss_first=losses[0] if losses else None, loss_last=losses[-1] if losses else None)
+    metrics.update(
+        steps=trainer.state.global_step,
+        resumed_from=str(resume) if resume else None,
+        loss_first=losses[0] if losses else None,
+        loss_last=losses[-1] if losses else None,
+    )
     if ctx.is_main:
         (ctx.stage_dir / "log_history.json").write_text(json.dumps(history, indent=2))
-        final_eval = greedy_accuracy(final, eval_rows, desc="sft: greedy eval of the final checkpoint", **eval_kw)
+        final_eval = greedy_accuracy(
+            final, eval_rows, desc="sft: greedy eval of the final checkpoint", **eval_kw
+        )
         (ctx.stage_dir / "final_eval.json").write_text(json.dumps(final_eval, indent=2))
-        metrics["heldout_greedy_accuracy"] = {"final": final_eval["accuracy"],
-                                              "final_per_domain": final_eval["per_domain"]}
+        metrics["heldout_greedy_accuracy"] = {
+            "final": final_eval["accuracy"],
+            "final_per_domain": final_eval["per_domain"],
+        }
         if (ctx.stage_dir / "base_eval.json").exists():
             base = json.loads((ctx.stage_dir / "base_eval.json").read_text())
-            metrics["heldout_greedy_accuracy"].update(start=base["accuracy"], start_per_domain=base["per_domain"])
+            metrics["heldout_greedy_accuracy"].update(
+                start=base["accuracy"], start_per_domain=base["per_domain"]
+            )
         log.info("sft: held-out greedy accuracy %s", metrics["heldout_greedy_accuracy"])
-    outputs = {"checkpoints": [str(p) for p in complete_checkpoints(ctx.stage_dir)], "final": str(final),
-               "log_history": str(ctx.stage_dir / "log_history.json")}
+    outputs = {
+        "checkpoints": [str(p) for p in complete_checkpoints(ctx.stage_dir)],
+        "final": str(final),
+        "log_history": str(ctx.stage_dir / "log_history.json"),
+    }
     return StageResult(outputs=outputs, metrics=metrics)
 
 

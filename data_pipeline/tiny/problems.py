@@ -56,15 +56,27 @@ def linear_equation(rng: random.Random) -> Problem:
     q = f"Solve for x: {a}x {_signed(b)} = {c}."
     move = f"Subtract {b} from both sides" if b > 0 else f"Add {-b} to both sides"
     lo = x - 1
-    return Problem("algebra", "linear_equation", q, str(x), (
-        Solution("inverse_operations",
-                 f"{move}: {a}x = {c - b}. Divide both sides by {a}: x = {x}. {_boxed(x)}"),
-        Solution("formula",
-                 f"For ax + b = c, x = (c - b) / a = ({c} - ({b})) / {a} = {c - b} / {a} = {x}. {_boxed(x)}"),
-        Solution("guess_and_check",
-                 f"Try x = {lo}: {a}*{lo} {_signed(b)} = {a * lo + b}, not {c}. "
-                 f"Try x = {x}: {a}*{x} {_signed(b)} = {c}. It works. {_boxed(x)}"),
-    ))
+    return Problem(
+        "algebra",
+        "linear_equation",
+        q,
+        str(x),
+        (
+            Solution(
+                "inverse_operations",
+                f"{move}: {a}x = {c - b}. Divide both sides by {a}: x = {x}. {_boxed(x)}",
+            ),
+            Solution(
+                "formula",
+                f"For ax + b = c, x = (c - b) / a = ({c} - ({b})) / {a} = {c - b} / {a} = {x}. {_boxed(x)}",
+            ),
+            Solution(
+                "guess_and_check",
+                f"Try x = {lo}: {a}*{lo} {_signed(b)} = {a * lo + b}, not {c}. "
+                f"Try x = {x}: {a}*{x} {_signed(b)} = {c}. It works. {_boxed(x)}",
+            ),
+        ),
+    )
 
 
 def evaluate_quadratic(rng: random.Random) -> Problem:
@@ -73,14 +85,24 @@ def evaluate_quadratic(rng: random.Random) -> Problem:
     value = a * x * x + b * x + c
     q = f"If x = {x}, what is {a}x^2 {_signed(b)}x {_signed(c)}?"
     inner = a * x + b
-    return Problem("algebra", "evaluate_quadratic", q, str(value), (
-        Solution("term_by_term",
-                 f"x^2 = {x * x}. {a}x^2 = {a * x * x}. {b}x = {b * x}. "
-                 f"Sum: {a * x * x} {_signed(b * x)} {_signed(c)} = {value}. {_boxed(value)}"),
-        Solution("horner",
-                 f"Write it as ({a}x {_signed(b)})x {_signed(c)}. {a}x {_signed(b)} = {inner}. "
-                 f"{inner}*{x} = {inner * x}. {inner * x} {_signed(c)} = {value}. {_boxed(value)}"),
-    ))
+    return Problem(
+        "algebra",
+        "evaluate_quadratic",
+        q,
+        str(value),
+        (
+            Solution(
+                "term_by_term",
+                f"x^2 = {x * x}. {a}x^2 = {a * x * x}. {b}x = {b * x}. "
+                f"Sum: {a * x * x} {_signed(b * x)} {_signed(c)} = {value}. {_boxed(value)}",
+            ),
+            Solution(
+                "horner",
+                f"Write it as ({a}x {_signed(b)})x {_signed(c)}. {a}x {_signed(b)} = {inner}. "
+                f"{inner}*{x} = {inner * x}. {inner * x} {_signed(c)} = {value}. {_boxed(value)}",
+            ),
+        ),
+    )
 
 
 # ---------------------------------------------------------------- number theory
@@ -113,12 +135,20 @@ def gcd(rng: random.Random) -> Problem:
     fa, fb = _factor(a), _factor(b)
     common = {p: min(e, fb[p]) for p, e in fa.items() if p in fb}
     q = f"Find the greatest common divisor of {a} and {b}."
-    return Problem("number_theory", "gcd", q, str(g), (
-        Solution("euclid", "; ".join(steps) + f". The last nonzero remainder is {g}. {_boxed(g)}"),
-        Solution("factorisation",
-                 f"{a} = {_factor_text(fa)} and {b} = {_factor_text(fb)}. "
-                 f"Common factors: {_factor_text(common)} = {g}. {_boxed(g)}"),
-    ))
+    return Problem(
+        "number_theory",
+        "gcd",
+        q,
+        str(g),
+        (
+            Solution("euclid", "; ".join(steps) + f". The last nonzero remainder is {g}. {_boxed(g)}"),
+            Solution(
+                "factorisation",
+                f"{a} = {_factor_text(fa)} and {b} = {_factor_text(fb)}. "
+                f"Common factors: {_factor_text(common)} = {g}. {_boxed(g)}",
+            ),
+        ),
+    )
 
 
 def remainder(rng: random.Random) -> Problem:
@@ -128,18 +158,37 @@ def remainder(rng: random.Random) -> Problem:
     big = (n // (10 * m)) * 10 * m  # a round multiple of m to split off first
     rest = n - big
     q = f"What is the remainder when {n} is divided by {m}?"
-    split = (f"{n} = {big} + {rest}. {big} = {10 * m}*{big // (10 * m)} is a multiple of {m}. "
-             if big else f"{n} is less than {10 * m}. ")
-    return Problem("number_theory", "remainder", q, str(r), (
-        Solution("division", f"{m}*{qt} = {m * qt}. {n} - {m * qt} = {r}. {_boxed(r)}"),
-        Solution("split_multiple",
-                 split + f"{rest} = {rest // m}*{m} + {rest % m}. The remainder is {r}. {_boxed(r)}"),
-    ))
+    split = (
+        f"{n} = {big} + {rest}. {big} = {10 * m}*{big // (10 * m)} is a multiple of {m}. "
+        if big
+        else f"{n} is less than {10 * m}. "
+    )
+    return Problem(
+        "number_theory",
+        "remainder",
+        q,
+        str(r),
+        (
+            Solution("division", f"{m}*{qt} = {m * qt}. {n} - {m * qt} = {r}. {_boxed(r)}"),
+            Solution(
+                "split_multiple",
+                split + f"{rest} = {rest // m}*{m} + {rest % m}. The remainder is {r}. {_boxed(r)}",
+            ),
+        ),
+    )
 
 
 # ---------------------------------------------------------------- counting
-_GROUPS = [("students", "a class"), ("books", "a shelf"), ("cards", "a deck"), ("players", "a team"),
-           ("songs", "a playlist"), ("colours", "a palette"), ("toppings", "a menu"), ("flowers", "a garden")]
+_GROUPS = [
+    ("students", "a class"),
+    ("books", "a shelf"),
+    ("cards", "a deck"),
+    ("players", "a team"),
+    ("songs", "a playlist"),
+    ("colours", "a palette"),
+    ("toppings", "a menu"),
+    ("flowers", "a garden"),
+]
 
 
 def choose(rng: random.Random) -> Problem:
@@ -149,14 +198,24 @@ def choose(rng: random.Random) -> Problem:
     falling = "*".join(str(n - i) for i in range(k))
     prod = math.perm(n, k)
     q = f"In how many ways can {k} {items} be chosen from {group} of {n}?"
-    return Problem("counting", "choose", q, str(value), (
-        Solution("formula",
-                 f"C({n},{k}) = {falling} / {math.factorial(k)} = {prod} / {math.factorial(k)} = {value}. "
-                 f"{_boxed(value)}"),
-        Solution("pascal",
-                 f"C({n},{k}) = C({n - 1},{k - 1}) + C({n - 1},{k}) = {math.comb(n - 1, k - 1)} + "
-                 f"{math.comb(n - 1, k)} = {value}. {_boxed(value)}"),
-    ))
+    return Problem(
+        "counting",
+        "choose",
+        q,
+        str(value),
+        (
+            Solution(
+                "formula",
+                f"C({n},{k}) = {falling} / {math.factorial(k)} = {prod} / {math.factorial(k)} = {value}. "
+                f"{_boxed(value)}",
+            ),
+            Solution(
+                "pascal",
+                f"C({n},{k}) = C({n - 1},{k - 1}) + C({n - 1},{k}) = {math.comb(n - 1, k - 1)} + "
+                f"{math.comb(n - 1, k)} = {value}. {_boxed(value)}",
+            ),
+        ),
+    )
 
 
 def arrangements(rng: random.Random) -> Problem:
@@ -165,13 +224,24 @@ def arrangements(rng: random.Random) -> Problem:
     places = ["first", "second", "third"][:k]
     value = math.perm(n, k)
     q = f"{n} {who} race. In how many ways can the {', '.join(places)} places be filled?"
-    return Problem("counting", "arrangements", q, str(value), (
-        Solution("product", f"{' then '.join(f'{n - i} choices' for i in range(k))}: "
-                            f"{'*'.join(str(n - i) for i in range(k))} = {value}. {_boxed(value)}"),
-        Solution("choose_then_order",
-                 f"Choose the {k} who place: C({n},{k}) = {math.comb(n, k)}. Order them: {k}! = "
-                 f"{math.factorial(k)}. {math.comb(n, k)}*{math.factorial(k)} = {value}. {_boxed(value)}"),
-    ))
+    return Problem(
+        "counting",
+        "arrangements",
+        q,
+        str(value),
+        (
+            Solution(
+                "product",
+                f"{' then '.join(f'{n - i} choices' for i in range(k))}: "
+                f"{'*'.join(str(n - i) for i in range(k))} = {value}. {_boxed(value)}",
+            ),
+            Solution(
+                "choose_then_order",
+                f"Choose the {k} who place: C({n},{k}) = {math.comb(n, k)}. Order them: {k}! = "
+                f"{math.factorial(k)}. {math.comb(n, k)}*{math.factorial(k)} = {value}. {_boxed(value)}",
+            ),
+        ),
+    )
 
 
 def handshakes(rng: random.Random) -> Problem:
@@ -182,11 +252,22 @@ def handshakes(rng: random.Random) -> Problem:
     else:
         q = f"In a league of {n} teams every team plays every other team once. How many games are played?"
     terms = " + ".join(str(i) for i in range(n - 1, 0, -1)) if n <= 8 else f"{n - 1} + {n - 2} + ... + 1"
-    return Problem("counting", "handshakes", q, str(value), (
-        Solution("pairs", f"Each one is a pair: {n}*{n - 1} / 2 = {n * (n - 1)} / 2 = {value}. {_boxed(value)}"),
-        Solution("sum", f"The first meets {n - 1} others, the next {n - 2} new ones, and so on: "
-                        f"{terms} = {value}. {_boxed(value)}"),
-    ))
+    return Problem(
+        "counting",
+        "handshakes",
+        q,
+        str(value),
+        (
+            Solution(
+                "pairs", f"Each one is a pair: {n}*{n - 1} / 2 = {n * (n - 1)} / 2 = {value}. {_boxed(value)}"
+            ),
+            Solution(
+                "sum",
+                f"The first meets {n - 1} others, the next {n - 2} new ones, and so on: "
+                f"{terms} = {value}. {_boxed(value)}",
+            ),
+        ),
+    )
 
 
 # ---------------------------------------------------------------- statistics
@@ -201,12 +282,23 @@ def mean(rng: random.Random) -> Problem:
     devs = [x - base for x in xs]
     q = f"What is the mean of {', '.join(map(str, xs))}?"
     dev_text = ", ".join(str(d) for d in devs)
-    return Problem("statistics", "mean", q, str(target), (
-        Solution("sum_divide", f"Sum: {' + '.join(map(str, xs))} = {total}. {total} / {k} = {target}. {_boxed(target)}"),
-        Solution("deviations",
-                 f"Measure from {base}: deviations {dev_text}, total {sum(devs)}. "
-                 f"{sum(devs)} / {k} = {sum(devs) // k}. {base} {_signed(sum(devs) // k)} = {target}. {_boxed(target)}"),
-    ))
+    return Problem(
+        "statistics",
+        "mean",
+        q,
+        str(target),
+        (
+            Solution(
+                "sum_divide",
+                f"Sum: {' + '.join(map(str, xs))} = {total}. {total} / {k} = {target}. {_boxed(target)}",
+            ),
+            Solution(
+                "deviations",
+                f"Measure from {base}: deviations {dev_text}, total {sum(devs)}. "
+                f"{sum(devs)} / {k} = {sum(devs) // k}. {base} {_signed(sum(devs) // k)} = {target}. {_boxed(target)}",
+            ),
+        ),
+    )
 
 
 def median(rng: random.Random) -> Problem:
@@ -219,10 +311,19 @@ def median(rng: random.Random) -> Problem:
     while len(rest) > 1:
         trims.append(f"drop {rest[0]} and {rest[-1]}")
         rest = rest[1:-1]
-    return Problem("statistics", "median", q, str(med), (
-        Solution("sort", f"Sorted: {', '.join(map(str, s))}. The middle value is {med}. {_boxed(med)}"),
-        Solution("trim", f"Remove the smallest and largest in turn: {'; '.join(trims)}. {med} is left. {_boxed(med)}"),
-    ))
+    return Problem(
+        "statistics",
+        "median",
+        q,
+        str(med),
+        (
+            Solution("sort", f"Sorted: {', '.join(map(str, s))}. The middle value is {med}. {_boxed(med)}"),
+            Solution(
+                "trim",
+                f"Remove the smallest and largest in turn: {'; '.join(trims)}. {med} is left. {_boxed(med)}",
+            ),
+        ),
+    )
 
 
 GENERATORS: dict[str, list[Callable[[random.Random], Problem]]] = {

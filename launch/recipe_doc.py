@@ -1,0 +1,79 @@
+"""Generate docs/recipes.md's key reference from the schema's field docstrings.
+
+    python -m launch.recipe_doc > docs/recipe_reference.md
+
+Attribute docstrings are not kept at run time, so they are read from the source with ``ast``.
+A test checks that the committed reference matches the schema.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import textwrap
+
+from launch.recipe import Recipe
+
+
+def _field_docs(cls: type) -> dict[str, str]:
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+        ):
+            docs[node.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def _default(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        return repr(f.default)
+    value = f.default_factory()
+    return "(section)" if dataclasses.is_dataclass(value) else repr(value)
+
+
+def reference(cls: type = Recipe, prefix: str = "") -> list[str]:
+    docs = _field_docs(cls)
+    title = prefix.rstrip(".") or "top level"
+    lines = [
+        f"### `{title}`",
+        "",
+        (inspect.getdoc(cls) or "").split("\n\n")[0],
+        "",
+        "| key | default | meaning |",
+        "|---|---|---|",
+    ]
+    sections = []
+    for f in dataclasses.fields(cls):
+        default = _default(f)
+        if default == "(section)":
+            sections.append((type(f.default_factory()), f"{prefix}{f.name}."))
+        lines.append(f"| `{prefix}{f.name}` | `{default}` | {docs.get(f.name, '').replace('|', '/')} |")
+    lines.append("")
+    for sub, sub_prefix in sections:
+        lines += reference(sub, sub_prefix)
+    return lines
+
+
+def main() -> None:
+    print(
+        "\n".join(
+            [
+                "# Recipe key reference",
+                "",
+                "Generated from the schema (`python -m launch.recipe_doc`); do not edit by hand.",
+                "",
+                *reference(),
+            ]
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

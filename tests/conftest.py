@@ -1,0 +1,48 @@
+"""Shared fixtures: a small, fast version of the tiny recipe, written under pytest's tmp_path."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from launch.recipe import Recipe, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "recipes" / "tiny.yaml"
+
+# Small enough that data + a few SFT steps take seconds on 2 CPU cores.
+FAST = [
+    "data.train_problems_per_domain=30",
+    "data.probe_problems_per_domain=4",
+    "data.rl_problems_per_domain=4",
+    "data.eval_problems_per_domain=4",
+    "data.solutions_per_problem=2",
+    "tiny_model.num_hidden_layers=1",
+    "tiny_model.vocab_size=320",
+    "sft.max_steps=8",
+    "sft.save_every=4",
+    "sft.logging_steps=1",
+    "sft.per_device_train_batch_size=8",
+    "sft.eval_batch_size=16",
+    "sft.eval_max_new_tokens=24",
+]
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+
+def fast_recipe(root: Path, *extra: str) -> Recipe:
+    return load_recipe(TINY, [f"output_root={root}", *FAST, *extra])
+
+
+def ssp_cmd(*args: str) -> list[str]:
+    """The `ssp` console script, through this interpreter (so it works without PATH set up)."""
+    return [sys.executable, "-m", "launch.cli", *args]
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Recipe:
+    return fast_recipe(tmp_path)

@@ -1,0 +1,94 @@
+"""Every recipe under recipes/ loads and validates; recipe errors name the key path."""
+
+from pathlib import Path
+
+import pytest
+
+from launch.errors import RecipeError
+from launch.recipe import STAGE_ORDER, load_recipe
+
+from .conftest import ROOT, TINY
+
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+
+
+def test_there_are_recipes():
+    assert TINY in RECIPES and len(RECIPES) >= 2
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_recipe_loads_and_validates(path: Path):
+    recipe = load_recipe(path)
+    assert recipe.stages and all(s in STAGE_ORDER for s in recipe.stages)
+    if recipe.sft.deepspeed:
+        assert Path(recipe.sft.deepspeed).is_file(), (
+            f"{path.name}: deepspeed config {recipe.sft.deepspeed} missing"
+        )
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_recipe_reads_like_a_notebook_page(path: Path):
+    """Each recipe opens with a comment block: purpose, the exact launch command, an override example."""
+    head = []
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        head.append(line)
+    text = "\n".join(head)
+    assert len(head) >= 5, f"{path.name} has no opening comment block"
+    assert "Launch" in text and ("ssp run" in text or "torchrun" in text), f"{path.name}: no launch command"
+    assert "=" in text and "override" in text.lower(), f"{path.name}: no override example"
+
+
+def test_overrides_apply_with_types():
+    r = load_recipe(TINY, ["sft.learning_rate=3e-4", "data.domains=[algebra,counting]", "sft.bf16=false"])
+    assert r.sft.learning_rate == pytest.approx(3e-4)
+    assert r.data.domains == ["algebra", "counting"]
+    assert r.sft.bf16 is False
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["sft.lerning_rate=1e-3"], "sft.lerning_rate"),  # misspelt key
+        (["sft.max_length=long"], "sft.max_length"),  # wrong type
+        (["sft.learning_rate=-1"], "sft.learning_rate: must be > 0"),  # __post_init__, full path
+        (["tiny_model.num_attention_heads=3"], "tiny_model.num_attention_heads"),
+        (["data.domains=[geometry]"], "data.domains: unknown tiny-task domains ['geometry']"),
+        (["data.source=files"], "data.train_file: is required"),
+        (["stages=[sft,data]"], "stages: must follow the pipeline order"),
+        (["stages=[data,rlhf]"], "stages: unknown stages ['rlhf']"),
+        (["nonsense"], "not of the form key=value"),
+    ],
+)
+def test_recipe_errors_name_the_key(overrides, expected):
+    with pytest.raises(RecipeError, match=None) as info:
+        load_recipe(TINY, overrides)
+    assert expected in str(info.value)
+
+
+def test_misspelt_key_in_yaml_names_file_and_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("run_name: x\nsft:\n  learning_rat: 0.1\n")
+    with pytest.raises(RecipeError) as info:
+        load_recipe(bad)
+    assert str(bad) in str(info.value) and "sft.learning_rat" in str(info.value)
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(RecipeError, match="recipe file not found"):
+        load_recipe(tmp_path / "nope.yaml")
+
+
+def test_recipe_reference_is_up_to_date():
+    """docs/recipe_reference.md is generated from the schema's docstrings; regenerate when it differs."""
+    import contextlib
+    import io
+
+    from launch.recipe_doc import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        main()
+    committed = (ROOT / "docs" / "recipe_reference.md").read_text()
+    assert committed == buf.getvalue(), "run: python -m launch.recipe_doc > docs/recipe_reference.md"

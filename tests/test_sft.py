@@ -1,0 +1,154 @@
+"""The SFT stage: real TRL training on the tiny model, masking, bad input, atomic checkpoints, resume."""
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from launch.errors import DataError
+from launch.manifest import Manifest
+from launch.runner import execute_here, run_stage
+from train.checkpoints import STAGING, clear_staging, complete_checkpoints, latest_checkpoint
+
+from .conftest import FAST, TINY, fast_recipe, ssp_cmd
+
+
+def test_tiny_sft_loss_falls_and_every_checkpoint_is_complete(tmp_path):
+    recipe = fast_recipe(tmp_path, "sft.max_steps=30", "sft.save_every=8")
+    run_stage("data", recipe)
+    execute_here("sft", recipe)
+    entry = Manifest(recipe.run_dir).stage("sft")
+    m = entry["metrics"]
+    assert entry["status"] == "completed" and m["steps"] == 30
+    assert m["loss_last"] < 0.7 * m["loss_first"], m
+    steps = [int(p.name.split("-")[1]) for p in complete_checkpoints(recipe.run_dir / "sft")]
+    assert steps == [8, 16, 24, 30], "every save_every steps, and always the final step"
+    for ckpt in complete_checkpoints(recipe.run_dir / "sft"):
+        names = {p.name for p in ckpt.iterdir()}
+        assert {
+            "config.json",
+            "model.safetensors",
+            "tokenizer.json",
+            "trainer_state.json",
+            "optimizer.pt",
+        } <= names
+    assert not any((recipe.run_dir / "sft" / STAGING).glob("checkpoint-*")), "staging must be empty"
+    assert entry["outputs"]["final"].endswith("checkpoint-30")
+    acc = m["heldout_greedy_accuracy"]
+    assert 0.0 <= acc["final"] <= 1.0 and acc["start"] == 0.0  # random weights solve nothing
+
+
+def test_loss_is_on_the_assistant_turn_only(tmp_path):
+    from transformers import AutoTokenizer
+    from trl import SFTTrainer
+
+    from data_pipeline.corpus import SFT_FIELDS, load_rows, sft_examples
+    from train.sft import build_dataset, trl_config
+
+    recipe = fast_recipe(tmp_path)
+    run_stage("data", recipe)
+    data = Manifest(recipe.run_dir).stage("data")["outputs"]
+    tok = AutoTokenizer.from_pretrained(data["base_model"])
+    rows = load_rows(data["sft"], SFT_FIELDS, "sft")
+    ds, dropped, _ = build_dataset(sft_examples(rows[:4], ""), tok, 192)
+    assert dropped == 0
+    trainer = SFTTrainer(
+        model=data["base_model"],
+        args=trl_config(recipe, tmp_path / "out"),
+        train_dataset=ds,
+        processing_class=tok,
+    )
+    batch = next(iter(trainer.get_train_dataloader()))
+    solutions = {s for r in rows[:4] for s in r["solutions"]}
+    for ids, labels in zip(batch["input_ids"], batch["labels"], strict=True):
+        trained = tok.decode([i for i, lab in zip(ids.tolist(), labels.tolist(), strict=True) if lab != -100])
+        assert trained.removesuffix("<|im_end|>\n").removesuffix("<|im_end|>") in solutions, trained
+        assert "user" not in trained
+
+
+def test_over_long_examples_are_dropped_not_truncated(tmp_path):
+    from transformers import AutoTokenizer
+
+    from data_pipeline.corpus import SFT_FIELDS, load_rows, sft_examples
+    from train.sft import build_dataset
+
+    recipe = fast_recipe(tmp_path)
+    run_stage("data", recipe)
+    data = Manifest(recipe.run_dir).stage("data")["outputs"]
+    tok = AutoTokenizer.from_pretrained(data["base_model"])
+    examples = sft_examples(load_rows(data["sft"], SFT_FIELDS, "sft"), "")
+    ds, dropped, longest = build_dataset(examples, tok, 60)
+    assert dropped > 0 and len(ds) + dropped == len(examples) and longest > 60
+    for ex in ds:
+        assert len(tok.apply_chat_template(ex["prompt"] + ex["completion"], tokenize=True)["input_ids"]) <= 60
+
+
+def test_bad_row_fails_before_any_training(tmp_path):
+    recipe = fast_recipe(tmp_path)
+    run_stage("data", recipe)
+    corpus = recipe.run_dir / "data" / "sft.jsonl"
+    lines = corpus.read_text().splitlines()
+    row = json.loads(lines[4])
+    del row["answer"]
+    lines[4] = json.dumps(row)
+    corpus.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"{corpus}: row 5: field 'answer' is missing or empty"):
+        execute_here("sft", recipe)
+    assert not (recipe.run_dir / "sft" / "checkpoints").exists()
+    assert Manifest(recipe.run_dir).stage("sft")["status"] == "failed"
+
+
+def test_half_written_checkpoints_are_never_picked_up(tmp_path):
+    stage = tmp_path / "sft"
+    (stage / "checkpoints" / "checkpoint-10").mkdir(parents=True)
+    (stage / "checkpoints" / "checkpoint-5").mkdir(parents=True)
+    (stage / STAGING / "checkpoint-15").mkdir(parents=True)  # a crash mid-save
+    assert latest_checkpoint(stage).name == "checkpoint-10"
+    assert [p.name for p in complete_checkpoints(stage)] == ["checkpoint-5", "checkpoint-10"]
+    clear_staging(stage)
+    assert not (stage / STAGING).exists()
+
+
+@pytest.mark.slow
+def test_killed_sft_resumes_from_its_last_complete_checkpoint(tmp_path):
+    """SIGKILL the whole torchrun process group mid-training, re-run, and check it resumed."""
+    overrides = [
+        f"output_root={tmp_path}",
+        *FAST,
+        "sft.max_steps=300",
+        "sft.save_every=5",
+        "sft.per_device_train_batch_size=4",
+    ]
+    run_stage("data", fast_recipe(tmp_path, *overrides[1:]))
+    sft_dir = tmp_path / "tiny" / "sft"
+    proc = subprocess.Popen(
+        ssp_cmd("stage", "sft", str(TINY), *overrides),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while not (sft_dir / "checkpoints" / "checkpoint-10").exists():
+        assert proc.poll() is None, "sft ended before it could be interrupted"
+        assert time.monotonic() < deadline, "no checkpoint-10 within 240 s"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    manifest = Manifest(tmp_path / "tiny")
+    assert manifest.stage("sft")["status"] == "running"  # killed: never marked complete
+    last = latest_checkpoint(sft_dir)
+    (sft_dir / STAGING / "checkpoint-999").mkdir(parents=True, exist_ok=True)  # debris of a torn save
+
+    out = subprocess.run(ssp_cmd("stage", "sft", str(TINY), *overrides), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    entry = Manifest(tmp_path / "tiny").stage("sft")
+    assert entry["status"] == "completed" and entry["attempts"] == 2
+    resumed = entry["metrics"]["resumed_from"]
+    assert resumed is not None and int(resumed.rsplit("-", 1)[1]) >= int(last.name.split("-")[1]) >= 10
+    assert entry["metrics"]["steps"] == 300
+    assert not (sft_dir / STAGING / "checkpoint-999").exists()
+    state = json.loads((latest_checkpoint(sft_dir) / "trainer_state.json").read_text())
+    assert state["global_step"] == 300
