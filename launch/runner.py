@@ -14,6 +14,8 @@ recipe resolved to a file, so the workers see exactly the parent's recipe.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib
 import logging
 import os
@@ -87,6 +89,31 @@ def _move_aside(stage_dir: Path) -> None:
         log.info("moved previous %s to %s", stage_dir, dest)
 
 
+@contextlib.contextmanager
+def stage_lock(run_dir: Path, name: str):
+    """Hold ``runs/<name>/.<stage>.lock`` while the stage runs (rank 0 only).
+
+    torchrun starts workers in their own sessions: killing only the launcher can leave a worker
+    training. A second attempt started meanwhile would write into the same checkpoints, so it
+    fails here instead. The kernel drops the lock when its holder dies."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / f".{name}.lock"
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise StageError(
+                f"stage {name!r} is already running in {run_dir} (lock {path} held by pid "
+                f"{f.read().strip() or '?'}); stop that process first"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+
+
 def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult | None:
     """Run stage ``name`` in this process (one torchrun worker, or the CLI for light stages).
 
@@ -105,7 +132,21 @@ def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult 
         stage_dir=stage_dir,
         inputs={n: manifest.stage(n)["outputs"] for n in spec.needs},
     )
-    entry = manifest.stage(name)
+    # Only rank 0 takes the lock: it alone moves folders, writes the manifest and publishes checkpoints.
+    with stage_lock(recipe.run_dir, name) if ctx.is_main else contextlib.nullcontext():
+        return _run_locked(spec, recipe, ctx, manifest.stage(name), (chash, fp, inputs), force)
+
+
+def _run_locked(
+    spec: StageSpec,
+    recipe: Recipe,
+    ctx: StageContext,
+    entry: dict | None,
+    identity: tuple[str, str, dict],
+    force: bool,
+) -> StageResult:
+    name, stage_dir = spec.name, ctx.stage_dir
+    chash, fp, inputs = identity
     if ctx.is_main:
         if force or not entry or entry.get("fingerprint") != fp:
             _move_aside(stage_dir)
@@ -114,7 +155,7 @@ def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult 
             attempts = entry.get("attempts", 0)
             log.info("stage %s: resuming an interrupted attempt in %s", name, stage_dir)
         stage_dir.mkdir(parents=True, exist_ok=True)
-        manifest.update(
+        Manifest(recipe.run_dir).update(
             name,
             status="running",
             config_hash=chash,

@@ -5,6 +5,8 @@ import os
 import signal
 import subprocess
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -112,9 +114,21 @@ def test_half_written_checkpoints_are_never_picked_up(tmp_path):
     assert not (stage / STAGING).exists()
 
 
+def _kill_job(marker: str) -> None:
+    """SIGKILL every process carrying ``marker`` in its environment, as a cluster scheduler kills a
+    job's cgroup. (torchrun starts workers in sessions of their own, so killpg alone misses them.)"""
+    needle = f"SSP_TEST_JOB={marker}".encode()
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if needle in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                os.kill(int(pid), signal.SIGKILL)
+        except (OSError, PermissionError):
+            continue
+
+
 @pytest.mark.slow
 def test_killed_sft_resumes_from_its_last_complete_checkpoint(tmp_path):
-    """SIGKILL the whole torchrun process group mid-training, re-run, and check it resumed."""
+    """SIGKILL the whole job (launcher, torchrun, worker) mid-training, re-run, and check it resumed."""
     overrides = [
         f"output_root={tmp_path}",
         *FAST,
@@ -124,9 +138,11 @@ def test_killed_sft_resumes_from_its_last_complete_checkpoint(tmp_path):
     ]
     run_stage("data", fast_recipe(tmp_path, *overrides[1:]))
     sft_dir = tmp_path / "tiny" / "sft"
+    marker = uuid.uuid4().hex
     proc = subprocess.Popen(
         ssp_cmd("stage", "sft", str(TINY), *overrides),
         start_new_session=True,
+        env={**os.environ, "SSP_TEST_JOB": marker},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -135,8 +151,9 @@ def test_killed_sft_resumes_from_its_last_complete_checkpoint(tmp_path):
         assert proc.poll() is None, "sft ended before it could be interrupted"
         assert time.monotonic() < deadline, "no checkpoint-10 within 240 s"
         time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
+    _kill_job(marker)
     proc.wait()
+    time.sleep(0.5)  # let the kernel reap the orphaned worker
     manifest = Manifest(tmp_path / "tiny")
     assert manifest.stage("sft")["status"] == "running"  # killed: never marked complete
     last = latest_checkpoint(sft_dir)
@@ -152,3 +169,37 @@ def test_killed_sft_resumes_from_its_last_complete_checkpoint(tmp_path):
     assert not (sft_dir / STAGING / "checkpoint-999").exists()
     state = json.loads((latest_checkpoint(sft_dir) / "trainer_state.json").read_text())
     assert state["global_step"] == 300
+
+
+@pytest.mark.slow
+def test_two_torchrun_workers_train_as_one_data_parallel_job(tmp_path):
+    """`sft.nproc_per_node=2` on CPU: torchrun, gloo DDP, checkpoints published once by rank 0."""
+    overrides = [
+        f"output_root={tmp_path}",
+        *FAST,
+        "sft.max_steps=-1",
+        "sft.num_train_epochs=1",
+        "sft.per_device_train_batch_size=4",
+        "sft.save_every=10",
+        "sft.nproc_per_node=2",
+    ]
+    out = subprocess.run(ssp_cmd("run", str(TINY), *overrides), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    entry = Manifest(tmp_path / "tiny").stage("sft")
+    examples = entry["metrics"]["examples"]
+    # One epoch at 4 examples per worker and 2 workers: half the steps of a single process.
+    assert entry["world_size"] == 2 and entry["metrics"]["steps"] == -(-examples // 8)
+    steps = [int(p.rsplit("-", 1)[1]) for p in entry["outputs"]["checkpoints"]]
+    assert steps[-1] == entry["metrics"]["steps"] and steps[0] == 10
+
+
+def test_a_second_attempt_cannot_run_while_the_first_holds_the_stage(tmp_path):
+    from launch.errors import StageError
+    from launch.runner import stage_lock
+
+    recipe = fast_recipe(tmp_path)
+    run_stage("data", recipe)
+    with stage_lock(recipe.run_dir, "sft"):  # e.g. an orphaned worker still training
+        with pytest.raises(StageError, match="stage 'sft' is already running"):
+            execute_here("sft", recipe)
+    assert not (recipe.run_dir / "sft").exists(), "nothing was touched"

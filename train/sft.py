@@ -106,6 +106,8 @@ def trl_config(recipe: Recipe, output_dir: Path):
         deepspeed=cfg.deepspeed,
         **_checkpointing_kwarg(cfg.gradient_checkpointing),
         dataloader_pin_memory=torch.cuda.is_available(),
+        # accelerate treats torchrun workers as one distributed job on CPU only with use_cpu=True
+        use_cpu=not torch.cuda.is_available(),
         packing=cfg.packing,
         completion_only_loss=True,  # loss on the assistant turn only
         seed=cfg.seed,
