@@ -17,19 +17,31 @@ _SPACE = re.compile(r"\s+")
 
 
 def extract_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` in ``text``, or None (absent or unbalanced)."""
-    start = text.rfind("\\boxed{")
-    while start != -1:
-        depth, i = 0, start + len("\\boxed")
-        for j in range(i, len(text)):
-            if text[j] == "{":
-                depth += 1
-            elif text[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[i + 1 : j].strip()
-        start = text.rfind("\\boxed{", 0, start)  # unbalanced: try an earlier one
-    return None
+    """Content of the last ``\\boxed{...}`` in ``text`` whose braces balance, or None.
+
+    One pass with a stack of open braces, so adversarial input (thousands of unclosed
+    ``\\boxed{``) costs linear time. "Last" means the latest-starting complete box."""
+    marker = "\\boxed{"
+    starts = {i + len(marker) - 1 for i in _find_all(text, marker)}  # index of each box's "{"
+    if not starts:
+        return None
+    stack: list[int] = []
+    best: tuple[int, int] | None = None
+    for i, ch in enumerate(text):
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            open_at = stack.pop()
+            if open_at in starts and (best is None or open_at > best[0]):
+                best = (open_at, i)
+    return text[best[0] + 1 : best[1]].strip() if best else None
+
+
+def _find_all(text: str, sub: str):
+    i = text.find(sub)
+    while i != -1:
+        yield i
+        i = text.find(sub, i + 1)
 
 
 def _normalise(answer: str) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import resource
+from functools import partial
 
 from reward.math_answer import _normalise, extract_boxed
 from reward.pool import CRASHED, TIMEOUT, HardTimeoutPool
@@ -49,19 +50,22 @@ def _score(item: tuple[str, str]) -> float | None:
     return 1.0 if verify(gold_parsed, predicted) else 0.0
 
 
-def _limit_memory(memory_mb: int):
-    def init() -> None:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    return init
+def _limit_memory(memory_mb: int) -> None:
+    """Worker initializer: cap the address space so a runaway sympy expansion dies alone."""
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 class MathCorrectness:
     """Callable reward; see the module docstring."""
 
-    def __init__(self, answer_column: str = "answer", timeout: float = 10.0, workers: int | None = None,
-                 memory_mb: int = 2048):
+    def __init__(
+        self,
+        answer_column: str = "answer",
+        timeout: float = 10.0,
+        workers: int | None = None,
+        memory_mb: int = 2048,
+    ):
         self.__name__ = "math_correctness"  # TRL logs rewards under their __name__
         self.answer_column = answer_column
         self.timeout = timeout
@@ -73,13 +77,17 @@ class MathCorrectness:
     @property
     def pool(self) -> HardTimeoutPool:
         if self._pool is None:
-            self._pool = HardTimeoutPool(_score, self.workers, self.timeout, _limit_memory(self.memory_mb))
+            self._pool = HardTimeoutPool(
+                _score, self.workers, self.timeout, partial(_limit_memory, self.memory_mb)
+            )
         return self._pool
 
     def __call__(self, completions: list, **columns) -> list[float | None]:
         if self.answer_column not in columns:
-            raise KeyError(f"math_correctness needs the dataset column {self.answer_column!r} "
-                           f"(got columns: {sorted(columns)})")
+            raise KeyError(
+                f"math_correctness needs the dataset column {self.answer_column!r} "
+                f"(got columns: {sorted(columns)})"
+            )
         golds = columns[self.answer_column]
         items = [(str(g), completion_text(c)) for g, c in zip(golds, completions, strict=True)]
         out: list[float | None] = []

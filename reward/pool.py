@@ -63,8 +63,13 @@ class _Worker:
 
 
 class HardTimeoutPool:
-    def __init__(self, fn: Callable[[Any], Any], workers: int, timeout: float,
-                 initializer: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        fn: Callable[[Any], Any],
+        workers: int,
+        timeout: float,
+        initializer: Callable[[], None] | None = None,
+    ):
         self.fn, self.timeout, self.initializer = fn, timeout, initializer
         self.size = max(1, workers)
         self._ctx = mp.get_context("forkserver")

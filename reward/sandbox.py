@@ -66,12 +66,41 @@ def _bwrap() -> str | None:
 
 
 def _bwrap_args(workdir: str) -> list[str]:
-    return ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--tmpfs", "/dev/shm", "--bind", workdir, workdir, "--chdir", workdir,
-            "--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY),
-            "--die-with-parent", "--new-session", "--clearenv",
-            "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
-            "--setenv", "HOME", workdir]
+    return [
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/dev/shm",
+        "--bind",
+        workdir,
+        workdir,
+        "--chdir",
+        workdir,
+        "--unshare-all",
+        "--uid",
+        str(NOBODY),
+        "--gid",
+        str(NOBODY),
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/local/bin:/usr/bin:/bin",
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        "--setenv",
+        "HOME",
+        workdir,
+    ]
 
 
 def _unshare(flags: int) -> bool:
@@ -112,10 +141,12 @@ def _preexec(limits: Limits, use_bwrap: bool):
 
     def setup() -> None:  # runs in the child between fork and exec
         os.setsid()
-        for res, value in ((resource.RLIMIT_CPU, limits.cpu_seconds),
-                           (resource.RLIMIT_FSIZE, limits.file_size_mb << 20),
-                           (resource.RLIMIT_NOFILE, limits.open_files),
-                           (resource.RLIMIT_CORE, 0)):
+        for res, value in (
+            (resource.RLIMIT_CPU, limits.cpu_seconds),
+            (resource.RLIMIT_FSIZE, limits.file_size_mb << 20),
+            (resource.RLIMIT_NOFILE, limits.open_files),
+            (resource.RLIMIT_CORE, 0),
+        ):
             resource.setrlimit(res, (value, value))
         if not use_bwrap:  # bwrap needs address space and processes of its own to set up
             resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
@@ -148,7 +179,7 @@ def run_python(source: str, stdin: str = "", limits: Limits = Limits()) -> ExecR
         python = ["python3", "-I", "-B", "main.py"]
         if use_bwrap:
             # Address-space limit applied inside, by the shell that execs python.
-            inner = ["/bin/sh", "-c", f"ulimit -v {limits.memory_mb * 1024} && exec \"$@\"", "sh", *python]
+            inner = ["/bin/sh", "-c", f'ulimit -v {limits.memory_mb * 1024} && exec "$@"', "sh", *python]
             cmd = [_bwrap(), *_bwrap_args(workdir), "--", *inner]
             env = {}
         else:
@@ -161,8 +192,16 @@ def run_python(source: str, stdin: str = "", limits: Limits = Limits()) -> ExecR
 
 def _communicate(cmd, env, workdir, stdin, limits, use_bwrap) -> ExecResult:
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            cwd=workdir, env=env, preexec_fn=_preexec(limits, use_bwrap), close_fds=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=workdir,
+        env=env,
+        preexec_fn=_preexec(limits, use_bwrap),
+        close_fds=True,
+    )
     out, err, status = b"", b"", None
     try:
         import selectors
@@ -209,6 +248,10 @@ def _communicate(cmd, env, workdir, stdin, limits, use_bwrap) -> ExecResult:
     code = proc.returncode
     if status is None:
         status = "ok" if code == 0 else ("killed" if code < 0 else "error")
-    return ExecResult(status, code, out[: limits.output_bytes].decode("utf-8", errors="replace"),
-                      err[: limits.output_bytes].decode("utf-8", errors="replace"),
-                      round(time.monotonic() - start, 4))
+    return ExecResult(
+        status,
+        code,
+        out[: limits.output_bytes].decode("utf-8", errors="replace"),
+        err[: limits.output_bytes].decode("utf-8", errors="replace"),
+        round(time.monotonic() - start, 4),
+    )
