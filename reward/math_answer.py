@@ -65,3 +65,31 @@ def answers_match(gold: str, predicted: str | None) -> bool:
 def is_correct(gold: str, completion: str) -> bool:
     """Does the completion's last boxed answer equal the gold answer?"""
     return answers_match(gold, extract_boxed(completion))
+
+
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_WORDS = {w: i for i, w in enumerate(_UNITS)} | {w: 20 + 10 * i for i, w in enumerate(_TENS)}
+_TEXT = re.compile(r"\\(?:text|textbf|mathrm|mbox)\{([^{}]*)\}")
+
+
+def words_to_number(answer: str) -> str | None:
+    """'five', '\\\\text{twenty-one}', 'Negative three' -> '5', '21', '-3'; None if not a number word.
+
+    Written by hand (0-99, optionally negative): math-verify compares numbers, not number words."""
+    text = _TEXT.sub(r"\1", answer).strip().lower().rstrip(".")
+    sign = ""
+    for prefix in ("negative ", "minus "):
+        if text.startswith(prefix):
+            sign, text = "-", text[len(prefix) :]
+    parts = text.replace("-", " ").split()
+    if not parts or any(p not in _WORDS for p in parts):
+        return None
+    if len(parts) == 1:
+        return sign + str(_WORDS[parts[0]])
+    if len(parts) == 2 and parts[0] in _TENS and 0 < _WORDS[parts[1]] < 10:
+        return sign + str(_WORDS[parts[0]] + _WORDS[parts[1]])
+    return None

@@ -20,7 +20,7 @@ import os
 import resource
 from functools import partial
 
-from reward.math_answer import _normalise, extract_boxed
+from reward.math_answer import _normalise, extract_boxed, words_to_number
 from reward.pool import CRASHED, TIMEOUT, HardTimeoutPool
 from reward.registry import completion_text
 
@@ -33,6 +33,7 @@ def _score(item: tuple[str, str]) -> float | None:
     from math_verify import parse, verify
 
     gold, completion = item
+    gold = words_to_number(gold) or gold
     gold_parsed = parse(f"${gold}$") if "$" not in gold and "\\boxed" not in gold else parse(gold)
     if not gold_parsed:
         return None
@@ -40,6 +41,7 @@ def _score(item: tuple[str, str]) -> float | None:
     if boxed is not None:
         if len(boxed) > MAX_ANSWER_CHARS:
             return 0.0
+        boxed = words_to_number(boxed) or boxed  # "\\text{five}" -> "5"
         if _normalise(boxed) == _normalise(gold):
             return 1.0
         predicted = parse(f"$\\boxed{{{boxed}}}$")

@@ -1,7 +1,7 @@
 """Run one untrusted Python program with limits, and leave nothing behind.
 
     result = run_python(source, stdin="1 2\\n", limits=Limits(wall_seconds=5))
-    result.status  # "ok" | "error" | "timeout" | "output_limit" | "killed"
+    result.status  # "ok" | "error" | "timeout" | "output_limit" | "killed" | "sandbox_error"
 
 Isolation layers, each applied where the machine allows it (``isolation()`` says which are
 active; docs/security.md lists what each does and does not protect against):
@@ -49,7 +49,7 @@ class Limits:
 
 @dataclass
 class ExecResult:
-    status: str  # ok | error | timeout | output_limit | killed
+    status: str  # ok | error | timeout | output_limit | killed | sandbox_error
     returncode: int | None
     stdout: str
     stderr: str
@@ -61,7 +61,12 @@ def _bwrap() -> str | None:
     path = shutil.which("bwrap")
     if not path:
         return None
-    probe = subprocess.run([path, *_bwrap_args("/"), "--", "/bin/true"], capture_output=True, timeout=30)
+    probe = subprocess.run(
+        [path, *_bwrap_args("/"), "--", "/bin/true"],
+        capture_output=True,
+        timeout=30,
+        preexec_fn=_preexec(Limits(), use_bwrap=True),
+    )
     return path if probe.returncode == 0 else None
 
 
@@ -89,7 +94,6 @@ def _bwrap_args(workdir: str) -> list[str]:
         "--gid",
         str(NOBODY),
         "--die-with-parent",
-        "--new-session",
         "--clearenv",
         "--setenv",
         "PATH",
@@ -130,7 +134,7 @@ def isolation() -> dict[str, bool]:
         "no_network": bwrap or _netns_mode() is not None,
         "read_only_host_fs": bwrap,
         "private_tmp": bwrap,
-        "unprivileged_uid": bwrap or os.geteuid() == 0,
+        "dedicated_uid": os.geteuid() == 0,  # root drops to 65534; others run as themselves
         "resource_limits": True,
         "scrubbed_env": True,
     }
@@ -148,24 +152,41 @@ def _preexec(limits: Limits, use_bwrap: bool):
             (resource.RLIMIT_CORE, 0),
         ):
             resource.setrlimit(res, (value, value))
-        if not use_bwrap:  # bwrap needs address space and processes of its own to set up
+        if not use_bwrap:  # bwrap sets up namespaces itself and needs address space to do so
             resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
             if netns is not None:
                 _unshare(netns)
-            if os.geteuid() == 0:
-                os.setgroups([])
-                os.setgid(NOBODY)
-                os.setuid(NOBODY)
+        # Drop to uid 65534 on the host before exec, bubblewrap included: the kernel does not
+        # enforce RLIMIT_NPROC for root, and a user namespace started by root maps its users
+        # back to root outside (a fork bomb then exhausted the host's process table).
+        if os.geteuid() == 0:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
         resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
 
     return setup
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the sandbox's process group and return once it is empty.
+
+    The group holds bubblewrap, the PID namespace's init and the program with anything it
+    forked (no ``--new-session``: preexec's ``setsid`` already detaches from any terminal).
+    A process that calls setsid itself leaves the group, but not the PID namespace, which
+    the kernel empties when its init dies."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
+        return
+    proc.wait()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.005)
 
 
 def run_python(source: str, stdin: str = "", limits: Limits = Limits()) -> ExecResult:
@@ -185,7 +206,18 @@ def run_python(source: str, stdin: str = "", limits: Limits = Limits()) -> ExecR
         else:
             cmd = [sys.executable, "-I", "-B", "main.py"]
             env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir}
-        return _communicate(cmd, env, workdir, stdin, limits, use_bwrap)
+        for _ in range(40):  # up to ~10 s while the processes of a killed fork bomb are reaped
+            result = _communicate(cmd, env, workdir, stdin, limits, use_bwrap)
+            if not (
+                use_bwrap
+                and result.returncode == 1
+                and result.stderr.startswith("bwrap:")
+                and "Resource temporarily unavailable" in result.stderr
+            ):
+                return result
+            time.sleep(0.25)  # the sandbox itself could not start: not the program's fault
+        result.status = "sandbox_error"
+        return result
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
