@@ -11,6 +11,11 @@ TORCH_SPEC ?= torch==2.13.0
 .PHONY: demo test install lint format clean
 
 $(VENV)/.installed: pyproject.toml
+	@# bubblewrap isolates code_tests' sandbox (docs/security.md); optional, so a failure only warns.
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q bubblewrap >/dev/null 2>&1)); } || \
+	  echo "note: bubblewrap not installed; the code sandbox runs with weaker isolation (docs/security.md)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)"

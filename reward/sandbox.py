@@ -168,8 +168,29 @@ def _preexec(limits: Limits, use_bwrap: bool):
     return setup
 
 
+def live_processes(pgid: int | None = None, uid: int | None = None) -> list[int]:
+    """Pids of processes that are not zombies, in process group ``pgid`` and/or owned by ``uid``.
+
+    Zombies are left out on purpose: they are dead, hold no memory, CPU or descriptors, and
+    wait only for their new parent (the container's init) to reap them."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            owner = os.stat(f"/proc/{entry}").st_uid
+        except OSError:
+            continue
+        state, group = fields[0], int(fields[2])
+        if state != b"Z" and (pgid is None or group == pgid) and (uid is None or owner == uid):
+            pids.append(int(entry))
+    return pids
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the sandbox's process group and return once it is empty.
+    """SIGKILL the sandbox's process group and return once no live member is left.
 
     The group holds bubblewrap, the PID namespace's init and the program with anything it
     forked (no ``--new-session``: preexec's ``setsid`` already detaches from any terminal).
@@ -181,11 +202,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
         return
     proc.wait()
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(proc.pid, 0)
-        except (ProcessLookupError, PermissionError):
-            return
+    while live_processes(pgid=proc.pid) and time.monotonic() < deadline:
         time.sleep(0.005)
 
 

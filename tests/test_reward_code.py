@@ -10,7 +10,7 @@ import pytest
 
 from reward import get_reward
 from reward.code_tests import extract_program
-from reward.sandbox import NOBODY, Limits, isolation, run_python
+from reward.sandbox import NOBODY, Limits, isolation, live_processes, run_python
 
 ISO = isolation()
 needs_bwrap = pytest.mark.skipif(not ISO["bubblewrap"], reason="bubblewrap (bwrap) is not usable here")
@@ -20,15 +20,8 @@ FAST = Limits(wall_seconds=3, cpu_seconds=3, memory_mb=512)
 
 
 def _nobody_pids() -> list[int]:
-    """Processes running as uid 65534 on the host (sandboxed programs, bubblewrap included)."""
-    pids = []
-    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
-        try:
-            if os.stat(f"/proc/{pid}").st_uid == NOBODY:
-                pids.append(int(pid))
-        except FileNotFoundError:
-            continue
-    return pids
+    """Live processes running as uid 65534 on the host (sandboxed programs, bubblewrap included)."""
+    return live_processes(uid=NOBODY)
 
 
 def _sandbox_dirs() -> set[str]:
