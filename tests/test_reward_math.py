@@ -166,3 +166,32 @@ def test_format_reward(completion, expected):
 )
 def test_number_words(text, number):
     assert words_to_number(text) == number
+
+
+def test_recipe_reward_specs():
+    from omegaconf import OmegaConf
+
+    from launch.errors import RecipeError
+    from reward.config import RewardSpec, build_rewards
+
+    yaml = "- {name: math_correctness, weight: 1.0, correctness: true}\n- {name: format, weight: 0.1}\n"
+    specs = [
+        OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RewardSpec), s))
+        for s in OmegaConf.create(yaml)
+    ]
+    funcs, weights, correctness = build_rewards(specs, where="rl.rewards")
+    assert [f.__name__ for f in funcs] == ["math_correctness", "format"] and weights == [1.0, 0.1]
+    assert correctness == 0
+    with pytest.raises(
+        RecipeError, match=r"name: unknown reward 'math_corectness'; known rewards: code_tests"
+    ):
+        from launch.errors import FieldError
+
+        try:
+            RewardSpec(name="math_corectness")
+        except FieldError as err:
+            raise RecipeError(str(err)) from None
+    with pytest.raises(RecipeError, match=r"rl.rewards\[0\]: reward 'format': .*tail_charz"):
+        build_rewards([RewardSpec(name="format", options={"tail_charz": 3})], where="rl.rewards")
+    with pytest.raises(RecipeError, match="only one reward may set correctness"):
+        build_rewards([RewardSpec(correctness=True), RewardSpec(correctness=True)])
