@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
     stage.add_argument("recipe")
     stage.add_argument("overrides", nargs="*")
     stage.add_argument("--force", action="store_true", help="redo the stage even if it is up to date")
+    sub.add_parser(
+        "merge",
+        add_help=False,
+        help="weighted average of model folders: ssp merge --out DIR CKPT[:WEIGHT] ...",
+    )
     show = sub.add_parser("show", help="print the resolved, validated recipe")
     show.add_argument("recipe")
     show.add_argument("overrides", nargs="*")
@@ -35,6 +40,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:  # its own argument parser: train/merge.py
+        from train.merge import cli
+
+        try:
+            return cli(argv[1:])
+        except SSPError as err:
+            print(f"ssp: error: {err}", file=sys.stderr)
+            return 2
     args = _parser().parse_args(argv)
     from launch.runner import run_pipeline, run_stage, setup_logging
 

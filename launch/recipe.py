@@ -22,10 +22,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from data_pipeline.config import DataConfig, TinyModelConfig
 from launch.errors import FieldError, RecipeError, check
-from train.config import ModelConfig, SFTStageConfig
+from train.config import MergeConfig, ModelConfig, ProbeConfig, SFTStageConfig
 
 # The pipeline, in order. Later stages (probe, merge, rl, eval) are appended as they land.
-STAGE_ORDER = ["data", "sft"]
+STAGE_ORDER = ["data", "sft", "probe", "merge"]
 
 
 @dataclass
@@ -46,6 +46,10 @@ class Recipe:
     """The starting model."""
     sft: SFTStageConfig = field(default_factory=SFTStageConfig)
     """The SFT stage."""
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    """Diversity probing of the SFT checkpoints."""
+    merge: MergeConfig = field(default_factory=MergeConfig)
+    """Expert fusion into the spectrum model."""
 
     def __post_init__(self):
         check(

@@ -13,7 +13,43 @@ from launch.manifest import Manifest
 from launch.recipe import Recipe
 
 
+def heldout_pass_table(recipe: Recipe) -> str | None:
+    """Markdown table: held-out Pass@1 / Pass@k, spectrum (merged) model vs last SFT checkpoint."""
+    entry = Manifest(recipe.run_dir).stage("merge")
+    if not entry or entry.get("status") != "completed" or "heldout" not in entry["metrics"]:
+        return None
+    heldout = entry["metrics"]["heldout"]
+    keys = list(next(iter(heldout.values()))["pass"]["all"])
+    domains = [d for d in next(iter(heldout.values()))["pass"] if d != "all"]
+    out = [
+        f"Held-out sampling ({recipe.probe.n_samples} samples per problem, temperature "
+        f"{recipe.probe.temperature}): all domains, then {keys[-1]} per domain",
+        "",
+        "| model | " + " | ".join(keys) + " | " + " | ".join(f"{d} {keys[-1]}" for d in domains) + " |",
+        "|---" * (1 + len(keys) + len(domains)) + "|",
+    ]
+    for name, result in heldout.items():
+        p = result["pass"]
+        out.append(
+            f"| {name} | "
+            + " | ".join(f"{p['all'][k]:.3f}" for k in keys)
+            + " | "
+            + " | ".join(f"{p[d][keys[-1]]:.3f}" for d in domains)
+            + " |"
+        )
+    return "\n".join(out)
+
+
 def results_table(recipe: Recipe) -> str:
+    """The tables `make demo` prints: SFT's greedy check, then the spectrum model's held-out Pass@k."""
+    tables = [_greedy_table(recipe)]
+    heldout = heldout_pass_table(recipe)
+    if heldout:
+        tables.append(heldout)
+    return "\n\n".join(tables)
+
+
+def _greedy_table(recipe: Recipe) -> str:
     """Markdown table: held-out greedy accuracy per domain, starting model vs SFT final checkpoint."""
     entry = Manifest(recipe.run_dir).stage("sft")
     if not entry or entry.get("status") != "completed":
@@ -62,6 +98,37 @@ def _loss_plot(history_file: Path, out_png: Path) -> bool:
     return True
 
 
+def _probe_and_merge_sections(recipe: Recipe, manifest: Manifest) -> list[str]:
+    parts: list[str] = []
+    probe = manifest.stage("probe")
+    if probe and probe["status"] == "completed" and probe["outputs"].get("enabled"):
+        out = probe["outputs"]
+        parts += [
+            "## Diversity probing",
+            "",
+            Path(out["markdown"]).read_text(),
+            f"![probe heatmap]({Path(out['heatmap']).relative_to(recipe.run_dir)})",
+            "",
+            f"Mean sampling throughput: {probe['metrics']['tokens_per_second_mean']:.0f} tokens/s.",
+            "",
+        ]
+    merge = manifest.stage("merge")
+    if merge and merge["status"] == "completed":
+        parts += ["## Expert fusion", ""]
+        if merge["outputs"].get("merged"):
+            weights = ", ".join(f"{c} x {w:.3f}" for c, w in merge["metrics"]["weights"].items())
+            parts += [f"Spectrum model `{merge['outputs']['model']}` = {weights}.", ""]
+        else:
+            parts += [
+                f"Probing disabled: the spectrum model is the last SFT checkpoint `{merge['outputs']['model']}`.",
+                "",
+            ]
+        table = heldout_pass_table(recipe)
+        if table:
+            parts += [table, ""]
+    return parts
+
+
 def write_report(recipe: Recipe) -> Path:
     run_dir = recipe.run_dir
     manifest = Manifest(run_dir)
@@ -85,9 +152,10 @@ def write_report(recipe: Recipe) -> Path:
             f"{m['examples']} examples ({m['dropped_too_long']} dropped as too long), {m['steps']} steps, "
             f"loss {m['loss_first']:.3f} -> {m['loss_last']:.3f}.",
             "",
-            results_table(recipe),
+            _greedy_table(recipe),
             "",
         ]
+    parts += _probe_and_merge_sections(recipe, manifest)
     path = run_dir / "report.md"
     path.write_text("\n".join(parts))
     return path

@@ -54,6 +54,20 @@ STAGES: dict[str, StageSpec] = {
         external_files=_sft_files,
         nproc=lambda r: r.sft.nproc_per_node,
     ),
+    "probe": StageSpec(
+        "probe",
+        "train.probe",
+        needs=("data", "sft"),
+        distributed=False,
+        sections=lambda r: (r.probe, r.data.prompt_suffix),
+    ),
+    "merge": StageSpec(
+        "merge",
+        "train.merge",
+        needs=("data", "sft", "probe"),
+        distributed=False,
+        sections=lambda r: (r.merge, r.probe, r.data.prompt_suffix),
+    ),
 }
 assert list(STAGES) == STAGE_ORDER, "every stage in STAGE_ORDER needs a StageSpec"
 

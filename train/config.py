@@ -1,8 +1,9 @@
 """Recipe schema of the model and of the `sft` stage."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from launch.errors import check
+from reward.config import RewardSpec
 
 
 @dataclass
@@ -109,3 +110,83 @@ class SFTStageConfig:
             self.report_to in ("none", "wandb", "tensorboard"),
             f"must be none, wandb or tensorboard, got {self.report_to!r}",
         )
+
+
+@dataclass
+class ProbeConfig:
+    """Domain-aware diversity probing: Pass@k of each SFT checkpoint on each subdomain's probing set."""
+
+    enabled: bool = True
+    """False = the diversity ablation: no probing, the last SFT checkpoint is the spectrum model."""
+    every: int = 1
+    """Probe every m-th checkpoint, counted back from the last one (which is always probed)."""
+    domains: list[str] = field(default_factory=list)
+    """Subdomains to probe; empty = every domain of the data stage."""
+    n_samples: int = 8
+    """Samples per problem (n >= max(k))."""
+    k: list[int] = field(default_factory=lambda: [1, 4, 8])
+    """The k of every Pass@k computed (Pass@1 is always added)."""
+    metric: str = "pass@k"
+    """Specialist selection: 'pass@k' (the report's choice, k = select_k) or 'pass@1' (the ablation)."""
+    select_k: int = 0
+    """The K of Pass@K used for selection; 0 = max(k)."""
+    temperature: float = 1.0
+    """Sampling temperature (the report's evaluation uses 1.0; 0.6 is its alternative)."""
+    top_p: float = 0.95
+    """Nucleus sampling (the report: 0.95)."""
+    top_k: int = -1
+    """-1 = no top-k filtering (the report)."""
+    max_new_tokens: int = 96
+    """Longest completion sampled."""
+    batch_size: int = 256
+    """Sequences per generate call."""
+    seed: int = 0
+    """Sampling seed (the same for every checkpoint, so checkpoints are compared on equal terms)."""
+    backend: str = "hf"
+    """Generation backend: 'hf' (transformers generate)."""
+    reward: RewardSpec = field(default_factory=lambda: RewardSpec(name="math_correctness", correctness=True))
+    """The binary correctness reward a sample is scored with."""
+
+    def __post_init__(self):
+        check(self, "every", self.every >= 1, f"must be >= 1, got {self.every}")
+        check(
+            self,
+            "k",
+            bool(self.k) and all(k >= 1 for k in self.k),
+            f"must be positive integers, got {self.k}",
+        )
+        check(self, "n_samples", self.n_samples >= max(self.k), f"must be >= max(k) = {max(self.k)}")
+        check(
+            self,
+            "metric",
+            self.metric in ("pass@k", "pass@1"),
+            f"must be 'pass@k' or 'pass@1', got {self.metric!r}",
+        )
+        check(
+            self, "select_k", self.select_k == 0 or self.select_k in self.k, f"must be 0 or one of k={self.k}"
+        )
+        check(self, "temperature", self.temperature >= 0, "must be >= 0")
+        check(self, "top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
+        check(self, "backend", self.backend in ("hf",), f"unknown backend {self.backend!r}; known: ['hf']")
+
+    @property
+    def selection_key(self) -> str:
+        return "pass@1" if self.metric == "pass@1" else f"pass@{self.select_k or max(self.k)}"
+
+
+@dataclass
+class MergeConfig:
+    """Expert fusion: a weighted parameter average of the per-domain specialists."""
+
+    weights: dict[str, float] = field(default_factory=dict)
+    """Weight per domain; empty = uniform 1/N (the report). A checkpoint chosen by several domains
+    gets the sum of their weights."""
+    normalize: bool = False
+    """Rescale weights to sum to 1. Without it, weights that do not sum to 1 are an error."""
+    eval_heldout: bool = True
+    """Sample the held-out eval set with the merged model and the last SFT checkpoint (probe's
+    sampling settings) and report Pass@1 and Pass@k side by side."""
+
+    def __post_init__(self):
+        bad = {d: w for d, w in self.weights.items() if w < 0}
+        check(self, "weights", not bad, f"must be >= 0, got {bad}")

@@ -1,0 +1,125 @@
+"""Sampling completions from a model folder: the one interface probing, evaluation and data
+generation use.
+
+    gen = make_generator("hf", model_dir, batch_size=256)
+    outs = gen.generate(chat_prompts, SamplingParams(n=8, temperature=1.0, max_new_tokens=96, seed=0))
+    outs[0][3].text, outs[0][3].num_tokens, outs[0][3].finish_reason   # prompt 0, sample 3
+
+A backend implements ``load(model_dir)``, ``generate(prompts, params)`` and ``close()``; a
+vLLM backend can be added to ``BACKENDS`` without touching any caller. The transformers
+backend applies the chat template once per prompt, repeats each prompt ``n`` times, sorts by
+length to cut padding, and runs batched ``generate`` with the KV cache.
+
+Departure: with ``temperature=0`` the ``n`` samples are one greedy completion repeated.
+``top_k=-1`` means no top-k filtering (vLLM's convention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = -1
+    max_new_tokens: int = 128
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    num_tokens: int  # generated tokens, the end-of-turn token included
+    finish_reason: str  # "stop" (end-of-turn token) or "length" (max_new_tokens reached)
+
+
+class HFGenerator:
+    """transformers ``generate`` backend."""
+
+    def __init__(self, model_dir: str | Path, batch_size: int = 256, device: str | None = None):
+        self.batch_size = batch_size
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model = self.tokenizer = None
+        self.load(model_dir)
+
+    def load(self, model_dir: str | Path) -> None:
+        """Load (or swap in) the weights of ``model_dir``."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.model_dir = str(model_dir)
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        dtype = torch.bfloat16 if self.device == "cuda" else torch.float32
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(self.device).eval()
+        eos = self.model.generation_config.eos_token_id
+        self.stop_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
+
+    @torch.no_grad()
+    def generate(
+        self, prompts: list[list[dict]], params: SamplingParams, desc: str = "sampling"
+    ) -> list[list[Completion]]:
+        texts = [
+            self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts
+        ]
+        ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        greedy = params.temperature == 0
+        copies = 1 if greedy else params.n
+        jobs = sorted(
+            ((i, j) for i in range(len(prompts)) for j in range(copies)), key=lambda ij: len(ids[ij[0]])
+        )
+        results: dict[tuple[int, int], Completion] = {}
+        torch.manual_seed(params.seed)
+        for start in tqdm(range(0, len(jobs), self.batch_size), desc=desc, leave=False):
+            batch = jobs[start : start + self.batch_size]
+            enc = self.tokenizer.pad({"input_ids": [ids[i] for i, _ in batch]}, return_tensors="pt").to(
+                self.device
+            )
+            kwargs = (
+                dict(do_sample=False)
+                if greedy
+                else dict(
+                    do_sample=True,
+                    temperature=params.temperature,
+                    top_p=params.top_p,
+                    top_k=params.top_k if params.top_k > 0 else None,
+                )
+            )
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=params.max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+                **kwargs,
+            )
+            for job, row in zip(batch, out[:, enc["input_ids"].shape[1] :].tolist(), strict=True):
+                results[job] = self._completion(row, params.max_new_tokens)
+        return [[results[(i, 0 if greedy else j)] for j in range(params.n)] for i in range(len(prompts))]
+
+    def _completion(self, row: list[int], max_new_tokens: int) -> Completion:
+        for pos, tok in enumerate(row):
+            if tok in self.stop_ids:
+                return Completion(self.tokenizer.decode(row[:pos], skip_special_tokens=True), pos + 1, "stop")
+        return Completion(
+            self.tokenizer.decode(row, skip_special_tokens=True), min(len(row), max_new_tokens), "length"
+        )
+
+    def close(self) -> None:
+        self.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+BACKENDS = {"hf": HFGenerator}
+
+
+def make_generator(backend: str, model_dir: str | Path, **options) -> HFGenerator:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown generation backend {backend!r}; known: {sorted(BACKENDS)}")
+    return BACKENDS[backend](model_dir, **options)

@@ -1,0 +1,322 @@
+"""Expert fusion: M_merge = sum_i w_i * M*_i, streamed one tensor at a time.
+
+    ssp merge --out runs/fused ckpt-a:0.5 ckpt-b:0.25 ckpt-c:0.25
+    ssp stage merge recipes/tiny.yaml          # the pipeline stage: the probe's specialists
+
+Departure from the usual merge scripts (which load N models, or one output shard, at once):
+the output safetensors files are written by hand, header first (every shape and dtype is
+known from the sources' headers), then each tensor as soon as it is averaged. Peak memory is
+about one tensor from each source plus a float32 accumulator, whatever the model size. Sources
+are memory-mapped through ``safe_open``. Averages are taken in float32 and cast back to the
+source dtype.
+
+Checks before anything is written: every source has the same tensor names, shapes and dtypes
+(an error names the tensor and both files); weights are >= 0 and sum to 1 unless
+``normalize``. The output folder is complete and loadable (weights, config, tokenizer,
+generation config, ``merge_info.json``) and appears atomically: it is built under a temporary
+name and renamed; on any error the temporary folder is removed and nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import struct
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+
+from launch.errors import SSPError
+
+INDEX = "model.safetensors.index.json"
+# Training state a checkpoint holds beside the model: not part of a merged model.
+_SKIP = (
+    "optimizer",
+    "scheduler",
+    "rng_state",
+    "trainer_state",
+    "training_args",
+    "scaler",
+    "latest",
+    "zero_to_fp32",
+)
+_DTYPES = {
+    "F64": torch.float64,
+    "F32": torch.float32,
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "I64": torch.int64,
+    "I32": torch.int32,
+    "I16": torch.int16,
+    "I8": torch.int8,
+    "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+class MergeError(SSPError):
+    """Checkpoints or weights that cannot be merged."""
+
+
+def _layout(model_dir: Path) -> dict[str, str]:
+    """tensor name -> the safetensors file holding it."""
+    index = model_dir / INDEX
+    if index.is_file():
+        return json.loads(index.read_text())["weight_map"]
+    single = model_dir / "model.safetensors"
+    if not single.is_file():
+        raise MergeError(f"{model_dir}: no model.safetensors or {INDEX}")
+    with safe_open(single, framework="pt") as f:
+        return dict.fromkeys(f.keys(), "model.safetensors")
+
+
+def _header(path: Path) -> dict[str, Any]:
+    with path.open("rb") as f:
+        (size,) = struct.unpack("<Q", f.read(8))
+        return json.loads(f.read(size))
+
+
+def _specs(model_dir: Path) -> dict[str, tuple[str, tuple[int, ...], Path]]:
+    """tensor name -> (dtype, shape, file), read from the safetensors headers only."""
+    out, headers = {}, {}
+    for name, file in _layout(model_dir).items():
+        path = model_dir / file
+        if path not in headers:
+            headers[path] = _header(path)
+        meta = headers[path][name]
+        out[name] = (meta["dtype"], tuple(meta["shape"]), path)
+    return out
+
+
+def check_weights(weights: list[float], normalize: bool) -> list[float]:
+    if any(w < 0 for w in weights):
+        raise MergeError(f"merge weights must be >= 0, got {weights}")
+    total = sum(weights)
+    if total <= 0:
+        raise MergeError(f"merge weights sum to {total}; at least one must be positive")
+    if normalize:
+        return [w / total for w in weights]
+    if not math.isclose(total, 1.0, abs_tol=1e-6):
+        raise MergeError(f"merge weights sum to {total:g}, not 1 (set normalize to rescale them): {weights}")
+    return list(weights)
+
+
+def check_compatible(dirs: list[Path]) -> list[dict[str, tuple[str, tuple[int, ...], Path]]]:
+    specs = [_specs(d) for d in dirs]
+    ref = specs[0]
+    for spec in specs[1:]:
+        for name in sorted(set(ref) | set(spec)):
+            if name not in spec:
+                raise MergeError(
+                    f"tensor {name!r} is in {ref[name][2]} but missing from {dirs[specs.index(spec)]}"
+                )
+            if name not in ref:
+                raise MergeError(f"tensor {name!r} is in {spec[name][2]} but missing from {dirs[0]}")
+            (d0, s0, f0), (d1, s1, f1) = ref[name], spec[name]
+            if s0 != s1:
+                raise MergeError(f"tensor {name!r}: shape {list(s0)} in {f0} but {list(s1)} in {f1}")
+            if d0 != d1:
+                raise MergeError(f"tensor {name!r}: dtype {d0} in {f0} but {d1} in {f1}")
+    return specs
+
+
+def _write_shard(path: Path, names: list[str], specs, weights: list[float], metadata: dict) -> None:
+    """Stream one safetensors file: header from the known shapes, then each averaged tensor."""
+    entries, offset = {}, 0
+    for name in names:
+        dtype, shape, _ = specs[0][name]
+        nbytes = math.prod(shape) * torch.empty((), dtype=_DTYPES[dtype]).element_size()
+        entries[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    header = json.dumps({"__metadata__": metadata, **entries}, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the format aligns the data section to 8 bytes
+    handles: dict[Path, Any] = {}
+    try:
+        with path.open("wb") as out:
+            out.write(struct.pack("<Q", len(header)) + header)
+            for name in names:
+                acc = None
+                for spec, w in zip(specs, weights, strict=True):
+                    file = spec[name][2]
+                    if file not in handles:
+                        handles[file] = safe_open(file, framework="pt")
+                    t = handles[file].get_tensor(name)
+                    if not t.is_floating_point():  # integer buffers are not averaged: keep the first
+                        acc = t if acc is None else acc
+                        continue
+                    acc = t.to(torch.float32) * w if acc is None else acc.add_(t.to(torch.float32), alpha=w)
+                result = acc.to(_DTYPES[specs[0][name][0]]).contiguous()
+                out.write(result.view(torch.uint8).numpy().tobytes() if result.numel() else b"")
+    finally:
+        handles.clear()
+
+
+def merge_checkpoints(
+    sources: list[tuple[str | Path, float]],
+    out_dir: str | Path,
+    *,
+    normalize: bool = False,
+    overwrite: bool = False,
+    info: dict | None = None,
+) -> Path:
+    """Write the weighted average of ``sources`` [(model folder, weight)] to ``out_dir``."""
+    dirs = [Path(d) for d, _ in sources]
+    weights = check_weights([w for _, w in sources], normalize)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not overwrite:
+        raise MergeError(f"{out_dir} exists (pass overwrite to replace it)")
+    specs = check_compatible(dirs)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        layout = _layout(dirs[0])
+        by_file: dict[str, list[str]] = defaultdict(list)
+        for name, file in layout.items():
+            by_file[file].append(name)
+        for file, names in sorted(by_file.items()):
+            metadata = _header(dirs[0] / file).get("__metadata__") or {"format": "pt"}
+            _write_shard(tmp / file, names, specs, weights, metadata)
+        for item in dirs[0].iterdir():  # config, tokenizer, generation config, index, ...
+            if item.is_file() and not item.name.endswith(".safetensors") and not item.name.startswith(_SKIP):
+                shutil.copy2(item, tmp / item.name)
+        (tmp / "merge_info.json").write_text(
+            json.dumps({"sources": [str(d) for d in dirs], "weights": weights, **(info or {})}, indent=2)
+        )
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def parse_sources(items: list[str]) -> list[tuple[str, float]]:
+    """``CKPT[:WEIGHT]`` arguments; no weights at all means uniform."""
+    parsed = []
+    for item in items:
+        path, sep, weight = item.rpartition(":")
+        try:
+            parsed.append((path, float(weight)) if sep else (item, None))
+        except ValueError:
+            parsed.append((item, None))
+    given = [w is not None for _, w in parsed]
+    if any(given) and not all(given):
+        raise MergeError("give a weight to every checkpoint (CKPT:WEIGHT) or to none (uniform)")
+    if not any(given):
+        return [(p, 1.0 / len(parsed)) for p, _ in parsed]
+    return parsed
+
+
+# ---------------------------------------------------------------- the pipeline stage
+def checkpoint_weights(specialists: dict[str, str], domain_weights: dict[str, float]) -> dict[str, float]:
+    """Weight per unique checkpoint: a checkpoint chosen by several domains gets their summed weight."""
+    unknown = sorted(set(domain_weights) - set(specialists))
+    if unknown:
+        raise MergeError(
+            f"merge.weights names domains that were not probed: {unknown} (probed: {sorted(specialists)})"
+        )
+    missing = sorted(set(specialists) - set(domain_weights)) if domain_weights else []
+    if missing:
+        raise MergeError(f"merge.weights has no weight for domains {missing}")
+    per_ckpt: dict[str, float] = defaultdict(float)
+    for domain, ckpt in specialists.items():
+        per_ckpt[ckpt] += domain_weights[domain] if domain_weights else 1.0 / len(specialists)
+    return dict(per_ckpt)
+
+
+def run(recipe, ctx):
+    import logging
+
+    from launch.context import StageResult
+
+    log = logging.getLogger("ssp")
+    probe = ctx.inputs["probe"]
+    final = ctx.inputs["sft"]["final"]
+    if not probe.get("enabled", True):
+        log.info("merge: probing disabled, the spectrum model is the last SFT checkpoint %s", final)
+        return StageResult(outputs={"model": final, "merged": False}, metrics={"merged": False})
+    weights = checkpoint_weights(probe["specialists"], recipe.merge.weights)
+    normalized = check_weights(list(weights.values()), recipe.merge.normalize)
+    sources = list(zip(weights, normalized, strict=True))
+    for ckpt, w in sources:
+        log.info("merge: %s x %.4f", Path(ckpt).name, w)
+    model = merge_checkpoints(
+        sources, ctx.stage_dir / "model", overwrite=True, info={"specialists": probe["specialists"]}
+    )
+    metrics: dict[str, Any] = {"weights": {Path(c).name: w for c, w in sources}}
+    if recipe.merge.eval_heldout:
+        metrics["heldout"] = heldout_comparison(
+            recipe, ctx, {"spectrum (merged)": str(model), f"last SFT ({Path(final).name})": final}
+        )
+        (ctx.stage_dir / "heldout.json").write_text(json.dumps(metrics["heldout"], indent=2))
+    return StageResult(outputs={"model": str(model), "merged": True}, metrics=metrics)
+
+
+def heldout_comparison(recipe, ctx, models: dict[str, str]) -> dict[str, dict]:
+    """Pass@1 and Pass@k of each model on the held-out eval set, with the probe's sampling settings."""
+    from data_pipeline.corpus import PROBLEM_FIELDS, load_rows
+    from reward import get_reward
+    from train.generation import make_generator
+    from train.probe import sampling, score_model
+
+    rows = [
+        {**r, "suffix": recipe.data.prompt_suffix}
+        for r in load_rows(ctx.inputs["data"]["eval"], PROBLEM_FIELDS, "eval")
+    ]
+    reward = get_reward(recipe.probe.reward.name, **recipe.probe.reward.options)
+    generator, out = None, {}
+    try:
+        for name, path in models.items():
+            if generator is None:
+                generator = make_generator(recipe.probe.backend, path, batch_size=recipe.probe.batch_size)
+            else:
+                generator.load(path)
+            out[name] = score_model(
+                generator, rows, reward, sampling(recipe), recipe.probe.k, desc=f"held-out {name}"
+            )
+    finally:
+        if generator is not None:
+            generator.close()
+        if hasattr(reward, "close"):
+            reward.close()
+    return out
+
+
+def main() -> None:
+    from launch.runner import stage_main
+
+    stage_main("merge")
+
+
+def cli(argv: list[str]) -> int:
+    """``ssp merge --out DIR CKPT[:WEIGHT] ... [--normalize] [--overwrite]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="ssp merge", description="Weighted parameter average of model folders.")
+    p.add_argument("--out", required=True, help="output model folder (written atomically)")
+    p.add_argument(
+        "checkpoints", nargs="+", metavar="CKPT[:WEIGHT]", help="model folders; no weights = uniform"
+    )
+    p.add_argument("--normalize", action="store_true", help="rescale weights to sum to 1")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    args = p.parse_args(argv)
+    out = merge_checkpoints(
+        parse_sources(args.checkpoints), args.out, normalize=args.normalize, overwrite=args.overwrite
+    )
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    main()

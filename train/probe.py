@@ -1,0 +1,234 @@
+"""The `probe` stage: Pass@k of every SFT checkpoint on every subdomain, and the specialists.
+
+    ssp stage probe recipes/tiny.yaml probe.metric=pass@1      # the Pass@1 ablation
+
+SSP's Stage 1 (METHOD.md): P_i(t) = Pass@K of checkpoint M_t on probing set D_i, and the
+specialist of subdomain i is argmax_t P_i(t). For each probed checkpoint the problems of all
+domains are sampled together in one pass (``probe.n_samples`` each), scored with the
+recipe's correctness reward, and turned into unbiased Pass@k per domain. Results are written
+per checkpoint as soon as it is done, so an interrupted stage resumes at the next checkpoint.
+
+Choices the report leaves open, exposed in the recipe: K (``probe.k``, ``probe.select_k``),
+which checkpoints (``probe.every``), sampling settings, and ties, which go to the later
+checkpoint (more training at equal diversity). Unscorable samples (reward None) count as
+incorrect and are counted in the table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from data_pipeline.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
+from launch.context import StageContext, StageResult
+from launch.errors import DataError
+from launch.recipe import Recipe
+from train.generation import SamplingParams, make_generator
+from train.pass_at_k import per_domain
+
+log = logging.getLogger("ssp")
+
+
+def probed_checkpoints(checkpoints: list[str], every: int) -> list[str]:
+    """Every m-th checkpoint counted back from the last, which is always included."""
+    return checkpoints[::-1][::every][::-1]
+
+
+def sampling(recipe: Recipe) -> SamplingParams:
+    p = recipe.probe
+    return SamplingParams(
+        n=p.n_samples,
+        temperature=p.temperature,
+        top_p=p.top_p,
+        top_k=p.top_k,
+        max_new_tokens=p.max_new_tokens,
+        seed=p.seed,
+    )
+
+
+def load_probe_sets(recipe: Recipe, ctx: StageContext) -> dict[str, list[dict[str, Any]]]:
+    available = ctx.inputs["data"]["probe"]
+    domains = recipe.probe.domains or list(available)
+    unknown = [d for d in domains if d not in available]
+    if unknown:
+        raise DataError(
+            f"probe.domains: no probing set for {unknown}; the data stage wrote {sorted(available)}"
+        )
+    return {d: load_rows(available[d], PROBLEM_FIELDS, f"probe/{d}") for d in domains}
+
+
+def score_model(
+    generator, rows: list[dict[str, Any]], reward, params: SamplingParams, ks: list[int], desc: str
+) -> dict[str, Any]:
+    """Sample ``rows`` once, score, and aggregate Pass@k per domain (and "all")."""
+    start = time.monotonic()
+    outs = generator.generate(
+        [chat_prompt(r["problem"], r.get("suffix", "")) for r in rows], params, desc=desc
+    )
+    seconds = time.monotonic() - start
+    flat = [c for o in outs for c in o]
+    columns = {k: [r[k] for r in rows for _ in range(params.n)] for k in rows[0] if k not in ("problem",)}
+    scores = reward([c.text for c in flat], **columns)
+    per_problem, unscorable = [], 0
+    for i, r in enumerate(rows):
+        s = scores[i * params.n : (i + 1) * params.n]
+        unscorable += sum(x is None for x in s)
+        per_problem.append((r["domain"], params.n, sum(1 for x in s if x == 1.0)))
+    tokens = sum(c.num_tokens for c in flat)
+    return {
+        "pass": per_domain(per_problem, sorted({1, *ks})),
+        "samples": len(flat),
+        "unscorable": unscorable,
+        "truncated": sum(c.finish_reason == "length" for c in flat) / len(flat),
+        "mean_tokens": tokens / len(flat),
+        "tokens_per_second": tokens / seconds if seconds else None,
+    }
+
+
+def select_specialists(
+    table: dict[str, dict[str, dict[str, float]]], domains: list[str], key: str
+) -> dict[str, str]:
+    """argmax over checkpoints (in training order) of ``key``, per domain; ties go to the later one."""
+    best = {}
+    for d in domains:
+        best[d] = max(enumerate(table), key=lambda it: (table[it[1]][d][key], it[0]))[1]
+    return best
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _markdown(table, domains, key, specialists) -> str:
+    lines = [
+        f"Probe: {key} per checkpoint and subdomain (specialists in bold)",
+        "",
+        "| checkpoint | " + " | ".join(domains) + " |",
+        "|---" * (len(domains) + 1) + "|",
+    ]
+    for ckpt, row in table.items():
+        cells = [
+            f"**{row[d][key]:.3f}**" if specialists[d] == ckpt else f"{row[d][key]:.3f}" for d in domains
+        ]
+        lines.append(f"| {Path(ckpt).name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def heatmap(table, domains, key, specialists, out_png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ckpts = list(table)
+    values = [[table[c][d][key] for d in domains] for c in ckpts]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(domains), 1.0 + 0.45 * len(ckpts)))
+    im = ax.imshow(values, cmap="viridis", aspect="auto", vmin=0, vmax=max(1e-9, max(map(max, values))))
+    ax.set_xticks(range(len(domains)), domains, rotation=20)
+    ax.set_yticks(range(len(ckpts)), [Path(c).name for c in ckpts])
+    for i, c in enumerate(ckpts):
+        for j, d in enumerate(domains):
+            ax.text(
+                j,
+                i,
+                f"{values[i][j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="red" if specialists[d] == c else "white",
+                fontweight="bold" if specialists[d] == c else None,
+            )
+    ax.set_title(f"probe {key} (red: specialist)")
+    fig.colorbar(im, ax=ax)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def run(recipe: Recipe, ctx: StageContext) -> StageResult:
+    from reward import get_reward
+
+    cfg = recipe.probe
+    checkpoints = ctx.inputs["sft"]["checkpoints"]
+    final = ctx.inputs["sft"]["final"]
+    if not cfg.enabled:
+        log.info("probe: disabled (probe.enabled=false): the last SFT checkpoint is the spectrum model")
+        return StageResult(
+            outputs={"enabled": False, "specialists": {}, "final": final}, metrics={"enabled": False}
+        )
+    sets = load_probe_sets(recipe, ctx)
+    domains = list(sets)
+    rows = [{**r, "suffix": recipe.data.prompt_suffix} for d in domains for r in sets[d]]
+    reward = get_reward(cfg.reward.name, **cfg.reward.options)
+    params, key = sampling(recipe), cfg.selection_key
+    out_dir = ctx.stage_dir / "by_checkpoint"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table, stats, generator = {}, {}, None
+    try:
+        for ckpt in probed_checkpoints(checkpoints, cfg.every):
+            result_file = out_dir / f"{Path(ckpt).name}.json"
+            if result_file.exists():  # done by an interrupted earlier attempt
+                result = json.loads(result_file.read_text())
+                log.info("probe: %s already probed, reusing %s", Path(ckpt).name, result_file)
+            else:
+                if generator is None:
+                    generator = make_generator(cfg.backend, ckpt, batch_size=cfg.batch_size)
+                else:
+                    generator.load(ckpt)
+                result = score_model(generator, rows, reward, params, cfg.k, desc=f"probe {Path(ckpt).name}")
+                _write_atomic(result_file, json.dumps(result, indent=2))
+                log.info(
+                    "probe: %s %s=%s (%.0f tokens/s)",
+                    Path(ckpt).name,
+                    key,
+                    {d: round(result["pass"][d][key], 3) for d in domains},
+                    result["tokens_per_second"] or 0,
+                )
+            table[ckpt] = result["pass"]
+            stats[ckpt] = {k: v for k, v in result.items() if k != "pass"}
+    finally:
+        if generator is not None:
+            generator.close()
+        if hasattr(reward, "close"):
+            reward.close()
+    specialists = select_specialists(table, domains, key)
+    _write_atomic(
+        ctx.stage_dir / "probe_table.json",
+        json.dumps({"metric": key, "specialists": specialists, "table": table, "stats": stats}, indent=2),
+    )
+    _write_atomic(ctx.stage_dir / "probe_table.md", _markdown(table, domains, key, specialists))
+    heatmap(table, domains, key, specialists, ctx.stage_dir / "probe_heatmap.png")
+    tps = [s["tokens_per_second"] for s in stats.values() if s.get("tokens_per_second")]
+    return StageResult(
+        outputs={
+            "enabled": True,
+            "specialists": specialists,
+            "final": final,
+            "domains": domains,
+            "table": str(ctx.stage_dir / "probe_table.json"),
+            "markdown": str(ctx.stage_dir / "probe_table.md"),
+            "heatmap": str(ctx.stage_dir / "probe_heatmap.png"),
+        },
+        metrics={
+            "metric": key,
+            "checkpoints_probed": len(table),
+            "specialists": {d: Path(c).name for d, c in specialists.items()},
+            "tokens_per_second_mean": sum(tps) / len(tps) if tps else None,
+        },
+    )
+
+
+def main() -> None:
+    from launch.runner import stage_main
+
+    stage_main("probe")
+
+
+if __name__ == "__main__":
+    main()
