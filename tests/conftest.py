@@ -28,6 +28,12 @@ FAST = [
     "sft.per_device_train_batch_size=8",
     "sft.eval_batch_size=16",
     "sft.eval_max_new_tokens=24",
+    "probe.every=1",
+    "probe.n_samples=4",
+    "probe.k=[1,2,4]",
+    "probe.select_k=4",
+    "probe.max_new_tokens=32",
+    "probe.batch_size=128",
 ]
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

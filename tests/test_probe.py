@@ -1,0 +1,115 @@
+"""The probe and merge stages on the tiny task: specialists, ablations, bad input, resume."""
+
+import json
+import shutil
+
+import pytest
+
+from launch.errors import DataError
+from launch.manifest import Manifest
+from launch.runner import execute_here, run_stage
+from train.probe import probed_checkpoints, select_specialists
+
+from .conftest import fast_recipe
+
+
+def test_select_specialists_argmax_with_ties_to_the_later_checkpoint():
+    table = {
+        "c1": {"algebra": {"pass@4": 0.5, "pass@1": 0.30}, "counting": {"pass@4": 0.2, "pass@1": 0.1}},
+        "c2": {"algebra": {"pass@4": 0.5, "pass@1": 0.20}, "counting": {"pass@4": 0.1, "pass@1": 0.1}},
+        "c3": {"algebra": {"pass@4": 0.4, "pass@1": 0.25}, "counting": {"pass@4": 0.0, "pass@1": 0.0}},
+    }
+    assert select_specialists(table, ["algebra", "counting"], "pass@4") == {"algebra": "c2", "counting": "c1"}
+    assert select_specialists(table, ["algebra", "counting"], "pass@1") == {"algebra": "c1", "counting": "c2"}
+
+
+def test_probed_checkpoints_always_include_the_last():
+    ckpts = [f"c{i}" for i in range(1, 8)]
+    assert probed_checkpoints(ckpts, 1) == ckpts
+    assert probed_checkpoints(ckpts, 3) == ["c1", "c4", "c7"]
+    assert probed_checkpoints(ckpts, 10) == ["c7"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """data + a short SFT (checkpoints at steps 4 and 8), shared read-only by the tests below."""
+    root = tmp_path_factory.mktemp("trained")
+    recipe = fast_recipe(root)
+    run_stage("data", recipe)
+    execute_here("sft", recipe)
+    return root
+
+
+def _copy(trained, tmp_path, *overrides):
+    shutil.copytree(trained / "tiny", tmp_path / "tiny")
+    return fast_recipe(tmp_path, *overrides)
+
+
+def test_probe_and_merge_stages(trained, tmp_path):
+    recipe = _copy(trained, tmp_path)
+    execute_here("probe", recipe)
+    probe = Manifest(recipe.run_dir).stage("probe")
+    table = json.loads(open(probe["outputs"]["table"]).read())
+    assert table["metric"] == "pass@4" and len(table["table"]) == 2  # checkpoints 4 and 8
+    for row in table["table"].values():
+        assert set(row) == {"algebra", "number_theory", "counting", "statistics", "all"}
+        assert all(0 <= v <= 1 for d in row.values() for v in d.values())
+        assert all(d["pass@1"] <= d["pass@2"] <= d["pass@4"] for d in row.values())
+    assert (recipe.run_dir / "probe" / "probe_heatmap.png").stat().st_size > 1000
+    assert set(probe["outputs"]["specialists"]) == {"algebra", "number_theory", "counting", "statistics"}
+
+    execute_here("merge", recipe)
+    merge = Manifest(recipe.run_dir).stage("merge")
+    assert merge["outputs"]["merged"] and (recipe.run_dir / "merge" / "model" / "model.safetensors").is_file()
+    assert sum(merge["metrics"]["weights"].values()) == pytest.approx(1.0)
+    heldout = merge["metrics"]["heldout"]
+    assert len(heldout) == 2 and all("pass@4" in r["pass"]["all"] for r in heldout.values())
+
+
+def test_probing_disabled_uses_the_last_sft_checkpoint(trained, tmp_path):
+    recipe = _copy(trained, tmp_path, "probe.enabled=false")
+    execute_here("probe", recipe)
+    execute_here("merge", recipe)
+    merge = Manifest(recipe.run_dir).stage("merge")
+    assert not merge["outputs"]["merged"]
+    assert merge["outputs"]["model"] == Manifest(recipe.run_dir).stage("sft")["outputs"]["final"]
+    assert not (recipe.run_dir / "merge" / "model").exists()
+
+
+def test_pass_at_1_metric_and_a_domain_subset(trained, tmp_path):
+    recipe = _copy(trained, tmp_path, "probe.metric=pass@1", "probe.domains=[algebra,counting]")
+    execute_here("probe", recipe)
+    probe = Manifest(recipe.run_dir).stage("probe")
+    assert probe["metrics"]["metric"] == "pass@1"
+    assert set(probe["outputs"]["specialists"]) == {"algebra", "counting"}
+
+
+def test_empty_probing_set_fails_naming_the_domain(trained, tmp_path):
+    recipe = _copy(trained, tmp_path)
+    (recipe.run_dir / "data" / "probe" / "counting.jsonl").write_text("")
+    # The copied manifest points at the original files; point counting at the emptied one.
+    manifest = Manifest(recipe.run_dir)
+    outputs = manifest.stage("data")["outputs"]
+    outputs["probe"]["counting"] = str(recipe.run_dir / "data" / "probe" / "counting.jsonl")
+    manifest.update("data", outputs=outputs)
+    with pytest.raises(DataError, match=r"probe/counting split is empty"):
+        execute_here("probe", recipe)
+
+
+def test_unknown_probe_domain_is_named(trained, tmp_path):
+    recipe = _copy(trained, tmp_path, "probe.domains=[algebra,geometry]")
+    with pytest.raises(DataError, match=r"probe.domains: no probing set for \['geometry'\]"):
+        execute_here("probe", recipe)
+
+
+def test_interrupted_probe_resumes_checkpoint_by_checkpoint(trained, tmp_path):
+    recipe = _copy(trained, tmp_path)
+    execute_here("probe", recipe)
+    by_ckpt = recipe.run_dir / "probe" / "by_checkpoint"
+    first, second = sorted(by_ckpt.glob("*.json"))
+    kept = first.stat().st_mtime_ns
+    second.unlink()  # as if killed while probing the second checkpoint
+    Manifest(recipe.run_dir).update("probe", status="running")
+    execute_here("probe", recipe)
+    assert first.stat().st_mtime_ns == kept, "the finished checkpoint was probed again"
+    assert second.is_file() and Manifest(recipe.run_dir).stage("probe")["status"] == "completed"
