@@ -175,3 +175,18 @@ def test_cli(three_models, tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "sum to 1.2, not 1" in bad.stderr and not (tmp_path / "bad").exists()
+
+
+def test_row_chunks_give_the_same_result(three_models, tmp_path, monkeypatch):
+    """Large tensors are averaged in row chunks; force one-row chunks and compare with naive."""
+    from transformers import AutoModelForCausalLM
+
+    import train.merge
+
+    monkeypatch.setattr(train.merge, "CHUNK_ELEMENTS", 7)
+    dirs, _ = three_models
+    out = merge_checkpoints([(d, 1 / 3) for d in dirs], tmp_path / "chunked")
+    merged = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    naive = _naive(dirs, [1 / 3] * 3)
+    for k in naive:
+        torch.testing.assert_close(merged[k], naive[k], rtol=0, atol=1e-6)

@@ -6,8 +6,9 @@
 Departure from the usual merge scripts (which load N models, or one output shard, at once):
 the output safetensors files are written by hand, header first (every shape and dtype is
 known from the sources' headers), then each tensor as soon as it is averaged. Peak memory is
-about one tensor from each source plus a float32 accumulator, whatever the model size. Sources
-are memory-mapped through ``safe_open``. Averages are taken in float32 and cast back to the
+about one chunk of rows (16M elements) from each source plus a float32 accumulator,
+whatever the model or tensor size. Sources
+are read tensor by tensor with plain reads (a memory map would keep every page read resident). Averages are taken in float32 and cast back to the
 source dtype.
 
 Checks before anything is written: every source has the same tensor names, shapes and dtypes
@@ -29,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import safe_open  # only to list a single file's tensors
 
 from launch.errors import SSPError
 
 INDEX = "model.safetensors.index.json"
+CHUNK_ELEMENTS = 1 << 24  # rows are averaged in chunks of about 16M elements (64 MB in float32)
 # Training state a checkpoint holds beside the model: not part of a merged model.
 _SKIP = (
     "optimizer",
@@ -125,6 +127,52 @@ def check_compatible(dirs: list[Path]) -> list[dict[str, tuple[str, tuple[int, .
     return specs
 
 
+class _Reader:
+    """Reads one tensor at a time with plain file reads. Not mmap: pages of a mapped file stay
+    in the process's resident set, so memory-mapping three 3 GB sources made the "streaming"
+    merge as large as a naive one."""
+
+    def __init__(self, path: Path):
+        self.file = path.open("rb")
+        (size,) = struct.unpack("<Q", self.file.read(8))
+        self.header = json.loads(self.file.read(size))
+        self.data_start = 8 + size
+
+    def rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Rows [start, stop) of tensor ``name`` (a 0-d tensor is one row)."""
+        meta = self.header[name]
+        dtype, shape = _DTYPES[meta["dtype"]], meta["shape"]
+        row_bytes = math.prod(shape[1:]) * torch.empty((), dtype=dtype).element_size()
+        buf = bytearray((stop - start) * row_bytes)
+        self.file.seek(self.data_start + meta["data_offsets"][0] + start * row_bytes)
+        self.file.readinto(buf)
+        out_shape = [stop - start, *shape[1:]] if shape else []
+        return (
+            torch.frombuffer(buf, dtype=dtype).reshape(out_shape)
+            if buf
+            else torch.empty(out_shape, dtype=dtype)
+        )
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def _average_rows(name, start, stop, specs, weights, readers, dtype) -> bytes:
+    acc = None
+    for spec, w in zip(specs, weights, strict=True):
+        file = spec[name][2]
+        if file not in readers:
+            readers[file] = _Reader(file)
+        t = readers[file].rows(name, start, stop)
+        if not t.is_floating_point():  # integer buffers are not averaged: keep the first
+            acc = t if acc is None else acc
+            continue
+        term = t.to(torch.float32).mul_(w)  # multiply, then add: the naive order, bit for bit
+        acc = term if acc is None else acc.add_(term)
+    result = acc.to(dtype).contiguous()
+    return result.view(torch.uint8).numpy().tobytes() if result.numel() else b""
+
+
 def _write_shard(path: Path, names: list[str], specs, weights: list[float], metadata: dict) -> None:
     """Stream one safetensors file: header from the known shapes, then each averaged tensor."""
     entries, offset = {}, 0
@@ -135,25 +183,23 @@ def _write_shard(path: Path, names: list[str], specs, weights: list[float], meta
         offset += nbytes
     header = json.dumps({"__metadata__": metadata, **entries}, separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)  # the format aligns the data section to 8 bytes
-    handles: dict[Path, Any] = {}
+    readers: dict[Path, _Reader] = {}
     try:
         with path.open("wb") as out:
             out.write(struct.pack("<Q", len(header)) + header)
             for name in names:
-                acc = None
-                for spec, w in zip(specs, weights, strict=True):
-                    file = spec[name][2]
-                    if file not in handles:
-                        handles[file] = safe_open(file, framework="pt")
-                    t = handles[file].get_tensor(name)
-                    if not t.is_floating_point():  # integer buffers are not averaged: keep the first
-                        acc = t if acc is None else acc
-                        continue
-                    acc = t.to(torch.float32) * w if acc is None else acc.add_(t.to(torch.float32), alpha=w)
-                result = acc.to(_DTYPES[specs[0][name][0]]).contiguous()
-                out.write(result.view(torch.uint8).numpy().tobytes() if result.numel() else b"")
+                dtype, shape, _ = specs[0][name]
+                n_rows = shape[0] if shape else 1
+                step = max(1, CHUNK_ELEMENTS // max(1, math.prod(shape[1:])))
+                for start in range(0, n_rows, step):  # bounded memory, however large the tensor
+                    out.write(
+                        _average_rows(
+                            name, start, min(n_rows, start + step), specs, weights, readers, _DTYPES[dtype]
+                        )
+                    )
     finally:
-        handles.clear()
+        for reader in readers.values():
+            reader.close()
 
 
 def merge_checkpoints(
