@@ -312,31 +312,14 @@ def run(recipe, ctx):
 def heldout_comparison(recipe, ctx, models: dict[str, str]) -> dict[str, dict]:
     """Pass@1 and Pass@k of each model on the held-out eval set, with the probe's sampling settings."""
     from data_pipeline.corpus import PROBLEM_FIELDS, load_rows
-    from reward import get_reward
-    from train.generation import make_generator
-    from train.probe import sampling, score_model
+    from train.probe import ModelSampler
 
     rows = [
         {**r, "suffix": recipe.data.prompt_suffix}
         for r in load_rows(ctx.inputs["data"]["eval"], PROBLEM_FIELDS, "eval")
     ]
-    reward = get_reward(recipe.probe.reward.name, **recipe.probe.reward.options)
-    generator, out = None, {}
-    try:
-        for name, path in models.items():
-            if generator is None:
-                generator = make_generator(recipe.probe.backend, path, batch_size=recipe.probe.batch_size)
-            else:
-                generator.load(path)
-            out[name] = score_model(
-                generator, rows, reward, sampling(recipe), recipe.probe.k, desc=f"held-out {name}"
-            )
-    finally:
-        if generator is not None:
-            generator.close()
-        if hasattr(reward, "close"):
-            reward.close()
-    return out
+    with ModelSampler(recipe) as sampler:
+        return {name: sampler.score(path, rows, desc=f"held-out {name}") for name, path in models.items()}
 
 
 def main() -> None:

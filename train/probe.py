@@ -89,6 +89,38 @@ def score_model(
     }
 
 
+class ModelSampler:
+    """Scores several models on the same rows with one generator (weights swapped in, not a new
+    engine per model) and the recipe's correctness reward; closes both on exit.
+
+        with ModelSampler(recipe) as sampler:
+            result = sampler.score(model_dir, rows, desc="probe checkpoint-300")
+    """
+
+    def __init__(self, recipe: Recipe):
+        from reward import get_reward
+
+        self.cfg, self.params = recipe.probe, sampling(recipe)
+        self.reward = get_reward(self.cfg.reward.name, **self.cfg.reward.options)
+        self.generator = None
+
+    def score(self, model_dir: str, rows: list[dict[str, Any]], desc: str) -> dict[str, Any]:
+        if self.generator is None:
+            self.generator = make_generator(self.cfg.backend, model_dir, batch_size=self.cfg.batch_size)
+        else:
+            self.generator.load(model_dir)
+        return score_model(self.generator, rows, self.reward, self.params, self.cfg.k, desc=desc)
+
+    def __enter__(self) -> ModelSampler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.generator is not None:
+            self.generator.close()
+        if hasattr(self.reward, "close"):
+            self.reward.close()
+
+
 def select_specialists(
     table: dict[str, dict[str, dict[str, float]]], domains: list[str], key: str
 ) -> dict[str, str]:
@@ -152,8 +184,6 @@ def heatmap(table, domains, key, specialists, out_png: Path) -> None:
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
-    from reward import get_reward
-
     cfg = recipe.probe
     checkpoints = ctx.inputs["sft"]["checkpoints"]
     final = ctx.inputs["sft"]["final"]
@@ -165,23 +195,18 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     sets = load_probe_sets(recipe, ctx)
     domains = list(sets)
     rows = [{**r, "suffix": recipe.data.prompt_suffix} for d in domains for r in sets[d]]
-    reward = get_reward(cfg.reward.name, **cfg.reward.options)
-    params, key = sampling(recipe), cfg.selection_key
+    key = cfg.selection_key
     out_dir = ctx.stage_dir / "by_checkpoint"
     out_dir.mkdir(parents=True, exist_ok=True)
-    table, stats, generator = {}, {}, None
-    try:
+    table, stats = {}, {}
+    with ModelSampler(recipe) as sampler:
         for ckpt in probed_checkpoints(checkpoints, cfg.every):
             result_file = out_dir / f"{Path(ckpt).name}.json"
             if result_file.exists():  # done by an interrupted earlier attempt
                 result = json.loads(result_file.read_text())
                 log.info("probe: %s already probed, reusing %s", Path(ckpt).name, result_file)
             else:
-                if generator is None:
-                    generator = make_generator(cfg.backend, ckpt, batch_size=cfg.batch_size)
-                else:
-                    generator.load(ckpt)
-                result = score_model(generator, rows, reward, params, cfg.k, desc=f"probe {Path(ckpt).name}")
+                result = sampler.score(ckpt, rows, desc=f"probe {Path(ckpt).name}")
                 _write_atomic(result_file, json.dumps(result, indent=2))
                 log.info(
                     "probe: %s %s=%s (%.0f tokens/s)",
@@ -192,11 +217,6 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
                 )
             table[ckpt] = result["pass"]
             stats[ckpt] = {k: v for k, v in result.items() if k != "pass"}
-    finally:
-        if generator is not None:
-            generator.close()
-        if hasattr(reward, "close"):
-            reward.close()
     specialists = select_specialists(table, domains, key)
     _write_atomic(
         ctx.stage_dir / "probe_table.json",
