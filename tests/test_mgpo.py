@@ -1,0 +1,166 @@
+"""MGPO: the weight function, lambda = 0 is GRPO, exact scaling, and two processes (gloo)."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from launch.manifest import Manifest
+from launch.runner import run_stage
+from train.mgpo import group_weights, max_entropy_weight
+
+from .conftest import ROOT, fast_recipe
+
+
+@pytest.mark.parametrize(
+    "p, lam, expected",
+    [
+        (0.25, 1.0, 0.877383),
+        (0.75, 1.0, 0.877383),
+        (0.5, 1.0, 1.0),
+        (0.5, 7.0, 1.0),
+        (0.0, 1.0, 0.5),
+        (1.0, 1.0, 0.5),
+        (0.0, 3.0, 2**-3),
+        (1.0, 4.0, 2**-4),
+        (0.3, 0.0, 1.0),
+    ],
+)
+def test_weight_against_hand_values(p, lam, expected):
+    assert max_entropy_weight(torch.tensor([p], dtype=torch.float64), lam).item() == pytest.approx(
+        expected, abs=1e-6
+    )
+
+
+def test_weight_is_the_kl_formula_and_bounded():
+    p = torch.linspace(0, 1, 101, dtype=torch.float64)
+    w = max_entropy_weight(p, 2.0)
+    entropy = -(torch.xlogy(p, p) + torch.xlogy(1 - p, 1 - p))
+    torch.testing.assert_close(w, torch.exp(-2.0 * (math.log(2) - entropy)))  # D_ME = ln 2 - H(p)
+    assert (w >= 2**-2 - 1e-12).all() and (w <= 1).all()
+
+
+def test_group_weights_use_only_the_correctness_column():
+    # 2 groups of 4; column 0 correctness, column 1 a format bonus that must not matter
+    rewards = torch.tensor([[1, 1], [0, 1], [0, 1], [0, 1], [1, 0], [1, 0], [float("nan"), 1], [0, 1]])
+    p_c, w = group_weights(rewards, correctness_index=0, num_generations=4, lam=1.0, p0=0.5)
+    assert p_c.tolist() == [0.25, 0.5]  # NaN (unscorable) counts as not correct
+    assert w[0].item() == pytest.approx(0.877383, abs=1e-6) and w[1].item() == pytest.approx(1.0)
+
+
+def parity_reward(completions, **kwargs):
+    """A deterministic reward that mixes within groups: 1 if the completion has an even length."""
+    return [float(len(c[-1]["content"] if isinstance(c, list) else c) % 2 == 0) for c in completions]
+
+
+def format_reward(completions, **kwargs):
+    return [1.0] * len(completions)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    recipe = fast_recipe(tmp_path_factory.mktemp("mgpo"))
+    run_stage("data", recipe)
+    outputs = Manifest(recipe.run_dir).stage("data")["outputs"]
+    rows = [json.loads(line) for line in open(outputs["rl"])][:4]
+    return outputs["base_model"], rows
+
+
+def _one_step(trainer_cls, config_cls, model, rows, out, **extra):
+    import datasets
+
+    ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["problem"]}]} for r in rows])
+    args = config_cls(
+        output_dir=str(out),
+        max_steps=1,
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=12,
+        learning_rate=1e-3,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        seed=0,
+        data_seed=0,
+        **extra,
+    )
+    trainer = trainer_cls(
+        model=model, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=ds
+    )
+    trainer.train()
+    params = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+    loss = next(h["loss"] for h in trainer.state.log_history if "loss" in h)
+    return (
+        trainer,
+        list(trainer._logs["advantages"]),
+        list(trainer._logs["rewards"]["parity_reward"]),
+        loss,
+        params,
+    )
+
+
+def test_lambda_zero_is_exactly_grpo_and_lambda_scales_advantages(tiny_model, tmp_path):
+    from trl import GRPOConfig, GRPOTrainer
+
+    from train.mgpo import MGPOConfig, MGPOTrainer
+
+    model, rows = tiny_model
+    _, adv_grpo, rewards, loss_grpo, params_grpo = _one_step(
+        GRPOTrainer, GRPOConfig, model, rows, tmp_path / "g"
+    )
+    assert 0 < sum(rewards) < len(rewards), "the parity reward should mix within the batch"
+    mg, adv0, _, loss0, params0 = _one_step(
+        MGPOTrainer, MGPOConfig, model, rows, tmp_path / "m0", mgpo_lambda=0.0
+    )
+    assert adv0 == adv_grpo and loss0 == loss_grpo
+    assert torch.equal(params0, params_grpo), "lambda = 0 must train exactly like GRPO"
+
+    mg4, adv4, rewards4, _, _ = _one_step(
+        MGPOTrainer, MGPOConfig, model, rows, tmp_path / "m4", mgpo_lambda=4.0
+    )
+    assert rewards4 == rewards, "same seed, same completions"
+    p_c = torch.tensor(rewards).view(-1, 4).eq(1.0).float().mean(1)
+    expected = torch.tensor(adv_grpo) * max_entropy_weight(p_c, 4.0).repeat_interleave(4)
+    torch.testing.assert_close(torch.tensor(adv4), expected)  # the logged advantages are the weighted ones
+    logged = {k: v for h in mg4.state.log_history for k, v in h.items()}
+    assert logged["mgpo/weight_min"] >= 2**-4 - 1e-9 and logged["mgpo/weight_mean"] <= 1.0
+    assert {"mgpo/frac_pc_0_or_1", "mgpo/p_c_hist/0.4-0.6", "mgpo/abs_advantage_mean"} <= set(logged)
+
+
+@pytest.mark.slow
+def test_two_processes_weight_like_one(tiny_model, tmp_path):
+    """torchrun, 2 CPU processes (gloo), one prompt group split across them: p_c must be computed
+    over the gathered group and each process must weight exactly its own slice."""
+    model, rows = tiny_model
+    out = tmp_path / "dist"
+    script = ROOT / "tests" / "helpers" / "mgpo_two_processes.py"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            model,
+            json.dumps([r["problem"] for r in rows]),
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    all_rewards = torch.tensor(ranks[0]["rewards_per_func"])
+    assert torch.equal(all_rewards, torch.tensor(ranks[1]["rewards_per_func"])), "both ranks see all rewards"
+    _, w = group_weights(all_rewards, 0, 4, 4.0, 0.5)
+    weights = w.repeat_interleave(4)
+    before = torch.tensor(ranks[0]["before"] + ranks[1]["before"])
+    after = torch.tensor(ranks[0]["after"] + ranks[1]["after"])
+    torch.testing.assert_close(after, before * weights)
+    assert ranks[0]["local"] == 2 and ranks[1]["local"] == 2  # a group of 4 straddles the two ranks
