@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from data_pipeline.config import DataConfig, TinyModelConfig
 from launch.errors import FieldError, RecipeError, check
-from train.config import MergeConfig, ModelConfig, ProbeConfig, SFTStageConfig
+from train.config import MergeConfig, ModelConfig, ProbeConfig, RLConfig, SFTStageConfig
 
 # The pipeline, in order. Later stages (probe, merge, rl, eval) are appended as they land.
-STAGE_ORDER = ["data", "sft", "probe", "merge"]
+STAGE_ORDER = ["data", "sft", "probe", "merge", "rl"]
 
 
 @dataclass
@@ -50,6 +50,8 @@ class Recipe:
     """Diversity probing of the SFT checkpoints."""
     merge: MergeConfig = field(default_factory=MergeConfig)
     """Expert fusion into the spectrum model."""
+    rl: RLConfig = field(default_factory=RLConfig)
+    """MGPO reinforcement learning from the spectrum model."""
 
     def __post_init__(self):
         check(
@@ -72,17 +74,27 @@ class Recipe:
         return Path(self.output_root) / self.run_name
 
 
-def _paths_of_types(cls: type, prefix: str = "") -> dict[type, str]:
-    """Map each config dataclass type in the schema to its key path (``SFTStageConfig -> 'sft'``)."""
-    paths: dict[type, str] = {cls: prefix}
-    for f in dataclasses.fields(cls):
-        if dataclasses.is_dataclass(f.type if isinstance(f.type, type) else None):
-            paths.update(_paths_of_types(f.type, f"{prefix}{f.name}."))
-        elif f.default_factory is not dataclasses.MISSING:
-            value = f.default_factory()
-            if dataclasses.is_dataclass(value):
-                paths.update(_paths_of_types(type(value), f"{prefix}{f.name}."))
-    return paths
+def _find_path(node: Any, owner: object, prefix: str = "") -> str | None:
+    """Key path of the config node that built ``owner`` (the object whose ``__post_init__``
+    failed): the node of the same type holding the same values. Handles lists, where a type
+    alone (a RewardSpec) could sit at many paths."""
+    if isinstance(node, DictConfig):
+        if OmegaConf.get_type(node) is type(owner):
+            try:
+                if OmegaConf.to_container(node, resolve=True) == dataclasses.asdict(owner):
+                    return prefix
+            except Exception:  # noqa: BLE001 - an unresolvable sibling: keep searching
+                pass
+        children = ((f"{prefix}{k}.", node._get_node(k)) for k in node.keys())
+    elif isinstance(node, ListConfig):
+        children = ((f"{prefix.rstrip('.')}[{i}].", node._get_node(i)) for i in range(len(node)))
+    else:
+        return None
+    for child_prefix, child in children:
+        found = _find_path(child, owner, child_prefix)
+        if found is not None:
+            return found
+    return None
 
 
 def _omegaconf_message(err: OmegaConfBaseException) -> str:
@@ -112,7 +124,7 @@ def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     try:
         recipe = OmegaConf.to_object(cfg)
     except FieldError as err:
-        where = _paths_of_types(Recipe).get(type(err.owner), "")
+        where = _find_path(cfg, err.owner) or ""
         source = f"{path}" if path else "recipe"
         raise RecipeError(f"{source}: {where}{err.field}: {err.message}") from None
     except OmegaConfBaseException as err:  # e.g. a broken ${interpolation}

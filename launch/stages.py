@@ -68,6 +68,14 @@ STAGES: dict[str, StageSpec] = {
         distributed=False,
         sections=lambda r: (r.merge, r.probe, r.data.prompt_suffix),
     ),
+    "rl": StageSpec(
+        "rl",
+        "train.rl",
+        needs=("data", "merge"),
+        distributed=True,
+        sections=lambda r: (r.rl, r.probe, r.data.prompt_suffix),
+        nproc=lambda r: r.rl.nproc_per_node,
+    ),
 }
 assert list(STAGES) == STAGE_ORDER, "every stage in STAGE_ORDER needs a StageSpec"
 

@@ -1,6 +1,7 @@
 """Recipe schema of the model and of the `sft` stage."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from launch.errors import check
 from reward.config import RewardSpec
@@ -190,3 +191,80 @@ class MergeConfig:
     def __post_init__(self):
         bad = {d: w for d, w in self.weights.items() if w < 0}
         check(self, "weights", not bad, f"must be >= 0, got {bad}")
+
+
+def _default_rewards() -> list[RewardSpec]:
+    return [RewardSpec(name="math_correctness", weight=1.0, correctness=True)]
+
+
+@dataclass
+class RLPhase:
+    """One phase of the RL curriculum; it starts from the previous phase's final model."""
+
+    name: str = "math"
+    """Folder name of the phase under rl/."""
+    prompts: str = "rl"
+    """'rl' = the data stage's RL prompt set; otherwise a JSONL/Parquet file (id, domain, problem, answer, ...)."""
+    rewards: list[RewardSpec] = field(default_factory=_default_rewards)
+    """Reward functions with weights; exactly one should set correctness: true (MGPO's p_c)."""
+    max_completion_length: int = 96
+    """Longest completion sampled (the reference run: 16K, then 32K tokens)."""
+    num_generations: int = 8
+    """G: completions per prompt."""
+    temperature: float = 1.0
+    """Rollout temperature."""
+    learning_rate: float = 1e-5
+    """Peak learning rate of the phase."""
+    max_steps: int = 50
+    """Optimizer steps of the phase."""
+    per_device_train_batch_size: int = 16
+    """Completions per process per step (a multiple of num_generations / processes)."""
+    filter_solved: bool = False
+    """Drop prompts whose pass rate at the phase's starting model is exactly 0 or 1 (the 3B report)."""
+    trl: dict[str, Any] = field(default_factory=dict)
+    """GRPOConfig options passed through under their TRL names (loss_type, scale_rewards, epsilon,
+    epsilon_high, beta, num_iterations, ...)."""
+
+    def __post_init__(self):
+        check(
+            self,
+            "name",
+            bool(self.name) and "/" not in self.name,
+            f"must be a folder name, got {self.name!r}",
+        )
+        check(self, "num_generations", self.num_generations >= 2, "must be >= 2 (group statistics)")
+        check(self, "max_steps", self.max_steps > 0, "must be > 0")
+        check(
+            self,
+            "rewards",
+            sum(r.correctness for r in self.rewards) == 1,
+            "exactly one reward must set correctness: true (MGPO's p_c comes from it)",
+        )
+
+
+@dataclass
+class RLConfig:
+    """The "signal" phase: MGPO (GRPO with max-entropy-deviation weighting) over a curriculum of phases."""
+
+    lam: float = 4.0
+    """lambda of w = exp(-lambda KL(Ber(p_c) || Ber(p_0))); 0 = plain GRPO (not published; a public
+    re-implementation uses 4.0)."""
+    p0: float = 0.5
+    """p_0 of the max-entropy weight."""
+    nproc_per_node: int = 1
+    """Processes torchrun starts for each phase."""
+    save_every: int = 25
+    """Checkpoint interval of each phase (resume picks the last complete one)."""
+    seed: int = 0
+    """Seed of rollouts and data order."""
+    phases: list[RLPhase] = field(default_factory=lambda: [RLPhase()])
+    """The curriculum, in order (the reference run: math 16K, math 32K, code)."""
+    eval_heldout: bool = True
+    """Sample the held-out set with the spectrum model and the final RL model (probe's sampling settings)."""
+
+    def __post_init__(self):
+        check(self, "lam", self.lam >= 0, f"must be >= 0, got {self.lam}")
+        check(self, "p0", 0 < self.p0 < 1, f"must be in (0, 1), got {self.p0}")
+        check(self, "phases", len(self.phases) > 0, "needs at least one phase")
+        names = [p.name for p in self.phases]
+        check(self, "phases", len(set(names)) == len(names), f"phase names must be unique, got {names}")

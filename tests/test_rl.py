@@ -1,0 +1,91 @@
+"""The rl stage: phases chain, finished phases are not rerun, an interrupted phase resumes."""
+
+import json
+import shutil
+
+import pytest
+
+from launch.errors import RecipeError
+from launch.manifest import Manifest
+from launch.recipe import load_recipe
+from launch.runner import execute_here, run_stage
+
+from .conftest import TINY, fast_recipe
+
+PHASES = (
+    "rl.phases=[{name: warm, max_steps: 2, num_generations: 4, per_device_train_batch_size: 8, "
+    "max_completion_length: 16, learning_rate: 1e-4}, {name: more, max_steps: 2, num_generations: 4, "
+    "per_device_train_batch_size: 8, max_completion_length: 16, trl: {epsilon_high: 0.28}}]"
+)
+RL = [PHASES, "rl.save_every=1", "rl.eval_heldout=false"]
+
+
+@pytest.fixture(scope="module")
+def spectrum(tmp_path_factory):
+    root = tmp_path_factory.mktemp("spectrum")
+    recipe = fast_recipe(root, *RL)
+    run_stage("data", recipe)
+    for stage in ("sft", "probe", "merge"):
+        execute_here(stage, recipe)
+    return root
+
+
+def test_phases_chain_and_resume(spectrum, tmp_path):
+    shutil.copytree(spectrum / "tiny", tmp_path / "tiny")
+    recipe = fast_recipe(tmp_path, *RL)
+    execute_here("rl", recipe)
+    entry = Manifest(recipe.run_dir).stage("rl")
+    warm, more = entry["metrics"]["phases"]
+    assert warm["start_model"] == Manifest(recipe.run_dir).stage("merge")["outputs"]["model"]
+    assert more["start_model"] == warm["final"] and entry["outputs"]["model"] == more["final"]
+    assert warm["steps"] == 2 and more["steps"] == 2
+    history = json.loads((recipe.run_dir / "rl" / "1-more" / "log_history.json").read_text())
+    assert any("mgpo/weight_mean" in h for h in history), "MGPO metrics are logged"
+
+    # Interrupt phase 2 after its first step: drop its final model and its step-2 checkpoint.
+    phase2 = recipe.run_dir / "rl" / "1-more"
+    shutil.rmtree(phase2 / "final")
+    shutil.rmtree(phase2 / "checkpoints" / "checkpoint-2")
+    (phase2 / "phase.json").unlink()
+    warm_final_mtime = (recipe.run_dir / "rl" / "0-warm" / "final").stat().st_mtime_ns
+    Manifest(recipe.run_dir).update("rl", status="running")
+    execute_here("rl", recipe)
+    entry = Manifest(recipe.run_dir).stage("rl")
+    assert entry["status"] == "completed" and entry["attempts"] == 2
+    warm2, more2 = entry["metrics"]["phases"]
+    assert (recipe.run_dir / "rl" / "0-warm" / "final").stat().st_mtime_ns == warm_final_mtime, (
+        "phase 1 reran"
+    )
+    assert more2["resumed_from"].endswith("checkpoint-1") and more2["steps"] == 2
+
+
+def test_trl_options_pass_through(spectrum):
+    from train.rl import grpo_config
+
+    recipe = fast_recipe(spectrum, *RL)
+    cfg = grpo_config(recipe, recipe.rl.phases[1], spectrum / "x")
+    assert cfg.epsilon_high == 0.28 and cfg.beta == 0.0 and cfg.scale_rewards == "group"
+    assert cfg.mgpo_lambda == recipe.rl.lam and cfg.mgpo_correctness_index == 0
+    grpo = grpo_config(fast_recipe(spectrum, *RL, "rl.lam=0"), recipe.rl.phases[0], spectrum / "y")
+    assert grpo.mgpo_lambda == 0.0  # the GRPO ablation: same trainer, lambda = 0
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "rl.phases=[{name: a, rewards: [{name: math_corectness, correctness: true}]}]",
+            "rl.phases[0].rewards[0].name: unknown reward 'math_corectness'",
+        ),
+        (
+            "rl.phases=[{name: a}, {name: b, rewards: [{name: format}]}]",
+            "rl.phases[1].rewards: exactly one reward must set correctness: true",
+        ),
+        ("rl.phases=[{name: a, num_generations: 1}]", "rl.phases[0].num_generations: must be >= 2"),
+        ("rl.lam=-1", "rl.lam: must be >= 0"),
+    ],
+)
+def test_rl_recipe_errors_name_the_key(override, message):
+    with pytest.raises(RecipeError) as info:
+        load_recipe(TINY, [override])
+    assert message in str(info.value)

@@ -1,0 +1,220 @@
+"""The `rl` stage: MGPO over the recipe's curriculum of phases, from the spectrum model.
+
+    ssp stage rl recipes/tiny.yaml                 # torchrun with rl.nproc_per_node
+    ssp run recipes/tiny.yaml run_name=grpo rl.lam=0   # the GRPO ablation: same code path
+
+Each phase (``rl.phases``, in order) names its prompts, rewards with weights, completion
+length, G, temperature, learning rate and steps, and starts from the previous phase's final
+model (the first from the merged "spectrum" model). TRL options pass through under their TRL
+names (``rl.phases[i].trl``). A phase writes ``rl/<i>-<name>/checkpoints/checkpoint-N``
+(atomic, like SFT) and ``rl/<i>-<name>/final``; a finished phase (its ``final`` exists) is not
+rerun, an interrupted one resumes from its last complete checkpoint with the same data order.
+
+Choices where the report is silent, each a recipe key: lambda (``rl.lam``, default 4.0 as a
+public re-implementation), the clipped objective's eps (TRL's default 0.2 unless
+``trl.epsilon`` is set), std-normalised group advantages (TRL's ``scale_rewards: group``), no
+KL term (``beta: 0``), and the prompt filter (``filter_solved``: drop prompts whose pass rate
+at the phase's starting model is exactly 0 or 1, as the 3B follow-up does).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from data_pipeline.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
+from launch.context import StageContext, StageResult
+from launch.recipe import Recipe
+from train.config import RLPhase
+
+log = logging.getLogger("ssp")
+
+
+def _prompts(phase: RLPhase, recipe: Recipe, ctx: StageContext) -> list[dict[str, Any]]:
+    path = ctx.inputs["data"]["rl"] if phase.prompts == "rl" else phase.prompts
+    return load_rows(path, PROBLEM_FIELDS, f"rl.phases[{phase.name}].prompts")
+
+
+def pass_rate_filter(rows, model_dir: str, phase: RLPhase, recipe: Recipe) -> tuple[list, dict[str, int]]:
+    """Keep prompts whose pass rate at ``model_dir`` is strictly between 0 and 1 (G samples each)."""
+    from reward import get_reward
+    from train.generation import SamplingParams, make_generator
+
+    spec = next(r for r in phase.rewards if r.correctness)
+    reward = get_reward(spec.name, **spec.options)
+    gen = make_generator(recipe.probe.backend, model_dir, batch_size=recipe.probe.batch_size)
+    try:
+        params = SamplingParams(
+            n=phase.num_generations,
+            temperature=phase.temperature,
+            max_new_tokens=phase.max_completion_length,
+            seed=recipe.rl.seed,
+        )
+        outs = gen.generate(
+            [chat_prompt(r["problem"], recipe.data.prompt_suffix) for r in rows],
+            params,
+            desc=f"rl {phase.name}: pass-rate filter",
+        )
+        columns = {k: [r[k] for r in rows for _ in range(params.n)] for k in rows[0] if k != "problem"}
+        scores = reward([c.text for o in outs for c in o], **columns)
+    finally:
+        gen.close()
+        if hasattr(reward, "close"):
+            reward.close()
+    kept, counts = [], {"solved": 0, "unsolved": 0, "kept": 0}
+    for i, r in enumerate(rows):
+        rate = sum(s == 1.0 for s in scores[i * params.n : (i + 1) * params.n]) / params.n
+        if rate == 1.0:
+            counts["solved"] += 1
+        elif rate == 0.0:
+            counts["unsolved"] += 1
+        else:
+            kept.append(r)
+    counts["kept"] = len(kept)
+    return kept, counts
+
+
+def grpo_config(recipe: Recipe, phase: RLPhase, output_dir: Path):
+    from train.mgpo import MGPOConfig
+
+    rl = recipe.rl
+    options = dict(
+        output_dir=str(output_dir),
+        max_steps=phase.max_steps,
+        per_device_train_batch_size=phase.per_device_train_batch_size,
+        num_generations=phase.num_generations,
+        max_completion_length=phase.max_completion_length,
+        temperature=phase.temperature,
+        learning_rate=phase.learning_rate,
+        reward_weights=[r.weight for r in phase.rewards],
+        save_strategy="steps",
+        save_steps=rl.save_every,
+        save_total_limit=None,
+        logging_steps=1,
+        seed=rl.seed,
+        data_seed=rl.seed,
+        report_to="none",
+        use_cpu=not torch.cuda.is_available(),
+        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
+        dataloader_pin_memory=torch.cuda.is_available(),
+        # The report's written objective: std-normalised group advantages, clipped surrogate, no KL.
+        scale_rewards="group",
+        beta=0.0,
+        mgpo_lambda=rl.lam,
+        mgpo_p0=rl.p0,
+        mgpo_correctness_index=next(i for i, r in enumerate(phase.rewards) if r.correctness),
+    )
+    options.update(phase.trl)  # TRL options under their TRL names win
+    return MGPOConfig(**options)
+
+
+def _run_phase(
+    recipe: Recipe, ctx: StageContext, index: int, phase: RLPhase, start_model: str
+) -> dict[str, Any]:
+    import datasets
+
+    from reward.config import build_rewards
+    from train.checkpoints import AtomicCheckpoints, clear_staging, latest_checkpoint
+    from train.mgpo import MGPOTrainer
+
+    phase_dir = ctx.stage_dir / f"{index}-{phase.name}"
+    final = phase_dir / "final"
+    if final.is_dir():
+        log.info("rl: phase %s already finished (%s)", phase.name, final)
+        return json.loads((phase_dir / "phase.json").read_text())
+    phase_dir.mkdir(parents=True, exist_ok=True)
+    rows = _prompts(phase, recipe, ctx)
+    filtered = None
+    if phase.filter_solved:
+        rows, filtered = pass_rate_filter(rows, start_model, phase, recipe)
+        log.info("rl: phase %s pass-rate filter: %s", phase.name, filtered)
+        if not rows:
+            raise ValueError(
+                f"rl.phases[{index}] ({phase.name}): every prompt has pass rate 0 or 1: {filtered}"
+            )
+    ds = datasets.Dataset.from_list(
+        [
+            {
+                **{k: v for k, v in r.items() if k != "problem"},
+                "prompt": chat_prompt(r["problem"], recipe.data.prompt_suffix),
+            }
+            for r in rows
+        ]
+    )
+    funcs, _, _ = build_rewards(phase.rewards, where=f"rl.phases[{index}].rewards")
+    resume = latest_checkpoint(phase_dir)
+    if ctx.is_main:
+        clear_staging(phase_dir)
+    trainer = MGPOTrainer(
+        model=start_model,
+        reward_funcs=funcs,
+        args=grpo_config(recipe, phase, phase_dir / "_staging"),
+        train_dataset=ds,
+        callbacks=[AtomicCheckpoints(phase_dir)],
+    )
+    if resume:
+        log.info("rl: phase %s resuming from %s", phase.name, resume)
+    try:
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    finally:
+        for f in funcs:
+            if hasattr(f, "close"):
+                f.close()
+    history = trainer.state.log_history
+    summary = {
+        "phase": phase.name,
+        "start_model": start_model,
+        "steps": trainer.state.global_step,
+        "prompts": len(rows),
+        "filter": filtered,
+        "resumed_from": str(resume) if resume else None,
+        "final": str(final),
+    }
+    if ctx.is_main:
+        (phase_dir / "log_history.json").write_text(json.dumps(history, indent=2))
+        (phase_dir / "phase.json").write_text(json.dumps(summary, indent=2))
+        tmp = phase_dir / f".final.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(
+            latest_checkpoint(phase_dir),
+            tmp,
+            ignore=shutil.ignore_patterns("optimizer*", "scheduler*", "rng_state*", "training_args*"),
+        )
+        tmp.rename(final)  # the phase is finished once this exists
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    return summary
+
+
+def run(recipe: Recipe, ctx: StageContext) -> StageResult:
+    model = ctx.inputs["merge"]["model"]
+    spectrum, phases = model, []
+    for index, phase in enumerate(recipe.rl.phases):
+        summary = _run_phase(recipe, ctx, index, phase, model)
+        phases.append(summary)
+        model = summary["final"]
+    metrics: dict[str, Any] = {"lam": recipe.rl.lam, "phases": phases}
+    if recipe.rl.eval_heldout and ctx.is_main:
+        from train.merge import heldout_comparison
+
+        metrics["heldout"] = heldout_comparison(
+            recipe, ctx, {"spectrum (before RL)": spectrum, "signal (after RL)": model}
+        )
+        (ctx.stage_dir / "heldout.json").write_text(json.dumps(metrics["heldout"], indent=2))
+    return StageResult(outputs={"model": model, "phases": [p["final"] for p in phases]}, metrics=metrics)
+
+
+def main() -> None:
+    from launch.runner import stage_main
+
+    stage_main("rl")
+
+
+if __name__ == "__main__":
+    main()
