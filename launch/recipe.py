@@ -117,10 +117,14 @@ def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
         try:
-            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
-        except OmegaConfBaseException as err:
-            raise RecipeError(f"override {item!r}: {_omegaconf_message(err)}") from None
+            value = OmegaConf.from_dotlist([f"v={raw}"])["v"]  # OmegaConf's own value grammar
+            # update(), not a dotlist merge: it understands list indices (rl.phases[0].max_steps=7)
+            OmegaConf.update(cfg, key.strip(), value, merge=True)
+        except (OmegaConfBaseException, TypeError, IndexError, KeyError) as err:
+            message = _omegaconf_message(err) if isinstance(err, OmegaConfBaseException) else f"{key}: {err}"
+            raise RecipeError(f"override {item!r}: {message}") from None
     try:
         recipe = OmegaConf.to_object(cfg)
     except FieldError as err:

@@ -13,9 +13,10 @@ from launch.manifest import Manifest
 from launch.recipe import Recipe
 
 
-def heldout_pass_table(recipe: Recipe) -> str | None:
-    """Markdown table: held-out Pass@1 / Pass@k, spectrum (merged) model vs last SFT checkpoint."""
-    entry = Manifest(recipe.run_dir).stage("merge")
+def heldout_pass_table(recipe: Recipe, stage: str = "merge") -> str | None:
+    """Markdown table of held-out Pass@1 / Pass@k recorded by ``stage``: the merged model vs the
+    last SFT checkpoint (merge), or before vs after RL (rl)."""
+    entry = Manifest(recipe.run_dir).stage(stage)
     if not entry or entry.get("status") != "completed" or "heldout" not in entry["metrics"]:
         return None
     heldout = entry["metrics"]["heldout"]
@@ -43,9 +44,10 @@ def heldout_pass_table(recipe: Recipe) -> str | None:
 def results_table(recipe: Recipe) -> str:
     """The tables `make demo` prints: SFT's greedy check, then the spectrum model's held-out Pass@k."""
     tables = [_greedy_table(recipe)]
-    heldout = heldout_pass_table(recipe)
-    if heldout:
-        tables.append(heldout)
+    for stage in ("merge", "rl"):
+        heldout = heldout_pass_table(recipe, stage)
+        if heldout:
+            tables.append(heldout)
     return "\n\n".join(tables)
 
 
@@ -123,10 +125,64 @@ def _probe_and_merge_sections(recipe: Recipe, manifest: Manifest) -> list[str]:
                 f"Probing disabled: the spectrum model is the last SFT checkpoint `{merge['outputs']['model']}`.",
                 "",
             ]
-        table = heldout_pass_table(recipe)
+        table = heldout_pass_table(recipe, "merge")
         if table:
             parts += [table, ""]
     return parts
+
+
+def _rl_section(recipe: Recipe, manifest: Manifest) -> list[str]:
+    rl = manifest.stage("rl")
+    if not rl or rl["status"] != "completed":
+        return []
+    parts = [
+        "## MGPO (RL)",
+        "",
+        f"lambda = {rl['metrics']['lam']} ({'plain GRPO' if rl['metrics']['lam'] == 0 else 'MGPO'}).",
+        "",
+    ]
+    for phase in rl["metrics"]["phases"]:
+        history = json.loads((Path(phase["final"]).parent / "log_history.json").read_text())
+        png = recipe.run_dir / f"rl_{Path(phase['final']).parent.name}.png"
+        if _rl_plot(history, png, phase["phase"]):
+            parts += [f"![RL {phase['phase']}]({png.name})", ""]
+        parts += [
+            f"Phase `{phase['phase']}`: {phase['steps']} steps on {phase['prompts']} prompts"
+            + (f", filter {phase['filter']}" if phase.get("filter") else "")
+            + ".",
+            "",
+        ]
+    table = heldout_pass_table(recipe, "rl")
+    if table:
+        parts += [table, ""]
+    return parts
+
+
+def _rl_plot(history: list[dict], out_png: Path, title: str) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [h for h in history if "reward" in h and "step" in h]
+    if not rows:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot([h["step"] for h in rows], [h["reward"] for h in rows], marker=".", label="mean reward")
+    if any("mgpo/weight_mean" in h for h in rows):
+        ax.plot(
+            [h["step"] for h in rows],
+            [h.get("mgpo/weight_mean") for h in rows],
+            marker=".",
+            label="MGPO weight (mean)",
+        )
+    ax.set_xlabel("RL step")
+    ax.set_title(f"RL phase {title}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return True
 
 
 def write_report(recipe: Recipe) -> Path:
@@ -156,6 +212,7 @@ def write_report(recipe: Recipe) -> Path:
             "",
         ]
     parts += _probe_and_merge_sections(recipe, manifest)
+    parts += _rl_section(recipe, manifest)
     path = run_dir / "report.md"
     path.write_text("\n".join(parts))
     return path

@@ -92,3 +92,10 @@ def test_recipe_reference_is_up_to_date():
         main()
     committed = (ROOT / "docs" / "recipe_reference.md").read_text()
     assert committed == buf.getvalue(), "run: python -m launch.recipe_doc > docs/recipe_reference.md"
+
+
+def test_overrides_reach_into_lists():
+    r = load_recipe(TINY, ["rl.phases[0].max_steps=7", "rl.phases[0].trl={beta: 0.04}"])
+    assert r.rl.phases[0].max_steps == 7 and r.rl.phases[0].trl == {"beta": 0.04}
+    with pytest.raises(RecipeError, match=r"rl.phases\[0\].max_stepz: Key 'max_stepz' not in 'RLPhase'"):
+        load_recipe(TINY, ["rl.phases[0].max_stepz=7"])

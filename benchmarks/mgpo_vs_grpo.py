@@ -1,0 +1,167 @@
+"""Experiment: MGPO (lambda > 0) against GRPO (lambda = 0) on the tiny task, several seeds.
+
+    python benchmarks/mgpo_vs_grpo.py runs/tiny [--lams 0 4] [--seeds 0 1 2] [--steps 30]
+
+Starts every run from the same spectrum model (``RUN/merge/model``, from ``make demo``) with
+the recipe's RL phase, equal steps, and the seed changing rollouts and data order. Held-out
+Pass@1 and Pass@k use the probe's sampling settings (same seed for every model, so models are
+compared on equal terms). Writes ``RUN/experiments/mgpo_vs_grpo.{json,md,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def one_run(run_dir: Path, lam: float, seed: int, steps: int, out: Path) -> dict:
+    from launch.context import StageContext
+    from launch.manifest import Manifest
+    from launch.recipe import load_recipe
+    from train import rl
+
+    manifest = Manifest(run_dir)
+    recipe = load_recipe(
+        run_dir / "recipe.yaml",
+        [
+            f"rl.lam={lam}",
+            f"rl.seed={seed}",
+            "rl.eval_heldout=false",
+            f"rl.phases[0].max_steps={steps}",
+            f"rl.save_every={steps}",
+        ],
+    )
+    ctx = StageContext(
+        name="rl",
+        run_dir=run_dir,
+        stage_dir=out,
+        inputs={"data": manifest.stage("data")["outputs"], "merge": manifest.stage("merge")["outputs"]},
+    )
+    start = time.monotonic()
+    result = rl.run(recipe, ctx)
+    history = json.loads((Path(result.outputs["model"]).parent / "log_history.json").read_text())
+    curve = [h["reward"] for h in history if "reward" in h and "step" in h]
+    return {
+        "lam": lam,
+        "seed": seed,
+        "model": result.outputs["model"],
+        "curve": curve,
+        "seconds": time.monotonic() - start,
+    }
+
+
+def heldout(run_dir: Path, models: dict[str, str]) -> dict:
+    from launch.context import StageContext
+    from launch.manifest import Manifest
+    from launch.recipe import load_recipe
+    from train.merge import heldout_comparison
+
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    ctx = StageContext(
+        name="exp",
+        run_dir=run_dir,
+        stage_dir=run_dir,
+        inputs={"data": Manifest(run_dir).stage("data")["outputs"]},
+    )
+    return heldout_comparison(recipe, ctx, models)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--lams", type=float, nargs="+", default=[0.0, 4.0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--steps", type=int, default=30)
+    args = p.parse_args()
+    from launch.manifest import Manifest
+
+    out_dir = args.run_dir / "experiments"
+    runs = []
+    for lam in args.lams:
+        for seed in args.seeds:
+            r = one_run(args.run_dir, lam, seed, args.steps, out_dir / f"lam{lam:g}-seed{seed}")
+            print(
+                f"lambda={lam:g} seed={seed}: {r['seconds']:.0f} s, mean reward first/last 5 steps "
+                f"{statistics.mean(r['curve'][:5]):.3f} / {statistics.mean(r['curve'][-5:]):.3f}",
+                flush=True,
+            )
+            runs.append(r)
+    spectrum = Manifest(args.run_dir).stage("merge")["outputs"]["model"]
+    models = {"spectrum": spectrum, **{f"lam{r['lam']:g}-seed{r['seed']}": r["model"] for r in runs}}
+    scores = heldout(args.run_dir, models)
+    for r in runs:
+        r["heldout"] = scores[f"lam{r['lam']:g}-seed{r['seed']}"]["pass"]["all"]
+    summary = {"spectrum": scores["spectrum"]["pass"]["all"], "runs": runs, "steps": args.steps}
+    (out_dir / "mgpo_vs_grpo.json").write_text(json.dumps(summary, indent=2))
+    keys = list(summary["spectrum"])
+    lines = [
+        f"Held-out Pass@k after {args.steps} RL steps from the same spectrum model "
+        f"(mean ± sd over seeds {args.seeds})",
+        "",
+        "| model | " + " | ".join(keys) + " |",
+        "|---" * (len(keys) + 1) + "|",
+        "| spectrum (before RL) | " + " | ".join(f"{summary['spectrum'][k]:.3f}" for k in keys) + " |",
+    ]
+    for lam in args.lams:
+        rows = [r for r in runs if r["lam"] == lam]
+        cells = [
+            f"{statistics.mean(r['heldout'][k] for r in rows):.3f} ± "
+            f"{statistics.stdev([r['heldout'][k] for r in rows]) if len(rows) > 1 else 0:.3f}"
+            for k in keys
+        ]
+        lines.append(
+            f"| lambda = {lam:g}{' (GRPO)' if lam == 0 else ' (MGPO)'} | " + " | ".join(cells) + " |"
+        )
+    lines += [
+        "",
+        "Per seed:",
+        "",
+        "| lambda | seed | " + " | ".join(keys) + " | seconds |",
+        "|---" * (len(keys) + 3) + "|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['lam']:g} | {r['seed']} | "
+            + " | ".join(f"{r['heldout'][k]:.3f}" for k in keys)
+            + f" | {r['seconds']:.0f} |"
+        )
+    (out_dir / "mgpo_vs_grpo.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    _plot(runs, out_dir / "mgpo_vs_grpo.png")
+
+
+def _plot(runs: list[dict], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    colours = {}
+    for r in runs:
+        c = colours.setdefault(r["lam"], f"C{len(colours)}")
+        smooth = [statistics.mean(r["curve"][max(0, i - 4) : i + 1]) for i in range(len(r["curve"]))]
+        ax.plot(
+            range(1, len(smooth) + 1),
+            smooth,
+            color=c,
+            alpha=0.8,
+            label=f"lambda={r['lam']:g}" if r["seed"] == runs[0]["seed"] else None,
+        )
+    ax.set_xlabel("RL step")
+    ax.set_ylabel("mean training reward (5-step mean)")
+    ax.set_title("MGPO vs GRPO on the tiny task, one line per seed")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
