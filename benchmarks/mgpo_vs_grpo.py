@@ -1,6 +1,6 @@
 """Experiment: MGPO (lambda > 0) against GRPO (lambda = 0) on the tiny task, several seeds.
 
-    python benchmarks/mgpo_vs_grpo.py runs/tiny [--lams 0 4] [--seeds 0 1 2] [--steps 30]
+    python benchmarks/mgpo_vs_grpo.py runs/tiny [--recipe recipes/tiny.yaml] [--lams 0 4] [--seeds 0 1 2] [--steps 30]
 
 Starts every run from the same spectrum model (``RUN/merge/model``, from ``make demo``) with
 the recipe's RL phase, equal steps, and the seed changing rollouts and data order. Held-out
@@ -20,22 +20,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def one_run(run_dir: Path, lam: float, seed: int, steps: int, out: Path) -> dict:
+def _recipe(path: Path, run_dir: Path, *overrides: str):
+    from launch.recipe import load_recipe
+
+    return load_recipe(path, [f"output_root={run_dir.parent}", f"run_name={run_dir.name}", *overrides])
+
+
+def one_run(recipe_path: Path, run_dir: Path, lam: float, seed: int, steps: int, out: Path) -> dict:
     from launch.context import StageContext
     from launch.manifest import Manifest
-    from launch.recipe import load_recipe
     from train import rl
 
     manifest = Manifest(run_dir)
-    recipe = load_recipe(
-        run_dir / "recipe.yaml",
-        [
-            f"rl.lam={lam}",
-            f"rl.seed={seed}",
-            "rl.eval_heldout=false",
-            f"rl.phases[0].max_steps={steps}",
-            f"rl.save_every={steps}",
-        ],
+    recipe = _recipe(
+        recipe_path,
+        run_dir,
+        f"rl.lam={lam}",
+        f"rl.seed={seed}",
+        "rl.eval_heldout=false",
+        f"rl.phases[0].max_steps={steps}",
+        f"rl.save_every={steps}",
     )
     ctx = StageContext(
         name="rl",
@@ -56,13 +60,12 @@ def one_run(run_dir: Path, lam: float, seed: int, steps: int, out: Path) -> dict
     }
 
 
-def heldout(run_dir: Path, models: dict[str, str]) -> dict:
+def heldout(recipe_path: Path, run_dir: Path, models: dict[str, str]) -> dict:
     from launch.context import StageContext
     from launch.manifest import Manifest
-    from launch.recipe import load_recipe
     from train.merge import heldout_comparison
 
-    recipe = load_recipe(run_dir / "recipe.yaml")
+    recipe = _recipe(recipe_path, run_dir)
     ctx = StageContext(
         name="exp",
         run_dir=run_dir,
@@ -75,6 +78,7 @@ def heldout(run_dir: Path, models: dict[str, str]) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("run_dir", type=Path)
+    p.add_argument("--recipe", type=Path, default=Path("recipes/tiny.yaml"))
     p.add_argument("--lams", type=float, nargs="+", default=[0.0, 4.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=30)
@@ -85,7 +89,7 @@ def main() -> None:
     runs = []
     for lam in args.lams:
         for seed in args.seeds:
-            r = one_run(args.run_dir, lam, seed, args.steps, out_dir / f"lam{lam:g}-seed{seed}")
+            r = one_run(args.recipe, args.run_dir, lam, seed, args.steps, out_dir / f"lam{lam:g}-seed{seed}")
             print(
                 f"lambda={lam:g} seed={seed}: {r['seconds']:.0f} s, mean reward first/last 5 steps "
                 f"{statistics.mean(r['curve'][:5]):.3f} / {statistics.mean(r['curve'][-5:]):.3f}",
@@ -94,7 +98,7 @@ def main() -> None:
             runs.append(r)
     spectrum = Manifest(args.run_dir).stage("merge")["outputs"]["model"]
     models = {"spectrum": spectrum, **{f"lam{r['lam']:g}-seed{r['seed']}": r["model"] for r in runs}}
-    scores = heldout(args.run_dir, models)
+    scores = heldout(args.recipe, args.run_dir, models)
     for r in runs:
         r["heldout"] = scores[f"lam{r['lam']:g}-seed{r['seed']}"]["pass"]["all"]
     summary = {"spectrum": scores["spectrum"]["pass"]["all"], "runs": runs, "steps": args.steps}

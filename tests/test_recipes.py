@@ -97,6 +97,10 @@ def test_recipe_reference_is_up_to_date():
 def test_overrides_reach_into_lists():
     r = load_recipe(TINY, ["rl.phases[0].max_steps=7", "rl.phases[0].trl={beta: 0.04}"])
     assert r.rl.phases[0].max_steps == 7
-    assert r.rl.phases[0].trl == {"loss_type": "dapo", "epsilon": 0.2, "beta": 0.04}  # merged into the recipe's
+    assert r.rl.phases[0].trl == {
+        "loss_type": "dapo",
+        "epsilon": 0.2,
+        "beta": 0.04,
+    }  # merged into the recipe's
     with pytest.raises(RecipeError, match=r"rl.phases\[0\].max_stepz: Key 'max_stepz' not in 'RLPhase'"):
         load_recipe(TINY, ["rl.phases[0].max_stepz=7"])
