@@ -306,7 +306,10 @@ def run(recipe, ctx):
             recipe, ctx, {"spectrum (merged)": str(model), f"last SFT ({Path(final).name})": final}
         )
         (ctx.stage_dir / "heldout.json").write_text(json.dumps(metrics["heldout"], indent=2))
-    return StageResult(outputs={"model": str(model), "merged": True}, metrics=metrics)
+    outputs = {"model": str(model), "merged": True}
+    if recipe.merge.eval_heldout:
+        outputs["heldout"] = {"file": str(ctx.stage_dir / "heldout.json"), "key": "spectrum (merged)"}
+    return StageResult(outputs=outputs, metrics=metrics)
 
 
 def heldout_comparison(recipe, ctx, models: dict[str, str]) -> dict[str, dict]:

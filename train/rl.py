@@ -203,9 +203,17 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     if recipe.rl.eval_heldout and ctx.is_main:
         from train.merge import heldout_comparison
 
-        metrics["heldout"] = heldout_comparison(
-            recipe, ctx, {"spectrum (before RL)": spectrum, "signal (after RL)": model}
-        )
+        # The merge stage already sampled the spectrum model with these settings and seed (the
+        # rl fingerprint covers the probe config it used): reuse it rather than sample it again.
+        previous = ctx.inputs["merge"].get("heldout")
+        if previous and Path(previous["file"]).is_file():
+            before = json.loads(Path(previous["file"]).read_text())[previous["key"]]
+            after = heldout_comparison(recipe, ctx, {"signal (after RL)": model})
+            metrics["heldout"] = {"spectrum (before RL)": before, **after}
+        else:
+            metrics["heldout"] = heldout_comparison(
+                recipe, ctx, {"spectrum (before RL)": spectrum, "signal (after RL)": model}
+            )
         (ctx.stage_dir / "heldout.json").write_text(json.dumps(metrics["heldout"], indent=2))
     return StageResult(outputs={"model": model, "phases": [p["final"] for p in phases]}, metrics=metrics)
 
