@@ -26,7 +26,15 @@ def _recipe(path: Path, run_dir: Path, *overrides: str):
     return load_recipe(path, [f"output_root={run_dir.parent}", f"run_name={run_dir.name}", *overrides])
 
 
-def one_run(recipe_path: Path, run_dir: Path, lam: float, seed: int, steps: int, out: Path) -> dict:
+def one_run(
+    recipe_path: Path,
+    run_dir: Path,
+    lam: float,
+    seed: int,
+    steps: int,
+    out: Path,
+    extra: tuple[str, ...] = (),
+) -> dict:
     from launch.context import StageContext
     from launch.manifest import Manifest
     from train import rl
@@ -40,6 +48,7 @@ def one_run(recipe_path: Path, run_dir: Path, lam: float, seed: int, steps: int,
         "rl.eval_heldout=false",
         f"rl.phases[0].max_steps={steps}",
         f"rl.save_every={steps}",
+        *extra,
     )
     ctx = StageContext(
         name="rl",
@@ -82,6 +91,8 @@ def main() -> None:
     p.add_argument("--lams", type=float, nargs="+", default=[0.0, 4.0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more recipe overrides")
+    p.add_argument("--name", default="mgpo_vs_grpo", help="output file stem under RUN/experiments/")
     args = p.parse_args()
     from launch.manifest import Manifest
 
@@ -89,7 +100,15 @@ def main() -> None:
     runs = []
     for lam in args.lams:
         for seed in args.seeds:
-            r = one_run(args.recipe, args.run_dir, lam, seed, args.steps, out_dir / f"lam{lam:g}-seed{seed}")
+            r = one_run(
+                args.recipe,
+                args.run_dir,
+                lam,
+                seed,
+                args.steps,
+                out_dir / args.name / f"lam{lam:g}-seed{seed}",
+                tuple(args.set),
+            )
             print(
                 f"lambda={lam:g} seed={seed}: {r['seconds']:.0f} s, mean reward first/last 5 steps "
                 f"{statistics.mean(r['curve'][:5]):.3f} / {statistics.mean(r['curve'][-5:]):.3f}",
@@ -101,8 +120,13 @@ def main() -> None:
     scores = heldout(args.recipe, args.run_dir, models)
     for r in runs:
         r["heldout"] = scores[f"lam{r['lam']:g}-seed{r['seed']}"]["pass"]["all"]
-    summary = {"spectrum": scores["spectrum"]["pass"]["all"], "runs": runs, "steps": args.steps}
-    (out_dir / "mgpo_vs_grpo.json").write_text(json.dumps(summary, indent=2))
+    summary = {
+        "spectrum": scores["spectrum"]["pass"]["all"],
+        "runs": runs,
+        "steps": args.steps,
+        "overrides": args.set,
+    }
+    (out_dir / f"{args.name}.json").write_text(json.dumps(summary, indent=2))
     keys = list(summary["spectrum"])
     lines = [
         f"Held-out Pass@k after {args.steps} RL steps from the same spectrum model "
@@ -135,9 +159,10 @@ def main() -> None:
             + " | ".join(f"{r['heldout'][k]:.3f}" for k in keys)
             + f" | {r['seconds']:.0f} |"
         )
-    (out_dir / "mgpo_vs_grpo.md").write_text("\n".join(lines) + "\n")
+    lines.insert(1, f"Overrides: {args.set or 'none'}")
+    (out_dir / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
-    _plot(runs, out_dir / "mgpo_vs_grpo.png")
+    _plot(runs, out_dir / f"{args.name}.png")
 
 
 def _plot(runs: list[dict], png: Path) -> None:

@@ -34,6 +34,11 @@ FAST = [
     "probe.select_k=4",
     "probe.max_new_tokens=32",
     "probe.batch_size=128",
+    "rl.phases[0].max_steps=2",
+    "rl.phases[0].num_generations=4",
+    "rl.phases[0].per_device_train_batch_size=8",
+    "rl.phases[0].max_completion_length=16",
+    "rl.save_every=1",
 ]
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
