@@ -164,3 +164,32 @@ def test_two_processes_weight_like_one(tiny_model, tmp_path):
     after = torch.tensor(ranks[0]["after"] + ranks[1]["after"])
     torch.testing.assert_close(after, before * weights)
     assert ranks[0]["local"] == 2 and ranks[1]["local"] == 2  # a group of 4 straddles the two ranks
+
+
+def test_evaluation_mode_uses_num_generations_eval(tiny_model, tmp_path):
+    import datasets
+
+    from train.mgpo import MGPOConfig, MGPOTrainer
+
+    model, rows = tiny_model
+    ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["problem"]}]} for r in rows])
+    args = MGPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        per_device_eval_batch_size=8,
+        num_generations=4,
+        num_generations_eval=2,
+        max_completion_length=12,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        seed=0,
+        mgpo_lambda=4.0,
+    )
+    trainer = MGPOTrainer(
+        model=model, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=ds, eval_dataset=ds
+    )
+    metrics = trainer.evaluate()
+    # groups of 2: p_c in {0, 0.5, 1}, so the weight is 2^-4 or 1 and its minimum is one of them
+    assert metrics["eval_mgpo/weight_min"] in (pytest.approx(2**-4), pytest.approx(1.0))
+    assert 2**-4 - 1e-9 <= metrics["eval_mgpo/weight_mean"] <= 1.0
