@@ -54,6 +54,34 @@ def ssp_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "launch.cli", *args]
 
 
+def prompt_dataset(problems: list[str], **columns: list):
+    """A TRL prompt dataset: one chat user turn per problem, plus any extra columns."""
+    import datasets
+
+    return datasets.Dataset.from_list(
+        [
+            {"prompt": [{"role": "user", "content": p}], **{k: v[i] for k, v in columns.items()}}
+            for i, p in enumerate(problems)
+        ]
+    )
+
+
+def tiny_grpo_args(output_dir: Path, **overrides) -> dict:
+    """GRPOConfig / MGPOConfig keyword arguments for one fast CPU step on the tiny model."""
+    return {
+        "output_dir": str(output_dir),
+        "max_steps": 1,
+        "per_device_train_batch_size": 8,
+        "num_generations": 4,
+        "max_completion_length": 12,
+        "report_to": "none",
+        "use_cpu": True,
+        "save_strategy": "no",
+        "seed": 0,
+        **overrides,
+    }
+
+
 @pytest.fixture
 def recipe(tmp_path: Path) -> Recipe:
     return fast_recipe(tmp_path)

@@ -12,7 +12,7 @@ from launch.manifest import Manifest
 from launch.runner import run_stage
 from train.mgpo import group_weights, max_entropy_weight
 
-from .conftest import ROOT, fast_recipe
+from .conftest import ROOT, fast_recipe, prompt_dataset, tiny_grpo_args
 
 
 @pytest.mark.parametrize(
@@ -70,24 +70,8 @@ def tiny_model(tmp_path_factory):
 
 
 def _one_step(trainer_cls, config_cls, model, rows, out, **extra):
-    import datasets
-
-    ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["problem"]}]} for r in rows])
-    args = config_cls(
-        output_dir=str(out),
-        max_steps=1,
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=12,
-        learning_rate=1e-3,
-        logging_steps=1,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-        seed=0,
-        data_seed=0,
-        **extra,
-    )
+    ds = prompt_dataset([r["problem"] for r in rows])
+    args = config_cls(**tiny_grpo_args(out, learning_rate=1e-3, logging_steps=1, data_seed=0, **extra))
     trainer = trainer_cls(
         model=model, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=ds
     )
@@ -167,24 +151,14 @@ def test_two_processes_weight_like_one(tiny_model, tmp_path):
 
 
 def test_evaluation_mode_uses_num_generations_eval(tiny_model, tmp_path):
-    import datasets
-
     from train.mgpo import MGPOConfig, MGPOTrainer
 
     model, rows = tiny_model
-    ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["problem"]}]} for r in rows])
+    ds = prompt_dataset([r["problem"] for r in rows])
     args = MGPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=8,
-        per_device_eval_batch_size=8,
-        num_generations=4,
-        num_generations_eval=2,
-        max_completion_length=12,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-        seed=0,
-        mgpo_lambda=4.0,
+        **tiny_grpo_args(
+            tmp_path, max_steps=-1, per_device_eval_batch_size=8, num_generations_eval=2, mgpo_lambda=4.0
+        )
     )
     trainer = MGPOTrainer(
         model=model, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=ds, eval_dataset=ds

@@ -9,7 +9,7 @@ from launch.manifest import Manifest
 from launch.runner import run_stage
 from reward import get_reward
 
-from .conftest import fast_recipe
+from .conftest import fast_recipe, prompt_dataset, tiny_grpo_args
 
 
 @pytest.fixture(scope="module")
@@ -20,32 +20,23 @@ def tiny(tmp_path_factory):
 
 
 def test_a_grpo_step_scores_with_the_registry_rewards(tiny, tmp_path):
-    import datasets
     from trl import GRPOConfig, GRPOTrainer
 
     rows = [json.loads(line) for line in open(tiny["rl"])][:8]
     tests = json.dumps([{"testtype": "stdin", "input": "", "output": "1"}])
-    ds = datasets.Dataset.from_list(
-        [
-            {"prompt": [{"role": "user", "content": r["problem"]}], "answer": r["answer"], "tests": tests}
-            for r in rows
-        ]
+    ds = prompt_dataset(
+        [r["problem"] for r in rows], answer=[r["answer"] for r in rows], tests=[tests] * len(rows)
     )
     correctness = get_reward("math_correctness", workers=2)
     rewards = [correctness, get_reward("format"), get_reward("code_tests")]
     args = GRPOConfig(
-        output_dir=str(tmp_path / "grpo"),
-        max_steps=1,
-        per_device_train_batch_size=8,
-        num_generations=4,
-        max_completion_length=16,
-        learning_rate=1e-4,
-        logging_steps=1,
-        report_to="none",
-        use_cpu=True,
-        reward_weights=[1.0, 0.1, 0.0],
-        save_strategy="no",
-        seed=0,
+        **tiny_grpo_args(
+            tmp_path / "grpo",
+            max_completion_length=16,
+            learning_rate=1e-4,
+            logging_steps=1,
+            reward_weights=[1.0, 0.1, 0.0],
+        )
     )
     trainer = GRPOTrainer(model=tiny["base_model"], reward_funcs=rewards, args=args, train_dataset=ds)
     try:

@@ -12,28 +12,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import datasets  # noqa: E402
 from trl import GRPOTrainer  # noqa: E402
 
+from tests.conftest import prompt_dataset, tiny_grpo_args  # noqa: E402
 from tests.test_mgpo import format_reward, parity_reward  # noqa: E402
 from train.mgpo import MGPOConfig, MGPOTrainer  # noqa: E402
 
 
 def main() -> None:
     model, prompts, out = sys.argv[1], json.loads(sys.argv[2]), Path(sys.argv[3])
-    ds = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": p}]} for p in prompts])
-    args = MGPOConfig(
-        output_dir=str(out / "run"),
-        max_steps=1,
-        per_device_train_batch_size=2,
-        num_generations=4,
-        max_completion_length=12,
-        report_to="none",
-        use_cpu=True,
-        save_strategy="no",
-        seed=0,
-        mgpo_lambda=4.0,
-    )
+    ds = prompt_dataset(prompts)
+    args = MGPOConfig(**tiny_grpo_args(out / "run", per_device_train_batch_size=2, mgpo_lambda=4.0))
     trainer = MGPOTrainer(
         model=model, reward_funcs=[parity_reward, format_reward], args=args, train_dataset=ds
     )
