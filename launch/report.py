@@ -23,6 +23,11 @@ def heldout_pass_table(recipe: Recipe, stage: str = "merge") -> str | None:
     keys = list(next(iter(heldout.values()))["pass"]["all"])
     domains = [d for d in next(iter(heldout.values()))["pass"] if d != "all"]
     out = [
+        {
+            "merge": "Expert fusion: the spectrum model vs the last SFT checkpoint",
+            "rl": "RL gain: before vs after MGPO",
+        }[stage],
+        "",
         f"Held-out sampling ({recipe.probe.n_samples} samples per problem, temperature "
         f"{recipe.probe.temperature}): all domains, then {keys[-1]} per domain",
         "",
