@@ -89,3 +89,31 @@ def test_rl_recipe_errors_name_the_key(override, message):
     with pytest.raises(RecipeError) as info:
         load_recipe(TINY, [override])
     assert message in str(info.value)
+
+
+def test_pass_rate_filter_keeps_only_prompts_sometimes_solved(spectrum, monkeypatch):
+    """Rows the model always or never solves go; the counts add up. Scores come from a real
+    sampling pass; the reward is a stand-in that solves by row, so every case occurs."""
+    import reward.registry
+    from train import rl
+
+    recipe = fast_recipe(spectrum, *RL)
+    rows = [
+        {"id": str(i), "domain": "algebra", "problem": f"What is {i} + 1?", "answer": str(i + 1)}
+        for i in range(6)
+    ]
+    real_get_reward = reward.registry.get_reward
+
+    def by_row(name, **options):  # row i: every sample right (i % 3 == 0), none (1), half (2)
+        def score(completions, id, **columns):
+            return [[1.0, 0.0, float(k % 2)][int(i) % 3] for k, i in enumerate(id)]
+
+        return score if name == "math_correctness" else real_get_reward(name, **options)
+
+    monkeypatch.setattr(reward.registry, "get_reward", by_row)
+    monkeypatch.setattr("reward.get_reward", by_row)
+    kept, counts = rl.pass_rate_filter(
+        rows, Manifest(spectrum / "tiny").stage("merge")["outputs"]["model"], recipe.rl.phases[0], recipe
+    )
+    assert [r["id"] for r in kept] == ["2", "5"]
+    assert counts == {"solved": 2, "unsolved": 2, "kept": 2}

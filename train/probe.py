@@ -81,6 +81,7 @@ def score_model(
     tokens = sum(c.num_tokens for c in flat)
     return {
         "pass": per_domain(per_problem, sorted({1, *ks})),
+        "correct_per_problem": [c for _, _, c in per_problem],  # in row order, out of params.n
         "samples": len(flat),
         "unscorable": unscorable,
         "truncated": sum(c.finish_reason == "length" for c in flat) / len(flat),
@@ -91,17 +92,20 @@ def score_model(
 
 class ModelSampler:
     """Scores several models on the same rows with one generator (weights swapped in, not a new
-    engine per model) and the recipe's correctness reward; closes both on exit.
+    engine per model) and a correctness reward; closes both on exit.
 
         with ModelSampler(recipe) as sampler:
             result = sampler.score(model_dir, rows, desc="probe checkpoint-300")
-    """
 
-    def __init__(self, recipe: Recipe):
+    Sampling settings and reward default to the probe's; the RL pass-rate filter passes its
+    phase's own."""
+
+    def __init__(self, recipe: Recipe, params: SamplingParams | None = None, reward_spec=None):
         from reward import get_reward
 
-        self.cfg, self.params = recipe.probe, sampling(recipe)
-        self.reward = get_reward(self.cfg.reward.name, **self.cfg.reward.options)
+        self.cfg, self.params = recipe.probe, params or sampling(recipe)
+        spec = reward_spec or self.cfg.reward
+        self.reward = get_reward(spec.name, **spec.options)
         self.generator = None
 
     def score(self, model_dir: str, rows: list[dict[str, Any]], desc: str) -> dict[str, Any]:

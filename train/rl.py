@@ -42,41 +42,27 @@ def _prompts(phase: RLPhase, recipe: Recipe, ctx: StageContext) -> list[dict[str
 
 
 def pass_rate_filter(rows, model_dir: str, phase: RLPhase, recipe: Recipe) -> tuple[list, dict[str, int]]:
-    """Keep prompts whose pass rate at ``model_dir`` is strictly between 0 and 1 (G samples each)."""
-    from reward import get_reward
-    from train.generation import SamplingParams, make_generator
+    """Keep prompts whose pass rate at ``model_dir`` is strictly between 0 and 1 (G samples each,
+    the phase's temperature, length and correctness reward)."""
+    from train.generation import SamplingParams
+    from train.probe import ModelSampler
 
+    params = SamplingParams(
+        n=phase.num_generations,
+        temperature=phase.temperature,
+        max_new_tokens=phase.max_completion_length,
+        seed=recipe.rl.seed,
+    )
     spec = next(r for r in phase.rewards if r.correctness)
-    reward = get_reward(spec.name, **spec.options)
-    gen = make_generator(recipe.probe.backend, model_dir, batch_size=recipe.probe.batch_size)
-    try:
-        params = SamplingParams(
-            n=phase.num_generations,
-            temperature=phase.temperature,
-            max_new_tokens=phase.max_completion_length,
-            seed=recipe.rl.seed,
-        )
-        outs = gen.generate(
-            [chat_prompt(r["problem"], recipe.data.prompt_suffix) for r in rows],
-            params,
+    with ModelSampler(recipe, params, spec) as sampler:
+        result = sampler.score(
+            model_dir,
+            [{**r, "suffix": recipe.data.prompt_suffix} for r in rows],
             desc=f"rl {phase.name}: pass-rate filter",
         )
-        columns = {k: [r[k] for r in rows for _ in range(params.n)] for k in rows[0] if k != "problem"}
-        scores = reward([c.text for o in outs for c in o], **columns)
-    finally:
-        gen.close()
-        if hasattr(reward, "close"):
-            reward.close()
-    kept, counts = [], {"solved": 0, "unsolved": 0, "kept": 0}
-    for i, r in enumerate(rows):
-        rate = sum(s == 1.0 for s in scores[i * params.n : (i + 1) * params.n]) / params.n
-        if rate == 1.0:
-            counts["solved"] += 1
-        elif rate == 0.0:
-            counts["unsolved"] += 1
-        else:
-            kept.append(r)
-    counts["kept"] = len(kept)
+    correct = result["correct_per_problem"]
+    kept = [r for r, c in zip(rows, correct, strict=True) if 0 < c < params.n]
+    counts = {"solved": correct.count(params.n), "unsolved": correct.count(0), "kept": len(kept)}
     return kept, counts
 
 
