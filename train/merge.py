@@ -317,10 +317,7 @@ def heldout_comparison(recipe, ctx, models: dict[str, str]) -> dict[str, dict]:
     from data_pipeline.corpus import PROBLEM_FIELDS, load_rows
     from train.probe import ModelSampler
 
-    rows = [
-        {**r, "suffix": recipe.data.prompt_suffix}
-        for r in load_rows(ctx.inputs["data"]["eval"], PROBLEM_FIELDS, "eval")
-    ]
+    rows = load_rows(ctx.inputs["data"]["eval"], PROBLEM_FIELDS, "eval")
     with ModelSampler(recipe) as sampler:
         return {name: sampler.score(path, rows, desc=f"held-out {name}") for name, path in models.items()}
 

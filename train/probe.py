@@ -62,13 +62,17 @@ def load_probe_sets(recipe: Recipe, ctx: StageContext) -> dict[str, list[dict[st
 
 
 def score_model(
-    generator, rows: list[dict[str, Any]], reward, params: SamplingParams, ks: list[int], desc: str
+    generator,
+    rows: list[dict[str, Any]],
+    reward,
+    params: SamplingParams,
+    ks: list[int],
+    desc: str,
+    suffix: str = "",
 ) -> dict[str, Any]:
     """Sample ``rows`` once, score, and aggregate Pass@k per domain (and "all")."""
     start = time.monotonic()
-    outs = generator.generate(
-        [chat_prompt(r["problem"], r.get("suffix", "")) for r in rows], params, desc=desc
-    )
+    outs = generator.generate([chat_prompt(r["problem"], suffix) for r in rows], params, desc=desc)
     seconds = time.monotonic() - start
     flat = [c for o in outs for c in o]
     columns = {k: [r[k] for r in rows for _ in range(params.n)] for k in rows[0] if k not in ("problem",)}
@@ -104,6 +108,7 @@ class ModelSampler:
         from reward import get_reward
 
         self.cfg, self.params = recipe.probe, params or sampling(recipe)
+        self.suffix = recipe.data.prompt_suffix
         spec = reward_spec or self.cfg.reward
         self.reward = get_reward(spec.name, **spec.options)
         self.generator = None
@@ -113,7 +118,9 @@ class ModelSampler:
             self.generator = make_generator(self.cfg.backend, model_dir, batch_size=self.cfg.batch_size)
         else:
             self.generator.load(model_dir)
-        return score_model(self.generator, rows, self.reward, self.params, self.cfg.k, desc=desc)
+        return score_model(
+            self.generator, rows, self.reward, self.params, self.cfg.k, desc=desc, suffix=self.suffix
+        )
 
     def __enter__(self) -> ModelSampler:
         return self
@@ -198,7 +205,7 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         )
     sets = load_probe_sets(recipe, ctx)
     domains = list(sets)
-    rows = [{**r, "suffix": recipe.data.prompt_suffix} for d in domains for r in sets[d]]
+    rows = [r for d in domains for r in sets[d]]
     key = cfg.selection_key
     out_dir = ctx.stage_dir / "by_checkpoint"
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ def pass_rate_filter(rows, model_dir: str, phase: RLPhase, recipe: Recipe) -> tu
     with ModelSampler(recipe, params, spec) as sampler:
         result = sampler.score(
             model_dir,
-            [{**r, "suffix": recipe.data.prompt_suffix} for r in rows],
+            rows,
             desc=f"rl {phase.name}: pass-rate filter",
         )
     correct = result["correct_per_problem"]
