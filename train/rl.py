@@ -32,6 +32,7 @@ from data_pipeline.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
 from launch.context import StageContext, StageResult
 from launch.recipe import Recipe
 from train.config import RLPhase
+from train.device import trainer_device_args
 
 log = logging.getLogger("ssp")
 
@@ -86,9 +87,7 @@ def grpo_config(recipe: Recipe, phase: RLPhase, output_dir: Path):
         seed=rl.seed,
         data_seed=rl.seed,
         report_to="none",
-        use_cpu=not torch.cuda.is_available(),
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
-        dataloader_pin_memory=torch.cuda.is_available(),
+        **trainer_device_args(),
         # The report's written objective: std-normalised group advantages, clipped surrogate, no KL.
         scale_rewards="group",
         beta=0.0,

@@ -24,11 +24,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from data_pipeline.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples
 from launch.context import StageContext, StageResult
 from launch.recipe import Recipe
+from train.device import bf16_supported, trainer_device_args
 
 log = logging.getLogger("ssp")
 
@@ -36,7 +35,7 @@ log = logging.getLogger("ssp")
 def _bf16(recipe: Recipe) -> bool:
     if recipe.sft.bf16 is not None:
         return recipe.sft.bf16
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return bf16_supported()
 
 
 def _dtype(recipe: Recipe) -> str:
@@ -102,12 +101,9 @@ def trl_config(recipe: Recipe, output_dir: Path):
         save_total_limit=None,  # keep every checkpoint: probing needs them all
         logging_steps=cfg.logging_steps,
         logging_first_step=True,
-        bf16=_bf16(recipe),
+        **trainer_device_args(_bf16(recipe)),
         deepspeed=cfg.deepspeed,
         **_checkpointing_kwarg(cfg.gradient_checkpointing),
-        dataloader_pin_memory=torch.cuda.is_available(),
-        # accelerate treats torchrun workers as one distributed job on CPU only with use_cpu=True
-        use_cpu=not torch.cuda.is_available(),
         packing=cfg.packing,
         completion_only_loss=True,  # loss on the assistant turn only
         seed=cfg.seed,
