@@ -39,6 +39,11 @@ def test_phases_chain_and_resume(spectrum, tmp_path):
     assert warm["start_model"] == Manifest(recipe.run_dir).stage("merge")["outputs"]["model"]
     assert more["start_model"] == warm["final"] and entry["outputs"]["model"] == more["final"]
     assert warm["steps"] == 2 and more["steps"] == 2
+    from train.checkpoints import is_training_state
+
+    final = {p.name for p in (recipe.run_dir / "rl" / "1-more" / "final").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= final
+    assert not [n for n in final if is_training_state(n)], f"training state in the final model: {final}"
     history = json.loads((recipe.run_dir / "rl" / "1-more" / "log_history.json").read_text())
     assert any("mgpo/weight_mean" in h for h in history), "MGPO metrics are logged"
 

@@ -33,20 +33,10 @@ import torch
 from safetensors import safe_open  # only to list a single file's tensors
 
 from launch.errors import SSPError
+from train.checkpoints import is_training_state
 
 INDEX = "model.safetensors.index.json"
 CHUNK_ELEMENTS = 1 << 24  # rows are averaged in chunks of about 16M elements (64 MB in float32)
-# Training state a checkpoint holds beside the model: not part of a merged model.
-_SKIP = (
-    "optimizer",
-    "scheduler",
-    "rng_state",
-    "trainer_state",
-    "training_args",
-    "scaler",
-    "latest",
-    "zero_to_fp32",
-)
 _DTYPES = {
     "F64": torch.float64,
     "F32": torch.float32,
@@ -229,7 +219,7 @@ def merge_checkpoints(
             metadata = _header(dirs[0] / file).get("__metadata__") or {"format": "pt"}
             _write_shard(tmp / file, names, specs, weights, metadata)
         for item in dirs[0].iterdir():  # config, tokenizer, generation config, index, ...
-            if item.is_file() and not item.name.endswith(".safetensors") and not item.name.startswith(_SKIP):
+            if item.is_file() and not item.name.endswith(".safetensors") and not is_training_state(item.name):
                 shutil.copy2(item, tmp / item.name)
         (tmp / "merge_info.json").write_text(
             json.dumps({"sources": [str(d) for d in dirs], "weights": weights, **(info or {})}, indent=2)

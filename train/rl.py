@@ -105,7 +105,7 @@ def _run_phase(
     import datasets
 
     from reward.config import build_rewards
-    from train.checkpoints import AtomicCheckpoints, clear_staging, latest_checkpoint
+    from train.checkpoints import AtomicCheckpoints, clear_staging, is_training_state, latest_checkpoint
     from train.mgpo import MGPOTrainer
 
     phase_dir = ctx.stage_dir / f"{index}-{phase.name}"
@@ -169,7 +169,7 @@ def _run_phase(
         shutil.copytree(
             latest_checkpoint(phase_dir),
             tmp,
-            ignore=shutil.ignore_patterns("optimizer*", "scheduler*", "rng_state*", "training_args*"),
+            ignore=lambda _, names: [n for n in names if is_training_state(n)],
         )
         tmp.rename(final)  # the phase is finished once this exists
     if torch.distributed.is_available() and torch.distributed.is_initialized():
