@@ -80,6 +80,18 @@ def _up_to_date(name: str, fp: str, manifest: Manifest, stage_dir: Path) -> bool
     )
 
 
+def _identity_unless_current(spec: StageSpec, recipe: Recipe, manifest: Manifest, force: bool):
+    """(config hash, fingerprint, inputs) of a stage that must run; None (logged) if it is up to date.
+
+    Fails first if an upstream stage has not completed."""
+    _require_upstream(spec, recipe, manifest)
+    identity = fingerprint(spec, recipe, manifest)
+    if not force and _up_to_date(spec.name, identity[1], manifest, recipe.run_dir / spec.name):
+        log.info("stage %s: up to date (fingerprint %s), skipped", spec.name, identity[1])
+        return None
+    return identity
+
+
 def _move_aside(stage_dir: Path) -> None:
     if stage_dir.exists():
         dest = stage_dir.with_name(
@@ -120,12 +132,10 @@ def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult 
     Every rank takes the same skip decision; only rank 0 touches the manifest and moves folders."""
     spec = STAGES[name]
     manifest = Manifest(recipe.run_dir)
-    _require_upstream(spec, recipe, manifest)
-    chash, fp, inputs = fingerprint(spec, recipe, manifest)
-    stage_dir = recipe.run_dir / name
-    if not force and _up_to_date(name, fp, manifest, stage_dir):
-        log.info("stage %s: up to date (fingerprint %s), skipped", name, fp)
+    identity = _identity_unless_current(spec, recipe, manifest, force)
+    if identity is None:
         return None
+    stage_dir = recipe.run_dir / name
     ctx = StageContext(
         name=name,
         run_dir=recipe.run_dir,
@@ -134,7 +144,7 @@ def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult 
     )
     # Only rank 0 takes the lock: it alone moves folders, writes the manifest and publishes checkpoints.
     with stage_lock(recipe.run_dir, name) if ctx.is_main else contextlib.nullcontext():
-        return _run_locked(spec, recipe, ctx, manifest.stage(name), (chash, fp, inputs), force)
+        return _run_locked(spec, recipe, ctx, manifest.stage(name), identity, force)
 
 
 def _run_locked(
@@ -203,10 +213,7 @@ def run_stage(name: str, recipe: Recipe, force: bool = False) -> None:
         execute_here(name, recipe, force)
         return
     manifest = Manifest(recipe.run_dir)
-    _require_upstream(spec, recipe, manifest)
-    _, fp, _ = fingerprint(spec, recipe, manifest)
-    if not force and _up_to_date(name, fp, manifest, recipe.run_dir / name):
-        log.info("stage %s: up to date (fingerprint %s), skipped", name, fp)
+    if _identity_unless_current(spec, recipe, manifest, force) is None:
         return
     if force:
         _move_aside(recipe.run_dir / name)
