@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open  # only to list a single file's tensors
 
 from launch.errors import SSPError
 from train.checkpoints import is_training_state
@@ -63,8 +62,7 @@ def _layout(model_dir: Path) -> dict[str, str]:
     single = model_dir / "model.safetensors"
     if not single.is_file():
         raise MergeError(f"{model_dir}: no model.safetensors or {INDEX}")
-    with safe_open(single, framework="pt") as f:
-        return dict.fromkeys(f.keys(), "model.safetensors")
+    return {name: "model.safetensors" for name in _header(single) if name != "__metadata__"}
 
 
 def _header(path: Path) -> dict[str, Any]:
