@@ -3,6 +3,8 @@
 ssp run RECIPE [key=value ...] [--force STAGE]     every stage of the recipe, in order
 ssp stage NAME RECIPE [key=value ...] [--force]    one stage
 ssp show RECIPE [key=value ...]                    the resolved recipe, validated
+ssp merge --out DIR CKPT[:WEIGHT] ...              weighted average of model folders
+ssp eval MODEL ... --benchmarks NAME[=SOURCE] ...  benchmark models outside a run
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
         help="weighted average of model folders: ssp merge --out DIR CKPT[:WEIGHT] ...",
     )
+    sub.add_parser(
+        "eval",
+        add_help=False,
+        help="benchmark models outside a run: ssp eval MODEL ... --benchmarks NAME[=SOURCE] ...",
+    )
     show = sub.add_parser("show", help="print the resolved, validated recipe")
     show.add_argument("recipe")
     show.add_argument("overrides", nargs="*")
@@ -41,8 +48,11 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["merge"]:  # its own argument parser: train/merge.py
-        from train.merge import cli
+    if argv[:1] in (["merge"], ["eval"]):  # their own argument parsers
+        if argv[0] == "merge":
+            from train.merge import cli
+        else:
+            from evaluation.stage import cli
 
         try:
             return cli(argv[1:])
@@ -65,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             report = run_pipeline(recipe, force=args.force)
             from launch.report import results_table
 
-            print(f"\nReport: {report}\n")
+            print()
             print(results_table(recipe))
+            print(f"\nReport: {report}")
     except SSPError as err:
         print(f"ssp: error: {err}", file=sys.stderr)
         return 2

@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from launch.cost import CostMeter
+    from launch.tracking import StageTracker
 
 
 @dataclass
@@ -14,6 +18,8 @@ class StageContext:
     run_dir: Path
     stage_dir: Path  # run_dir / name; the stage writes only here
     inputs: dict[str, dict[str, Any]]  # upstream stage name -> its recorded outputs
+    cost: CostMeter | None = None  # the stage's live cost (the runner makes it)
+    tracker: StageTracker | None = None  # the stage's W&B run (rank 0 with report_to: wandb)
 
     @property
     def rank(self) -> int:
@@ -22,6 +28,19 @@ class StageContext:
     @property
     def world_size(self) -> int:
         return int(os.environ.get("WORLD_SIZE", "1"))
+
+    def log(self, metrics: dict[str, Any]) -> None:
+        """Log metrics to the stage's W&B run (if any) together with the live cost."""
+        if self.tracker is not None:
+            self.tracker.log({**metrics, **(self.cost.metrics() if self.cost else {})})
+
+    def check_budget(self, where: str) -> None:
+        """Stop the stage (BudgetExceeded) if the pipeline has crossed cost.max_usd; ``where`` says
+        what was saved, for the message."""
+        if self.cost is not None and self.cost.over_budget():
+            from launch.cost import BudgetExceeded
+
+            raise BudgetExceeded(self.cost.budget_message(self.name, where))
 
     @property
     def is_main(self) -> bool:

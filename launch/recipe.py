@@ -21,11 +21,14 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from data_pipeline.config import DataConfig, TinyModelConfig
+from evaluation.config import EvalConfig
+from launch.cost import CostConfig
 from launch.errors import FieldError, RecipeError, check
+from launch.tracking import TrackingConfig
 from train.config import MergeConfig, ModelConfig, ProbeConfig, RLConfig, SFTStageConfig
 
-# The pipeline, in order. Later stages (probe, merge, rl, eval) are appended as they land.
-STAGE_ORDER = ["data", "sft", "probe", "merge", "rl"]
+# The pipeline, in order.
+STAGE_ORDER = ["data", "sft", "probe", "merge", "rl", "eval"]
 
 
 @dataclass
@@ -52,6 +55,12 @@ class Recipe:
     """Expert fusion into the spectrum model."""
     rl: RLConfig = field(default_factory=RLConfig)
     """MGPO reinforcement learning from the spectrum model."""
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    """Benchmark evaluation of the base, spectrum and signal models under the report's protocol."""
+    cost: CostConfig = field(default_factory=CostConfig)
+    """GPU-hour and dollar accounting, and an optional budget."""
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    """W&B / TensorBoard reporting."""
 
     def __post_init__(self):
         check(

@@ -1,7 +1,8 @@
-"""``runs/<name>/report.md``: what each completed stage produced, with a results table.
+"""``runs/<name>/report.md``: what each completed stage produced, and what it cost.
 
-Sections appear for the stages that have completed: the data card, and the SFT loss curve
-(PNG) with the held-out greedy accuracy of the starting model and of the final checkpoint.
+Sections appear for the stages that have completed: the stage table, the cost table beside the
+reference run's, the data card, the SFT loss curve (PNG) with the greedy held-out check, the
+probe heatmap, the fusion weights, the RL curves and the eval table and chart per model.
 """
 
 from __future__ import annotations
@@ -47,13 +48,51 @@ def heldout_pass_table(recipe: Recipe, stage: str = "merge") -> str | None:
 
 
 def results_table(recipe: Recipe) -> str:
-    """The tables `make demo` prints: SFT's greedy check, then the spectrum model's held-out Pass@k."""
+    """The tables `make demo` prints: SFT's greedy check, any held-out comparison of merge and rl,
+    the eval table per model, and the cost table."""
     tables = [_greedy_table(recipe)]
     for stage in ("merge", "rl"):
         heldout = heldout_pass_table(recipe, stage)
         if heldout:
             tables.append(heldout)
+    manifest = Manifest(recipe.run_dir)
+    evaluation = manifest.stage("eval")
+    if evaluation and evaluation["status"] == "completed":
+        tables.append(Path(evaluation["outputs"]["markdown"]).read_text().rstrip())
+    tables.append(cost_table(manifest))
     return "\n\n".join(tables)
+
+
+def cost_table(manifest: Manifest) -> str:
+    """Per-stage cost (completed and failed attempts alike), the total, and the reference run."""
+    from launch.cost import REFERENCE, totals
+
+    rows = [(n, e) for n, e in manifest.data["stages"].items() if e.get("cost")]
+    out = [
+        "Cost (wall time x GPUs, or x CPU cores on a CPU run)",
+        "",
+        "| stage | status | hardware | wall (h) | hours | unit | USD |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, e in rows:
+        c = e["cost"]
+        unit = "GPU-hours" if c["unit"] == "gpu_hours" else "CPU-core-hours"
+        out.append(
+            f"| {name} | {e['status']} | {c['count']} x {c['hardware']} | {c['seconds'] / 3600:.4f} | "
+            f"{c['hours']:.4f} | {unit} | {c['usd']:.4f} |"
+        )
+    total = totals([e["cost"] for _, e in rows])
+    hours = "; ".join(
+        f"{v:.4f} {'GPU-hours' if k == 'gpu_hours' else 'CPU-core-hours'}"
+        for k, v in total.items()
+        if k != "usd"
+    )
+    out.append(f"| **this run** | | | | {hours} | | **{total['usd']:.4f}** |")
+    out.append(
+        f"| {REFERENCE['name']}: SFT + RL | | {REFERENCE['gpu']} | | {REFERENCE['gpu_hours']:,.0f} | GPU-hours | "
+        f"{REFERENCE['usd']:,.0f} |"
+    )
+    return "\n".join(out)
 
 
 def _greedy_table(recipe: Recipe) -> str:
@@ -218,6 +257,19 @@ def write_report(recipe: Recipe) -> Path:
         ]
     parts += _probe_and_merge_sections(recipe, manifest)
     parts += _rl_section(recipe, manifest)
+    evaluation = manifest.stage("eval")
+    if evaluation and evaluation["status"] == "completed":
+        out = evaluation["outputs"]
+        parts += [
+            "## Evaluation",
+            "",
+            Path(out["markdown"]).read_text(),
+            f"![Pass@1 by model]({Path(out['chart']).relative_to(run_dir)})",
+            "",
+            f"Every sampled completion with its score: `{out['completions']}/` (Parquet).",
+            "",
+        ]
+    parts += ["## Cost", "", cost_table(manifest), ""]
     path = run_dir / "report.md"
     path.write_text("\n".join(parts))
     return path

@@ -27,10 +27,12 @@ from datetime import datetime
 from pathlib import Path
 
 from launch.context import StageContext, StageResult
+from launch.cost import CostMeter, detect_hardware, totals
 from launch.errors import SSPError, StageError
 from launch.manifest import Manifest, now
 from launch.recipe import STAGE_ORDER, Recipe, config_hash, load_recipe, save_recipe
 from launch.stages import STAGES, StageSpec, file_identity
+from launch.tracking import StageTracker, flat_numbers
 
 log = logging.getLogger("ssp")
 
@@ -52,7 +54,7 @@ def _barrier() -> None:
 
 
 def _require_upstream(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> None:
-    for need in spec.needs:
+    for need in spec.upstream(recipe):
         if not manifest.completed(need):
             raise StageError(
                 f"stage {spec.name!r} needs stage {need!r}, which has not completed in {recipe.run_dir} "
@@ -64,7 +66,7 @@ def fingerprint(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> tuple[st
     """(config hash, fingerprint, inputs record) of ``spec`` for this recipe and manifest."""
     chash = config_hash(*spec.sections(recipe))
     inputs = {
-        "stages": {n: manifest.stage(n)["output_id"] for n in spec.needs},
+        "stages": {n: manifest.stage(n)["output_id"] for n in spec.upstream(recipe)},
         "files": [file_identity(f) for f in spec.external_files(recipe)],
     }
     return chash, config_hash(chash, inputs), inputs
@@ -140,7 +142,7 @@ def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult 
         name=name,
         run_dir=recipe.run_dir,
         stage_dir=stage_dir,
-        inputs={n: manifest.stage(n)["outputs"] for n in spec.needs},
+        inputs={n: manifest.stage(n)["outputs"] for n in spec.upstream(recipe)},
     )
     # Only rank 0 takes the lock: it alone moves folders, writes the manifest and publishes checkpoints.
     with stage_lock(recipe.run_dir, name) if ctx.is_main else contextlib.nullcontext():
@@ -182,16 +184,24 @@ def _run_locked(
     _barrier()
     log.info("stage %s: running into %s", name, stage_dir)
     start = time.monotonic()
+    ctx.cost = _cost_meter(recipe, ctx)
+    ctx.tracker = StageTracker.start(recipe, name, stage_dir, ctx.is_main)
     try:
         result = importlib.import_module(spec.module).run(recipe, ctx)
     except BaseException as err:
         if ctx.is_main:
             Manifest(recipe.run_dir).update(
-                name, status="failed", error=f"{type(err).__name__}: {err}", ended_at=now()
+                name,
+                status="failed",
+                error=f"{type(err).__name__}: {err}",
+                ended_at=now(),
+                cost=ctx.cost.record(),
             )
+            ctx.tracker.finish(failed=True)
         raise
     _barrier()
     if ctx.is_main:
+        cost = ctx.cost.record()
         Manifest(recipe.run_dir).update(
             name,
             status="completed",
@@ -201,9 +211,40 @@ def _run_locked(
             ended_at=now(),
             wall_seconds=round(time.monotonic() - start, 2),
             output_id=uuid.uuid4().hex[:16],
+            cost=cost,
         )
-        log.info("stage %s: completed in %.1f s", name, time.monotonic() - start)
+        ctx.log({})
+        ctx.tracker.summary({**flat_numbers(result.metrics), **{f"cost/{k}": v for k, v in cost.items()}})
+        ctx.tracker.finish()
+        log.info(
+            "stage %s: completed in %.1f s (%.4f %s, $%.4f)",
+            name,
+            time.monotonic() - start,
+            cost["hours"],
+            ctx.cost.hardware.unit_label,
+            cost["usd"],
+        )
     return result
+
+
+def _cost_meter(recipe: Recipe, ctx: StageContext) -> CostMeter:
+    """The stage's meter: earlier attempts' time from ``<stage>/cost.json``, and the other completed
+    stages' costs for the pipeline totals (and the budget)."""
+    stages = Manifest(recipe.run_dir).data["stages"]
+    earlier = totals(
+        [
+            e["cost"]
+            for n, e in stages.items()
+            if n != ctx.name and e.get("status") == "completed" and e.get("cost")
+        ]
+    )
+    return CostMeter(
+        recipe.cost,
+        detect_hardware(ctx.world_size, recipe.cost.gpu_type),
+        ctx.stage_dir / "cost.json",
+        earlier,
+        writable=ctx.is_main,
+    )
 
 
 def run_stage(name: str, recipe: Recipe, force: bool = False) -> None:
@@ -234,8 +275,10 @@ def run_stage(name: str, recipe: Recipe, force: bool = False) -> None:
     log.info("stage %s: launching %s", name, " ".join(cmd[1:]))
     code = subprocess.call(cmd)
     if code != 0:
+        entry = Manifest(recipe.run_dir).stage(name) or {}
+        reason = f": {entry['error']}" if entry.get("status") == "failed" and entry.get("error") else ""
         raise StageError(
-            f"stage {name!r} failed: torchrun exited with code {code} (see the log above; "
+            f"stage {name!r} failed: torchrun exited with code {code}{reason} (see the log above; "
             f"re-running resumes from the last complete checkpoint)"
         )
     if not Manifest(recipe.run_dir).completed(name):

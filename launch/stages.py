@@ -14,11 +14,14 @@ from launch.recipe import STAGE_ORDER, Recipe
 class StageSpec:
     name: str
     module: str  # has run(recipe, ctx) -> StageResult, and main() for `python -m` / torchrun
-    needs: tuple[str, ...]  # upstream stages whose outputs it reads
+    needs: tuple[str, ...] | Callable[[Recipe], tuple[str, ...]]  # upstream stages whose outputs it reads
     distributed: bool  # launched through torchrun with the stage's process count
     sections: Callable[[Recipe], tuple]  # config the stage depends on (hashed)
     external_files: Callable[[Recipe], list[str]] = lambda r: []  # files outside the run it reads
     nproc: Callable[[Recipe], int] = lambda r: 1
+
+    def upstream(self, recipe: Recipe) -> tuple[str, ...]:
+        return self.needs(recipe) if callable(self.needs) else self.needs
 
 
 def _data_files(r: Recipe) -> list[str]:
@@ -34,6 +37,20 @@ def _sft_files(r: Recipe) -> list[str]:
     if r.model.name_or_path != "tiny" and Path(r.model.name_or_path).exists():
         files.append(r.model.name_or_path)
     return files
+
+
+def _eval_needs(r: Recipe) -> tuple[str, ...]:
+    from evaluation.config import MODEL_ALIASES
+
+    used = {MODEL_ALIASES[m] for m in r.eval.models if m in MODEL_ALIASES}
+    return tuple(s for s in STAGE_ORDER if s == "data" or s in used)
+
+
+def _eval_files(r: Recipe) -> list[str]:
+    from evaluation.config import MODEL_ALIASES
+
+    models = [m for m in r.eval.models if m not in MODEL_ALIASES and Path(m).exists()]
+    return models + [b.source for b in r.eval.benchmarks if b.source and Path(b.source).exists()]
 
 
 STAGES: dict[str, StageSpec] = {
@@ -75,6 +92,14 @@ STAGES: dict[str, StageSpec] = {
         distributed=True,
         sections=lambda r: (r.rl, r.probe, r.data.prompt_suffix),
         nproc=lambda r: r.rl.nproc_per_node,
+    ),
+    "eval": StageSpec(
+        "eval",
+        "evaluation.stage",
+        needs=_eval_needs,
+        distributed=False,
+        sections=lambda r: (r.eval, r.data.prompt_suffix, r.model.name_or_path),
+        external_files=_eval_files,
     ),
 }
 assert list(STAGES) == STAGE_ORDER, "every stage in STAGE_ORDER needs a StageSpec"

@@ -20,6 +20,7 @@ _REWARDS: dict[str, str] = {
     "math_correctness": "reward.math_correctness:MathCorrectness",
     "code_tests": "reward.code_tests:CodeTests",
     "format": "reward.format:FormatReward",
+    "multiple_choice": "reward.multiple_choice:MultipleChoice",
 }
 
 

@@ -39,6 +39,10 @@ FAST = [
     "rl.phases[0].per_device_train_batch_size=8",
     "rl.phases[0].max_completion_length=16",
     "rl.save_every=1",
+    "eval.benchmarks[0].n_samples=4",
+    "eval.benchmarks[0].max_new_tokens=24",
+    "eval.batch_size=64",
+    "tracking.report_to=none",
 ]
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

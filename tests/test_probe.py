@@ -46,7 +46,7 @@ def _copy(trained, tmp_path, *overrides):
 
 
 def test_probe_and_merge_stages(trained, tmp_path):
-    recipe = _copy(trained, tmp_path)
+    recipe = _copy(trained, tmp_path, "merge.eval_heldout=true")
     execute_here("probe", recipe)
     probe = Manifest(recipe.run_dir).stage("probe")
     table = json.loads(open(probe["outputs"]["table"]).read())

@@ -73,8 +73,6 @@ class SFTStageConfig:
     """Pack examples into max_length blocks (TRL 'bfd'; needs flash attention for exact masking)."""
     seed: int = 42
     """Seed of training randomness (data order, dropout). The tiny model's initial weights follow data.seed."""
-    report_to: str = "none"
-    """'none', 'wandb' or 'tensorboard' (transformers names)."""
     eval_max_new_tokens: int = 96
     """Greedy held-out check at the end of the stage: tokens generated per problem."""
     eval_batch_size: int = 64
@@ -105,12 +103,6 @@ class SFTStageConfig:
         ):
             check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
         check(self, "eval_limit", self.eval_limit >= 0, "must be >= 0")
-        check(
-            self,
-            "report_to",
-            self.report_to in ("none", "wandb", "tensorboard"),
-            f"must be none, wandb or tensorboard, got {self.report_to!r}",
-        )
 
 
 @dataclass

@@ -33,6 +33,11 @@ from train.pass_at_k import per_domain
 log = logging.getLogger("ssp")
 
 
+def _step(checkpoint: str) -> int:
+    """Training step of ``.../checkpoint-N``."""
+    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
+
+
 def probed_checkpoints(checkpoints: list[str], every: int) -> list[str]:
     """Every m-th checkpoint counted back from the last, which is always included."""
     return checkpoints[::-1][::every][::-1]
@@ -61,6 +66,17 @@ def load_probe_sets(recipe: Recipe, ctx: StageContext) -> dict[str, list[dict[st
     return {d: load_rows(available[d], PROBLEM_FIELDS, f"probe/{d}") for d in domains}
 
 
+def sample_and_score(generator, rows, reward, params: SamplingParams, desc: str, suffix: str = ""):
+    """(completions, scores, generation seconds): ``params.n`` samples per row, flattened row-major,
+    each scored by ``reward`` with the row's other columns."""
+    start = time.monotonic()
+    outs = generator.generate([chat_prompt(r["problem"], suffix) for r in rows], params, desc=desc)
+    seconds = time.monotonic() - start
+    flat = [c for o in outs for c in o]
+    columns = {k: [r[k] for r in rows for _ in range(params.n)] for k in rows[0] if k not in ("problem",)}
+    return flat, reward([c.text for c in flat], **columns), seconds
+
+
 def score_model(
     generator,
     rows: list[dict[str, Any]],
@@ -71,12 +87,7 @@ def score_model(
     suffix: str = "",
 ) -> dict[str, Any]:
     """Sample ``rows`` once, score, and aggregate Pass@k per domain (and "all")."""
-    start = time.monotonic()
-    outs = generator.generate([chat_prompt(r["problem"], suffix) for r in rows], params, desc=desc)
-    seconds = time.monotonic() - start
-    flat = [c for o in outs for c in o]
-    columns = {k: [r[k] for r in rows for _ in range(params.n)] for k in rows[0] if k not in ("problem",)}
-    scores = reward([c.text for c in flat], **columns)
+    flat, scores, seconds = sample_and_score(generator, rows, reward, params, desc, suffix)
     per_problem, unscorable = [], 0
     for i, r in enumerate(rows):
         s = scores[i * params.n : (i + 1) * params.n]
@@ -228,6 +239,10 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
                 )
             table[ckpt] = result["pass"]
             stats[ckpt] = {k: v for k, v in result.items() if k != "pass"}
+            ctx.log(
+                {f"probe/{d}/{key}": result["pass"][d][key] for d in domains} | {"probe/step": _step(ckpt)}
+            )
+            ctx.check_budget(f"results of the probed checkpoints are in {out_dir}")
     specialists = select_specialists(table, domains, key)
     _write_atomic(
         ctx.stage_dir / "probe_table.json",

@@ -86,7 +86,7 @@ def grpo_config(recipe: Recipe, phase: RLPhase, output_dir: Path):
         logging_steps=1,
         seed=rl.seed,
         data_seed=rl.seed,
-        report_to="none",
+        report_to=recipe.tracking.report_to,
         **trainer_device_args(),
         # The report's written objective: std-normalised group advantages, clipped surrogate, no KL.
         scale_rewards="group",
@@ -107,6 +107,10 @@ def _run_phase(
     from reward.config import build_rewards
     from train.checkpoints import AtomicCheckpoints, clear_staging, is_training_state, latest_checkpoint
     from train.mgpo import MGPOTrainer
+    from train.telemetry import CostCallback, StepTimeSplit
+
+    class TimedMGPOTrainer(StepTimeSplit, MGPOTrainer):
+        pass
 
     phase_dir = ctx.stage_dir / f"{index}-{phase.name}"
     final = phase_dir / "final"
@@ -136,12 +140,12 @@ def _run_phase(
     resume = latest_checkpoint(phase_dir)
     if ctx.is_main:
         clear_staging(phase_dir)
-    trainer = MGPOTrainer(
+    trainer = TimedMGPOTrainer(
         model=start_model,
         reward_funcs=funcs,
         args=grpo_config(recipe, phase, phase_dir / "_staging"),
         train_dataset=ds,
-        callbacks=[AtomicCheckpoints(phase_dir)],
+        callbacks=[AtomicCheckpoints(phase_dir), budget := CostCallback(ctx)],
     )
     if resume:
         log.info("rl: phase %s resuming from %s", phase.name, resume)
@@ -151,6 +155,7 @@ def _run_phase(
         for f in funcs:
             if hasattr(f, "close"):
                 f.close()
+    budget.raise_if_stopped(str(phase_dir / "checkpoints"))
     history = trainer.state.log_history
     summary = {
         "phase": phase.name,

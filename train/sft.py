@@ -108,7 +108,7 @@ def trl_config(recipe: Recipe, output_dir: Path):
         completion_only_loss=True,  # loss on the assistant turn only
         seed=cfg.seed,
         data_seed=cfg.seed,
-        report_to=cfg.report_to,
+        report_to=recipe.tracking.report_to,
         dataset_num_proc=None,
         model_init_kwargs={"dtype": _dtype(recipe), "attn_implementation": recipe.model.attn_implementation},
         disable_tqdm=False,
@@ -122,6 +122,7 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
 
     from train.checkpoints import AtomicCheckpoints, clear_staging, complete_checkpoints, latest_checkpoint
     from train.greedy_eval import greedy_accuracy
+    from train.telemetry import CostCallback
 
     cfg, data = recipe.sft, ctx.inputs["data"]
     # Validate every input before any training (bad rows fail naming file, row and field).
@@ -168,11 +169,12 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         args=trl_config(recipe, ctx.stage_dir / "_staging"),
         train_dataset=train_ds,
         processing_class=tokenizer,
-        callbacks=[AtomicCheckpoints(ctx.stage_dir)],
+        callbacks=[AtomicCheckpoints(ctx.stage_dir), budget := CostCallback(ctx)],
     )
     if resume:
         log.info("sft: resuming from %s", resume)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    budget.raise_if_stopped(str(ctx.stage_dir / "checkpoints"))
 
     final = latest_checkpoint(ctx.stage_dir)
     history = trainer.state.log_history

@@ -1,0 +1,1 @@
+"""Benchmark evaluation: the registry, the report's protocol, metrics, and the eval stage."""

@@ -1,0 +1,73 @@
+"""Benchmark metrics from n scored samples per problem.
+
+- Pass@1: the mean accuracy over all samples (what the report calls Pass@1);
+- Pass@k: the unbiased estimator of ``train/pass_at_k.py``, averaged over problems;
+- cons@n: majority vote. Each sample's final answer (``vote_key``) is one vote; the problem
+  counts as solved when the most-voted answer is correct. Correct samples all vote for the gold
+  answer (they were verified equivalent to it). Departure from a full equivalence check: two
+  *wrong* answers are the same vote only when equal as normalised strings ("1/2" and "0.5"
+  split their votes). Samples without an answer do not vote; ties go to the answer reached
+  first (lowest sample index); a problem where nobody voted counts as unsolved.
+- truncation rate (share of samples that hit max_new_tokens) and mean response length.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from reward.math_answer import _normalise, extract_boxed, words_to_number
+from reward.multiple_choice import choice_letter
+from train.pass_at_k import pass_at_k
+
+GOLD = "\0gold"  # the vote of every correct sample
+
+
+def vote_key(text: str, reward: str) -> str | None:
+    """The final answer a completion votes for, or None."""
+    if reward == "multiple_choice":
+        return choice_letter(text)
+    boxed = extract_boxed(text)
+    if boxed is None or len(boxed) > 1000:
+        return None
+    return _normalise(words_to_number(boxed) or boxed)
+
+
+def majority_correct(keys: list[str | None], scores: list[float | None]) -> bool:
+    """cons@n of one problem (see the module docstring)."""
+    votes = [GOLD if s == 1.0 else k for k, s in zip(keys, scores, strict=True)]
+    counts = Counter(v for v in votes if v is not None)
+    if not counts:
+        return False
+    first = {}
+    for i, v in enumerate(votes):
+        first.setdefault(v, i)
+    winner = max(counts, key=lambda v: (counts[v], -first[v]))
+    return winner == GOLD
+
+
+def summarize(problems: list[dict[str, Any]], ks: tuple[int, ...], votes: bool) -> dict[str, Any]:
+    """Metrics over problems; each problem is ``{"domain", "scores", "keys", "tokens", "finish"}``."""
+    n = len(problems[0]["scores"])
+    correct = [sum(1 for s in p["scores"] if s == 1.0) for p in problems]
+    samples = n * len(problems)
+    out: dict[str, Any] = {
+        "problems": len(problems),
+        "samples_per_problem": n,
+        "pass@1": sum(correct) / samples,
+        **{f"pass@{k}": sum(pass_at_k(n, c, k) for c in correct) / len(problems) for k in ks if k > 1},
+        f"cons@{n}": (
+            sum(majority_correct(p["keys"], p["scores"]) for p in problems) / len(problems) if votes else None
+        ),
+        "truncated": sum(f == "length" for p in problems for f in p["finish"]) / samples,
+        "mean_tokens": sum(t for p in problems for t in p["tokens"]) / samples,
+        "unscorable": sum(1 for p in problems for s in p["scores"] if s is None),
+    }
+    domains = sorted({p["domain"] for p in problems})
+    if len(domains) > 1:
+        out["pass@1_per_domain"] = {
+            d: sum(c for p, c in zip(problems, correct, strict=True) if p["domain"] == d)
+            / (n * sum(1 for p in problems if p["domain"] == d))
+            for d in domains
+        }
+    return out

@@ -1,0 +1,371 @@
+"""The `eval` stage and `ssp eval`: benchmark Pass@1, Pass@k and cons@n of several models, one table.
+
+    ssp stage eval recipes/tiny.yaml                       # base, spectrum and signal of the run
+    ssp eval runs/tiny/merge/merged runs/tiny/rl/0-math/final --benchmarks tiny_heldout=runs/tiny/data/eval.jsonl
+    ssp eval base=Qwen/Qwen2.5-Math-1.5B mine=out/final --benchmarks aime24=data/aime24.parquet math500
+
+All benchmarks are loaded and checked before any sampling. Models are sampled one after the
+other through one generator (weights swapped in, not a new engine per model); each (model,
+benchmark) pair is written as soon as it is done, so an interrupted evaluation resumes at the
+next pair. Outputs in the stage folder (or ``--out``): ``results.json``, ``results.md``,
+``pass1.png`` and ``completions/<model>__<benchmark>.parquet`` (every sample: problem id,
+sample index, text, tokens, finish reason, extracted answer, score).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from evaluation.benchmarks import BENCHMARKS, load_benchmark
+from evaluation.config import MODEL_ALIASES, BenchmarkSpec, EvalConfig
+from evaluation.metrics import summarize, vote_key
+from launch.context import StageContext, StageResult
+from launch.errors import RecipeError
+from launch.recipe import Recipe
+from train.generation import SamplingParams, make_generator
+from train.probe import sample_and_score
+
+log = logging.getLogger("ssp")
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    tmp.replace(path)
+
+
+def _unit_name(model: str, bench: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", model) + "__" + bench
+
+
+def _save_completions(path: Path, rows, flat, scores, keys, n: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "problem_id": [r["id"] for r in rows for _ in range(n)],
+            "sample": [j for _ in rows for j in range(n)],
+            "text": [c.text for c in flat],
+            "num_tokens": [c.num_tokens for c in flat],
+            "finish_reason": [c.finish_reason for c in flat],
+            "answer": keys,
+            "score": scores,
+        }
+    )
+    _write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+
+
+def evaluate(
+    models: dict[str, str],
+    specs: list[BenchmarkSpec],
+    cfg: EvalConfig,
+    out_dir: Path,
+    default_sources: dict[str, str] | None = None,
+    default_suffixes: dict[str, str] | None = None,
+    ctx: StageContext | None = None,
+) -> dict[str, Any]:
+    """Sample and score every model on every benchmark; write and return the results."""
+    from reward import get_reward
+
+    default_sources, default_suffixes = default_sources or {}, default_suffixes or {}
+    loaded = []
+    for i, spec in enumerate(specs):
+        bench, rows, proto = load_benchmark(spec, f"eval.benchmarks[{i}]", default_sources.get(spec.name, ""))
+        if spec.prompt_suffix is None and spec.name in default_suffixes:
+            proto = proto.__class__(**{**proto.__dict__, "prompt_suffix": default_suffixes[spec.name]})
+        loaded.append((bench, rows, proto))
+        log.info("eval: %s: %d problems x %d samples", bench.name, len(rows), proto.n_samples)
+    (out_dir / "by_unit").mkdir(parents=True, exist_ok=True)
+    (out_dir / "completions").mkdir(exist_ok=True)
+    results: dict[str, dict[str, Any]] = {m: {} for m in models}
+    generator, rewards = None, {}
+    try:
+        for model, path in models.items():
+            for bench, rows, proto in loaded:
+                unit = _unit_name(model, bench.name)
+                unit_file = out_dir / "by_unit" / f"{unit}.json"
+                if unit_file.is_file():  # done by an interrupted earlier attempt
+                    results[model][bench.name] = json.loads(unit_file.read_text())
+                    log.info("eval: %s on %s already done, reusing %s", model, bench.name, unit_file)
+                    continue
+                if generator is None:
+                    generator = make_generator(cfg.backend, path, batch_size=cfg.batch_size)
+                elif generator.model_dir != str(path):
+                    generator.load(path)
+                if bench.reward not in rewards:
+                    rewards[bench.reward] = get_reward(bench.reward, **bench.reward_options)
+                params = SamplingParams(
+                    n=proto.n_samples,
+                    temperature=proto.temperature,
+                    top_p=proto.top_p,
+                    top_k=proto.top_k,
+                    max_new_tokens=proto.max_new_tokens,
+                    seed=cfg.seed,
+                )
+                flat, scores, seconds = sample_and_score(
+                    generator,
+                    rows,
+                    rewards[bench.reward],
+                    params,
+                    f"eval {model} {bench.name}",
+                    proto.prompt_suffix,
+                )
+                n = params.n
+                keys = [vote_key(c.text, bench.reward) if bench.votes else None for c in flat]
+                problems = [
+                    {
+                        "domain": r["domain"],
+                        "scores": scores[i * n : (i + 1) * n],
+                        "keys": keys[i * n : (i + 1) * n],
+                        "tokens": [c.num_tokens for c in flat[i * n : (i + 1) * n]],
+                        "finish": [c.finish_reason for c in flat[i * n : (i + 1) * n]],
+                    }
+                    for i, r in enumerate(rows)
+                ]
+                metrics = summarize(problems, proto.k, bench.votes)
+                tokens = sum(c.num_tokens for c in flat)
+                metrics.update(
+                    model=path,
+                    seconds=round(seconds, 2),
+                    tokens_per_second=tokens / seconds if seconds else None,
+                    protocol={**proto.__dict__, "k": list(proto.k)},
+                )
+                if cfg.save_completions:
+                    _save_completions(
+                        out_dir / "completions" / f"{unit}.parquet", rows, flat, scores, keys, n
+                    )
+                _write_atomic(unit_file, lambda tmp, m=metrics: tmp.write_text(json.dumps(m, indent=2)))
+                results[model][bench.name] = metrics
+                log.info(
+                    "eval: %s on %s: pass@1 %.3f, truncated %.1f%%, %.0f tokens/s",
+                    model,
+                    bench.name,
+                    metrics["pass@1"],
+                    100 * metrics["truncated"],
+                    metrics["tokens_per_second"] or 0,
+                )
+                if ctx is not None:
+                    ctx.log(
+                        {
+                            f"eval/{model}/{bench.name}/{k}": v
+                            for k, v in metrics.items()
+                            if isinstance(v, int | float)
+                        }
+                    )
+                    ctx.check_budget(f"results so far are in {out_dir / 'by_unit'}")
+    finally:
+        if generator is not None:
+            generator.close()
+        for r in rewards.values():
+            if hasattr(r, "close"):
+                r.close()
+    summary = {
+        "models": models,
+        "benchmarks": {b.name: {"title": b.title, "problems": len(rows)} for b, rows, _ in loaded},
+        "results": results,
+    }
+    _write_atomic(out_dir / "results.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
+    _write_atomic(out_dir / "results.md", lambda tmp: tmp.write_text(markdown(summary)))
+    chart(summary, out_dir / "pass1.png")
+    return summary
+
+
+def _fmt(v: Any, pct: bool = True) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.1f}" if pct else f"{v:.0f}"
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """Pass@1 (%) per model and benchmark, then one detail table per benchmark."""
+    benches, results = list(summary["benchmarks"]), summary["results"]
+    lines = [
+        "Pass@1 (%, mean over samples)",
+        "",
+        "| model | " + " | ".join(benches) + " |",
+        "|---" * (len(benches) + 1) + "|",
+    ]
+    for model, per in results.items():
+        lines.append(f"| {model} | " + " | ".join(_fmt(per.get(b, {}).get("pass@1")) for b in benches) + " |")
+    for b in benches:
+        first = next(per[b] for per in results.values() if b in per)
+        p, n = first["protocol"], first["samples_per_problem"]
+        ks = [f"pass@{k}" for k in p["k"] if k > 1]
+        cols = ["pass@1", *ks, f"cons@{n}", "truncated", "mean tokens"]
+        lines += [
+            "",
+            f"{summary['benchmarks'][b]['title']}: {first['problems']} problems x {n} samples, temperature "
+            f"{p['temperature']}, top_p {p['top_p']}, max {p['max_new_tokens']} tokens (%, except tokens)",
+            "",
+            "| model | " + " | ".join(cols) + " |",
+            "|---" * (len(cols) + 1) + "|",
+        ]
+        for model, per in results.items():
+            m = per.get(b)
+            if m is None:
+                continue
+            cells = [
+                _fmt(m["pass@1"]),
+                *(_fmt(m.get(k)) for k in ks),
+                _fmt(m.get(f"cons@{n}")),
+                _fmt(m["truncated"]),
+            ]
+            lines.append(f"| {model} | " + " | ".join(cells) + f" | {_fmt(m['mean_tokens'], pct=False)} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(summary: dict[str, Any], out_png: Path) -> None:
+    """Grouped bars: Pass@1 per benchmark, one bar per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    benches, models = list(summary["benchmarks"]), list(summary["results"])
+    width = 0.8 / len(models)
+    fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(benches), 3.2))
+    for j, model in enumerate(models):
+        values = [100 * summary["results"][model].get(b, {}).get("pass@1", 0) for b in benches]
+        bars = ax.bar(
+            [i + (j - (len(models) - 1) / 2) * width for i in range(len(benches))], values, width, label=model
+        )
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(range(len(benches)), benches)
+    ax.set_ylabel("Pass@1 (%)")
+    ax.set_title("Benchmark Pass@1 by model")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _write_atomic(out_png, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+
+
+def resolve_models(recipe: Recipe, ctx: StageContext) -> dict[str, str]:
+    """{display name: model folder or hub id} for ``eval.models`` (aliases resolved in this run)."""
+    out = {}
+    for m in recipe.eval.models:
+        if m == "base":
+            tiny = recipe.model.name_or_path == "tiny"
+            out[m] = ctx.inputs["data"]["base_model"] if tiny else recipe.model.name_or_path
+        elif m in MODEL_ALIASES:
+            outputs = ctx.inputs[MODEL_ALIASES[m]]
+            out[m] = outputs["final"] if m == "sft" else outputs["model"]
+        else:
+            out[Path(m).name or m] = m
+    return out
+
+
+def run(recipe: Recipe, ctx: StageContext) -> StageResult:
+    models = resolve_models(recipe, ctx)
+    summary = evaluate(
+        models,
+        recipe.eval.benchmarks,
+        recipe.eval,
+        ctx.stage_dir,
+        default_sources={"tiny_heldout": ctx.inputs["data"]["eval"]},
+        default_suffixes={"tiny_heldout": recipe.data.prompt_suffix},
+        ctx=ctx,
+    )
+    keep = ("pass@1", "truncated", "mean_tokens")
+    return StageResult(
+        outputs={
+            "results": str(ctx.stage_dir / "results.json"),
+            "markdown": str(ctx.stage_dir / "results.md"),
+            "chart": str(ctx.stage_dir / "pass1.png"),
+            "completions": str(ctx.stage_dir / "completions"),
+        },
+        metrics={
+            "models": models,
+            "results": {
+                m: {
+                    b: {k: v for k, v in r.items() if k in keep or k.startswith(("pass@", "cons@"))}
+                    for b, r in per.items()
+                }
+                for m, per in summary["results"].items()
+            },
+        },
+    )
+
+
+def _benchmark_arg(text: str) -> BenchmarkSpec:
+    name, _, source = text.partition("=")
+    if name not in BENCHMARKS:
+        raise RecipeError(f"--benchmarks {text!r}: unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
+    return BenchmarkSpec(name=name, source=source)
+
+
+def cli(argv: list[str]) -> int:
+    """``ssp eval MODEL [MODEL ...] --benchmarks NAME[=SOURCE] ...``: models outside a recipe run."""
+    from dataclasses import replace
+
+    from launch.cost import CostConfig, CostMeter, detect_hardware
+    from launch.runner import setup_logging
+
+    p = argparse.ArgumentParser(prog="ssp eval", description=cli.__doc__)
+    p.add_argument("models", nargs="+", help="model folders or hub ids, optionally NAME=PATH")
+    p.add_argument(
+        "--benchmarks",
+        nargs="+",
+        required=True,
+        metavar="NAME[=SOURCE]",
+        help=f"benchmarks ({', '.join(BENCHMARKS)}), each optionally with a local file or hub id",
+    )
+    p.add_argument("--out", help="output folder (default runs/eval-<time>)")
+    p.add_argument("--n-samples", type=int, default=0, help="samples per problem (default: the protocol's)")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--max-new-tokens", type=int, default=0)
+    p.add_argument("--limit", type=int, default=0, help="first N problems of each benchmark (smoke runs)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--backend", default="hf")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    setup_logging()
+    models = {}
+    for m in args.models:
+        name, _, path = m.partition("=") if "=" in m else (Path(m).name or m, "", m)
+        models[name] = path
+    specs = [
+        replace(
+            _benchmark_arg(b),
+            n_samples=args.n_samples,
+            temperature=args.temperature,
+            max_new_tokens=args.max_new_tokens,
+            limit=args.limit,
+        )
+        for b in args.benchmarks
+    ]
+    cfg = EvalConfig(
+        models=list(models),
+        benchmarks=specs,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    out = Path(args.out or f"runs/eval-{datetime.now():%Y%m%d-%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+    meter = CostMeter(CostConfig(), detect_hardware())
+    summary = evaluate(models, specs, cfg, out)
+    summary["cost"] = meter.record()
+    _write_atomic(out / "results.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
+    print((out / "results.md").read_text())
+    print(
+        f"Results: {out}/results.json, {out}/results.md, {out}/pass1.png, completions in {out}/completions/"
+    )
+    return 0
+
+
+def main() -> None:
+    from launch.runner import stage_main
+
+    stage_main("eval")
+
+
+if __name__ == "__main__":
+    main()

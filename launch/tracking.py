@@ -1,0 +1,122 @@
+"""Experiment tracking: one W&B run per stage, grouped by pipeline run, offline by default.
+
+    tracking:
+      report_to: wandb     # or none / tensorboard (then no W&B run is made)
+      project: ssp
+      mode: offline        # WANDB_MODE in the environment wins; `wandb sync runs/<name>/wandb/*` later
+
+Each stage of ``runs/<name>`` is the W&B run ``<name>/<stage>`` in group ``<name>`` (or
+``tracking.group``), with the full resolved recipe as its config. Its id is kept in
+``<stage>/wandb_run_id``: re-running an interrupted stage resumes the same W&B run. Only rank 0
+logs. Trainer stages also go through transformers' ``WandbCallback``, which finds this run
+already started and logs into it (its metrics carry a ``train/`` prefix); cost metrics are
+logged under ``cost/`` by ``train/callbacks.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from launch.errors import check
+
+log = logging.getLogger("ssp")
+
+
+@dataclass
+class TrackingConfig:
+    """Where metrics go: W&B (one run per stage, one group per pipeline run), TensorBoard, or nowhere."""
+
+    report_to: str = "none"
+    """'none', 'wandb' or 'tensorboard' (passed to the trainers under transformers' name)."""
+    project: str = "ssp"
+    """W&B project."""
+    entity: str | None = None
+    """W&B entity (team or user); None = your default."""
+    group: str = ""
+    """W&B group of the pipeline's stage runs; empty = run_name."""
+    mode: str = "offline"
+    """W&B mode: 'offline' (no network; `wandb sync` later), 'online' or 'disabled'. WANDB_MODE wins."""
+
+    def __post_init__(self):
+        check(
+            self,
+            "report_to",
+            self.report_to in ("none", "wandb", "tensorboard"),
+            f"must be none, wandb or tensorboard, got {self.report_to!r}",
+        )
+        check(
+            self,
+            "mode",
+            self.mode in ("offline", "online", "disabled"),
+            f"must be offline, online or disabled, got {self.mode!r}",
+        )
+
+
+class StageTracker:
+    """The W&B run of one stage, or nothing (``report_to`` is not wandb, or not rank 0)."""
+
+    def __init__(self, run=None):
+        self.run = run
+
+    @classmethod
+    def start(cls, recipe, stage: str, stage_dir: Path, is_main: bool) -> StageTracker:
+        cfg = recipe.tracking
+        if cfg.report_to != "wandb" or not is_main:
+            return cls()
+        import wandb
+
+        from launch.recipe import to_container
+
+        id_file = stage_dir / "wandb_run_id"
+        run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
+        id_file.write_text(run_id)
+        os.environ.setdefault("WANDB_MODE", cfg.mode)
+        os.environ.setdefault("WANDB_SILENT", "true")
+        wandb_dir = recipe.run_dir / "wandb"
+        wandb_dir.mkdir(parents=True, exist_ok=True)
+        run = wandb.init(
+            project=cfg.project,
+            entity=cfg.entity,
+            group=cfg.group or recipe.run_name,
+            job_type=stage,
+            name=f"{recipe.run_name}/{stage}",
+            id=run_id,
+            resume="allow",
+            dir=str(recipe.run_dir),
+            config=to_container(recipe),
+            settings=wandb.Settings(console="off"),
+        )
+        log.info("stage %s: W&B run %s (%s mode) in %s", stage, run_id, os.environ["WANDB_MODE"], run.dir)
+        return cls(run)
+
+    def log(self, metrics: dict[str, Any], step_key: str | None = None, step: int | None = None) -> None:
+        if self.run is not None:
+            self.run.log({**metrics, **({step_key: step} if step_key else {})})
+
+    def summary(self, values: dict[str, Any]) -> None:
+        if self.run is not None:
+            self.run.summary.update(values)
+
+    def finish(self, failed: bool = False) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=1 if failed else 0)
+            self.run = None
+
+
+def flat_numbers(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numeric leaves of a nested metrics dict, as ``a/b/c`` keys (for a W&B summary)."""
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flat_numbers(v, f"{key}/"))
+        elif isinstance(v, bool):
+            continue
+        elif isinstance(v, int | float):
+            out[key] = v
+    return out
