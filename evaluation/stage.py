@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 from evaluation.benchmarks import BENCHMARKS, load_benchmark
 from evaluation.config import MODEL_ALIASES, BenchmarkSpec, EvalConfig
 from evaluation.metrics import summarize, vote_key
+from launch.atomic import write_atomic
 from launch.context import StageContext, StageResult
 from launch.errors import RecipeError
 from launch.recipe import Recipe
@@ -33,12 +33,6 @@ from train.generation import SamplingParams, make_generator
 from train.probe import sample_and_score
 
 log = logging.getLogger("ssp")
-
-
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    tmp.replace(path)
 
 
 def _unit_name(model: str, bench: str) -> str:
@@ -60,7 +54,7 @@ def _save_completions(path: Path, rows, flat, scores, keys, n: int) -> None:
             "score": scores,
         }
     )
-    _write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def evaluate(
@@ -142,7 +136,7 @@ def evaluate(
                     _save_completions(
                         out_dir / "completions" / f"{unit}.parquet", rows, flat, scores, keys, n
                     )
-                _write_atomic(unit_file, lambda tmp, m=metrics: tmp.write_text(json.dumps(m, indent=2)))
+                write_atomic(unit_file, json.dumps(metrics, indent=2))
                 results[model][bench.name] = metrics
                 log.info(
                     "eval: %s on %s: pass@1 %.3f, truncated %.1f%%, %.0f tokens/s",
@@ -172,8 +166,8 @@ def evaluate(
         "benchmarks": {b.name: {"title": b.title, "problems": len(rows)} for b, rows, _ in loaded},
         "results": results,
     }
-    _write_atomic(out_dir / "results.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
-    _write_atomic(out_dir / "results.md", lambda tmp: tmp.write_text(markdown(summary)))
+    write_atomic(out_dir / "results.json", json.dumps(summary, indent=2))
+    write_atomic(out_dir / "results.md", markdown(summary))
     chart(summary, out_dir / "pass1.png")
     return summary
 
@@ -243,7 +237,7 @@ def chart(summary: dict[str, Any], out_png: Path) -> None:
     ax.set_title("Benchmark Pass@1 by model")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _write_atomic(out_png, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    write_atomic(out_png, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
 
 
@@ -353,7 +347,7 @@ def cli(argv: list[str]) -> int:
     meter = CostMeter(CostConfig(), detect_hardware())
     summary = evaluate(models, specs, cfg, out)
     summary["cost"] = meter.record()
-    _write_atomic(out / "results.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
+    write_atomic(out / "results.json", json.dumps(summary, indent=2))
     print((out / "results.md").read_text())
     print(
         f"Results: {out}/results.json, {out}/results.md, {out}/pass1.png, completions in {out}/completions/"

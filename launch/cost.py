@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from launch.atomic import write_atomic
 from launch.errors import SSPError, check
 
 SAVE_EVERY_S = 10.0
@@ -166,9 +167,7 @@ class CostMeter:
         ):
             return
         self._saved_at = now
-        tmp = self.state_file.with_name(f".{self.state_file.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"seconds": self.seconds()}))
-        tmp.replace(self.state_file)
+        write_atomic(self.state_file, json.dumps({"seconds": self.seconds()}))
 
     def record(self) -> dict:
         """The stage's cost as the manifest keeps it."""

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from data_pipeline.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
+from launch.atomic import write_atomic
 from launch.context import StageContext, StageResult
 from launch.errors import DataError
 from launch.recipe import Recipe
@@ -153,12 +153,6 @@ def select_specialists(
     return best
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def _markdown(table, domains, key, specialists) -> str:
     lines = [
         f"Probe: {key} per checkpoint and subdomain (specialists in bold)",
@@ -229,7 +223,7 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
                 log.info("probe: %s already probed, reusing %s", Path(ckpt).name, result_file)
             else:
                 result = sampler.score(ckpt, rows, desc=f"probe {Path(ckpt).name}")
-                _write_atomic(result_file, json.dumps(result, indent=2))
+                write_atomic(result_file, json.dumps(result, indent=2))
                 log.info(
                     "probe: %s %s=%s (%.0f tokens/s)",
                     Path(ckpt).name,
@@ -244,11 +238,11 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
             )
             ctx.check_budget(f"results of the probed checkpoints are in {out_dir}")
     specialists = select_specialists(table, domains, key)
-    _write_atomic(
+    write_atomic(
         ctx.stage_dir / "probe_table.json",
         json.dumps({"metric": key, "specialists": specialists, "table": table, "stats": stats}, indent=2),
     )
-    _write_atomic(ctx.stage_dir / "probe_table.md", _markdown(table, domains, key, specialists))
+    write_atomic(ctx.stage_dir / "probe_table.md", _markdown(table, domains, key, specialists))
     heatmap(table, domains, key, specialists, ctx.stage_dir / "probe_heatmap.png")
     tps = [s["tokens_per_second"] for s in stats.values() if s.get("tokens_per_second")]
     return StageResult(
