@@ -153,7 +153,7 @@ class CostMeter:
 
     def budget_message(self, stage: str, where: str) -> str:
         return (
-            f"stage {stage!r} stopped: the pipeline has cost ${self.pipeline_usd():.2f}, over its budget "
+            f"stage {stage!r} stopped: the pipeline has cost {usd(self.pipeline_usd())}, over its budget "
             f"cost.max_usd={self.cfg.max_usd:g}; {where}. Raise cost.max_usd (or set it to null) and "
             f"re-run the same command to resume."
         )
@@ -182,6 +182,11 @@ class CostMeter:
             "price_per_hour": self.price,
             "usd": self.usd(),
         }
+
+
+def usd(amount: float) -> str:
+    """Dollars with cents, or with four decimals below a dollar (a CPU run costs fractions of a cent)."""
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"
 
 
 def totals(records: list[dict]) -> dict[str, float]:
