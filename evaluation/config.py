@@ -66,10 +66,8 @@ class EvalConfig:
     model folders / hub ids."""
     benchmarks: list[BenchmarkSpec] = field(default_factory=lambda: [BenchmarkSpec()])
     """Benchmarks, each with its data source and any departure from its protocol."""
-    backend: str = "hf"
-    """Generation backend: 'hf' (transformers generate)."""
     batch_size: int = 64
-    """Sequences per generate call."""
+    """Sequences per transformers generate call (generation.backend: hf)."""
     seed: int = 0
     """Sampling seed (the same for every model)."""
     save_completions: bool = True
@@ -81,5 +79,4 @@ class EvalConfig:
         check(self, "benchmarks", bool(self.benchmarks), "needs at least one benchmark")
         names = [b.name for b in self.benchmarks]
         check(self, "benchmarks", len(set(names)) == len(names), f"a benchmark is listed twice: {names}")
-        check(self, "backend", self.backend in ("hf",), f"unknown backend {self.backend!r}; known: ['hf']")
         check(self, "batch_size", self.batch_size > 0, "must be > 0")

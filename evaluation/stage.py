@@ -29,7 +29,7 @@ from launch.atomic import write_atomic
 from launch.context import StageContext, StageResult
 from launch.errors import RecipeError
 from launch.recipe import Recipe
-from train.generation import SamplingParams, make_generator
+from train.generation import GenerationConfig, SamplingParams, make_generator
 from train.probe import sample_and_score
 
 log = logging.getLogger("ssp")
@@ -65,6 +65,7 @@ def evaluate(
     default_sources: dict[str, str] | None = None,
     default_suffixes: dict[str, str] | None = None,
     ctx: StageContext | None = None,
+    generation: GenerationConfig | None = None,
 ) -> dict[str, Any]:
     """Sample and score every model on every benchmark; write and return the results."""
     from reward import get_reward
@@ -91,7 +92,7 @@ def evaluate(
                     log.info("eval: %s on %s already done, reusing %s", model, bench.name, unit_file)
                     continue
                 if generator is None:
-                    generator = make_generator(cfg.backend, path, batch_size=cfg.batch_size)
+                    generator = make_generator(path, generation, batch_size=cfg.batch_size)
                 elif generator.model_dir != str(path):
                     generator.load(path)
                 if bench.reward not in rewards:
@@ -266,6 +267,7 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         default_sources={"tiny_heldout": ctx.inputs["data"]["eval"]},
         default_suffixes={"tiny_heldout": recipe.data.prompt_suffix},
         ctx=ctx,
+        generation=recipe.generation,
     )
     keep = ("pass@1", "truncated", "mean_tokens")
     return StageResult(
@@ -295,6 +297,12 @@ def _benchmark_arg(text: str) -> BenchmarkSpec:
     return BenchmarkSpec(name=name, source=source)
 
 
+def _vllm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
 def cli(argv: list[str]) -> int:
     """``ssp eval MODEL [MODEL ...] --benchmarks NAME[=SOURCE] ...``: models outside a recipe run."""
     from dataclasses import replace
@@ -317,7 +325,13 @@ def cli(argv: list[str]) -> int:
     p.add_argument("--max-new-tokens", type=int, default=0)
     p.add_argument("--limit", type=int, default=0, help="first N problems of each benchmark (smoke runs)")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--backend", default="hf")
+    p.add_argument(
+        "--backend",
+        default="vllm" if _vllm_available() else "hf",
+        choices=["vllm", "hf"],
+        help="generation engine (default: vllm where it can be imported)",
+    )
+    p.add_argument("--tensor-parallel-size", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     setup_logging()
@@ -335,17 +349,12 @@ def cli(argv: list[str]) -> int:
         )
         for b in args.benchmarks
     ]
-    cfg = EvalConfig(
-        models=list(models),
-        benchmarks=specs,
-        backend=args.backend,
-        batch_size=args.batch_size,
-        seed=args.seed,
-    )
+    cfg = EvalConfig(models=list(models), benchmarks=specs, batch_size=args.batch_size, seed=args.seed)
+    generation = GenerationConfig(backend=args.backend, tensor_parallel_size=args.tensor_parallel_size)
     out = Path(args.out or f"runs/eval-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
     meter = CostMeter(CostConfig(), detect_hardware())
-    summary = evaluate(models, specs, cfg, out)
+    summary = evaluate(models, specs, cfg, out, generation=generation)
     summary["cost"] = meter.record()
     write_atomic(out / "results.json", json.dumps(summary, indent=2))
     print((out / "results.md").read_text())

@@ -26,6 +26,7 @@ from launch.cost import CostConfig
 from launch.errors import FieldError, RecipeError, check
 from launch.tracking import TrackingConfig
 from train.config import MergeConfig, ModelConfig, ProbeConfig, RLConfig, SFTStageConfig
+from train.generation import GenerationConfig
 
 # The pipeline, in order.
 STAGE_ORDER = ["data", "sft", "probe", "merge", "rl", "eval"]
@@ -49,6 +50,8 @@ class Recipe:
     """The starting model."""
     sft: SFTStageConfig = field(default_factory=SFTStageConfig)
     """The SFT stage."""
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    """The sampling engine (vLLM or transformers) of probing, evaluation and the RL filter."""
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     """Diversity probing of the SFT checkpoints."""
     merge: MergeConfig = field(default_factory=MergeConfig)

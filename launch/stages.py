@@ -76,21 +76,21 @@ STAGES: dict[str, StageSpec] = {
         "train.probe",
         needs=("data", "sft"),
         distributed=False,
-        sections=lambda r: (r.probe, r.data.prompt_suffix),
+        sections=lambda r: (r.probe, r.generation, r.data.prompt_suffix),
     ),
     "merge": StageSpec(
         "merge",
         "train.merge",
         needs=("data", "sft", "probe"),
         distributed=False,
-        sections=lambda r: (r.merge, r.probe, r.data.prompt_suffix),
+        sections=lambda r: (r.merge, r.probe, r.generation, r.data.prompt_suffix),
     ),
     "rl": StageSpec(
         "rl",
         "train.rl",
         needs=("data", "merge"),
         distributed=True,
-        sections=lambda r: (r.rl, r.probe, r.data.prompt_suffix),
+        sections=lambda r: (r.rl, r.probe, r.generation, r.data.prompt_suffix),
         nproc=lambda r: r.rl.nproc_per_node,
     ),
     "eval": StageSpec(
@@ -98,7 +98,7 @@ STAGES: dict[str, StageSpec] = {
         "evaluation.stage",
         needs=_eval_needs,
         distributed=False,
-        sections=lambda r: (r.eval, r.data.prompt_suffix, r.model.name_or_path),
+        sections=lambda r: (r.eval, r.generation, r.data.prompt_suffix, r.model.name_or_path),
         external_files=_eval_files,
     ),
 }

@@ -43,6 +43,7 @@ FAST = [
     "eval.benchmarks[0].max_new_tokens=24",
     "eval.batch_size=64",
     "tracking.report_to=none",
+    "generation.backend=hf",  # vLLM has its own tests (tests/test_generation_vllm.py): no engine per stage test
 ]
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -132,11 +132,9 @@ class ProbeConfig:
     max_new_tokens: int = 96
     """Longest completion sampled."""
     batch_size: int = 256
-    """Sequences per generate call."""
+    """Sequences per transformers generate call (generation.backend: hf)."""
     seed: int = 0
     """Sampling seed (the same for every checkpoint, so checkpoints are compared on equal terms)."""
-    backend: str = "hf"
-    """Generation backend: 'hf' (transformers generate)."""
     reward: RewardSpec = field(default_factory=lambda: RewardSpec(name="math_correctness", correctness=True))
     """The binary correctness reward a sample is scored with."""
 
@@ -160,7 +158,6 @@ class ProbeConfig:
         )
         check(self, "temperature", self.temperature >= 0, "must be >= 0")
         check(self, "top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
-        check(self, "backend", self.backend in ("hf",), f"unknown backend {self.backend!r}; known: ['hf']")
 
     @property
     def selection_key(self) -> str:
@@ -235,6 +232,65 @@ class RLPhase:
 
 
 @dataclass
+class RolloutConfig:
+    """How RL samples its rollouts: transformers generate in the trainer, or vLLM (TRL's use_vllm)."""
+
+    engine: str = "hf"
+    """'vllm' (TRL use_vllm) or 'hf' (transformers generate inside the trainer)."""
+    vllm_mode: str = "colocate"
+    """'colocate': a vLLM engine inside every training process, sharing its GPU (and on CPU, its RAM);
+    'server': a separate `trl vllm-serve` on other GPUs or nodes (GPU only: weights go over NCCL)."""
+    gpu_memory_utilization: float = 0.3
+    """colocate: the engine's share of each GPU; the rest is left to training."""
+    enable_sleep_mode: bool = False
+    """colocate: release the engine's weights and KV cache while the training step runs (GPU)."""
+    tensor_parallel_size: int = 1
+    """colocate: GPUs one engine spans."""
+    max_model_length: int | None = None
+    """Engine context (prompt + completion); None = TRL's default."""
+    server_base_url: str = ""
+    """server: e.g. http://node7:8000; empty = server_host:server_port."""
+    server_host: str = "0.0.0.0"
+    """server: host of `trl vllm-serve`."""
+    server_port: int = 8000
+    """server: its port."""
+    server_timeout: float = 240.0
+    """server: seconds to wait for it to come up."""
+
+    def __post_init__(self):
+        check(self, "engine", self.engine in ("hf", "vllm"), f"must be hf or vllm, got {self.engine!r}")
+        check(
+            self,
+            "vllm_mode",
+            self.vllm_mode in ("colocate", "server"),
+            f"must be colocate or server, got {self.vllm_mode!r}",
+        )
+        check(self, "gpu_memory_utilization", 0 < self.gpu_memory_utilization <= 1, "must be in (0, 1]")
+
+    def trl_options(self) -> dict[str, Any]:
+        """The GRPOConfig options under TRL's names."""
+        if self.engine != "vllm":
+            return {"use_vllm": False}
+        opts: dict[str, Any] = {"use_vllm": True, "vllm_mode": self.vllm_mode}
+        if self.max_model_length:
+            opts["vllm_max_model_length"] = self.max_model_length
+        if self.vllm_mode == "colocate":
+            return {
+                **opts,
+                "vllm_gpu_memory_utilization": self.gpu_memory_utilization,
+                "vllm_enable_sleep_mode": self.enable_sleep_mode,
+                "vllm_tensor_parallel_size": self.tensor_parallel_size,
+            }
+        return {
+            **opts,
+            "vllm_server_base_url": self.server_base_url or None,
+            "vllm_server_host": self.server_host,
+            "vllm_server_port": self.server_port,
+            "vllm_server_timeout": self.server_timeout,
+        }
+
+
+@dataclass
 class RLConfig:
     """The "signal" phase: MGPO (GRPO with max-entropy-deviation weighting) over a curriculum of phases."""
 
@@ -253,6 +309,8 @@ class RLConfig:
     """The curriculum, in order (the reference run: math 16K, math 32K, code)."""
     eval_heldout: bool = True
     """Sample the held-out set with the spectrum model and the final RL model (probe's sampling settings)."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """The rollout engine of every phase (a phase's `trl` options can still override TRL's vllm_* keys)."""
 
     def __post_init__(self):
         check(self, "lam", self.lam >= 0, f"must be >= 0, got {self.lam}")

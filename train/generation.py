@@ -1,12 +1,12 @@
 """Sampling completions from a model folder: the one interface probing, evaluation and data
 generation use.
 
-    gen = make_generator("hf", model_dir, batch_size=256)
+    gen = make_generator(model_dir, GenerationConfig(backend="hf"), batch_size=256)
     outs = gen.generate(chat_prompts, SamplingParams(n=8, temperature=1.0, max_new_tokens=96, seed=0))
     outs[0][3].text, outs[0][3].num_tokens, outs[0][3].finish_reason   # prompt 0, sample 3
 
-A backend implements ``load(model_dir)``, ``generate(prompts, params)`` and ``close()``; a
-vLLM backend can be added to ``BACKENDS`` without touching any caller. The transformers
+A backend implements ``load(model_dir)``, ``generate(prompts, params)`` and ``close()``:
+``vllm`` (``train/generation_vllm.py``) and ``hf``, here. The transformers
 backend applies the chat template once per prompt, repeats each prompt ``n`` times, sorts by
 length to cut padding, and runs batched ``generate`` with the KV cache.
 
@@ -116,10 +116,56 @@ class HFGenerator:
             torch.cuda.empty_cache()
 
 
-BACKENDS = {"hf": HFGenerator}
+@dataclass
+class GenerationConfig:
+    """The sampling engine of probing, evaluation and the RL pass-rate filter."""
+
+    backend: str = "hf"
+    """'vllm' (offline vllm.LLM, one engine reused across checkpoints) or 'hf' (transformers generate)."""
+    tensor_parallel_size: int = 1
+    """vLLM: GPUs one engine spans."""
+    gpu_memory_utilization: float | None = None
+    """vLLM: share of device memory the engine may take; None = 0.9 on GPU, 0.3 on CPU (where it
+    reserves RAM and the default 0.92 fails)."""
+    max_model_len: int = 0
+    """vLLM: context length (prompt + completion); 0 = the model's."""
+    dtype: str = "auto"
+    """vLLM: weights' dtype; 'auto' = float32 on CPU (as the transformers backend), the model's on GPU."""
+    cpu_kv_cache_gib: int = 1
+    """vLLM on CPU: GiB of KV cache (VLLM_CPU_KVCACHE_SPACE, unless the environment sets it)."""
+    seed: int = 0
+    """vLLM: engine seed (each request also carries the stage's sampling seed)."""
+
+    def __post_init__(self):
+        from launch.errors import check
+
+        check(
+            self,
+            "backend",
+            self.backend in BACKENDS,
+            f"unknown backend {self.backend!r}; known: {sorted(BACKENDS)}",
+        )
+        check(self, "tensor_parallel_size", self.tensor_parallel_size >= 1, "must be >= 1")
+        check(
+            self,
+            "gpu_memory_utilization",
+            self.gpu_memory_utilization is None or 0 < self.gpu_memory_utilization <= 1,
+            "must be in (0, 1] or null",
+        )
+        check(self, "max_model_len", self.max_model_len >= 0, "must be >= 0 (0 = the model's)")
 
 
-def make_generator(backend: str, model_dir: str | Path, **options) -> HFGenerator:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown generation backend {backend!r}; known: {sorted(BACKENDS)}")
-    return BACKENDS[backend](model_dir, **options)
+BACKENDS = {"hf": "train.generation:HFGenerator", "vllm": "train.generation_vllm:VLLMGenerator"}
+
+
+def make_generator(model_dir: str | Path, cfg: GenerationConfig | None = None, batch_size: int = 256):
+    """The recipe's backend, loaded with ``model_dir``. ``batch_size``: sequences per transformers
+    ``generate`` call (vLLM schedules its own batches)."""
+    import importlib
+
+    cfg = cfg or GenerationConfig()
+    module, name = BACKENDS[cfg.backend].split(":")
+    cls = getattr(importlib.import_module(module), name)
+    if cfg.backend == "hf":
+        return cls(model_dir, batch_size=batch_size)
+    return cls(model_dir, cfg)

@@ -25,7 +25,7 @@ def greedy_accuracy(
     max_new_tokens: int = 96,
     desc: str = "greedy eval",
 ) -> dict[str, Any]:
-    generator = make_generator("hf", model_dir, batch_size=batch_size)
+    generator = make_generator(model_dir, batch_size=batch_size)  # transformers: runs inside the SFT workers
     try:
         outs = generator.generate(
             [chat_prompt(r["problem"], suffix) for r in rows],

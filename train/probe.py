@@ -119,6 +119,7 @@ class ModelSampler:
         from reward import get_reward
 
         self.cfg, self.params = recipe.probe, params or sampling(recipe)
+        self.generation = recipe.generation
         self.suffix = recipe.data.prompt_suffix
         spec = reward_spec or self.cfg.reward
         self.reward = get_reward(spec.name, **spec.options)
@@ -126,7 +127,7 @@ class ModelSampler:
 
     def score(self, model_dir: str, rows: list[dict[str, Any]], desc: str) -> dict[str, Any]:
         if self.generator is None:
-            self.generator = make_generator(self.cfg.backend, model_dir, batch_size=self.cfg.batch_size)
+            self.generator = make_generator(model_dir, self.generation, batch_size=self.cfg.batch_size)
         else:
             self.generator.load(model_dir)
         return score_model(

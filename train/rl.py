@@ -19,6 +19,7 @@ at the phase's starting model is exactly 0 or 1, as the 3B follow-up does).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -94,9 +95,19 @@ def grpo_config(recipe: Recipe, phase: RLPhase, output_dir: Path):
         mgpo_lambda=rl.lam,
         mgpo_p0=rl.p0,
         mgpo_correctness_index=next(i for i, r in enumerate(phase.rewards) if r.correctness),
+        **rl.rollout.trl_options(),
     )
     options.update(phase.trl)  # TRL options under their TRL names win
     return MGPOConfig(**options)
+
+
+def _vllm_on_cpu(args):
+    """TRL's colocated vLLM on CPU needs linear weights it can load into (train/generation_vllm.py)."""
+    if getattr(args, "use_vllm", False) and args.vllm_mode == "colocate" and not torch.cuda.is_available():
+        from train.generation_vllm import plain_cpu_linear
+
+        return plain_cpu_linear()
+    return contextlib.nullcontext()
 
 
 def _run_phase(
@@ -140,17 +151,19 @@ def _run_phase(
     resume = latest_checkpoint(phase_dir)
     if ctx.is_main:
         clear_staging(phase_dir)
-    trainer = TimedMGPOTrainer(
-        model=start_model,
-        reward_funcs=funcs,
-        args=grpo_config(recipe, phase, phase_dir / "_staging"),
-        train_dataset=ds,
-        callbacks=[AtomicCheckpoints(phase_dir), budget := CostCallback(ctx)],
-    )
+    args = grpo_config(recipe, phase, phase_dir / "_staging")
     if resume:
         log.info("rl: phase %s resuming from %s", phase.name, resume)
     try:
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        with _vllm_on_cpu(args):
+            trainer = TimedMGPOTrainer(
+                model=start_model,
+                reward_funcs=funcs,
+                args=args,
+                train_dataset=ds,
+                callbacks=[AtomicCheckpoints(phase_dir), budget := CostCallback(ctx)],
+            )
+            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     finally:
         for f in funcs:
             if hasattr(f, "close"):
