@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
@@ -18,7 +19,7 @@ pytest.importorskip("vllm", reason="vLLM is not installed here (make install ins
 from data_pipeline.corpus import chat_prompt  # noqa: E402
 from launch.runner import execute_here  # noqa: E402
 from train.generation import GenerationConfig, SamplingParams, make_generator  # noqa: E402
-from train.generation_vllm import VLLMGenerator, vllm_sampling  # noqa: E402
+from train.generation_vllm import VLLMGenerator, shutdown, vllm_sampling  # noqa: E402
 
 from .conftest import fast_recipe  # noqa: E402
 
@@ -168,11 +169,7 @@ def test_rl_rollouts_through_colocated_vllm_on_cpu(trained, tmp_path):
     vLLM's sampling log-probs stay close to the trainer's."""
     import torch
 
-    from reward import get_reward
-    from train.mgpo import MGPOTrainer
-    from train.rl import _vllm_on_cpu, grpo_config
-
-    from .conftest import prompt_dataset
+    from train.rl import grpo_config
 
     recipe = fast_recipe(
         tmp_path,
@@ -186,6 +183,27 @@ def test_rl_rollouts_through_colocated_vllm_on_cpu(trained, tmp_path):
     args = grpo_config(recipe, recipe.rl.phases[0], tmp_path / "out")
     assert args.use_vllm and args.vllm_mode == "colocate" and args.vllm_gpu_memory_utilization == 0.3
     rows = trained["rows"]
+    env = dict(os.environ)  # TRL sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_* for its engine
+    trainer = None
+    try:
+        trainer = _train_colocated(args, trained, rows)
+    finally:
+        if trainer is not None:
+            shutdown(trainer.vllm_generation.llm)
+        os.environ.clear()
+        os.environ.update(env)
+    assert not (torch.distributed.is_available() and torch.distributed.is_initialized())
+
+
+def _train_colocated(args, trained, rows):
+    import torch
+
+    from reward import get_reward
+    from train.mgpo import MGPOTrainer
+    from train.rl import _vllm_on_cpu
+
+    from .conftest import prompt_dataset
+
     with _vllm_on_cpu(args):
         trainer = MGPOTrainer(
             model=trained["late"],
@@ -202,7 +220,11 @@ def test_rl_rollouts_through_colocated_vllm_on_cpu(trained, tmp_path):
             synced.update({n: p.detach().clone() for n, p in trainer.model.named_parameters()})
 
         trainer.vllm_generation.sync_weights = sync_and_remember
-        trainer.train()
+        try:
+            trainer.train()
+        except BaseException:
+            shutdown(trainer.vllm_generation.llm)
+            raise
     engine = (
         trainer.vllm_generation.llm.llm_engine.model_executor.driver_worker.worker.model_runner.get_model()
     )
@@ -218,6 +240,7 @@ def test_rl_rollouts_through_colocated_vllm_on_cpu(trained, tmp_path):
         if "sampling/sampling_logp_difference/mean" in h
     ]
     assert len(diffs) == 3 and max(diffs) < 0.05, diffs
+    return trainer
 
 
 def test_probe_and_eval_stages_start_one_engine_each(trained, tmp_path, monkeypatch):

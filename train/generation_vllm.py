@@ -128,6 +128,9 @@ class VLLMGenerator:
             options["max_model_len"] = c.max_model_len
         if c.tensor_parallel_size == 1:
             options["distributed_executor_backend"] = "uni"
+        self._owns_default_group = not (
+            torch.distributed.is_available() and torch.distributed.is_initialized()
+        )
         with plain_cpu_linear() if on_cpu else contextlib.nullcontext():
             self.llm = LLM(**options)
         self.model_dir, self.arch = str(model_dir), _architecture(model_dir)
@@ -200,19 +203,25 @@ class VLLMGenerator:
 
     def close(self) -> None:
         """Free the engine (and its memory); nothing of it stays running."""
-        if self.llm is None:
-            return
-        with contextlib.suppress(Exception):
-            self.llm.llm_engine.engine_core.shutdown()
-        self.llm = None
-        gc.collect()
-        with contextlib.suppress(Exception):
-            from vllm.distributed.parallel_state import (
-                destroy_distributed_environment,
-                destroy_model_parallel,
-            )
+        if self.llm is not None:
+            shutdown(self.llm, destroy_default_group=self._owns_default_group)
+            self.llm = None
 
-            destroy_model_parallel()
-            destroy_distributed_environment()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+
+def shutdown(llm, destroy_default_group: bool = True) -> None:
+    """Shut an in-process ``vllm.LLM`` down and destroy the process groups it made (also TRL's
+    colocated engine, whose groups would otherwise keep their ports bound). The default torch
+    process group is left alone when it was there before the engine (a torchrun worker's)."""
+    with contextlib.suppress(Exception):
+        llm.llm_engine.engine_core.shutdown()
+    del llm
+    gc.collect()
+    with contextlib.suppress(Exception):
+        from vllm.distributed.parallel_state import destroy_distributed_environment, destroy_model_parallel
+
+        destroy_model_parallel()
+        destroy_distributed_environment()
+    if destroy_default_group and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
