@@ -128,6 +128,9 @@ def evaluate(
                 metrics = summarize(problems, proto.k, bench.votes)
                 tokens = sum(c.num_tokens for c in flat)
                 metrics.update(
+                    prompts_too_long=[
+                        r["id"] for i, r in enumerate(rows) if flat[i * n].finish_reason == "prompt_too_long"
+                    ],
                     model=path,
                     seconds=round(seconds, 2),
                     tokens_per_second=tokens / seconds if seconds else None,

@@ -73,6 +73,16 @@ def sample_and_score(generator, rows, reward, params: SamplingParams, desc: str,
     outs = generator.generate([chat_prompt(r["problem"], suffix) for r in rows], params, desc=desc)
     seconds = time.monotonic() - start
     flat = [c for o in outs for c in o]
+    too_long = [
+        r["id"] for r, o in zip(rows, outs, strict=True) if o and o[0].finish_reason == "prompt_too_long"
+    ]
+    if too_long:
+        log.warning(
+            "%s: %d prompts longer than the context, scored 0: problem ids %s",
+            desc,
+            len(too_long),
+            too_long[:50],
+        )
     columns = {k: [r[k] for r in rows for _ in range(params.n)] for k in rows[0] if k not in ("problem",)}
     return flat, reward([c.text for c in flat], **columns), seconds
 
