@@ -101,9 +101,7 @@ def vllm_sampling(params: SamplingParams, room: int, seeded: bool = True):
 class VLLMGenerator:
     """vLLM ``LLM`` backend; see the module docstring."""
 
-    def __init__(
-        self, model_dir: str | Path, cfg: GenerationConfig | None = None, batch_size: int | None = None
-    ):
+    def __init__(self, model_dir: str | Path, cfg: GenerationConfig | None = None):
         self.cfg = cfg or GenerationConfig(backend="vllm")
         self.llm = None
         self.last_too_long: list[int] = []
@@ -181,7 +179,8 @@ class VLLMGenerator:
                 self.last_too_long[:20],
             )
         greedy = params.temperature == 0
-        todo = [i for i in range(len(ids)) if i not in set(self.last_too_long)]
+        skipped = set(self.last_too_long)
+        todo = [i for i in range(len(ids)) if i not in skipped]
         # On CPU a seeded request fails once chunked prefill discards one of its samples (vLLM
         # rewinds the request's generator: "CPU Generator does not use offset"). The engine runs
         # in this process, so seeding torch's global generator gives the same reproducibility.
