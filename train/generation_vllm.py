@@ -24,7 +24,9 @@ Choices and departures, each on purpose:
   use ``torch.nn.functional.linear`` on ordinary parameters. That is the one vLLM internal
   this module touches; ``train/rl.py`` applies the same switch around TRL's colocated engine,
   whose first weight sync otherwise fails on CPU.
-- A checkpoint with another architecture (config shape) gets a new engine.
+- A checkpoint with another architecture (config shape) gets a new engine. One engine per
+  process at a time: vLLM's parallel state is global to the process and ``close()`` tears it
+  down (the pipeline's samplers close their engine before the next one starts).
 - A prompt that leaves no room for one new token in the context is not cut: it is skipped,
   reported (count and prompt indices in the log and in ``last_too_long``) and returns empty
   completions with finish reason "prompt_too_long". A completion that would run past the
