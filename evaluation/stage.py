@@ -356,7 +356,9 @@ def cli(argv: list[str]) -> int:
     generation = GenerationConfig(backend=args.backend, tensor_parallel_size=args.tensor_parallel_size)
     out = Path(args.out or f"runs/eval-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
-    meter = CostMeter(CostConfig(), detect_hardware())
+    meter = CostMeter(
+        CostConfig(), detect_hardware(args.tensor_parallel_size if args.backend == "vllm" else 1)
+    )
     summary = evaluate(models, specs, cfg, out, generation=generation)
     summary["cost"] = meter.record()
     write_atomic(out / "results.json", json.dumps(summary, indent=2))

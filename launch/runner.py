@@ -184,7 +184,7 @@ def _run_locked(
     _barrier()
     log.info("stage %s: running into %s", name, stage_dir)
     start = time.monotonic()
-    ctx.cost = _cost_meter(recipe, ctx)
+    ctx.cost = _cost_meter(recipe, ctx, ctx.world_size if spec.distributed else spec.gpus(recipe))
     ctx.tracker = StageTracker.start(recipe, name, stage_dir, ctx.is_main)
     try:
         result = importlib.import_module(spec.module).run(recipe, ctx)
@@ -227,7 +227,7 @@ def _run_locked(
     return result
 
 
-def _cost_meter(recipe: Recipe, ctx: StageContext) -> CostMeter:
+def _cost_meter(recipe: Recipe, ctx: StageContext, gpus: int) -> CostMeter:
     """The stage's meter: earlier attempts' time from ``<stage>/cost.json``, and the other completed
     stages' costs for the pipeline totals (and the budget)."""
     stages = Manifest(recipe.run_dir).data["stages"]
@@ -240,7 +240,7 @@ def _cost_meter(recipe: Recipe, ctx: StageContext) -> CostMeter:
     )
     return CostMeter(
         recipe.cost,
-        detect_hardware(ctx.world_size, recipe.cost.gpu_type),
+        detect_hardware(gpus, recipe.cost.gpu_type),
         ctx.stage_dir / "cost.json",
         earlier,
         writable=ctx.is_main,

@@ -19,6 +19,8 @@ class StageSpec:
     sections: Callable[[Recipe], tuple]  # config the stage depends on (hashed)
     external_files: Callable[[Recipe], list[str]] = lambda r: []  # files outside the run it reads
     nproc: Callable[[Recipe], int] = lambda r: 1
+    # GPUs a non-distributed stage occupies (its cost): a vLLM engine spans tensor_parallel_size
+    gpus: Callable[[Recipe], int] = lambda r: 1
 
     def upstream(self, recipe: Recipe) -> tuple[str, ...]:
         return self.needs(recipe) if callable(self.needs) else self.needs
@@ -37,6 +39,10 @@ def _sft_files(r: Recipe) -> list[str]:
     if r.model.name_or_path != "tiny" and Path(r.model.name_or_path).exists():
         files.append(r.model.name_or_path)
     return files
+
+
+def _engine_gpus(r: Recipe) -> int:
+    return r.generation.tensor_parallel_size if r.generation.backend == "vllm" else 1
 
 
 def _eval_needs(r: Recipe) -> tuple[str, ...]:
@@ -77,6 +83,7 @@ STAGES: dict[str, StageSpec] = {
         needs=("data", "sft"),
         distributed=False,
         sections=lambda r: (r.probe, r.generation, r.data.prompt_suffix),
+        gpus=_engine_gpus,
     ),
     "merge": StageSpec(
         "merge",
@@ -84,6 +91,7 @@ STAGES: dict[str, StageSpec] = {
         needs=("data", "sft", "probe"),
         distributed=False,
         sections=lambda r: (r.merge, r.probe, r.generation, r.data.prompt_suffix),
+        gpus=_engine_gpus,
     ),
     "rl": StageSpec(
         "rl",
@@ -100,6 +108,7 @@ STAGES: dict[str, StageSpec] = {
         distributed=False,
         sections=lambda r: (r.eval, r.generation, r.data.prompt_suffix, r.model.name_or_path),
         external_files=_eval_files,
+        gpus=_engine_gpus,
     ),
 }
 assert list(STAGES) == STAGE_ORDER, "every stage in STAGE_ORDER needs a StageSpec"

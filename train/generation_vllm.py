@@ -66,8 +66,17 @@ def plain_cpu_linear():
         ops._supports_onednn = before
 
 
+def _local(model_dir: str | Path) -> Path:
+    """A model folder, or the local snapshot of a hub id (config and safetensors only)."""
+    if Path(model_dir).is_dir():
+        return Path(model_dir)
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(str(model_dir), allow_patterns=["*.json", "*.safetensors"]))
+
+
 def _architecture(model_dir: str | Path) -> tuple:
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    cfg = json.loads((_local(model_dir) / "config.json").read_text())
     keys = ("architectures", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
     return tuple(json.dumps(cfg.get(k)) for k in (*keys, "intermediate_size", "vocab_size"))
 
@@ -75,7 +84,7 @@ def _architecture(model_dir: str | Path) -> tuple:
 def _safetensors(model_dir: str | Path):
     from safetensors import safe_open
 
-    files = sorted(Path(model_dir).glob("*.safetensors"))
+    files = sorted(_local(model_dir).glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"{model_dir}: no *.safetensors weights to load into the vLLM engine")
     for f in files:
