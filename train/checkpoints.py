@@ -39,12 +39,18 @@ def is_training_state(name: str) -> bool:
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 
+def checkpoint_step(path: str | Path) -> int | None:
+    """The training step of a ``.../checkpoint-N`` folder, or None for any other name."""
+    m = _CKPT.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
 def complete_checkpoints(stage_dir: Path) -> list[Path]:
     """Complete checkpoints of a stage, by step."""
     root = Path(stage_dir) / CHECKPOINTS
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := _CKPT.match(p.name))]
+    found = [(step, p) for p in root.iterdir() if p.is_dir() and (step := checkpoint_step(p)) is not None]
     return [p for _, p in sorted(found)]
 
 

@@ -33,11 +33,6 @@ from train.pass_at_k import per_domain
 log = logging.getLogger("ssp")
 
 
-def _step(checkpoint: str) -> int:
-    """Training step of ``.../checkpoint-N``."""
-    return int(Path(checkpoint).name.rsplit("-", 1)[-1])
-
-
 def probed_checkpoints(checkpoints: list[str], every: int) -> list[str]:
     """Every m-th checkpoint counted back from the last, which is always included."""
     return checkpoints[::-1][::every][::-1]
@@ -211,6 +206,8 @@ def heatmap(table, domains, key, specialists, out_png: Path) -> None:
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
+    from train.checkpoints import checkpoint_step
+
     cfg = recipe.probe
     checkpoints = ctx.inputs["sft"]["checkpoints"]
     final = ctx.inputs["sft"]["final"]
@@ -245,7 +242,8 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
             table[ckpt] = result["pass"]
             stats[ckpt] = {k: v for k, v in result.items() if k != "pass"}
             ctx.log(
-                {f"probe/{d}/{key}": result["pass"][d][key] for d in domains} | {"probe/step": _step(ckpt)}
+                {f"probe/{d}/{key}": result["pass"][d][key] for d in domains}
+                | {"probe/step": checkpoint_step(ckpt)}
             )
             ctx.check_budget(f"results of the probed checkpoints are in {out_dir}")
     specialists = select_specialists(table, domains, key)
