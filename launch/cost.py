@@ -74,7 +74,12 @@ class Hardware:
 
     @property
     def unit_label(self) -> str:
-        return "GPU-hours" if self.kind == "gpu" else "CPU-core-hours"
+        return unit_label(self.unit)
+
+
+def unit_label(unit: str) -> str:
+    """How a cost unit is written for people: a CPU run never says GPU-hours."""
+    return "GPU-hours" if unit == "gpu_hours" else "CPU-core-hours"
 
 
 def _cpu_name() -> str:

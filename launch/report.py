@@ -65,7 +65,7 @@ def results_table(recipe: Recipe) -> str:
 
 def cost_table(manifest: Manifest) -> str:
     """Per-stage cost (completed and failed attempts alike), the total, and the reference run."""
-    from launch.cost import REFERENCE, totals
+    from launch.cost import REFERENCE, totals, unit_label
 
     rows = [(n, e) for n, e in manifest.data["stages"].items() if e.get("cost")]
     out = [
@@ -76,17 +76,13 @@ def cost_table(manifest: Manifest) -> str:
     ]
     for name, e in rows:
         c = e["cost"]
-        unit = "GPU-hours" if c["unit"] == "gpu_hours" else "CPU-core-hours"
+        unit = unit_label(c["unit"])
         out.append(
             f"| {name} | {e['status']} | {c['count']} x {c['hardware']} | {c['seconds'] / 3600:.4f} | "
             f"{c['hours']:.4f} | {unit} | {c['usd']:.4f} |"
         )
     total = totals([e["cost"] for _, e in rows])
-    hours = "; ".join(
-        f"{v:.4f} {'GPU-hours' if k == 'gpu_hours' else 'CPU-core-hours'}"
-        for k, v in total.items()
-        if k != "usd"
-    )
+    hours = "; ".join(f"{v:.4f} {unit_label(k)}" for k, v in total.items() if k != "usd")
     out.append(f"| **this run** | | | | {hours} | | **{total['usd']:.4f}** |")
     out.append(
         f"| {REFERENCE['name']}: SFT + RL | | {REFERENCE['gpu']} | | {REFERENCE['gpu_hours']:,.0f} | GPU-hours | "
