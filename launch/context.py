@@ -38,9 +38,13 @@ class StageContext:
         """Stop the stage (BudgetExceeded) if the pipeline has crossed cost.max_usd; ``where`` says
         what was saved, for the message."""
         if self.cost is not None and self.cost.over_budget():
-            from launch.cost import BudgetExceeded
+            self.stop_for_budget(where)
 
-            raise BudgetExceeded(self.cost.budget_message(self.name, where))
+    def stop_for_budget(self, where: str) -> None:
+        """Raise BudgetExceeded with the budget message (the caller knows the budget was crossed)."""
+        from launch.cost import BudgetExceeded
+
+        raise BudgetExceeded(self.cost.budget_message(self.name, where))
 
     @property
     def is_main(self) -> bool:

@@ -63,10 +63,8 @@ class CostCallback(TrainerCallback):
     def raise_if_stopped(self, where: str) -> None:
         """After ``trainer.train()``: the budget message, naming the checkpoint that was saved."""
         if self.stopped_at is not None:
-            from launch.cost import BudgetExceeded
-
-            where = f"checkpoint-{self.stopped_at} is saved in {where}"
-            raise BudgetExceeded(self.ctx.cost.budget_message(self.ctx.name, where))
+            # every rank stops here, also one whose own meter is a hair under the budget
+            self.ctx.stop_for_budget(f"checkpoint-{self.stopped_at} is saved in {where}")
 
 
 class StepTimeSplit:
