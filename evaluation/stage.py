@@ -18,6 +18,7 @@ import argparse
 import json
 import logging
 import re
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def evaluate(
     for i, spec in enumerate(specs):
         bench, rows, proto = load_benchmark(spec, f"eval.benchmarks[{i}]", default_sources.get(spec.name, ""))
         if spec.prompt_suffix is None and spec.name in default_suffixes:
-            proto = proto.__class__(**{**proto.__dict__, "prompt_suffix": default_suffixes[spec.name]})
+            proto = replace(proto, prompt_suffix=default_suffixes[spec.name])
         loaded.append((bench, rows, proto))
         log.info("eval: %s: %d problems x %d samples", bench.name, len(rows), proto.n_samples)
     (out_dir / "by_unit").mkdir(parents=True, exist_ok=True)
@@ -308,8 +309,6 @@ def _vllm_available() -> bool:
 
 def cli(argv: list[str]) -> int:
     """``ssp eval MODEL [MODEL ...] --benchmarks NAME[=SOURCE] ...``: models outside a recipe run."""
-    from dataclasses import replace
-
     from launch.cost import CostConfig, CostMeter, detect_hardware
     from launch.runner import setup_logging
 
