@@ -56,9 +56,8 @@ def results_table(recipe: Recipe) -> str:
         if heldout:
             tables.append(heldout)
     manifest = Manifest(recipe.run_dir)
-    evaluation = manifest.stage("eval")
-    if evaluation and evaluation["status"] == "completed":
-        tables.append(Path(evaluation["outputs"]["markdown"]).read_text().rstrip())
+    if manifest.completed("eval"):
+        tables.append(Path(manifest.stage("eval")["outputs"]["markdown"]).read_text().rstrip())
     tables.append(cost_table(manifest))
     return "\n\n".join(tables)
 
@@ -140,20 +139,34 @@ def _loss_plot(history_file: Path, out_png: Path) -> bool:
     return True
 
 
+def _table_and_chart(
+    title: str, markdown: str, chart: tuple[str, str], note: str, run_dir: Path
+) -> list[str]:
+    """A report section made of a stage's Markdown table, its PNG (alt text, path) and a line."""
+    alt, png = chart
+    return [
+        f"## {title}",
+        "",
+        Path(markdown).read_text(),
+        f"![{alt}]({Path(png).relative_to(run_dir)})",
+        "",
+        note,
+        "",
+    ]
+
+
 def _probe_and_merge_sections(recipe: Recipe, manifest: Manifest) -> list[str]:
     parts: list[str] = []
     probe = manifest.stage("probe")
-    if probe and probe["status"] == "completed" and probe["outputs"].get("enabled"):
+    if manifest.completed("probe") and probe["outputs"].get("enabled"):
         out = probe["outputs"]
-        parts += [
-            "## Diversity probing",
-            "",
-            Path(out["markdown"]).read_text(),
-            f"![probe heatmap]({Path(out['heatmap']).relative_to(recipe.run_dir)})",
-            "",
+        parts += _table_and_chart(
+            "Diversity probing",
+            out["markdown"],
+            ("probe heatmap", out["heatmap"]),
             f"Mean sampling throughput: {probe['metrics']['tokens_per_second_mean']:.0f} tokens/s.",
-            "",
-        ]
+            recipe.run_dir,
+        )
     merge = manifest.stage("merge")
     if merge and merge["status"] == "completed":
         parts += ["## Expert fusion", ""]
@@ -253,18 +266,15 @@ def write_report(recipe: Recipe) -> Path:
         ]
     parts += _probe_and_merge_sections(recipe, manifest)
     parts += _rl_section(recipe, manifest)
-    evaluation = manifest.stage("eval")
-    if evaluation and evaluation["status"] == "completed":
-        out = evaluation["outputs"]
-        parts += [
-            "## Evaluation",
-            "",
-            Path(out["markdown"]).read_text(),
-            f"![Pass@1 by model]({Path(out['chart']).relative_to(run_dir)})",
-            "",
+    if manifest.completed("eval"):
+        out = manifest.stage("eval")["outputs"]
+        parts += _table_and_chart(
+            "Evaluation",
+            out["markdown"],
+            ("Pass@1 by model", out["chart"]),
             f"Every sampled completion with its score: `{out['completions']}/` (Parquet).",
-            "",
-        ]
+            run_dir,
+        )
     parts += ["## Cost", "", cost_table(manifest), ""]
     path = run_dir / "report.md"
     path.write_text("\n".join(parts))
