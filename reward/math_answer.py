@@ -1,12 +1,9 @@
-"""Final-answer extraction and comparison for math problems.
+"""Final-answer extraction for math problems (string work only; no sympy, no math-verify).
 
-``extract_boxed`` takes the content of the *last* ``\\boxed{...}`` with balanced braces.
-``answers_match`` first compares normalised strings (enough for the tiny task's integers)
-and falls back to math-verify (gold first: its ``verify`` is asymmetric).
-
-Departure from a hardened verifier: math-verify runs in this process, protected only by its
-own ``signal.alarm`` timeouts (main thread only); a process pool with hard kills is the job of
-the reward registry. Any exception from math-verify scores as "no match", never a crash.
+``extract_boxed`` takes the content of the *last* ``\\boxed{...}`` with balanced braces;
+``normalise`` is the string form two answers are compared in before any symbolic check;
+``words_to_number`` reads number words. Comparison itself is ``reward/math_correctness.py``'s,
+in worker processes with a hard timeout: nothing here can hang or swallow an error.
 """
 
 from __future__ import annotations
@@ -44,27 +41,10 @@ def _find_all(text: str, sub: str):
         i = text.find(sub, i + 1)
 
 
-def _normalise(answer: str) -> str:
+def normalise(answer: str) -> str:
+    """White space removed, surrounding ``$``, ``.`` and spaces stripped, a leading ``x=`` dropped."""
     a = _SPACE.sub("", answer).strip("$. ")
     return a.removeprefix("x=")
-
-
-def answers_match(gold: str, predicted: str | None) -> bool:
-    if predicted is None:
-        return False
-    if _normalise(gold) == _normalise(predicted):
-        return True
-    try:
-        from math_verify import parse, verify
-
-        return bool(verify(parse(f"${gold}$"), parse(f"${predicted}$")))
-    except Exception:
-        return False
-
-
-def is_correct(gold: str, completion: str) -> bool:
-    """Does the completion's last boxed answer equal the gold answer?"""
-    return answers_match(gold, extract_boxed(completion))
 
 
 _UNITS = (

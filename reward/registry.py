@@ -4,8 +4,10 @@
     reward(completions, answer=gold_answers)          # -> list[float | None]
 
 Every reward is called as ``reward(completions, **dataset_columns)``; ``completions`` are
-strings or chat-message lists (the last message's content is scored). ``None`` means "cannot
-be scored" (e.g. a gold answer that does not parse); TRL turns it into NaN and ignores it.
+strings or chat-message lists (the last message's content is scored). ``None`` means "no
+score": the reference cannot be scored (a gold answer that does not parse), or the verifier
+timed out or failed on the item; rewards that can fail say which in ``reward.last`` and stop
+the caller when too many items fail (``reward/outcome.py``). TRL turns None into NaN.
 Rewards are built lazily, so importing ``reward`` starts no worker process.
 """
 

@@ -1,8 +1,8 @@
-"""Final-answer extraction and comparison used by the SFT stage's held-out check."""
+"""Final-answer extraction: the last balanced ``\\boxed{}``, and the string form answers are compared in."""
 
 import pytest
 
-from reward.math_answer import answers_match, extract_boxed, is_correct
+from reward.math_answer import extract_boxed, normalise
 
 
 @pytest.mark.parametrize(
@@ -23,21 +23,8 @@ def test_extract_boxed(text, expected):
 
 
 @pytest.mark.parametrize(
-    "gold, pred, ok",
-    [
-        ("12", "12", True),
-        ("12", " 12 ", True),
-        ("-5", "x = -5", True),
-        ("0.5", "\\frac{1}{2}", True),  # via math-verify
-        ("12", "13", False),
-        ("12", None, False),
-        ("12", "\\frac{", False),  # garbage scores 0, never raises
-    ],
+    "answer, expected",
+    [(" 12 ", "12"), ("$12$.", "12"), ("x = -5", "-5"), ("\\frac{1}{ 2 }", "\\frac{1}{2}")],
 )
-def test_answers_match(gold, pred, ok):
-    assert answers_match(gold, pred) is ok
-
-
-def test_is_correct_on_a_solution():
-    assert is_correct("21", "Sum: 26 + 23 + 14 = 63. 63 / 3 = 21. \\boxed{21}")
-    assert not is_correct("21", "63 / 3 = 21.")  # no boxed answer, no credit
+def test_normalise(answer, expected):
+    assert normalise(answer) == expected
