@@ -5,17 +5,28 @@ The program is the last fenced code block of the completion (```python ... ``` o
 dicts, or its JSON string, in either LiveCodeBench style:
 
 - ``{"testtype": "stdin", "input": "1 2\\n", "output": "3\\n"}``: the program reads stdin;
-  its stdout must equal ``output`` up to trailing white space on each line and at the end.
+  its stdout must equal ``output`` line by line, each line stripped of surrounding white
+  space, and lines that differ as text may still match as numbers (``Decimal`` per token):
+  LiveCodeBench's own comparison (``lcb_runner/evaluation/testing_util.py``, ``grade_stdio``).
 - ``{"testtype": "functional", "input": "[1, 2]\\n3", "output": "[3, 5]"}``: ``input`` holds one
   JSON value per line, the arguments of the function named by the row's ``fn_name`` column
   (or the test's own ``fn_name``); a method of ``class Solution`` is used when there is one.
-  The returned value must equal the JSON ``output``.
+  The returned value must equal the JSON ``output`` (a tuple counts as a list, as there).
+
+Like the LiveCodeBench runner, every program runs with its implicit imports in front
+(``LCB_PRELUDE``: ``from typing import *``, ``collections``, ``math``, ``itertools``, ... and a
+recursion limit of 50,000), so a solution written like its starter code (``List[int]`` with no
+import) runs as it does there. A ``from __future__`` import is kept first.
 
 Score: 1.0 if every test passes, else 0.0; ``partial=True`` gives the fraction passed. No
-program: 0.0. No tests or malformed tests: None (cannot be scored). Each test is one sandboxed
-process (``reward/sandbox.py``) with a per-test wall-clock limit; ``total_seconds`` bounds a
-whole completion (remaining tests fail once it is spent). ``max_concurrency`` completions run
-at once.
+program: 0.0. A wrong answer, a crash, a time or memory limit of the *program* is a failed test.
+Not scores (``reward/outcome.py``): no tests, malformed tests, a functional test with no
+function name or an expected output that is not JSON are *unscorable* (None); a sandbox that
+cannot start or run the program is an *error* (None, counted; too many stop the stage).
+
+Each test is one sandboxed process (``reward/sandbox.py``) with a per-test wall-clock limit;
+``total_seconds`` bounds a whole completion (remaining tests fail once it is spent).
+``max_concurrency`` completions run at once.
 """
 
 from __future__ import annotations
@@ -24,12 +35,27 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from reward.outcome import ERROR, SCORED, UNSCORABLE, CheckedReward
 from reward.registry import completion_text
 from reward.sandbox import Limits, run_python
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
+_FUTURE = re.compile(r"^from __future__ import [^\n]*\n?", re.MULTILINE)
+
+# LiveCodeBench's `import_string`, put before every program by its runner.
+LCB_PRELUDE = (
+    "from string import *\nfrom re import *\nfrom datetime import *\nfrom collections import *\n"
+    "from heapq import *\nfrom bisect import *\nfrom copy import *\nfrom math import *\n"
+    "from random import *\nfrom statistics import *\nfrom itertools import *\nfrom functools import *\n"
+    "from operator import *\nfrom io import *\nfrom sys import *\nfrom json import *\n"
+    "from builtins import *\nfrom typing import *\nimport string\nimport re\nimport datetime\n"
+    "import collections\nimport heapq\nimport bisect\nimport copy\nimport math\nimport random\n"
+    "import statistics\nimport itertools\nimport functools\nimport operator\nimport io\nimport sys\n"
+    "import json\nsys.setrecursionlimit(50000)\n"
+)
 
 # Appended to the program for function-style tests: read JSON arguments, call, print JSON.
 _DRIVER = """
@@ -48,6 +74,10 @@ __ssp_main()
 """
 
 
+class _CannotRun(Exception):
+    """The sandbox could not run a program: not the program's fault."""
+
+
 def extract_program(text: str) -> str | None:
     blocks = _FENCE.findall(text)
     if not blocks:
@@ -56,8 +86,27 @@ def extract_program(text: str) -> str | None:
     return (python or [blocks[-1][1]])[-1]
 
 
-def _lines(s: str) -> list[str]:
-    return [line.rstrip() for line in s.rstrip().splitlines()]
+def with_prelude(program: str) -> str:
+    """The program with LiveCodeBench's implicit imports in front (``__future__`` imports first)."""
+    future = "".join(m.group(0).rstrip("\n") + "\n" for m in _FUTURE.finditer(program))
+    return future + LCB_PRELUDE + "\n" + _FUTURE.sub("", program)
+
+
+def stdout_matches(got: str, expected: str) -> bool:
+    """LiveCodeBench's stdin/stdout comparison (see the module docstring)."""
+    got_lines = [line.strip() for line in got.strip().split("\n")]
+    want_lines = [line.strip() for line in expected.strip().split("\n")]
+    if len(got_lines) != len(want_lines):
+        return False
+    for g, w in zip(got_lines, want_lines, strict=True):
+        if g == w:
+            continue
+        try:
+            if [Decimal(t) for t in g.split()] != [Decimal(t) for t in w.split()]:
+                return False
+        except InvalidOperation:
+            return False
+    return True
 
 
 def _parse_tests(raw: Any) -> list[dict] | None:
@@ -73,7 +122,21 @@ def _parse_tests(raw: Any) -> list[dict] | None:
     return raw
 
 
-class CodeTests:
+def _runnable(test: dict, fn_name: str | None) -> bool:
+    """Can this test be run at all (a function name, JSON expected output)?"""
+    if test.get("testtype", "stdin") != "functional":
+        return True
+    fn = test.get("fn_name") or fn_name
+    if not fn or not str(fn).isidentifier():
+        return False
+    try:
+        json.loads(test["output"])
+    except (json.JSONDecodeError, TypeError):
+        return False
+    return True
+
+
+class CodeTests(CheckedReward):
     def __init__(
         self,
         tests_column: str = "tests",
@@ -84,49 +147,58 @@ class CodeTests:
         max_concurrency: int = 4,
         memory_mb: int = 1024,
         cpu_seconds: int = 6,
+        max_failure_rate: float = 0.25,
     ):
+        super().__init__(max_failure_rate)
         self.__name__ = "code_tests"
         self.tests_column, self.fn_name_column, self.partial = tests_column, fn_name_column, partial
         self.total_seconds, self.max_concurrency = total_seconds, max_concurrency
         self.limits = Limits(wall_seconds=test_seconds, cpu_seconds=cpu_seconds, memory_mb=memory_mb)
+
+    def _run(self, source: str, stdin: str, limits: Limits):
+        result = run_python(source, stdin, limits)
+        if result.status == "sandbox_error":
+            raise _CannotRun(f"the sandbox could not start: {result.stderr.strip()[:300]}")
+        return result
 
     def _passes(self, program: str, test: dict, fn_name: str | None, seconds_left: float) -> bool:
         limits = Limits(
             **{**self.limits.__dict__, "wall_seconds": min(self.limits.wall_seconds, seconds_left)}
         )
         if test.get("testtype", "stdin") == "functional":
-            fn = test.get("fn_name") or fn_name
-            if not fn or not str(fn).isidentifier():
-                return False
-            result = run_python(program + _DRIVER.format(fn=str(fn)), str(test["input"]), limits)
+            fn = str(test.get("fn_name") or fn_name)
+            result = self._run(with_prelude(program) + _DRIVER.format(fn=fn), str(test["input"]), limits)
             if result.status != "ok" or "__SSP_RESULT__" not in result.stdout:
                 return False
             try:
                 got = json.loads(result.stdout.rsplit("__SSP_RESULT__", 1)[1])
-                return got == json.loads(test["output"])
-            except (json.JSONDecodeError, TypeError):
+            except json.JSONDecodeError:
                 return False
-        result = run_python(program, str(test["input"]), limits)
-        return result.status == "ok" and _lines(result.stdout) == _lines(str(test["output"]))
+            return got == json.loads(test["output"])
+        result = self._run(with_prelude(program), str(test["input"]), limits)
+        return result.status == "ok" and stdout_matches(result.stdout, str(test["output"]))
 
-    def _score(self, completion: Any, raw_tests: Any, fn_name: str | None) -> float | None:
+    def _score(self, completion: Any, raw_tests: Any, fn_name: str | None) -> tuple[str, float | None, str]:
         tests = _parse_tests(raw_tests)
-        if tests is None:
-            return None
+        if tests is None or not all(_runnable(t, fn_name) for t in tests):
+            return UNSCORABLE, None, ""
         program = extract_program(completion_text(completion))
         if program is None:
-            return 0.0
+            return SCORED, 0.0, ""
         deadline = time.monotonic() + self.total_seconds
         passed = 0
-        for test in tests:
-            left = deadline - time.monotonic()
-            ok = left > 0.05 and self._passes(program, test, fn_name, left)
-            passed += ok
-            if not ok and not self.partial:
-                return 0.0
-        return passed / len(tests) if self.partial else 1.0
+        try:
+            for test in tests:
+                left = deadline - time.monotonic()
+                ok = left > 0.05 and self._passes(program, test, fn_name, left)
+                passed += ok
+                if not ok and not self.partial:
+                    return SCORED, 0.0, ""
+        except Exception as err:  # noqa: BLE001 - the sandbox failed, not the program: counted
+            return ERROR, None, f"{type(err).__name__}: {err}"
+        return SCORED, passed / len(tests) if self.partial else 1.0, ""
 
-    def __call__(self, completions: list, **columns) -> list[float | None]:
+    def _outcomes(self, completions: list, **columns) -> list[tuple[str, float | None, str]]:
         if self.tests_column not in columns:
             raise KeyError(
                 f"code_tests needs the dataset column {self.tests_column!r} (got: {sorted(columns)})"

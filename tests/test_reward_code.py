@@ -1,6 +1,9 @@
-"""code_tests and its sandbox: both LiveCodeBench test styles, hostile programs, nothing leaks."""
+"""code_tests and its sandbox: both LiveCodeBench test styles, hostile programs, nothing leaks.
 
-import glob
+The leak checks look only at this test's own traces (its sandbox folder, processes carrying its
+own tag), so they hold with other tests running at the same time (``pytest -n auto``)."""
+
+import itertools
 import json
 import os
 import tempfile
@@ -9,8 +12,9 @@ import time
 import pytest
 
 from reward import get_reward
-from reward.code_tests import extract_program
-from reward.sandbox import NOBODY, Limits, isolation, live_processes, run_python
+from reward.code_tests import LCB_PRELUDE, extract_program, stdout_matches, with_prelude
+from reward.outcome import RewardError
+from reward.sandbox import NOBODY, Limits, isolation, run_python
 
 ISO = isolation()
 needs_bwrap = pytest.mark.skipif(not ISO["bubblewrap"], reason="bubblewrap (bwrap) is not usable here")
@@ -19,23 +23,55 @@ needs_no_network = pytest.mark.skipif(not ISO["no_network"], reason="no network 
 FAST = Limits(wall_seconds=3, cpu_seconds=3, memory_mb=512)
 
 
-def _nobody_pids() -> list[int]:
-    """Live processes running as uid 65534 on the host (sandboxed programs, bubblewrap included)."""
-    return live_processes(uid=NOBODY)
+_TAGS = itertools.count()
 
 
-def _sandbox_dirs() -> set[str]:
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "ssp-sandbox-*")))
+def _tagged_pids(tag: str) -> list[int]:
+    """Live processes whose name (``comm``, inherited across fork) is ``tag``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{entry}/stat") as f:
+                state = f.read().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if name == tag and state != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+class Tagged:
+    """A per-test name for sandboxed programs: ``tag(source)`` renames the program's process (and so
+    everything it forks) to it, so the test can find exactly its own survivors."""
+
+    def __init__(self):
+        self.name = f"ssp{os.getpid() % 100000}t{next(_TAGS)}"[:15]
+
+    def __call__(self, source: str) -> str:
+        prologue = (
+            f"import ctypes as _c\n_c.CDLL(None).prctl(15, {self.name.encode()!r}, 0, 0, 0)  # PR_SET_NAME\n"
+        )
+        return prologue + source
 
 
 @pytest.fixture
-def no_leaks():
-    """Whatever the program did, nothing of it survives the call."""
-    fds, dirs = len(os.listdir("/proc/self/fd")), _sandbox_dirs()
-    yield
+def no_leaks(monkeypatch, tmp_path_factory):
+    """Whatever the program did, nothing of it survives the call: no process with this test's tag,
+    no folder in this test's own sandbox root, no file descriptor."""
+    tmp_path_factory.getbasetemp()  # pytest's own temporary folders stay where they are
+    root = tempfile.mkdtemp(prefix="ssp-test-sandbox-")
+    os.chmod(root, 0o711)  # uid 65534 may enter its own folder inside, nothing more
+    monkeypatch.setattr(tempfile, "tempdir", root)
+    fds, tag = len(os.listdir("/proc/self/fd")), Tagged()
+    yield tag
     time.sleep(0.2)  # let the kernel reap
-    assert _nobody_pids() == [], "a sandboxed process survived"
-    assert _sandbox_dirs() == dirs, "a sandbox directory was left behind"
+    survivors = _tagged_pids(tag.name)
+    left = os.listdir(root)
+    os.rmdir(root) if not left else None
+    assert survivors == [], f"a sandboxed process survived: {survivors}"
+    assert left == [], f"a sandbox directory was left behind: {left}"
     assert len(os.listdir("/proc/self/fd")) == fds, "file descriptors leaked"
 
 
@@ -62,7 +98,7 @@ HOSTILE = [
 @pytest.mark.parametrize("name, source, statuses", HOSTILE, ids=[h[0] for h in HOSTILE])
 def test_hostile_programs_end_with_a_defined_status(no_leaks, name, source, statuses):
     start = time.monotonic()
-    result = run_python(source, "", FAST)
+    result = run_python(no_leaks(source), "", FAST)
     assert result.status in statuses, (name, result)
     assert time.monotonic() - start < FAST.wall_seconds + 2
     assert len(result.stdout) <= FAST.output_bytes
@@ -152,6 +188,12 @@ def test_missing_program_and_malformed_tests(no_leaks):
     reward = get_reward("code_tests")
     assert reward(["I would use a hash map."], tests=[STDIN_TESTS]) == [0.0]
     assert reward([ADD, ADD, ADD], tests=["not json", [], [{"input": "1"}]]) == [None, None, None]
+    # tests the reward cannot run are unscorable, not a wrong answer: no function name, or an
+    # expected value that is not JSON
+    no_name = [{"testtype": "functional", "input": "[1]", "output": "1"}]
+    not_json = [{"testtype": "functional", "input": "[1]", "output": "one"}]
+    scores = reward([FUNCTIONAL, FUNCTIONAL], tests=[no_name, not_json], fn_name=[None, "twoSum"])
+    assert scores == [None, None] and reward.last.statuses == ["unscorable", "unscorable"]
     with pytest.raises(KeyError, match="needs the dataset column 'tests'"):
         reward([ADD], test_cases=[STDIN_TESTS])
 
@@ -162,6 +204,71 @@ def test_total_time_budget_bounds_a_completion(no_leaks):
     start = time.monotonic()
     assert reward([slow], tests=[STDIN_TESTS * 3]) == [0.0]
     assert time.monotonic() - start < 3 + 2
+
+
+# A LiveCodeBench functional solution written like its starter code: `List` from typing, no import.
+STARTER_STYLE = (
+    "```python\nclass Solution:\n    def maxSum(self, nums: List[int], k: int) -> int:\n"
+    "        best = -inf\n        for i in range(len(nums) - k + 1):\n"
+    "            best = max(best, sum(nums[i:i + k]))\n        return best\n```"
+)
+STARTER_TESTS = [
+    {"testtype": "functional", "input": "[1, 5, 2, 6]\n2", "output": "8"},
+    {"testtype": "functional", "input": "[3]\n1", "output": "3"},
+]
+# stdin solutions using the runner's implicit imports (deque, gcd) and printing floats LCB compares as numbers
+STDIN_IMPLICIT = "```python\nq = deque(map(int, input().split()))\nprint(gcd(q[0], q[1]), 2.50)\n```"
+STDIN_IMPLICIT_TESTS = [{"testtype": "stdin", "input": "12 18\n", "output": " 6 2.5 \n\n"}]
+
+
+def test_solutions_run_with_the_livecodebench_runners_implicit_imports(no_leaks):
+    reward = get_reward("code_tests")
+    scores = reward(
+        [STARTER_STYLE, STDIN_IMPLICIT, STARTER_STYLE.replace("k + 1", "k")],
+        tests=[STARTER_TESTS, STDIN_IMPLICIT_TESTS, STARTER_TESTS],
+        fn_name=["maxSum", "", "maxSum"],
+    )
+    assert scores == [1.0, 1.0, 0.0]  # the third misses the last window: a wrong answer, still scored
+
+
+def test_prelude_keeps_future_imports_first():
+    program = "from __future__ import annotations\nprint(1)\n"
+    text = with_prelude(program)
+    assert text.startswith("from __future__ import annotations\n" + LCB_PRELUDE)
+    compile(text, "main.py", "exec")  # a __future__ import after other code would not compile
+
+
+@pytest.mark.parametrize(
+    "got, expected, same",
+    [
+        ("3\n", "3", True),
+        ("  3  \n 4\n\n", "3\n4", True),  # each line stripped, as LiveCodeBench does
+        ("2.50", "2.5", True),  # numbers compare as decimals
+        ("1 2", "1  2", True),
+        ("3", "4", False),
+        ("3\n4", "3", False),
+        ("abc", "abd", False),
+    ],
+)
+def test_stdout_comparison_is_livecodebenchs(got, expected, same):
+    assert stdout_matches(got, expected) is same
+
+
+def test_a_sandbox_that_cannot_start_stops_the_reward(monkeypatch):
+    """The failure seen as root without bubblewrap: the program could not even be started
+    (PermissionError on the interpreter). A test double stands in for that broken machine; what is
+    under test is that the reward reports it instead of scoring 0.0."""
+
+    def cannot_start(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", "/work/.venv/bin/python")
+
+    monkeypatch.setattr("reward.code_tests.run_python", cannot_start)
+    reward = get_reward("code_tests")
+    with pytest.raises(
+        RewardError,
+        match=r"reward code_tests: 2 of 2 items failed \(0 timed out, 2 errored\).*Permission denied",
+    ):
+        reward([ADD, ADD], tests=[STDIN_TESTS, STDIN_TESTS])
 
 
 def test_extract_program_takes_the_last_python_block():
