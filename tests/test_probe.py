@@ -1,7 +1,9 @@
 """The probe and merge stages on the tiny task: specialists, ablations, bad input, resume."""
 
 import json
+import math
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -11,6 +13,8 @@ from launch.runner import execute_here, run_stage
 from train.probe import probed_checkpoints, select_specialists
 
 from .conftest import fast_recipe
+from .helpers.scripted_model import build_scripted_model, expected_answer
+from .helpers.scripted_run import complete, write_problems
 
 
 def test_select_specialists_argmax_with_ties_to_the_later_checkpoint():
@@ -113,3 +117,76 @@ def test_interrupted_probe_resumes_checkpoint_by_checkpoint(trained, tmp_path):
     execute_here("probe", recipe)
     assert first.stat().st_mtime_ns == kept, "the finished checkpoint was probed again"
     assert second.is_file() and Manifest(recipe.run_dir).stage("probe")["status"] == "completed"
+
+
+# --- against values computed independently: scripted checkpoints whose answers are known ----------
+
+
+def _pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased estimator, written out again with binomials (independent of train/pass_at_k)."""
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def test_probe_finds_the_specialists_a_scripted_run_was_built_with(tmp_path):
+    """Two checkpoints: one answers "7" 80% of the time, the other 20%. Algebra's gold is 7 and
+    counting's is 8, so each checkpoint is the other domain's specialist. The probe's counts must
+    equal the test's own reading of every saved completion, and its Pass@k the binomial formula
+    on those counts; a reward that always returns 0 or always fails makes this test fail."""
+    import pyarrow.parquet as pq
+
+    recipe = fast_recipe(
+        tmp_path,
+        "probe.domains=[algebra,counting]",
+        "probe.n_samples=8",
+        "probe.k=[1,4,8]",
+        "probe.select_k=8",
+        "probe.max_new_tokens=4",
+    )
+    ckpts = [
+        str(build_scripted_model(recipe.run_dir / "sft" / "checkpoints" / f"checkpoint-{s}", p=p))
+        for s, p in ((100, 0.8), (200, 0.2))
+    ]
+    golds = {"algebra": "7", "counting": "8"}
+    probe_files = {d: write_problems(tmp_path / f"{d}.jsonl", d, g, count=8) for d, g in golds.items()}
+    complete(recipe, "data", {"probe": probe_files})
+    complete(recipe, "sft", {"checkpoints": ckpts, "final": ckpts[-1]})
+    execute_here("probe", recipe)
+
+    out = Manifest(recipe.run_dir).stage("probe")["outputs"]
+    assert out["specialists"] == {"algebra": ckpts[0], "counting": ckpts[1]}
+    table = json.loads(open(out["table"]).read())
+    for ckpt, p in zip(ckpts, (0.8, 0.2), strict=True):
+        samples = pq.read_table(
+            recipe.run_dir / "probe" / "completions" / f"{Path(ckpt).name}.parquet"
+        ).to_pylist()
+        assert len(samples) == 16 * 8 and {s["status"] for s in samples} == {"scored"}
+        for domain, gold in golds.items():
+            correct = [
+                sum(expected_answer(s["text"]) == gold for s in samples if s["problem_id"] == f"{domain}-{i}")
+                for i in range(8)
+            ]
+            row = table["table"][ckpt][domain]
+            assert row["pass@1"] == pytest.approx(sum(correct) / 64)
+            assert row["pass@4"] == pytest.approx(sum(_pass_at_k(8, c, 4) for c in correct) / 8)
+            assert row["pass@8"] == pytest.approx(sum(_pass_at_k(8, c, 8) for c in correct) / 8)
+            rate = p if gold == "7" else 1 - p
+            assert abs(row["pass@1"] - rate) < 0.2, (ckpt, domain, row)  # the script, sampled 64 times
+        stats = table["stats"][ckpt]
+        assert (stats["unscorable"], stats["timeouts"], stats["errors"]) == (0, 0, 0)
+    markdown = (recipe.run_dir / "probe" / "probe_table.md").read_text()
+    assert "| checkpoint | algebra | counting | unscorable | timed out | errors |" in markdown
+
+
+def test_a_truncated_checkpoint_fails_before_any_sampling_naming_its_file(tmp_path):
+    recipe = fast_recipe(tmp_path, "probe.domains=[algebra]")
+    ckpts = [
+        str(build_scripted_model(recipe.run_dir / "sft" / "checkpoints" / f"checkpoint-{s}", p=0.5))
+        for s in (100, 200)
+    ]
+    weights = Path(ckpts[1]) / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    complete(recipe, "data", {"probe": {"algebra": write_problems(tmp_path / "a.jsonl", "algebra", "7", 4)}})
+    complete(recipe, "sft", {"checkpoints": ckpts, "final": ckpts[-1]})
+    with pytest.raises(DataError, match=rf"{weights}: truncated or corrupt safetensors file"):
+        execute_here("probe", recipe)
+    assert not list((recipe.run_dir / "probe").glob("by_checkpoint/*.json")), "it sampled before checking"

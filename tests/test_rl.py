@@ -11,6 +11,8 @@ from launch.recipe import load_recipe
 from launch.runner import execute_here, run_stage
 
 from .conftest import TINY, fast_recipe
+from .helpers.scripted_model import build_scripted_model
+from .helpers.scripted_run import complete, write_problems
 
 PHASES = (
     "rl.phases=[{name: warm, max_steps: 2, num_generations: 4, per_device_train_batch_size: 8, "
@@ -122,3 +124,58 @@ def test_pass_rate_filter_keeps_only_prompts_sometimes_solved(spectrum, monkeypa
     )
     assert [r["id"] for r in kept] == ["2", "5"]
     assert counts == {"solved": 2, "unsolved": 2, "kept": 2}
+
+
+def test_a_phase_without_learning_signal_says_so(tmp_path, caplog):
+    """A scripted spectrum model that answers every prompt right: every group's rewards are equal,
+    so no step carries signal. The stage must say so (log, phase summary, report), computed from
+    the trainer's own log history; the reward's failure rates are logged as 0."""
+    from launch.report import write_report
+
+    recipe = fast_recipe(
+        tmp_path,
+        "rl.phases=[{name: solved, max_steps: 2, num_generations: 4, per_device_train_batch_size: 8, "
+        "max_completion_length: 4}]",
+        "rl.eval_heldout=false",
+        "rl.save_every=1",
+    )
+    model = build_scripted_model(tmp_path / "spectrum", p=1.0)
+    card = tmp_path / "data_card.md"
+    card.write_text("# Data card\n\nhand-made RL prompts\n")
+    rl_file = write_problems(tmp_path / "rl.jsonl", "algebra", gold="7", count=8)
+    complete(recipe, "data", {"rl": rl_file, "data_card": str(card)})
+    complete(recipe, "merge", {"model": str(model), "merged": False})
+    with caplog.at_level("WARNING", logger="ssp"):
+        execute_here("rl", recipe)
+    phase = Manifest(recipe.run_dir).stage("rl")["metrics"]["phases"][0]
+    history = json.loads((recipe.run_dir / "rl" / "0-solved" / "log_history.json").read_text())
+    silent = [h for h in history if h.get("frac_reward_zero_std") == 1.0]
+    assert [h["reward"] for h in history if "reward" in h] == [1.0, 1.0]
+    assert phase["logged_steps"] == 2 and phase["steps_without_signal"] == len(silent) == 2
+    assert phase["reward_failure_rates"]["math_correctness"] == {
+        "timeout_rate": 0.0,
+        "error_rate": 0.0,
+        "unscorable_rate": 0.0,
+    }
+    assert "2 of 2 logged steps carried no learning signal" in caplog.text
+    report = write_report(recipe).read_text()
+    assert (
+        "Steps without learning signal (every group's rewards equal, frac_reward_zero_std = 1): 2 of 2."
+        in report
+    )
+    assert "No learning signal in most steps" in report
+
+
+def test_phase_health_counts_silent_steps_and_reward_failures():
+    from train.rl import phase_health
+
+    history = [
+        {"step": 1, "frac_reward_zero_std": 1.0, "rewards/math_correctness/timeout_rate": 0.5},
+        {"step": 2, "frac_reward_zero_std": 0.25, "rewards/math_correctness/timeout_rate": 0.0},
+        {"step": 3, "frac_reward_zero_std": 1.0},
+        {"train_runtime": 1.0},
+    ]
+    health = phase_health(history, ["math_correctness", "format"])
+    assert health["logged_steps"] == 3 and health["steps_without_signal"] == 2
+    assert health["steps_without_signal_list"] == [1, 3]
+    assert health["reward_failure_rates"] == {"math_correctness": {"timeout_rate": 0.25}}

@@ -1,10 +1,20 @@
 """Recipe schema of the model and of the `sft` stage."""
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Union
 
 from launch.errors import check
 from reward.config import RewardSpec
+
+
+def check_nproc(cfg) -> None:
+    n = cfg.nproc_per_node
+    check(
+        cfg,
+        "nproc_per_node",
+        n == "auto" or (isinstance(n, int) and n >= 1),
+        f"must be a positive integer or 'auto', got {n!r}",
+    )
 
 
 @dataclass
@@ -35,8 +45,9 @@ class SFTStageConfig:
 
     Loss is next-token cross-entropy on the assistant turn only (prompt tokens are masked)."""
 
-    nproc_per_node: int = 1
-    """Processes `ssp run` starts with torchrun (one per GPU; 1 on CPU)."""
+    nproc_per_node: Union[int, str] = 1  # noqa: UP007 - OmegaConf reads typing.Union, not int | str
+    """Processes `ssp run` starts with torchrun: one per GPU, or 'auto' = every visible GPU (1 on a CPU).
+    More than the visible GPUs fails before launch."""
     max_length: int = 256
     """Longest tokenised example. Longer examples are dropped with a count in the log, never silently cut
     (TRL's own default truncates at 1024)."""
@@ -83,7 +94,7 @@ class SFTStageConfig:
     """Also measure the starting model's greedy held-out accuracy, for the before/after comparison."""
 
     def __post_init__(self):
-        check(self, "nproc_per_node", self.nproc_per_node >= 1, f"must be >= 1, got {self.nproc_per_node}")
+        check_nproc(self)
         check(self, "max_length", self.max_length > 0, f"must be > 0, got {self.max_length}")
         check(self, "learning_rate", self.learning_rate > 0, f"must be > 0, got {self.learning_rate}")
         check(self, "warmup_ratio", 0 <= self.warmup_ratio < 1, f"must be in [0, 1), got {self.warmup_ratio}")
@@ -137,6 +148,8 @@ class ProbeConfig:
     """Sampling seed (the same for every checkpoint, so checkpoints are compared on equal terms)."""
     reward: RewardSpec = field(default_factory=lambda: RewardSpec(name="math_correctness", correctness=True))
     """The binary correctness reward a sample is scored with."""
+    save_completions: bool = True
+    """Keep every sample with its score and status in probe/completions/<checkpoint>.parquet."""
 
     def __post_init__(self):
         check(self, "every", self.every >= 1, f"must be >= 1, got {self.every}")
@@ -299,8 +312,8 @@ class RLConfig:
     re-implementation uses 4.0)."""
     p0: float = 0.5
     """p_0 of the max-entropy weight."""
-    nproc_per_node: int = 1
-    """Processes torchrun starts for each phase."""
+    nproc_per_node: Union[int, str] = 1  # noqa: UP007
+    """Processes torchrun starts for each phase: one per GPU, or 'auto' = every visible GPU (1 on a CPU)."""
     save_every: int = 25
     """Checkpoint interval of each phase (resume picks the last complete one)."""
     seed: int = 0
@@ -313,6 +326,7 @@ class RLConfig:
     """The rollout engine of every phase (a phase's `trl` options can still override TRL's vllm_* keys)."""
 
     def __post_init__(self):
+        check_nproc(self)
         check(self, "lam", self.lam >= 0, f"must be >= 0, got {self.lam}")
         check(self, "p0", 0 < self.p0 < 1, f"must be in (0, 1), got {self.p0}")
         check(self, "phases", len(self.phases) > 0, "needs at least one phase")

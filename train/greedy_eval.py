@@ -1,8 +1,9 @@
 """A quick greedy held-out accuracy, run at the end of SFT (and on the starting model).
 
 Not the evaluation harness (sampling, Pass@k, the report's protocol): one greedy completion
-per problem through the generation interface (``train/generation.py``), scored by exact
-final-answer match (``reward.math_answer.is_correct``: the last ``\\boxed{}`` only).
+per problem through the generation interface (``train/generation.py``), scored by the same
+``math_correctness`` reward as probing and evaluation (so a verifier that fails stops the stage
+here too, rather than reading as 0% accuracy).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from data_pipeline.corpus import chat_prompt
-from reward.math_answer import is_correct
+from reward import get_reward
 from train.generation import SamplingParams, make_generator
 
 
@@ -34,10 +35,15 @@ def greedy_accuracy(
         )
     finally:
         generator.close()
+    reward = get_reward("math_correctness")
+    try:
+        scores = reward([c.text for (c,) in outs], answer=[r["answer"] for r in rows])
+    finally:
+        reward.close()
     correct: dict[str, list[int]] = defaultdict(list)
     samples = []
-    for r, (completion,) in zip(rows, outs, strict=True):
-        ok = is_correct(r["answer"], completion.text)
+    for r, (completion,), score in zip(rows, outs, scores, strict=True):
+        ok = score == 1.0
         correct[r["domain"]].append(int(ok))
         if len(samples) < 8:
             samples.append(

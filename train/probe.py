@@ -10,8 +10,10 @@ per checkpoint as soon as it is done, so an interrupted stage resumes at the nex
 
 Choices the report leaves open, exposed in the recipe: K (``probe.k``, ``probe.select_k``),
 which checkpoints (``probe.every``), sampling settings, and ties, which go to the later
-checkpoint (more training at equal diversity). Unscorable samples (reward None) count as
-incorrect and are counted in the table.
+checkpoint (more training at equal diversity). Samples the reward could not score
+(unscorable gold, verifier timeout or error: ``reward/outcome.py``) count as incorrect and are
+counted in the table per checkpoint; a reward failing on too many stops the stage. Every sample
+is kept with its score in ``probe/completions/<checkpoint>.parquet`` (``probe.save_completions``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from launch.atomic import write_atomic
 from launch.context import StageContext, StageResult
 from launch.errors import DataError
 from launch.recipe import Recipe
+from reward.outcome import ERROR, TIMEOUT, UNSCORABLE, CallReport, call_report
 from train.generation import SamplingParams, make_generator
 from train.pass_at_k import per_domain
 
@@ -62,8 +65,9 @@ def load_probe_sets(recipe: Recipe, ctx: StageContext) -> dict[str, list[dict[st
 
 
 def sample_and_score(generator, rows, reward, params: SamplingParams, desc: str, suffix: str = ""):
-    """(completions, scores, generation seconds): ``params.n`` samples per row, flattened row-major,
-    each scored by ``reward`` with the row's other columns."""
+    """(completions, scores, generation seconds, CallReport): ``params.n`` samples per row, flattened
+    row-major, each scored by ``reward`` with the row's other columns; the report says which samples
+    were scored, unscorable, timed out or errored."""
     start = time.monotonic()
     outs = generator.generate([chat_prompt(r["problem"], suffix) for r in rows], params, desc=desc)
     seconds = time.monotonic() - start
@@ -79,7 +83,35 @@ def sample_and_score(generator, rows, reward, params: SamplingParams, desc: str,
             too_long[:50],
         )
     columns = {k: [r[k] for r in rows for _ in range(params.n)] for k in rows[0] if k not in ("problem",)}
-    return flat, reward([c.text for c in flat], **columns), seconds
+    scores = reward([c.text for c in flat], **columns)
+    return flat, scores, seconds, call_report(reward, scores)
+
+
+def failure_counts(report: CallReport) -> dict[str, int]:
+    """{"unscorable", "timeouts", "errors"}: samples of a call that have no score, by cause."""
+    c = report.counts
+    return {"unscorable": c[UNSCORABLE], "timeouts": c[TIMEOUT], "errors": c[ERROR]}
+
+
+def save_completions(path: Path, rows, flat, scores, report: CallReport, n: int, **extra) -> None:
+    """Every sample of a scoring pass as Parquet: problem id, sample index, text, tokens, finish
+    reason, score and the reward's status for it (plus ``extra`` columns, one value per sample)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "problem_id": [r["id"] for r in rows for _ in range(n)],
+            "sample": [j for _ in rows for j in range(n)],
+            "text": [c.text for c in flat],
+            "num_tokens": [c.num_tokens for c in flat],
+            "finish_reason": [c.finish_reason for c in flat],
+            **extra,
+            "score": scores,
+            "status": report.statuses,
+        }
+    )
+    write_atomic(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def score_model(
@@ -90,20 +122,23 @@ def score_model(
     ks: list[int],
     desc: str,
     suffix: str = "",
+    completions_file: Path | None = None,
 ) -> dict[str, Any]:
-    """Sample ``rows`` once, score, and aggregate Pass@k per domain (and "all")."""
-    flat, scores, seconds = sample_and_score(generator, rows, reward, params, desc, suffix)
-    per_problem, unscorable = [], 0
+    """Sample ``rows`` once, score, and aggregate Pass@k per domain (and "all"); with
+    ``completions_file``, keep every sample there."""
+    flat, scores, seconds, report = sample_and_score(generator, rows, reward, params, desc, suffix)
+    per_problem = []
     for i, r in enumerate(rows):
         s = scores[i * params.n : (i + 1) * params.n]
-        unscorable += sum(x is None for x in s)
         per_problem.append((r["domain"], params.n, sum(1 for x in s if x == 1.0)))
+    if completions_file is not None:
+        save_completions(completions_file, rows, flat, scores, report, params.n)
     tokens = sum(c.num_tokens for c in flat)
     return {
         "pass": per_domain(per_problem, sorted({1, *ks})),
         "correct_per_problem": [c for _, _, c in per_problem],  # in row order, out of params.n
         "samples": len(flat),
-        "unscorable": unscorable,
+        **failure_counts(report),
         "truncated": sum(c.finish_reason == "length" for c in flat) / len(flat),
         "mean_tokens": tokens / len(flat),
         "tokens_per_second": tokens / seconds if seconds else None,
@@ -130,13 +165,22 @@ class ModelSampler:
         self.reward = get_reward(spec.name, **spec.options)
         self.generator = None
 
-    def score(self, model_dir: str, rows: list[dict[str, Any]], desc: str) -> dict[str, Any]:
+    def score(
+        self, model_dir: str, rows: list[dict[str, Any]], desc: str, completions_file: Path | None = None
+    ) -> dict[str, Any]:
         if self.generator is None:
             self.generator = make_generator(model_dir, self.generation, batch_size=self.cfg.batch_size)
         else:
             self.generator.load(model_dir)
         return score_model(
-            self.generator, rows, self.reward, self.params, self.cfg.k, desc=desc, suffix=self.suffix
+            self.generator,
+            rows,
+            self.reward,
+            self.params,
+            self.cfg.k,
+            desc=desc,
+            suffix=self.suffix,
+            completions_file=completions_file,
         )
 
     def __enter__(self) -> ModelSampler:
@@ -159,17 +203,24 @@ def select_specialists(
     return best
 
 
-def _markdown(table, domains, key, specialists) -> str:
+FAILURE_COLUMNS = {"unscorable": "unscorable", "timeouts": "timed out", "errors": "errors"}
+
+
+def _markdown(table, domains, key, specialists, stats) -> str:
+    """The probe table, with each checkpoint's samples that got no score (they count as wrong)."""
+    failures = list(FAILURE_COLUMNS.values())
     lines = [
-        f"Probe: {key} per checkpoint and subdomain (specialists in bold)",
+        f"Probe: {key} per checkpoint and subdomain (specialists in bold); samples without a score "
+        "(counted as wrong) on the right",
         "",
-        "| checkpoint | " + " | ".join(domains) + " |",
-        "|---" * (len(domains) + 1) + "|",
+        "| checkpoint | " + " | ".join(domains + failures) + " |",
+        "|---" * (len(domains) + len(failures) + 1) + "|",
     ]
     for ckpt, row in table.items():
         cells = [
             f"**{row[d][key]:.3f}**" if specialists[d] == ckpt else f"{row[d][key]:.3f}" for d in domains
         ]
+        cells += [str(stats[ckpt].get(k, 0)) for k in FAILURE_COLUMNS]
         lines.append(f"| {Path(ckpt).name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -206,7 +257,7 @@ def heatmap(table, domains, key, specialists, out_png: Path) -> None:
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
-    from train.checkpoints import checkpoint_step
+    from train.checkpoints import check_model_folder, checkpoint_step
 
     cfg = recipe.probe
     checkpoints = ctx.inputs["sft"]["checkpoints"]
@@ -220,17 +271,24 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     domains = list(sets)
     rows = [r for d in domains for r in sets[d]]
     key = cfg.selection_key
+    probed = probed_checkpoints(checkpoints, cfg.every)
+    for ckpt in probed:  # a broken checkpoint fails now, naming its file, not after hours of sampling
+        check_model_folder(ckpt)
     out_dir = ctx.stage_dir / "by_checkpoint"
     out_dir.mkdir(parents=True, exist_ok=True)
+    samples_dir = ctx.stage_dir / "completions"
+    if cfg.save_completions:
+        samples_dir.mkdir(exist_ok=True)
     table, stats = {}, {}
     with ModelSampler(recipe) as sampler:
-        for ckpt in probed_checkpoints(checkpoints, cfg.every):
+        for ckpt in probed:
             result_file = out_dir / f"{Path(ckpt).name}.json"
             if result_file.exists():  # done by an interrupted earlier attempt
                 result = json.loads(result_file.read_text())
                 log.info("probe: %s already probed, reusing %s", Path(ckpt).name, result_file)
             else:
-                result = sampler.score(ckpt, rows, desc=f"probe {Path(ckpt).name}")
+                parquet = samples_dir / f"{Path(ckpt).name}.parquet" if cfg.save_completions else None
+                result = sampler.score(ckpt, rows, desc=f"probe {Path(ckpt).name}", completions_file=parquet)
                 write_atomic(result_file, json.dumps(result, indent=2))
                 log.info(
                     "probe: %s %s=%s (%.0f tokens/s)",
@@ -243,6 +301,7 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
             stats[ckpt] = {k: v for k, v in result.items() if k != "pass"}
             ctx.log(
                 {f"probe/{d}/{key}": result["pass"][d][key] for d in domains}
+                | {f"probe/{k}": result.get(k, 0) for k in FAILURE_COLUMNS}
                 | {"probe/step": checkpoint_step(ckpt)}
             )
             ctx.check_budget(f"results of the probed checkpoints are in {out_dir}")
@@ -251,7 +310,7 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         ctx.stage_dir / "probe_table.json",
         json.dumps({"metric": key, "specialists": specialists, "table": table, "stats": stats}, indent=2),
     )
-    write_atomic(ctx.stage_dir / "probe_table.md", _markdown(table, domains, key, specialists))
+    write_atomic(ctx.stage_dir / "probe_table.md", _markdown(table, domains, key, specialists, stats))
     heatmap(table, domains, key, specialists, ctx.stage_dir / "probe_heatmap.png")
     tps = [s["tokens_per_second"] for s in stats.values() if s.get("tokens_per_second")]
     return StageResult(

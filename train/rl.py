@@ -15,6 +15,12 @@ public re-implementation), the clipped objective's eps (TRL's default 0.2 unless
 ``trl.epsilon`` is set), std-normalised group advantages (TRL's ``scale_rewards: group``), no
 KL term (``beta: 0``), and the prompt filter (``filter_solved``: drop prompts whose pass rate
 at the phase's starting model is exactly 0 or 1, as the 3B follow-up does).
+
+What a phase says about its own health (``phase.json``, the log, the report): the steps in which
+every group's rewards were equal (TRL's ``frac_reward_zero_std`` = 1: zero advantages, no
+gradient from the policy loss), and each reward's mean timeout, error and unscorable rates
+(``rewards/<name>/*_rate`` in W&B every step; a reward failing on too many items of a step
+stops the stage: ``reward/outcome.py``).
 """
 
 from __future__ import annotations
@@ -66,6 +72,41 @@ def pass_rate_filter(rows, model_dir: str, phase: RLPhase, recipe: Recipe) -> tu
     kept = [r for r, c in zip(rows, correct, strict=True) if 0 < c < params.n]
     counts = {"solved": correct.count(params.n), "unsolved": correct.count(0), "kept": len(kept)}
     return kept, counts
+
+
+def phase_health(history: list[dict[str, Any]], reward_names: list[str]) -> dict[str, Any]:
+    """Signal and reward-failure summary of a phase from its trainer's log history."""
+    steps = [h for h in history if "frac_reward_zero_std" in h]
+    silent = [h.get("step") for h in steps if h["frac_reward_zero_std"] >= 1.0]
+    rates = {}
+    for name in reward_names:
+        for kind in ("timeout_rate", "error_rate", "unscorable_rate"):
+            values = [h[f"rewards/{name}/{kind}"] for h in history if f"rewards/{name}/{kind}" in h]
+            if values:
+                rates.setdefault(name, {})[kind] = sum(values) / len(values)
+    return {
+        "logged_steps": len(steps),
+        "steps_without_signal": len(silent),
+        "steps_without_signal_list": silent[:100],
+        "reward_failure_rates": rates,
+    }
+
+
+def _warn_on_health(phase: RLPhase, health: dict[str, Any]) -> None:
+    n, silent = health["logged_steps"], health["steps_without_signal"]
+    if silent:
+        log.warning(
+            "rl: phase %s: %d of %d logged steps carried no learning signal (every group's rewards were "
+            "equal, frac_reward_zero_std = 1: zero advantages, loss 0), steps %s. Prompts too easy or "
+            "too hard for the model (see filter_solved), or a reward that cannot tell answers apart.",
+            phase.name,
+            silent,
+            n,
+            health["steps_without_signal_list"][:20],
+        )
+    for name, rates in health["reward_failure_rates"].items():
+        if rates.get("timeout_rate", 0) or rates.get("error_rate", 0):
+            log.warning("rl: phase %s: reward %s failed on some items: %s", phase.name, name, rates)
 
 
 def grpo_config(recipe: Recipe, phase: RLPhase, output_dir: Path):
@@ -170,6 +211,8 @@ def _run_phase(
                 f.close()
     budget.raise_if_stopped(str(phase_dir / "checkpoints"))
     history = trainer.state.log_history
+    health = phase_health(history, [r.name for r in phase.rewards])
+    _warn_on_health(phase, health)
     summary = {
         "phase": phase.name,
         "start_model": start_model,
@@ -178,6 +221,7 @@ def _run_phase(
         "filter": filtered,
         "resumed_from": str(resume) if resume else None,
         "final": str(final),
+        **health,
     }
     if ctx.is_main:
         (phase_dir / "log_history.json").write_text(json.dumps(history, indent=2))
@@ -196,7 +240,10 @@ def _run_phase(
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
+    from train.checkpoints import check_model_folder
+
     model = ctx.inputs["merge"]["model"]
+    check_model_folder(model)
     spectrum, phases = model, []
     for index, phase in enumerate(recipe.rl.phases):
         summary = _run_phase(recipe, ctx, index, phase, model)
