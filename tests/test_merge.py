@@ -1,6 +1,7 @@
 """Expert fusion: arithmetic on hand-made tensors, streaming equals naive, bad inputs, the CLI."""
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -13,6 +14,7 @@ from data_pipeline.tiny.tokenizer import train_tokenizer
 from train.merge import MergeError, checkpoint_weights, merge_checkpoints, parse_sources
 
 from .conftest import ssp_cmd
+from .helpers.scripted_model import build_scripted_model
 
 
 def _folder(path, tensors, config=None):
@@ -190,3 +192,50 @@ def test_row_chunks_give_the_same_result(three_models, tmp_path, monkeypatch):
     naive = _naive(dirs, [1 / 3] * 3)
     for k in naive:
         torch.testing.assert_close(merged[k], naive[k], rtol=0, atol=1e-6)
+
+
+def test_a_truncated_checkpoint_is_refused_naming_its_file(three_models, tmp_path):
+    """Half a safetensors file once merged "successfully", averaging zeros into 29 of 50 tensors."""
+    import shutil
+
+    dirs, _ = three_models
+    broken = tmp_path / "broken"
+    shutil.copytree(dirs[1], broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(MergeError, match=rf"{weights}: truncated or corrupt safetensors file"):
+        merge_checkpoints([(dirs[0], 0.5), (broken, 0.5)], tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.tmp-*"))
+    cli = subprocess.run(
+        ssp_cmd("merge", "--out", str(tmp_path / "cli"), str(dirs[0]), str(broken)),
+        capture_output=True,
+        text=True,
+    )
+    assert cli.returncode == 2 and str(weights) in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_checkpoints_with_different_tokenizers_are_not_averaged(tmp_path):
+    a = build_scripted_model(tmp_path / "a", p=0.5)
+    b = build_scripted_model(tmp_path / "b", p=0.5, order=3)  # same shapes, tokens at other ids
+    with pytest.raises(MergeError, match="have different tokenizers"):
+        merge_checkpoints([(a, 0.5), (b, 0.5)], tmp_path / "out")
+    same = build_scripted_model(tmp_path / "c", p=0.9)
+    assert merge_checkpoints([(a, 0.5), (same, 0.5)], tmp_path / "ok").is_dir()
+
+
+def test_what_a_killed_merge_left_is_removed_by_the_next(tmp_path):
+    """kill -9 during the write leaves `.out.tmp-<pid>`; the next merge into the same place removes
+    it (the pid is dead), and leaves alone the temporary folder of a merge still running."""
+    import sys
+
+    a = _folder(tmp_path / "a", {"w": torch.ones(2)})
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    leftover = tmp_path / f".out.tmp-{int(dead.stdout)}"
+    (leftover / "sub").mkdir(parents=True)
+    (leftover / "model.safetensors").write_bytes(b"half a file")
+    running = tmp_path / f".out.tmp-{os.getppid()}"  # a live process's
+    running.mkdir()
+    merge_checkpoints([(a, 1.0)], tmp_path / "out")
+    assert not leftover.exists() and running.exists()

@@ -24,7 +24,9 @@ Choices and departures, each on purpose:
   use ``torch.nn.functional.linear`` on ordinary parameters. That is the one vLLM internal
   this module touches; ``train/rl.py`` applies the same switch around TRL's colocated engine,
   whose first weight sync otherwise fails on CPU.
-- A checkpoint with another architecture (config shape) gets a new engine. One engine per
+- A checkpoint with another architecture (config shape) or another tokenizer gets a new engine:
+  swapping weights alone would sample the new model through the old model's vocabulary and chat
+  template (garbled text, scored as if it were the model's). One engine per
   process at a time: vLLM's parallel state is global to the process and ``close()`` tears it
   down (the pipeline's samplers close their engine before the next one starts).
 - A prompt that leaves no room for one new token in the context is not cut: it is skipped,
@@ -67,18 +69,27 @@ def plain_cpu_linear():
 
 
 def _local(model_dir: str | Path) -> Path:
-    """A model folder, or the local snapshot of a hub id (config and safetensors only)."""
+    """A model folder, or the local snapshot of a hub id (config, tokenizer and safetensors files)."""
     if Path(model_dir).is_dir():
         return Path(model_dir)
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(str(model_dir), allow_patterns=["*.json", "*.safetensors"]))
+    return Path(
+        snapshot_download(
+            str(model_dir), allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
+        )
+    )
 
 
 def _architecture(model_dir: str | Path) -> tuple:
-    cfg = json.loads((_local(model_dir) / "config.json").read_text())
+    """What must be equal for one engine to serve both models: config shape and tokenizer."""
+    from train.checkpoints import tokenizer_identity
+
+    local = _local(model_dir)
+    cfg = json.loads((local / "config.json").read_text())
     keys = ("architectures", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
-    return tuple(json.dumps(cfg.get(k)) for k in (*keys, "intermediate_size", "vocab_size"))
+    shape = tuple(json.dumps(cfg.get(k)) for k in (*keys, "intermediate_size", "vocab_size"))
+    return (*shape, tokenizer_identity(local))
 
 
 def _safetensors(model_dir: str | Path):
@@ -151,7 +162,7 @@ class VLLMGenerator:
         if str(model_dir) == self.model_dir:
             return
         if _architecture(model_dir) != self.arch:
-            log.info("vllm: %s has another architecture: starting a new engine", model_dir)
+            log.info("vllm: %s has another architecture or tokenizer: starting a new engine", model_dir)
             self.close()
             self._start(model_dir)
             return

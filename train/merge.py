@@ -11,11 +11,14 @@ whatever the model or tensor size. Sources
 are read tensor by tensor with plain reads (a memory map would keep every page read resident). Averages are taken in float32 and cast back to the
 source dtype.
 
-Checks before anything is written: every source has the same tensor names, shapes and dtypes
-(an error names the tensor and both files); weights are >= 0 and sum to 1 unless
-``normalize``. The output folder is complete and loadable (weights, config, tokenizer,
+Checks before anything is written: every source is a complete model folder whose safetensors
+files hold every byte their headers promise (a truncated checkpoint fails naming its file; it
+is never read as zeros), all sources share one tokenizer, and they have the same tensor names,
+shapes and dtypes (an error names the tensor and both files); weights are >= 0 and sum to 1
+unless ``normalize``. Each read is checked for its length. The output folder is complete and loadable (weights, config, tokenizer,
 generation config, ``merge_info.json``) and appears atomically: it is built under a temporary
-name and renamed; on any error the temporary folder is removed and nothing is left behind.
+name and renamed; on any error the temporary folder is removed, and the temporary folders of a
+merge that was killed (``kill -9`` leaves them) are removed by the next merge into the same place.
 """
 
 from __future__ import annotations
@@ -31,10 +34,16 @@ from typing import Any
 
 import torch
 
-from launch.errors import SSPError
-from train.checkpoints import is_training_state
+from launch.atomic import remove_stale
+from launch.errors import DataError, SSPError
+from train.checkpoints import (
+    INDEX,
+    check_model_folder,
+    is_training_state,
+    safetensors_header,
+    tokenizer_identity,
+)
 
-INDEX = "model.safetensors.index.json"
 CHUNK_ELEMENTS = 1 << 24  # rows are averaged in chunks of about 16M elements (64 MB in float32)
 _DTYPES = {
     "F64": torch.float64,
@@ -66,9 +75,10 @@ def _layout(model_dir: Path) -> dict[str, str]:
 
 
 def _header(path: Path) -> dict[str, Any]:
-    with path.open("rb") as f:
-        (size,) = struct.unpack("<Q", f.read(8))
-        return json.loads(f.read(size))
+    try:
+        return safetensors_header(path)
+    except DataError as err:
+        raise MergeError(str(err)) from None
 
 
 def _specs(model_dir: Path) -> dict[str, tuple[str, tuple[int, ...], Path]]:
@@ -97,6 +107,18 @@ def check_weights(weights: list[float], normalize: bool) -> list[float]:
 
 
 def check_compatible(dirs: list[Path]) -> list[dict[str, tuple[str, tuple[int, ...], Path]]]:
+    for d in dirs:
+        try:
+            check_model_folder(d, tokenizer=False)  # weights can be averaged without one
+        except DataError as err:
+            raise MergeError(f"cannot merge {d}: {err}") from None
+    tokenizers = {d: tokenizer_identity(d) for d in dirs}
+    for d in dirs[1:]:
+        if tokenizers[d] != tokenizers[dirs[0]]:
+            raise MergeError(
+                f"{d} and {dirs[0]} have different tokenizers: their weights index different vocabularies "
+                "and cannot be averaged"
+            )
     specs = [_specs(d) for d in dirs]
     ref = specs[0]
     for spec in specs[1:]:
@@ -121,6 +143,7 @@ class _Reader:
     merge as large as a naive one."""
 
     def __init__(self, path: Path):
+        self.path = path
         self.file = path.open("rb")
         (size,) = struct.unpack("<Q", self.file.read(8))
         self.header = json.loads(self.file.read(size))
@@ -133,7 +156,11 @@ class _Reader:
         row_bytes = math.prod(shape[1:]) * torch.empty((), dtype=dtype).element_size()
         buf = bytearray((stop - start) * row_bytes)
         self.file.seek(self.data_start + meta["data_offsets"][0] + start * row_bytes)
-        self.file.readinto(buf)
+        got = self.file.readinto(buf)
+        if got != len(buf):  # the file changed (or shrank) since its header was checked
+            raise MergeError(
+                f"{self.path}: tensor {name!r}: read {got} of {len(buf)} bytes (file truncated?)"
+            )
         out_shape = [stop - start, *shape[1:]] if shape else []
         return (
             torch.frombuffer(buf, dtype=dtype).reshape(out_shape)
@@ -205,6 +232,8 @@ def merge_checkpoints(
     if out_dir.exists() and not overwrite:
         raise MergeError(f"{out_dir} exists (pass overwrite to replace it)")
     specs = check_compatible(dirs)
+    remove_stale(out_dir.parent, f".{out_dir.name}.tmp-*")  # left by a merge that was killed
+    remove_stale(out_dir.parent, f".{out_dir.name}.old-*")
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
