@@ -319,14 +319,11 @@ def load_benchmark(
 ) -> tuple[Benchmark, list[dict], Protocol]:
     """(benchmark, rows, protocol) for a ``BenchmarkSpec``. ``default_source`` stands in for an empty
     ``source`` (the data stage's held-out file for tiny_heldout)."""
+    from launch.preflight import looks_local
+
     bench = BENCHMARKS[spec.name]
     source = spec.source or default_source
-    looks_local = source and (
-        Path(source).exists()
-        or Path(source).suffix in (".jsonl", ".json", ".parquet")
-        or source.startswith((".", "/"))
-    )
-    if looks_local:
+    if looks_local(source):
         path = Path(source)
         if not path.exists():
             raise DataError(f"{where}: benchmark {bench.name}: file not found: {path}")

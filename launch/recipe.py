@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -115,6 +116,13 @@ def _omegaconf_message(err: OmegaConfBaseException) -> str:
     return f"{key}: {msg}" if key else msg
 
 
+def _yaml_message(err: yaml.YAMLError) -> str:
+    """A YAML error in one line: what went wrong and where (line, column)."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
 def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Load and validate a recipe. ``path=None`` gives the schema's defaults (plus overrides)."""
     cfg: DictConfig = OmegaConf.structured(Recipe)
@@ -126,6 +134,8 @@ def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             cfg = OmegaConf.merge(cfg, OmegaConf.load(path))
         except OmegaConfBaseException as err:
             raise RecipeError(f"{path}: {_omegaconf_message(err)}") from None
+        except yaml.YAMLError as err:
+            raise RecipeError(f"{path}: not valid YAML: {_yaml_message(err)}") from None
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"override {item!r} is not of the form key=value")
@@ -134,6 +144,10 @@ def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             value = OmegaConf.from_dotlist([f"v={raw}"])["v"]  # OmegaConf's own value grammar
             # update(), not a dotlist merge: it understands list indices (rl.phases[0].max_steps=7)
             OmegaConf.update(cfg, key.strip(), value, merge=True)
+        except yaml.YAMLError as err:
+            raise RecipeError(
+                f"override {item!r}: the value is not valid YAML: {_yaml_message(err)}"
+            ) from None
         except (OmegaConfBaseException, TypeError, IndexError, KeyError) as err:
             message = _omegaconf_message(err) if isinstance(err, OmegaConfBaseException) else f"{key}: {err}"
             raise RecipeError(f"override {item!r}: {message}") from None

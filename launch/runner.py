@@ -9,7 +9,10 @@ aside to ``<stage>.replaced-<time>`` rather than deleted: it may hold GPU-days o
 
 Training stages are modules runnable under torchrun. ``run_stage`` launches them as
 ``torchrun --standalone --nproc_per_node=N -m train.sft runs/<name>/recipe.yaml`` with the
-recipe resolved to a file, so the workers see exactly the parent's recipe.
+recipe resolved to a file, so the workers see exactly the parent's recipe. torchrun and its
+workers are tied to ``ssp`` by the kernel (``launch/process.py``): killing ``ssp``, even with
+``kill -9``, stops them. Before the first stage runs, ``launch/preflight.py`` checks what the
+recipe refers to (files, models, stages, GPUs), so a typo fails in a second, not hours in.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
+from launch.atomic import remove_stale
 from launch.context import StageContext, StageResult
 from launch.cost import CostMeter, detect_hardware, totals
-from launch.errors import SSPError, StageError
+from launch.errors import RecipeError, SSPError, StageError
 from launch.manifest import Manifest, now
+from launch.process import die_with_parent, tied_command
 from launch.recipe import STAGE_ORDER, Recipe, config_hash, load_recipe, save_recipe
 from launch.stages import STAGES, StageSpec, file_identity
 from launch.tracking import StageTracker, flat_numbers
@@ -166,6 +171,8 @@ def _run_locked(
         else:
             attempts = entry.get("attempts", 0)
             log.info("stage %s: resuming an interrupted attempt in %s", name, stage_dir)
+            for leftover in remove_stale(stage_dir, "**/.*.tmp-*") + remove_stale(stage_dir, "**/.*.old-*"):
+                log.info("stage %s: removed %s, left by a killed writer", name, leftover)
         stage_dir.mkdir(parents=True, exist_ok=True)
         Manifest(recipe.run_dir).update(
             name,
@@ -247,9 +254,14 @@ def _cost_meter(recipe: Recipe, ctx: StageContext, gpus: int) -> CostMeter:
     )
 
 
-def run_stage(name: str, recipe: Recipe, force: bool = False) -> None:
-    """Run one stage from the CLI: in this process, or through torchrun for training stages."""
+def run_stage(name: str, recipe: Recipe, force: bool = False, checked: bool = False) -> None:
+    """Run one stage from the CLI: in this process, or through torchrun for training stages.
+    ``checked``: the recipe's references were already checked (``run_pipeline`` does it once)."""
+    from launch.preflight import check_recipe
+
     spec = STAGES[name]
+    if not checked:
+        check_recipe(recipe, [name])
     if not spec.distributed or "LOCAL_RANK" in os.environ:
         execute_here(name, recipe, force)
         return
@@ -273,7 +285,7 @@ def run_stage(name: str, recipe: Recipe, force: bool = False) -> None:
         str(resolved),
     ]
     log.info("stage %s: launching %s", name, " ".join(cmd[1:]))
-    code = subprocess.call(cmd)
+    code = subprocess.call(tied_command(cmd))
     if code != 0:
         entry = Manifest(recipe.run_dir).stage(name) or {}
         reason = f": {entry['error']}" if entry.get("status") == "failed" and entry.get("error") else ""
@@ -287,12 +299,15 @@ def run_stage(name: str, recipe: Recipe, force: bool = False) -> None:
 
 def run_pipeline(recipe: Recipe, force: str | None = None) -> Path:
     """Run the recipe's stages in order; ``force`` redoes that stage and every stage after it."""
+    from launch.preflight import check_recipe
+
     if force is not None and force not in recipe.stages:
         raise StageError(f"--force {force!r}: not a stage of this recipe (stages: {recipe.stages})")
+    check_recipe(recipe, recipe.stages)
     save_recipe(recipe, recipe.run_dir / "recipe.yaml")
     for name in recipe.stages:
         forced = force is not None and STAGE_ORDER.index(name) >= STAGE_ORDER.index(force)
-        run_stage(name, recipe, force=forced)
+        run_stage(name, recipe, force=forced, checked=True)
     from launch.report import write_report
 
     return write_report(recipe)
@@ -307,6 +322,8 @@ def stage_main(name: str, argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--force"]
     if not args:
         sys.exit(f"usage: python -m {STAGES[name].module} RECIPE [key=value ...] [--force]")
+    if "LOCAL_RANK" in os.environ:  # a torchrun worker: die with the torchrun agent, even on kill -9
+        die_with_parent()
     try:
         recipe = load_recipe(args[0], args[1:])
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -315,7 +332,13 @@ def stage_main(name: str, argv: list[str] | None = None) -> None:
 
             if not dist.is_initialized():
                 if torch.cuda.is_available():
-                    torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+                    local_rank, visible = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+                    if local_rank >= visible:
+                        raise RecipeError(
+                            f"{STAGES[name].name}: torchrun started process {local_rank} on a node with "
+                            f"{visible} visible GPU(s): give torchrun --nproc_per_node <= {visible}"
+                        )
+                    torch.cuda.set_device(local_rank)
                 dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
         execute_here(name, recipe, force)
     except SSPError as err:

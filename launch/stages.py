@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.recipe import STAGE_ORDER, Recipe
+from train.device import resolve_nproc
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,7 @@ STAGES: dict[str, StageSpec] = {
         distributed=True,
         sections=lambda r: (r.model, r.sft),
         external_files=_sft_files,
-        nproc=lambda r: r.sft.nproc_per_node,
+        nproc=lambda r: resolve_nproc(r.sft.nproc_per_node, "sft.nproc_per_node"),
     ),
     "probe": StageSpec(
         "probe",
@@ -99,7 +100,7 @@ STAGES: dict[str, StageSpec] = {
         needs=("data", "merge"),
         distributed=True,
         sections=lambda r: (r.rl, r.probe, r.generation, r.data.prompt_suffix),
-        nproc=lambda r: r.rl.nproc_per_node,
+        nproc=lambda r: resolve_nproc(r.rl.nproc_per_node, "rl.nproc_per_node"),
     ),
     "eval": StageSpec(
         "eval",

@@ -2,12 +2,13 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from launch.errors import StageError
+from launch.errors import RecipeError, StageError
 from launch.manifest import Manifest
-from launch.runner import fingerprint, run_stage
+from launch.runner import execute_here, fingerprint, run_stage
 from launch.stages import STAGES
 
 from .conftest import TINY, fast_recipe, ssp_cmd
@@ -56,8 +57,10 @@ def test_downstream_fingerprint_follows_upstream_outputs(tmp_path):
 
 
 def test_stage_without_its_upstream_fails_clearly(tmp_path):
-    with pytest.raises(StageError, match="stage 'sft' needs stage 'data', which has not completed"):
+    with pytest.raises(RecipeError, match="stage 'sft' needs stage 'data', which is neither run before"):
         run_stage("sft", fast_recipe(tmp_path))
+    with pytest.raises(StageError, match="stage 'sft' needs stage 'data', which has not completed"):
+        execute_here("sft", fast_recipe(tmp_path))  # a torchrun worker, past the launcher's check
 
 
 def test_files_source_reports_the_missing_file(tmp_path):
@@ -70,8 +73,12 @@ def test_files_source_reports_the_missing_file(tmp_path):
         f"data.probe_files={{algebra: {tmp_path}/probe.jsonl}}",
     )
     (tmp_path / "eval.jsonl").write_text('{"id": "1", "domain": "algebra", "problem": "p", "answer": "1"}\n')
+    (tmp_path / "probe.jsonl").write_text('{"id": "2", "domain": "algebra", "problem": "q", "answer": "2"}\n')
+    with pytest.raises(RecipeError, match=r"data.train_file: file not found: .*missing\.jsonl"):
+        run_stage("data", recipe)  # the launcher's check, before the stage starts
+    assert _entry(recipe, "data") is None
     with pytest.raises(Exception, match=r"sft split: file not found: .*missing\.jsonl"):
-        run_stage("data", recipe)
+        execute_here("data", recipe)  # the stage's own check
     assert _entry(recipe, "data")["status"] == "failed"
 
 
@@ -83,6 +90,93 @@ def test_cli_reports_recipe_errors_without_traceback(tmp_path):
     )
     assert out.returncode == 2
     assert "ssp: error:" in out.stderr and "sft.lerning_rate" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("sft.learning_rate=[1,2", "override 'sft.learning_rate=[1,2': the value is not valid YAML"),
+        ("eval.models=[base, {x: ]", "the value is not valid YAML: did not find expected node content"),
+    ],
+)
+def test_malformed_yaml_is_one_line_naming_the_override(tmp_path, override, message):
+    out = subprocess.run(ssp_cmd("show", str(TINY), override), capture_output=True, text=True)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sft:\n  learning_rate: [1,\n")
+    out = subprocess.run(ssp_cmd("show", str(bad)), capture_output=True, text=True)
+    assert out.returncode == 2 and f"{bad}: not valid YAML" in out.stderr and "line 3" in out.stderr
+
+
+def test_a_recipes_references_are_checked_before_any_stage_runs(tmp_path):
+    """A misspelt eval model and an RL phase reading an RL split that `data.rl_file: null` never
+    makes: one error listing both, before the data stage starts; an earlier eval folder stays."""
+    (tmp_path / "tiny" / "eval").mkdir(parents=True)
+    for name in ("train", "eval", "probe"):
+        (tmp_path / f"{name}.jsonl").write_text(
+            '{"id": "1", "domain": "algebra", "problem": "p", "answer": "1"}\n'
+        )
+    out = subprocess.run(
+        ssp_cmd(
+            "run",
+            str(TINY),
+            f"output_root={tmp_path}",
+            "eval.models=[base,signa]",
+            "data.source=files",
+            f"data.train_file={tmp_path}/train.jsonl",
+            f"data.eval_file={tmp_path}/eval.jsonl",
+            "data.domains=[algebra]",
+            f"data.probe_files={{algebra: {tmp_path}/probe.jsonl}}",
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "rl.phases[0].prompts: 'rl' reads the data stage's RL prompt set, but there is none" in out.stderr
+    assert "eval.models[1]: 'signa' is neither a model alias (base, sft, spectrum, signal)" in out.stderr
+    assert not (tmp_path / "tiny" / "manifest.json").exists(), "a stage ran"
+    assert [p.name for p in (tmp_path / "tiny").iterdir()] == ["eval"], "the eval folder was moved aside"
+
+
+def test_nproc_auto_and_more_processes_than_gpus(monkeypatch):
+    """`auto` is every visible GPU (1 without one); more processes than GPUs is one line naming the
+    key, before launch. The GPU count is a stand-in here (this machine has none)."""
+    import torch
+
+    from train.device import resolve_nproc
+
+    assert resolve_nproc("auto", "sft.nproc_per_node") == max(1, torch.cuda.device_count())
+    assert resolve_nproc(2, "sft.nproc_per_node") == 2  # CPU: gloo processes, any count
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    assert resolve_nproc("auto", "rl.nproc_per_node") == 1
+    with pytest.raises(
+        RecipeError,
+        match=r"sft.nproc_per_node=2, but this machine has 1 visible GPU\(s\) \(CUDA_VISIBLE_DEVICES=0\): set sft.nproc_per_node to at most 1, or to auto",
+    ):
+        resolve_nproc(2, "sft.nproc_per_node")
+    recipe = fast_recipe(Path("/nonexistent"), "sft.nproc_per_node=2")
+    with pytest.raises(RecipeError, match="sft.nproc_per_node=2, but this machine has 1 visible GPU"):
+        run_stage("sft", recipe)
+
+
+def test_a_torchrun_worker_beyond_the_visible_gpus_stops_with_one_line(monkeypatch, capsys):
+    """torchrun started by hand with too many processes: one line naming the cause, not CUDA's
+    "invalid device ordinal" traceback. The GPU is a stand-in (this machine has none)."""
+    import torch
+
+    from launch.runner import stage_main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr("launch.runner.die_with_parent", lambda *a: None)  # not a real torchrun worker
+    with pytest.raises(SystemExit) as exit_info:
+        stage_main("sft", [str(TINY)])
+    assert exit_info.value.code == 2
+    assert "torchrun started process 1 on a node with 1 visible GPU(s)" in capsys.readouterr().err
 
 
 @pytest.mark.slow

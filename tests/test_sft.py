@@ -16,6 +16,7 @@ from launch.runner import execute_here, run_stage
 from train.checkpoints import STAGING, clear_staging, complete_checkpoints, latest_checkpoint
 
 from .conftest import FAST, TINY, fast_recipe, ssp_cmd
+from .helpers.scripted_model import build_scripted_model
 
 
 def test_tiny_sft_loss_falls_and_every_checkpoint_is_complete(tmp_path):
@@ -114,16 +115,48 @@ def test_half_written_checkpoints_are_never_picked_up(tmp_path):
     assert not (stage / STAGING).exists()
 
 
-def _kill_job(marker: str) -> None:
-    """SIGKILL every process carrying ``marker`` in its environment, as a cluster scheduler kills a
-    job's cgroup. (torchrun starts workers in sessions of their own, so killpg alone misses them.)"""
-    needle = f"SSP_TEST_JOB={marker}".encode()
+def _job_pids(marker: str) -> list[int]:
+    """Live (not zombie) processes carrying ``marker`` in their environment."""
+    needle, pids = f"SSP_TEST_JOB={marker}".encode(), []
     for pid in (p for p in os.listdir("/proc") if p.isdigit()):
         try:
             if needle in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
-                os.kill(int(pid), signal.SIGKILL)
-        except (OSError, PermissionError):
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    pids.append(int(pid))
+        except (OSError, PermissionError, IndexError):
             continue
+    return pids
+
+
+def _kill_job(marker: str) -> None:
+    """SIGKILL every process carrying ``marker`` in its environment, as a cluster scheduler kills a
+    job's cgroup. (torchrun starts workers in sessions of their own, so killpg alone misses them.)"""
+    for pid in _job_pids(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            continue
+
+
+def _sft_job_until(tmp_path, overrides: list[str], checkpoint: str):
+    """Start `ssp stage sft` in a session of its own, its processes marked in their environment,
+    and return (process, marker, sft folder) once ``checkpoint`` is published."""
+    run_stage("data", fast_recipe(tmp_path, *overrides[1:]))
+    sft_dir = tmp_path / "tiny" / "sft"
+    marker = uuid.uuid4().hex
+    proc = subprocess.Popen(
+        ssp_cmd("stage", "sft", str(TINY), *overrides),
+        start_new_session=True,
+        env={**os.environ, "SSP_TEST_JOB": marker},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while not (sft_dir / "checkpoints" / checkpoint).exists():
+        assert proc.poll() is None, "sft ended before it could be interrupted"
+        assert time.monotonic() < deadline, f"no {checkpoint} within 240 s"
+        time.sleep(0.05)
+    return proc, marker, sft_dir
 
 
 @pytest.mark.slow
@@ -136,21 +169,7 @@ def test_killed_sft_resumes_from_its_last_complete_checkpoint(tmp_path):
         "sft.save_every=5",
         "sft.per_device_train_batch_size=4",
     ]
-    run_stage("data", fast_recipe(tmp_path, *overrides[1:]))
-    sft_dir = tmp_path / "tiny" / "sft"
-    marker = uuid.uuid4().hex
-    proc = subprocess.Popen(
-        ssp_cmd("stage", "sft", str(TINY), *overrides),
-        start_new_session=True,
-        env={**os.environ, "SSP_TEST_JOB": marker},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 240
-    while not (sft_dir / "checkpoints" / "checkpoint-10").exists():
-        assert proc.poll() is None, "sft ended before it could be interrupted"
-        assert time.monotonic() < deadline, "no checkpoint-10 within 240 s"
-        time.sleep(0.05)
+    proc, marker, sft_dir = _sft_job_until(tmp_path, overrides, "checkpoint-10")
     _kill_job(marker)
     proc.wait()
     time.sleep(0.5)  # let the kernel reap the orphaned worker
@@ -169,6 +188,25 @@ def test_killed_sft_resumes_from_its_last_complete_checkpoint(tmp_path):
     assert not (sft_dir / STAGING / "checkpoint-999").exists()
     state = json.loads((latest_checkpoint(sft_dir) / "trainer_state.json").read_text())
     assert state["global_step"] == 300
+
+
+@pytest.mark.slow
+def test_killing_ssp_stops_its_torchrun_workers(tmp_path):
+    """kill -9 of the `ssp` process group only (the worker runs in a session of its own, as torchrun
+    starts it): the worker once went on writing checkpoints into the run for ~40 s. Now every
+    process of the job is gone within seconds and no checkpoint appears afterwards."""
+    overrides = [f"output_root={tmp_path}", *FAST, "sft.max_steps=2000", "sft.save_every=5"]
+    proc, marker, sft_dir = _sft_job_until(tmp_path, overrides, "checkpoint-5")
+    assert len(_job_pids(marker)) >= 3  # ssp, torchrun, the worker
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while _job_pids(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _job_pids(marker) == [], "a process of the killed job is still running"
+    published = sorted(p.name for p in (sft_dir / "checkpoints").iterdir())
+    time.sleep(2)
+    assert sorted(p.name for p in (sft_dir / "checkpoints").iterdir()) == published
 
 
 @pytest.mark.slow
@@ -203,3 +241,17 @@ def test_a_second_attempt_cannot_run_while_the_first_holds_the_stage(tmp_path):
         with pytest.raises(StageError, match="stage 'sft' is already running"):
             execute_here("sft", recipe)
     assert not (recipe.run_dir / "sft").exists(), "nothing was touched"
+
+
+def test_greedy_check_scores_against_an_independent_count(tmp_path):
+    """The held-out greedy check on a scripted model that always answers 7: right on every "7"
+    problem, wrong on every "8" one. A verifier that failed would stop it, not report 0%."""
+    from train.greedy_eval import greedy_accuracy
+
+    model = build_scripted_model(tmp_path / "m", p=1.0)
+    rows = [
+        {"id": str(i), "domain": d, "problem": f"Q{i}", "answer": g}
+        for i, (d, g) in enumerate([("a", "7"), ("b", "8")] * 3)
+    ]
+    result = greedy_accuracy(model, rows, max_new_tokens=4)
+    assert result["accuracy"] == 0.5 and result["per_domain"] == {"a": 1.0, "b": 0.0}

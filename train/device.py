@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -18,3 +20,26 @@ def trainer_device_args(bf16: bool | None = None) -> dict[str, bool]:
         # accelerate treats torchrun workers as one distributed job on CPU only with use_cpu=True
         "use_cpu": not cuda,
     }
+
+
+def resolve_nproc(value: int | str, key: str) -> int:
+    """Processes a training stage starts per node: ``auto`` = every visible GPU (1 without one).
+
+    On a CUDA machine more processes than visible GPUs is a RecipeError naming ``key`` (before
+    launch, instead of torch's "invalid device ordinal" inside each worker). Without CUDA any count
+    runs (gloo processes on the CPU, as the tests do)."""
+    from launch.errors import RecipeError
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if value == "auto":
+        return max(1, visible)
+    if not isinstance(value, int) or value < 1:
+        raise RecipeError(f"{key}: must be a positive integer or 'auto', got {value!r}")
+    if visible and value > visible:
+        devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise RecipeError(
+            f"{key}={value}, but this machine has {visible} visible GPU(s)"
+            + (f" (CUDA_VISIBLE_DEVICES={devices})" if devices is not None else "")
+            + f": set {key} to at most {visible}, or to auto"
+        )
+    return value

@@ -1,0 +1,114 @@
+"""What a recipe refers to, checked before the first stage runs.
+
+    check_recipe(recipe, ["data", "sft", "probe", "merge", "rl", "eval"])   # RecipeError listing every problem
+
+A recipe names files, models, stages and a process count; a wrong one used to surface only when
+its stage started (an RL prompt set that does not exist, hours after SFT began; an eval model
+``signa`` that the hub was asked for, after the eval folder had been moved aside). Checked here,
+cheaply and without a network:
+
+- every stage's upstream stages run earlier in this invocation or have completed in the run;
+- ``data.source=files``: the files exist; an RL phase with ``prompts: rl`` has an RL split to read;
+- model references (``model.name_or_path``, ``eval.models``, a phase's prompts file, benchmark
+  sources, ``sft.deepspeed``): an alias, an existing local file or complete model folder
+  (``check_model_folder``: config, tokenizer, untruncated weights), or something shaped like a
+  hub id (``owner/name``), which is left to the hub;
+- training stages' process counts against the visible GPUs (``train/device.resolve_nproc``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from launch.errors import DataError, RecipeError
+from launch.manifest import Manifest
+from launch.recipe import Recipe
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def looks_local(ref: str) -> bool:
+    """Is ``ref`` meant as a path on this machine (rather than a hub id)?"""
+    return bool(ref) and (
+        Path(ref).exists()
+        or Path(ref).suffix in (".jsonl", ".json", ".parquet", ".yaml")
+        or ref.startswith((".", "/", "~"))
+        or ref.count("/") > 1
+    )
+
+
+def _model(ref: str, key: str, problems: list[str], aliases: tuple[str, ...] = ()) -> None:
+    from train.checkpoints import check_model_folder
+
+    if looks_local(ref):
+        try:
+            check_model_folder(ref)
+        except DataError as err:
+            problems.append(f"{key}: {err}")
+    elif not HUB_ID.match(ref):
+        known = f"a model alias ({', '.join(aliases)}), " if aliases else ""
+        problems.append(f"{key}: {ref!r} is neither {known}a model folder here, nor a hub id (owner/name)")
+
+
+def _file(ref: str | None, key: str, problems: list[str]) -> None:
+    if ref and not Path(ref).exists():
+        problems.append(f"{key}: file not found: {ref}")
+
+
+def check_recipe(recipe: Recipe, stages: list[str]) -> None:
+    """Raise one RecipeError listing every problem found for running ``stages`` of ``recipe``."""
+    from evaluation.config import MODEL_ALIASES
+    from launch.stages import STAGES
+
+    problems: list[str] = []
+    manifest = Manifest(recipe.run_dir)
+    for i, name in enumerate(stages):
+        for need in STAGES[name].upstream(recipe):
+            if need not in stages[:i] and not manifest.completed(need):
+                problems.append(
+                    f"stage {name!r} needs stage {need!r}, which is neither run before it here nor "
+                    f"completed in {recipe.run_dir}"
+                )
+        if STAGES[name].distributed:
+            try:
+                STAGES[name].nproc(recipe)
+            except RecipeError as err:
+                problems.append(str(err))
+    data = recipe.data
+    if "data" in stages and data.source == "files":
+        _file(data.train_file, "data.train_file", problems)
+        _file(data.eval_file, "data.eval_file", problems)
+        _file(data.rl_file, "data.rl_file", problems)
+        for domain, path in data.probe_files.items():
+            _file(path, f"data.probe_files.{domain}", problems)
+    if "sft" in stages:
+        _file(recipe.sft.deepspeed, "sft.deepspeed", problems)
+        if recipe.model.name_or_path != "tiny":
+            _model(recipe.model.name_or_path, "model.name_or_path", problems)
+    if "rl" in stages:
+        data_done = manifest.stage("data") if "data" not in stages else None
+        has_rl_split = (
+            "rl" in data_done["outputs"] if data_done else data.source == "tiny" or bool(data.rl_file)
+        )
+        for j, phase in enumerate(recipe.rl.phases):
+            if phase.prompts == "rl" and not has_rl_split:
+                problems.append(
+                    f"rl.phases[{j}].prompts: 'rl' reads the data stage's RL prompt set, but there is none "
+                    "(data.source=files with data.rl_file: null): set data.rl_file, or the phase's prompts "
+                    "to a file"
+                )
+            elif phase.prompts != "rl":
+                _file(phase.prompts, f"rl.phases[{j}].prompts", problems)
+    if "eval" in stages:
+        for j, model in enumerate(recipe.eval.models):
+            if model not in MODEL_ALIASES:
+                _model(model, f"eval.models[{j}]", problems, tuple(MODEL_ALIASES))
+        for j, bench in enumerate(recipe.eval.benchmarks):
+            if looks_local(bench.source):
+                _file(bench.source, f"eval.benchmarks[{j}].source", problems)
+    if problems:
+        raise RecipeError(
+            "the recipe refers to things that are not there (nothing has run):\n  - "
+            + "\n  - ".join(problems)
+        )
