@@ -34,6 +34,7 @@ demo: install
 	$(VENV)/bin/ssp run recipes/tiny.yaml
 
 test: install
+	$(VENV)/bin/ssp doctor
 	$(PY) -m pytest -q tests
 
 lint: install

@@ -5,6 +5,7 @@ ssp stage NAME RECIPE [key=value ...] [--force]    one stage
 ssp show RECIPE [key=value ...]                    the resolved recipe, validated
 ssp merge --out DIR CKPT[:WEIGHT] ...              weighted average of model folders
 ssp eval MODEL ... --benchmarks NAME[=SOURCE] ...  benchmark models outside a run
+ssp doctor [RECIPE [key=value ...]]                what this machine (and recipe) can run
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         add_help=False,
         help="benchmark models outside a run: ssp eval MODEL ... --benchmarks NAME[=SOURCE] ...",
     )
+    doctor = sub.add_parser(
+        "doctor", help="check this machine (torch, GPUs, DeepSpeed, vLLM, sandbox, a reward round trip)"
+    )
+    doctor.add_argument("recipe", nargs="?", help="also check what this recipe refers to")
+    doctor.add_argument("overrides", nargs="*")
     show = sub.add_parser("show", help="print the resolved, validated recipe")
     show.add_argument("recipe")
     show.add_argument("overrides", nargs="*")
@@ -60,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"ssp: error: {err}", file=sys.stderr)
             return 2
     args = _parser().parse_args(argv)
+    if args.command == "doctor":
+        from launch.doctor import main as doctor
+
+        return doctor([args.recipe, *args.overrides] if args.recipe else None)
     from launch.runner import run_pipeline, run_stage, setup_logging
 
     setup_logging()
