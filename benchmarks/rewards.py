@@ -6,6 +6,9 @@
    this process, on the same realistic mix of completions: answers/s and the ratio.
 2. The code sandbox against a bare subprocess running the same trivial program:
    executions/s and the overhead ratio; code_tests with its default concurrency.
+3. The pool's fixed costs: seconds until a new reward's workers have scored their first item
+   (fresh interpreters importing math-verify), and what one hung item costs a batch (its
+   timeout, plus nothing for the replacement's start-up, which overlaps the other items).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from reward import get_reward  # noqa: E402
+from reward.code_tests import with_prelude  # noqa: E402
 from reward.sandbox import Limits, isolation, run_python  # noqa: E402
 
 
@@ -99,6 +103,14 @@ def bench_sandbox(n: int = 40) -> None:
     print(
         f"bare subprocess: {n / bare_s:6.1f} executions/s   overhead ratio (sandbox / bare): {sandbox_s / bare_s:.2f}x"
     )
+    t = time.perf_counter()
+    for i in range(n):
+        assert run_python(with_prelude(src), f"{i}\n", limits).stdout == f"{i}\n"
+    prelude_s = time.perf_counter() - t
+    print(
+        f"sandbox with LiveCodeBench's implicit imports: {n / prelude_s:6.1f} executions/s "
+        f"(prelude / plain: {prelude_s / sandbox_s:.2f}x)"
+    )
     reward = get_reward("code_tests")
     completion = "```python\nprint(input())\n```"
     tests = [[{"testtype": "stdin", "input": f"{i}", "output": f"{i}"}] for i in range(n)]
@@ -109,7 +121,30 @@ def bench_sandbox(n: int = 40) -> None:
     print(f"code_tests (max_concurrency={reward.max_concurrency}): {n / ct_s:6.1f} executions/s")
 
 
+def bench_pool(n: int = 200, timeout: float = 2.0) -> None:
+    golds, comps = math_mix(n, seed=1)
+    t = time.perf_counter()
+    reward = get_reward("math_correctness", workers=os.cpu_count(), timeout=timeout, max_failure_rate=0.5)
+    reward(comps[:1], answer=golds[:1])
+    start_s = time.perf_counter() - t
+    t = time.perf_counter()
+    reward(comps, answer=golds)
+    clean_s = time.perf_counter() - t
+    hang = "\\boxed{" + "9^" * 40 + "9}"
+    t = time.perf_counter()
+    scores = reward([hang, *comps[1:]], answer=golds)
+    hung_s = time.perf_counter() - t
+    assert scores[0] is None and reward.last.statuses[0] == "timeout"
+    reward.close()
+    print(f"pool start-up to the first score ({reward.workers} workers): {start_s:.2f} s")
+    print(
+        f"{n} items: {clean_s:.2f} s; the same with one item hung (timeout {timeout:g} s): {hung_s:.2f} s "
+        f"(+{hung_s - clean_s:.2f} s)"
+    )
+
+
 if __name__ == "__main__":
     print(f"cores: {os.cpu_count()}, python {sys.version.split()[0]}")
     bench_math()
     bench_sandbox()
+    bench_pool()

@@ -275,3 +275,8 @@ def test_extract_program_takes_the_last_python_block():
     text = "```python\nprint(1)\n```\nbetter:\n```py\nprint(2)\n```\n```text\nout\n```"
     assert extract_program(text) == "print(2)\n"
     assert extract_program("no code") is None
+
+
+def test_implicit_imports_can_be_turned_off(no_leaks):
+    bare = get_reward("code_tests", implicit_imports=False)
+    assert bare([STARTER_STYLE], tests=[STARTER_TESTS], fn_name=["maxSum"]) == [0.0]  # NameError: List
