@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.errors import DataError
+from launch.references import looks_local
 
 MATH_SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
 GPQA_SUFFIX = "Think step by step, then give the letter of the correct option within \\boxed{}."
@@ -319,8 +320,6 @@ def load_benchmark(
 ) -> tuple[Benchmark, list[dict], Protocol]:
     """(benchmark, rows, protocol) for a ``BenchmarkSpec``. ``default_source`` stands in for an empty
     ``source`` (the data stage's held-out file for tiny_heldout)."""
-    from launch.preflight import looks_local
-
     bench = BENCHMARKS[spec.name]
     source = spec.source or default_source
     if looks_local(source):

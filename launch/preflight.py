@@ -18,24 +18,12 @@ cheaply and without a network:
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from launch.errors import DataError, RecipeError
 from launch.manifest import Manifest
 from launch.recipe import Recipe
-
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def looks_local(ref: str) -> bool:
-    """Is ``ref`` meant as a path on this machine (rather than a hub id)?"""
-    return bool(ref) and (
-        Path(ref).exists()
-        or Path(ref).suffix in (".jsonl", ".json", ".parquet", ".yaml")
-        or ref.startswith((".", "/", "~"))
-        or ref.count("/") > 1
-    )
+from launch.references import HUB_ID, looks_local
 
 
 def _model(ref: str, key: str, problems: list[str], aliases: tuple[str, ...] = ()) -> None:
