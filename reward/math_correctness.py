@@ -17,10 +17,11 @@ Outcomes (``reward/outcome.py``), including for untrusted model output:
 
 Departures from plain math-verify: its own ``signal.alarm`` timeouts are off (the pool's hard
 timeout is the only one, so every timeout is counted: math-verify's would silently answer
-"not equal"), and parsing raises instead of returning "nothing found" when math-verify fails
-outside its per-match error handling. A comparison that raises inside sympy still means "not
-equal" (math-verify's ``raise_on_error=False``): comparing incomparable objects is common and is
-not a verifier failure.
+"not equal"). As in math-verify, a text it cannot parse (even when sympy raises, as it does on
+numbers written with Arabic-Indic digits) holds no answer: a wrong answer for a completion,
+unscorable for a gold; and a comparison that raises inside sympy means "not equal": comparing
+incomparable objects is common in model output and is not a verifier failure. A MemoryError is
+never swallowed: it is an error of the item.
 
 Work is spread over ``workers`` processes (default: all cores, at most 8), started as fresh
 interpreters (``reward/pool.py``): they work whatever the calling script imported.
@@ -44,17 +45,27 @@ def _strip_currency(answer: str) -> str:
     return answer.replace("\\$", "")
 
 
+def _parse(text: str) -> list:
+    """math-verify's parse, its own timeouts off; what it cannot parse, even by raising (sympy on a
+    number written with non-ASCII digits, say), is nothing parsed. A MemoryError is not swallowed:
+    it is the worker's limit, an error of the item."""
+    from math_verify import parse
+
+    try:
+        return parse(text, parsing_timeout=None, raise_on_error=True)
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - an unparseable text: no answer in it
+        return []
+
+
 def score_item(item: tuple[str, str]) -> float | None:
     """Runs in a worker: (gold, completion) -> 1.0 / 0.0 / None (gold cannot be parsed)."""
-    from math_verify import parse, verify
+    from math_verify import verify
 
     gold, completion = item
     gold = _strip_currency(words_to_number(gold) or gold)
-    gold_parsed = parse(
-        f"${gold}$" if "$" not in gold and "\\boxed" not in gold else gold,
-        parsing_timeout=None,
-        raise_on_error=True,
-    )
+    gold_parsed = _parse(f"${gold}$" if "$" not in gold and "\\boxed" not in gold else gold)
     if not gold_parsed:
         return None
     boxed = extract_boxed(completion)
@@ -64,9 +75,9 @@ def score_item(item: tuple[str, str]) -> float | None:
         boxed = _strip_currency(words_to_number(boxed) or boxed)  # "\\text{five}" -> "5"
         if normalise(boxed) == normalise(gold):
             return 1.0
-        predicted = parse(f"$\\boxed{{{boxed}}}$", parsing_timeout=None, raise_on_error=True)
+        predicted = _parse(f"$\\boxed{{{boxed}}}$")
     else:
-        predicted = parse(completion[-MAX_FALLBACK_CHARS:], parsing_timeout=None, raise_on_error=True)
+        predicted = _parse(completion[-MAX_FALLBACK_CHARS:])
     if not predicted:
         return 0.0
     return 1.0 if verify(gold_parsed, predicted, timeout_seconds=None) else 0.0
