@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from launch.errors import check
 
@@ -39,6 +40,9 @@ class BenchmarkSpec:
     the final answer within \\boxed{}.")."""
     k: list[int] = field(default_factory=list)
     """The k of every Pass@k; empty = the protocol's (k <= n_samples are kept)."""
+    reward_options: dict[str, Any] = field(default_factory=dict)
+    """Options of the benchmark's reward over the registry's, e.g. {timeout: 30} for math or
+    {sandbox: unsafe} for LiveCodeBench on a machine without bubblewrap (docs/security.md)."""
 
     def __post_init__(self):
         from evaluation.benchmarks import BENCHMARKS

@@ -67,7 +67,7 @@ def evaluate(
         bench, rows, proto = load_benchmark(spec, f"eval.benchmarks[{i}]", default_sources.get(spec.name, ""))
         if spec.prompt_suffix is None and spec.name in default_suffixes:
             proto = replace(proto, prompt_suffix=default_suffixes[spec.name])
-        loaded.append((bench, rows, proto))
+        loaded.append((bench, rows, proto, {**bench.reward_options, **spec.reward_options}))
         log.info("eval: %s: %d problems x %d samples", bench.name, len(rows), proto.n_samples)
     (out_dir / "by_unit").mkdir(parents=True, exist_ok=True)
     (out_dir / "completions").mkdir(exist_ok=True)
@@ -75,7 +75,7 @@ def evaluate(
     generator, rewards = None, {}
     try:
         for model, path in models.items():
-            for bench, rows, proto in loaded:
+            for bench, rows, proto, options in loaded:
                 unit = _unit_name(model, bench.name)
                 unit_file = out_dir / "by_unit" / f"{unit}.json"
                 if unit_file.is_file():  # done by an interrupted earlier attempt
@@ -86,8 +86,9 @@ def evaluate(
                     generator = make_generator(path, generation, batch_size=cfg.batch_size)
                 elif generator.model_dir != str(path):
                     generator.load(path)
-                if bench.reward not in rewards:
-                    rewards[bench.reward] = get_reward(bench.reward, **bench.reward_options)
+                key = (bench.reward, json.dumps(options, sort_keys=True))
+                if key not in rewards:
+                    rewards[key] = get_reward(bench.reward, **options)
                 params = SamplingParams(
                     n=proto.n_samples,
                     temperature=proto.temperature,
@@ -99,7 +100,7 @@ def evaluate(
                 flat, scores, seconds, report = sample_and_score(
                     generator,
                     rows,
-                    rewards[bench.reward],
+                    rewards[key],
                     params,
                     f"eval {model} {bench.name}",
                     proto.prompt_suffix,
@@ -169,7 +170,7 @@ def evaluate(
                 r.close()
     summary = {
         "models": models,
-        "benchmarks": {b.name: {"title": b.title, "problems": len(rows)} for b, rows, _ in loaded},
+        "benchmarks": {b.name: {"title": b.title, "problems": len(rows)} for b, rows, _, _ in loaded},
         "results": results,
     }
     write_atomic(out_dir / "results.json", json.dumps(summary, indent=2))

@@ -116,8 +116,11 @@ def _sandbox() -> tuple[str, str]:
     active = ", ".join(k for k, v in layers.items() if v)
     missing = ", ".join(k for k, v in layers.items() if not v)
     if not layers["bubblewrap"]:
-        return WARN, f"no bubblewrap: weaker isolation for code_tests (active: {active}; docs/security.md)"
-    return OK, f"active: {active}" + (f"; not active: {missing}" if missing else "")
+        return WARN, (
+            "no working bubblewrap: code_tests refuses to run programs (install bubblewrap, or opt in with "
+            f"sandbox: unsafe for: {active}; docs/security.md)"
+        )
+    return OK, f"strict: {active}" + (f"; not active: {missing}" if missing else "")
 
 
 def _wandb() -> tuple[str, str]:
@@ -146,15 +149,20 @@ def _roundtrip() -> tuple[str, str]:
         tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
         return FAIL, f"the round-trip process failed (exit {out.returncode}): {tail}"
     expected = {"math_correctness": [1.0, 0.0], "code_tests": [1.0, 0.0]}
-    wrong = []
+    wrong, refused = [], "refusing" in result.get("code_tests", {}).get("error", "")
     for name, want in expected.items():
         got = result.get(name, {})
-        if got.get("scores") != want:
+        if got.get("scores") != want and not (name == "code_tests" and refused):
             wrong.append(
                 f"{name} scored {got.get('scores')} instead of {want} ({got.get('error') or got.get('first')})"
             )
     if wrong:
         return FAIL, "; ".join(wrong)
+    if refused:
+        return (
+            WARN,
+            f"math right/wrong 1.0/0.0; code_tests refused (no bubblewrap, see the sandbox row) ({took:.1f} s)",
+        )
     return (
         OK,
         f"math right/wrong 1.0/0.0, code pass/fail 1.0/0.0, from a main module importing torch+TRL ({took:.1f} s)",

@@ -13,7 +13,9 @@ cheaply and without a network:
   sources, ``sft.deepspeed``): an alias, an existing local file or complete model folder
   (``check_model_folder``: config, tokenizer, untruncated weights), or something shaped like a
   hub id (``owner/name``), which is left to the hub;
-- training stages' process counts against the visible GPUs (``train/device.resolve_nproc``).
+- training stages' process counts against the visible GPUs (``train/device.resolve_nproc``);
+- a ``code_tests`` reward (an RL phase's, the probe's, a LiveCodeBench benchmark's) in strict mode
+  on a machine where bubblewrap cannot isolate programs: it would refuse when its stage starts.
 """
 
 from __future__ import annotations
@@ -42,6 +44,36 @@ def _model(ref: str, key: str, problems: list[str], aliases: tuple[str, ...] = (
 def _file(ref: str | None, key: str, problems: list[str]) -> None:
     if ref and not Path(ref).exists():
         problems.append(f"{key}: file not found: {ref}")
+
+
+def _code_sandbox(recipe: Recipe, stages: list[str], problems: list[str]) -> None:
+    """code_tests rewards that will refuse to run here (strict sandbox, no bubblewrap)."""
+    from evaluation.benchmarks import BENCHMARKS
+
+    uses: list[tuple[str, dict]] = []
+    if "rl" in stages:
+        for j, phase in enumerate(recipe.rl.phases):
+            uses += [
+                (f"rl.phases[{j}].rewards[{k}]", r.options)
+                for k, r in enumerate(phase.rewards)
+                if r.name == "code_tests"
+            ]
+    if {"probe", "merge"} & set(stages) and recipe.probe.reward.name == "code_tests":
+        uses.append(("probe.reward", recipe.probe.reward.options))
+    if "eval" in stages:
+        for j, bench in enumerate(recipe.eval.benchmarks):
+            if BENCHMARKS[bench.name].reward == "code_tests":
+                options = {**BENCHMARKS[bench.name].reward_options, **bench.reward_options}
+                uses.append((f"eval.benchmarks[{j}] ({bench.name})", options))
+    strict = [key for key, options in uses if options.get("sandbox", "strict") != "unsafe"]
+    if strict:
+        from reward.sandbox import isolation
+
+        if not isolation()["bubblewrap"]:
+            problems.append(
+                f"{', '.join(strict)}: code_tests runs programs only under bubblewrap, which cannot start a "
+                "sandbox here: install it (apt-get install bubblewrap), or set the reward's option sandbox: unsafe"
+            )
 
 
 def check_recipe(recipe: Recipe, stages: list[str]) -> None:
@@ -95,6 +127,7 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
         for j, bench in enumerate(recipe.eval.benchmarks):
             if looks_local(bench.source):
                 _file(bench.source, f"eval.benchmarks[{j}].source", problems)
+    _code_sandbox(recipe, stages, problems)
     if problems:
         raise RecipeError(
             "the recipe refers to things that are not there (nothing has run):\n  - "

@@ -27,7 +27,10 @@ cannot start or run the program is an *error* (None, counted; too many stop the 
 
 Each test is one sandboxed process (``reward/sandbox.py``) with a per-test wall-clock limit;
 ``total_seconds`` bounds a whole completion (remaining tests fail once it is spent).
-``max_concurrency`` completions run at once.
+``max_concurrency`` completions run at once. ``sandbox: strict`` (the default) refuses, when the
+reward is built, to run anything where bubblewrap cannot isolate programs; ``sandbox: unsafe``
+runs them with the weaker isolation left (docs/security.md), with a warning. The layers in use
+are logged once when the reward is built.
 """
 
 from __future__ import annotations
@@ -39,9 +42,9 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from reward.outcome import ERROR, SCORED, UNSCORABLE, CheckedReward
+from reward.outcome import ERROR, SCORED, UNSCORABLE, CheckedReward, RewardError, log
 from reward.registry import completion_text
-from reward.sandbox import Limits, run_python
+from reward.sandbox import Limits, SandboxUnavailable, require_isolation, run_python
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
 _FUTURE = re.compile(r"^from __future__ import [^\n]*\n?", re.MULTILINE)
@@ -150,16 +153,33 @@ class CodeTests(CheckedReward):
         cpu_seconds: int = 6,
         max_failure_rate: float = 0.25,
         implicit_imports: bool = True,
+        sandbox: str = "strict",
     ):
         super().__init__(max_failure_rate)
         self.__name__ = "code_tests"
+        if sandbox not in ("strict", "unsafe"):
+            raise ValueError(f"code_tests: sandbox must be 'strict' or 'unsafe', got {sandbox!r}")
+        self.unsafe = sandbox == "unsafe"
+        try:
+            layers = require_isolation(self.unsafe)
+        except SandboxUnavailable as err:
+            raise RewardError(f"reward code_tests: {err}") from None
+        active = ", ".join(k for k, v in layers.items() if v)
+        if layers["bubblewrap"]:
+            log.info("code_tests: programs run isolated by %s", active)
+        else:
+            log.warning(
+                "code_tests: sandbox: unsafe: programs run WITHOUT bubblewrap, on the host file system, "
+                "and can outlive their call; active layers: %s (docs/security.md)",
+                active,
+            )
         self.prepare = with_prelude if implicit_imports else (lambda program: program)
         self.tests_column, self.fn_name_column, self.partial = tests_column, fn_name_column, partial
         self.total_seconds, self.max_concurrency = total_seconds, max_concurrency
         self.limits = Limits(wall_seconds=test_seconds, cpu_seconds=cpu_seconds, memory_mb=memory_mb)
 
     def _run(self, source: str, stdin: str, limits: Limits):
-        result = run_python(source, stdin, limits)
+        result = run_python(source, stdin, limits, unsafe=self.unsafe)
         if result.status == "sandbox_error":
             raise _CannotRun(f"the sandbox could not start: {result.stderr.strip()[:300]}")
         return result

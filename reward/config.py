@@ -57,6 +57,6 @@ def build_rewards(
     for i, spec in enumerate(specs):
         try:
             funcs.append(get_reward(spec.name, **spec.options))
-        except (KeyError, TypeError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise RecipeError(f"{where}[{i}]: {err.args[0] if err.args else err}") from None
     return funcs, [s.weight for s in specs], (marked[0] if marked else None)

@@ -39,6 +39,8 @@ def get_reward(name: str, **options: Any) -> Callable[..., list[float | None]]:
         return getattr(importlib.import_module(module), factory)(**options)
     except TypeError as err:  # a misspelt option
         raise TypeError(f"reward {name!r}: {err}") from None
+    except ValueError as err:  # an option out of range
+        raise ValueError(f"reward {name!r}: {err}") from None
 
 
 def completion_text(completion: Any) -> str:

@@ -1,26 +1,43 @@
-"""Run one untrusted Python program with limits, and leave nothing behind.
+"""Run one untrusted Python program with limits, in a view of nothing but itself, and leave nothing.
 
     result = run_python(source, stdin="1 2\\n", limits=Limits(wall_seconds=5))
     result.status  # "ok" | "error" | "timeout" | "output_limit" | "killed" | "sandbox_error"
 
-Isolation layers, each applied where the machine allows it (``isolation()`` says which are
-active; docs/security.md lists what each does and does not protect against):
+The threat (docs/security.md): a model-written program that tries to *read* the answer instead of
+computing it (a benchmark's test file, the caller's keys), to *reach* something (the network, a
+socket of another process, the trainer's environment), to *write* somewhere (other samples'
+programs, the host's /tmp, /dev/shm, the project) or to *stay* (a daemon that outlives its call).
 
-1. **bubblewrap** (``bwrap``, Debian package ``bubblewrap``): read-only view of the host file
-   system, a private ``/tmp`` and ``/dev/shm`` discarded afterwards, the work directory as the
-   only writable host path, new user/PID/network/IPC/UTS namespaces (no network at all), uid
-   65534 inside, killed with its parent.
-2. Without bubblewrap: a new network namespace (``unshare``; as root, or through a user
-   namespace where the kernel allows it) and, as root, uid/gid 65534.
-3. Always: resource limits (CPU seconds, address space, file size, processes, open files), a
-   scrubbed environment (no secrets: only PATH, LANG, HOME), ``python -I`` (no user site,
-   no PYTHON* variables), a fresh temporary directory, a new session whose whole process
-   group is SIGKILLed at the end, a wall-clock timeout and a cap on captured output.
+Strict mode (the default) runs every program under bubblewrap (``bwrap``, Debian package
+``bubblewrap``), as root or as an ordinary user:
+
+- **file system**: an empty root holding only the read-only system folders the interpreter
+  needs (``/usr`` and the ``/bin``, ``/lib*`` links to it, the dynamic linker's cache, or the
+  interpreter's own installation when ``/usr`` has no ``python3``), fresh ``/proc`` and ``/dev``,
+  private ``/tmp`` and ``/dev/shm``, and the program's own folder at ``/sandbox``. No home, no
+  project, no data, no host ``/tmp``, no socket of another process;
+- **user**: uid 65534. Root callers start bubblewrap as uid 65534 on the host; other callers
+  cannot change uid, so inside a user namespace 65534 maps back to the caller, whose files are
+  then out of reach because none are in the view;
+- **processes**: a new PID namespace whose init dies with bubblewrap (``--die-with-parent``); when
+  the call returns the namespace is gone, and everything the program forked, ``setsid`` and double
+  forks included, with it;
+- **network, IPC, hostname**: new namespaces (no interface but a down loopback);
+- always: resource limits (CPU seconds, address space, file size, processes, open files), a
+  scrubbed environment, ``python -I -B``, a wall-clock timeout and a cap on captured output.
+
+Each program gets a fresh folder (mode 0700, owned by the uid that runs it) removed afterwards.
+Without a working bubblewrap, ``run_python`` refuses (``SandboxUnavailable``) unless the caller
+opts in with ``unsafe=True`` (the ``code_tests`` option ``sandbox: unsafe``): then the program
+runs on the host file system as uid 65534 (root callers) or as the caller, in a network namespace
+where the kernel allows one, with the limits above; a process that calls ``setsid`` can outlive
+the call. ``isolation()`` says which layers are active.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import resource
 import shutil
@@ -34,11 +51,21 @@ from functools import cache
 
 NOBODY = 65534
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+INSIDE = "/sandbox"  # where the program's folder appears in the sandbox
+# Read-only system paths of the view: what a Python interpreter and its C extensions load.
+SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache")
+PATH = "/usr/local/bin:/usr/bin:/bin"
+
+log = logging.getLogger("ssp")
+
+
+class SandboxUnavailable(RuntimeError):
+    """Strict isolation is not available here and the caller did not opt out of it."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    wall_seconds: float = 10.0  # real time before the process group is killed
+    wall_seconds: float = 10.0  # real time before the sandbox is killed
     cpu_seconds: int = 10  # RLIMIT_CPU
     memory_mb: int = 1024  # RLIMIT_AS (address space)
     file_size_mb: int = 16  # RLIMIT_FSIZE: largest file the program may write
@@ -57,54 +84,87 @@ class ExecResult:
 
 
 @cache
-def _bwrap() -> str | None:
-    path = shutil.which("bwrap")
-    if not path:
-        return None
-    probe = subprocess.run(
-        [path, *_bwrap_args("/"), "--", "/bin/true"],
-        capture_output=True,
-        timeout=30,
-        preexec_fn=_preexec(Limits(), use_bwrap=True),
-    )
-    return path if probe.returncode == 0 else None
+def interpreter() -> tuple[str, tuple[str, ...]]:
+    """(the python3 programs run with, extra host folders the view needs for it). The system's
+    python3 under /usr when there is one (nothing more to show); otherwise this process's base
+    interpreter, whose installation folder is shown read-only (never a venv: its site-packages
+    hold the project's dependencies, not the standard library's)."""
+    for candidate in ("/usr/local/bin/python3", "/usr/bin/python3"):
+        real = os.path.realpath(candidate)
+        if os.access(real, os.X_OK) and real.startswith("/usr/"):
+            return candidate, ()
+    base = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+    return base, (os.path.realpath(sys.base_prefix),)
 
 
 def _bwrap_args(workdir: str) -> list[str]:
+    """bubblewrap's arguments: the view described in the module docstring."""
+    args: list[str] = []
+    for path in SYSTEM_PATHS:
+        if os.path.islink(path):  # merged /usr: /bin -> usr/bin
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.exists(path):
+            args += ["--ro-bind", path, path]
+    for path in interpreter()[1]:
+        args += ["--ro-bind", path, path]
     return [
-        "--ro-bind",
-        "/",
-        "/",
-        "--dev",
-        "/dev",
+        *args,
         "--proc",
         "/proc",
+        "--dev",
+        "/dev",
         "--tmpfs",
         "/tmp",
         "--tmpfs",
         "/dev/shm",
         "--bind",
         workdir,
-        workdir,
+        INSIDE,
         "--chdir",
-        workdir,
+        INSIDE,
+        "--remount-ro",  # the view's own root: nothing but /sandbox, /tmp and /dev/shm is writable
+        "/",
         "--unshare-all",
         "--uid",
         str(NOBODY),
         "--gid",
         str(NOBODY),
+        "--hostname",
+        "sandbox",
         "--die-with-parent",
         "--clearenv",
         "--setenv",
         "PATH",
-        "/usr/local/bin:/usr/bin:/bin",
+        PATH,
         "--setenv",
         "LANG",
         "C.UTF-8",
         "--setenv",
         "HOME",
-        workdir,
+        INSIDE,
     ]
+
+
+@cache
+def _bwrap() -> str | None:
+    """The bubblewrap binary, if it can start a sandbox here (as this user)."""
+    path = shutil.which("bwrap")
+    if not path:
+        return None
+    folder = _workdir()
+    try:
+        probe = subprocess.run(
+            [path, *_bwrap_args(folder), "--", interpreter()[0], "-I", "-c", "pass"],
+            capture_output=True,
+            timeout=60,
+            cwd="/",
+            preexec_fn=_preexec(Limits(), use_bwrap=True),
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return path if probe.returncode == 0 else None
 
 
 def _unshare(flags: int) -> bool:
@@ -127,17 +187,32 @@ def _netns_mode() -> int | None:
 
 @cache
 def isolation() -> dict[str, bool]:
-    """What isolation is active on this machine."""
+    """Which isolation layers programs get on this machine in strict mode (with bubblewrap), or, when
+    bubblewrap is missing, in unsafe mode."""
     bwrap = _bwrap() is not None
+    root = os.geteuid() == 0
     return {
         "bubblewrap": bwrap,
+        "private_filesystem": bwrap,  # only the program, its input and the interpreter are visible
+        "private_pids": bwrap,  # nothing the program starts outlives the call
         "no_network": bwrap or _netns_mode() is not None,
-        "read_only_host_fs": bwrap,
-        "private_tmp": bwrap,
-        "dedicated_uid": os.geteuid() == 0,  # root drops to 65534; others run as themselves
+        "uid_65534": bwrap or root,  # on the host (root callers) or inside a user namespace
         "resource_limits": True,
         "scrubbed_env": True,
     }
+
+
+def require_isolation(unsafe: bool) -> dict[str, bool]:
+    """The active layers; SandboxUnavailable unless bubblewrap works here or ``unsafe`` is set."""
+    layers = isolation()
+    if not layers["bubblewrap"] and not unsafe:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is missing or cannot start a sandbox here, so model-written programs "
+            "would run on the host file system: refusing. Install it (apt-get install bubblewrap; as a "
+            "non-root user the kernel must allow unprivileged user namespaces), or accept the weaker "
+            "isolation explicitly with the code_tests option `sandbox: unsafe` (docs/security.md)"
+        )
+    return layers
 
 
 def _preexec(limits: Limits, use_bwrap: bool):
@@ -193,9 +268,8 @@ def _kill_group(proc: subprocess.Popen) -> None:
     """SIGKILL the sandbox's process group and return once no live member is left.
 
     The group holds bubblewrap, the PID namespace's init and the program with anything it
-    forked (no ``--new-session``: preexec's ``setsid`` already detaches from any terminal).
-    A process that calls setsid itself leaves the group, but not the PID namespace, which
-    the kernel empties when its init dies."""
+    forked. A process that calls setsid itself leaves the group, but not the PID namespace,
+    which the kernel empties when its init dies (with bubblewrap, by --die-with-parent)."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -206,25 +280,56 @@ def _kill_group(proc: subprocess.Popen) -> None:
         time.sleep(0.005)
 
 
-def run_python(source: str, stdin: str = "", limits: Limits = Limits()) -> ExecResult:
-    """Run ``source`` with ``python -I`` on ``stdin`` inside the sandbox."""
-    workdir = tempfile.mkdtemp(prefix="ssp-sandbox-")
+def _workdir() -> str:
+    """A fresh folder for one program: mode 0700, owned by the uid the program runs as."""
+    folder = tempfile.mkdtemp(prefix="ssp-sandbox-")
+    if os.geteuid() == 0:
+        os.chown(folder, NOBODY, NOBODY)
+    return folder
+
+
+def _remove(folder: str) -> None:
+    """Remove a program's folder, whatever it did to the modes inside: a folder of mode 000 cannot
+    be listed, even by its owner, until its mode is restored (root callers are not stopped by it)."""
+
+    def unlock(path: str) -> None:
+        try:
+            os.chmod(path, 0o700, follow_symlinks=False)
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        unlock(entry.path)
+        except OSError:
+            pass
+
+    shutil.rmtree(folder, ignore_errors=True)
+    if os.path.lexists(folder):
+        unlock(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_python(source: str, stdin: str = "", limits: Limits = Limits(), unsafe: bool = False) -> ExecResult:
+    """Run ``source`` with ``python -I -B`` on ``stdin`` in the sandbox (see the module docstring)."""
+    use_bwrap = _bwrap() is not None
+    if not use_bwrap and not unsafe:
+        require_isolation(unsafe)
+    workdir = _workdir()
     try:
-        os.chmod(workdir, 0o777)  # writable by uid 65534
-        with open(os.path.join(workdir, "main.py"), "w", encoding="utf-8", errors="replace") as f:
+        main = os.path.join(workdir, "main.py")
+        with open(main, "w", encoding="utf-8", errors="replace") as f:
             f.write(source)
-        use_bwrap = _bwrap() is not None
-        python = ["python3", "-I", "-B", "main.py"]
+        if os.geteuid() == 0:
+            os.chown(main, NOBODY, NOBODY)
+        python = [interpreter()[0], "-I", "-B", "main.py"]
         if use_bwrap:
             # Address-space limit applied inside, by the shell that execs python.
             inner = ["/bin/sh", "-c", f'ulimit -v {limits.memory_mb * 1024} && exec "$@"', "sh", *python]
-            cmd = [_bwrap(), *_bwrap_args(workdir), "--", *inner]
-            env = {}
+            cmd, env, cwd = [_bwrap(), *_bwrap_args(workdir), "--", *inner], {}, "/"
         else:
-            cmd = [sys.executable, "-I", "-B", "main.py"]
-            env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": workdir}
+            cmd, cwd = python, workdir
+            env = {"PATH": PATH, "LANG": "C.UTF-8", "HOME": workdir}
         for _ in range(40):  # up to ~10 s while the processes of a killed fork bomb are reaped
-            result = _communicate(cmd, env, workdir, stdin, limits, use_bwrap)
+            result = _communicate(cmd, env, cwd, stdin, limits, use_bwrap)
             if not (
                 use_bwrap
                 and result.returncode == 1
@@ -236,17 +341,17 @@ def run_python(source: str, stdin: str = "", limits: Limits = Limits()) -> ExecR
         result.status = "sandbox_error"
         return result
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        _remove(workdir)
 
 
-def _communicate(cmd, env, workdir, stdin, limits, use_bwrap) -> ExecResult:
+def _communicate(cmd, env, cwd, stdin, limits, use_bwrap) -> ExecResult:
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        cwd=workdir,
+        cwd=cwd,
         env=env,
         preexec_fn=_preexec(limits, use_bwrap),
         close_fds=True,

@@ -20,6 +20,7 @@ from reward import get_reward
 from reward.multiple_choice import choice_letter
 
 from .conftest import ROOT, fast_recipe, ssp_cmd
+from .helpers.machine import needs_bwrap
 from .helpers.scripted_model import build_scripted_model, expected_answer
 from .helpers.scripted_run import write_problems
 
@@ -240,6 +241,7 @@ def test_gpqa_loader_shuffles_options_stably(tmp_path):
     assert proto.n_samples == 16
 
 
+@needs_bwrap
 def test_livecodebench_loaders_split_by_date_and_decode_private_tests(tmp_path):
     path = _write(LAYOUTS["lcb"], tmp_path / "lcb.jsonl")
     _, v5, _ = load_benchmark(BenchmarkSpec(name="lcb_v5", source=str(path)))

@@ -75,31 +75,46 @@ def no_leaks(monkeypatch, tmp_path_factory):
     assert len(os.listdir("/proc/self/fd")) == fds, "file descriptors leaked"
 
 
+# (name, program, its one status, what its stderr says): each is deterministic in the sandbox.
 HOSTILE = [
-    ("sleeps forever", "import time\ntime.sleep(10**6)", {"timeout"}),
+    ("sleeps forever", "import time\ntime.sleep(10**6)", "timeout", ""),
     (
         "forks repeatedly",
         "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass",
-        {"timeout", "killed", "error"},
+        "timeout",
+        "",
     ),
-    ("allocates without bound", "x = []\nwhile True:\n    x.append(bytearray(10**7))", {"error", "killed"}),
-    ("prints gigabytes", "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)", {"output_limit"}),
-    ("burns CPU", "while True:\n    pass", {"timeout", "killed"}),
+    (
+        "allocates without bound",
+        "x = []\nwhile True:\n    x.append(bytearray(10**7))",
+        "error",
+        "MemoryError",
+    ),
+    ("prints gigabytes", "import sys\nwhile True:\n    sys.stdout.write('x' * 65536)", "output_limit", ""),
+    ("burns CPU", "while True:\n    pass", "timeout", ""),
+    # its parent is the PID namespace's init, which ignores it; then its own group dies
     (
         "signals its parent",
         "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nos.killpg(0, signal.SIGKILL)",
-        {"ok", "killed", "error"},
+        "killed",
+        "",
     ),
-    ("kills everything it can", "import os, signal\nos.kill(-1, signal.SIGKILL)", {"ok", "killed", "error"}),
-    ("a huge file", "open('big', 'wb').write(b'x' * (64 << 20))", {"error", "killed"}),
+    # nothing else is visible to it
+    (
+        "kills everything it can",
+        "import os, signal\nos.kill(-1, signal.SIGKILL)",
+        "error",
+        "ProcessLookupError",
+    ),
+    ("a huge file", "open('big', 'wb').write(b'x' * (64 << 20))", "error", "File too large"),
 ]
 
 
-@pytest.mark.parametrize("name, source, statuses", HOSTILE, ids=[h[0] for h in HOSTILE])
-def test_hostile_programs_end_with_a_defined_status(no_leaks, name, source, statuses):
+@pytest.mark.parametrize("name, source, status, stderr", HOSTILE, ids=[h[0] for h in HOSTILE])
+def test_hostile_programs_end_with_their_status(no_leaks, name, source, status, stderr):
     start = time.monotonic()
     result = run_python(no_leaks(source), "", FAST)
-    assert result.status in statuses, (name, result)
+    assert result.status == status and stderr in result.stderr, (name, result)
     assert time.monotonic() - start < FAST.wall_seconds + 2
     assert len(result.stdout) <= FAST.output_bytes
 
@@ -112,16 +127,11 @@ def test_environment_is_scrubbed(no_leaks, monkeypatch):
     assert set(env) <= {"PATH", "LANG", "HOME", "PWD"}
 
 
-@needs_no_network
-def test_no_network(no_leaks):
-    src = (
-        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', 22), timeout=2)\n    print('open')\n"
-        "except OSError as e:\n    print('blocked', e.errno)\n"
-    )
-    result = run_python(src, "", FAST)
-    assert result.stdout.startswith("blocked"), result
+def test_the_network_has_no_interface_up(no_leaks):
+    """Reaching a listener is tested in test_sandbox_attacks.py (it listens itself); here: the only
+    interface is a loopback that is down."""
     src = "import socket\nprint(sorted(n for _, n in socket.if_nameindex()))"
-    assert run_python(src, "", FAST).stdout.strip() in ("['lo']", "[]")
+    assert run_python(src, "", FAST).stdout.strip() == "['lo']"
 
 
 @needs_bwrap

@@ -9,9 +9,11 @@ import json
 from reward import get_reward
 
 from .conftest import prompt_dataset, tiny_grpo_args
+from .helpers.machine import needs_bwrap
 from .helpers.scripted_model import build_scripted_model, expected_answer
 
 
+@needs_bwrap
 def test_a_grpo_step_scores_every_completion_like_an_independent_check(tmp_path):
     from trl import GRPOConfig, GRPOTrainer
 

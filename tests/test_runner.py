@@ -201,3 +201,30 @@ def test_pipeline_skip_and_force_through_the_cli(tmp_path):
     assert ids3["data"] == ids1["data"] and ids3["sft"] != ids1["sft"]
     ids4, _ = run("--force", "data")
     assert ids4["data"] != ids3["data"] and ids4["sft"] != ids3["sft"]
+
+
+def test_a_code_reward_that_would_refuse_is_reported_before_any_stage(tmp_path, monkeypatch):
+    """On a machine without bubblewrap (a stand-in: the sandbox's probe answers "none"), a strict
+    code_tests in the recipe would refuse only when its stage starts: the preflight says so first,
+    and `sandbox: unsafe` (the explicit opt-in) clears it."""
+    import reward.sandbox as sandbox
+    from launch.preflight import check_recipe
+
+    monkeypatch.setattr(sandbox, "_bwrap", lambda: None)
+    sandbox.isolation.cache_clear()
+    try:
+        lcb = "eval.benchmarks=[{name: lcb_v6, source: /nonexistent/lcb.jsonl}]"
+        recipe = fast_recipe(tmp_path, "stages=[eval]", "eval.models=[Qwen/Qwen2.5-Math-1.5B]", lcb)
+        with pytest.raises(
+            RecipeError,
+            match=r"eval.benchmarks\[0\] \(lcb_v6\): code_tests runs programs only under bubblewrap",
+        ):
+            check_recipe(recipe, ["eval"])
+        unsafe = lcb.replace("}]", ", reward_options: {sandbox: unsafe}}]")
+        recipe = fast_recipe(tmp_path, "stages=[eval]", "eval.models=[Qwen/Qwen2.5-Math-1.5B]", unsafe)
+        with pytest.raises(RecipeError) as info:
+            check_recipe(recipe, ["eval"])
+        assert "bubblewrap" not in str(info.value)  # what is left: the made-up source file
+        assert "eval.benchmarks[0].source: file not found: /nonexistent/lcb.jsonl" in str(info.value)
+    finally:
+        sandbox.isolation.cache_clear()
