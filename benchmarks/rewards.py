@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
 from reward import get_reward  # noqa: E402
 from reward.code_tests import with_prelude  # noqa: E402
-from reward.sandbox import Limits, isolation, run_python  # noqa: E402
+from reward.sandbox import Limits, interpreter, isolation, run_python  # noqa: E402
 
 
 def math_mix(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
@@ -81,36 +81,39 @@ def bench_math(n: int = 400) -> None:
     print(f"ratio (pool / direct): {direct_s / ours_s:.2f}x   score agreement: {agree:.3f}")
 
 
-def bench_sandbox(n: int = 40) -> None:
+def bench_sandbox(n: int = 60) -> None:
+    """Per-execution cost, interleaved (bare, sandbox, sandbox + prelude, bare, ...) so that the
+    machine's noise hits all three alike; medians of each."""
+    import statistics
+
     src = "print(input())"
     limits = Limits()
-    run_python(src, "warm\n", limits)
-    t = time.perf_counter()
-    for i in range(n):
-        assert run_python(src, f"{i}\n", limits).stdout == f"{i}\n"
-    sandbox_s = time.perf_counter() - t
-    t = time.perf_counter()
-    for i in range(n):
-        out = subprocess.run(
-            [sys.executable, "-I", "-c", src], input=f"{i}\n", capture_output=True, text=True
-        )
-        assert out.stdout == f"{i}\n"
-    bare_s = time.perf_counter() - t
+    python = interpreter()[0]  # the same interpreter in and out of the sandbox
+
+    def bare(i):
+        return subprocess.run(
+            [python, "-I", "-c", src], input=f"{i}\n", capture_output=True, text=True
+        ).stdout
+
+    ways = {
+        "bare": bare,
+        "sandbox": lambda i: run_python(src, f"{i}\n", limits).stdout,
+        "prelude": lambda i: run_python(with_prelude(src), f"{i}\n", limits).stdout,
+    }
+    times: dict[str, list[float]] = {k: [] for k in ways}
+    for i in range(n + 1):
+        for name, run in ways.items():
+            t = time.perf_counter()
+            assert run(i) == f"{i}\n", name
+            if i:  # the first round warms caches
+                times[name].append(time.perf_counter() - t)
+    med = {k: statistics.median(v) * 1000 for k, v in times.items()}
     print(
-        f"sandbox: {n / sandbox_s:6.1f} executions/s sequential   isolation: "
-        f"{', '.join(k for k, v in isolation().items() if v)}"
+        f"per execution of print(input()), median of {n}: bare {python} -I {med['bare']:.1f} ms, sandbox "
+        f"{med['sandbox']:.1f} ms ({med['sandbox'] / med['bare']:.2f}x), sandbox + LiveCodeBench prelude "
+        f"{med['prelude']:.1f} ms ({med['prelude'] / med['sandbox']:.2f}x the sandbox)"
     )
-    print(
-        f"bare subprocess: {n / bare_s:6.1f} executions/s   overhead ratio (sandbox / bare): {sandbox_s / bare_s:.2f}x"
-    )
-    t = time.perf_counter()
-    for i in range(n):
-        assert run_python(with_prelude(src), f"{i}\n", limits).stdout == f"{i}\n"
-    prelude_s = time.perf_counter() - t
-    print(
-        f"sandbox with LiveCodeBench's implicit imports: {n / prelude_s:6.1f} executions/s "
-        f"(prelude / plain: {prelude_s / sandbox_s:.2f}x)"
-    )
+    print(f"isolation: {', '.join(k for k, v in isolation().items() if v)}")
     reward = get_reward("code_tests")
     completion = "```python\nprint(input())\n```"
     tests = [[{"testtype": "stdin", "input": f"{i}", "output": f"{i}"}] for i in range(n)]
