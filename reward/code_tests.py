@@ -17,7 +17,7 @@ Like the LiveCodeBench runner, every program runs with its implicit imports in f
 (``LCB_PRELUDE``: ``from typing import *``, ``collections``, ``math``, ``itertools``, ... and a
 recursion limit of 50,000), so a solution written like its starter code (``List[int]`` with no
 import) runs as it does there. A ``from __future__`` import is kept first. The imports cost
-about 25 ms per execution (docs/benchmarks.md); ``implicit_imports=False`` runs programs bare.
+about 18 ms per execution (docs/benchmarks.md); ``implicit_imports=False`` runs programs bare.
 
 Score: 1.0 if every test passes, else 0.0; ``partial=True`` gives the fraction passed. No
 program: 0.0. A wrong answer, a crash, a time or memory limit of the *program* is a failed test.
