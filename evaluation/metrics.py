@@ -20,7 +20,7 @@ from typing import Any
 
 from reward.math_answer import extract_boxed, normalise, words_to_number
 from reward.multiple_choice import choice_letter
-from reward.outcome import ERROR, SCORED, TIMEOUT, UNSCORABLE
+from reward.outcome import ERROR, TIMEOUT, UNSCORABLE, plain_statuses
 from train.pass_at_k import pass_at_k
 
 GOLD = "\0gold"  # the vote of every correct sample
@@ -67,11 +67,7 @@ def summarize(problems: list[dict[str, Any]], ks: tuple[int, ...], votes: bool) 
         "truncated": sum(f == "length" for p in problems for f in p["finish"]) / samples,
         "mean_tokens": sum(t for p in problems for t in p["tokens"]) / samples,
     }
-    statuses = Counter(
-        st
-        for p in problems
-        for st in p.get("statuses") or [UNSCORABLE if s is None else SCORED for s in p["scores"]]
-    )
+    statuses = Counter(st for p in problems for st in p.get("statuses") or plain_statuses(p["scores"]))
     out["unscorable"] = statuses[UNSCORABLE]
     out.update({f"{st}_rate": statuses[st] / samples for st in (UNSCORABLE, TIMEOUT, ERROR)})
     domains = sorted({p["domain"] for p in problems})

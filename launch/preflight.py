@@ -65,15 +65,19 @@ def _code_sandbox(recipe: Recipe, stages: list[str], problems: list[str]) -> Non
             if BENCHMARKS[bench.name].reward == "code_tests":
                 options = {**BENCHMARKS[bench.name].reward_options, **bench.reward_options}
                 uses.append((f"eval.benchmarks[{j}] ({bench.name})", options))
-    strict = [key for key, options in uses if options.get("sandbox", "strict") != "unsafe"]
-    if strict:
-        from reward.sandbox import isolation
+    from reward.sandbox import SandboxUnavailable, require_isolation
 
-        if not isolation()["bubblewrap"]:
-            problems.append(
-                f"{', '.join(strict)}: code_tests runs programs only under bubblewrap, which cannot start a "
-                "sandbox here: install it (apt-get install bubblewrap), or set the reward's option sandbox: unsafe"
-            )
+    refused = []
+    for key, options in uses:  # the reward's own rule, as CodeTests applies it when built
+        try:
+            require_isolation(unsafe=options.get("sandbox") == "unsafe")
+        except SandboxUnavailable:
+            refused.append(key)
+    if refused:
+        problems.append(
+            f"{', '.join(refused)}: code_tests runs programs only under bubblewrap, which cannot start a "
+            "sandbox here: install it (apt-get install bubblewrap), or set the reward's option sandbox: unsafe"
+        )
 
 
 def check_recipe(recipe: Recipe, stages: list[str]) -> None:

@@ -335,7 +335,7 @@ def stage_main(name: str, argv: list[str] | None = None) -> None:
                     local_rank, visible = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
                     if local_rank >= visible:
                         raise RecipeError(
-                            f"{STAGES[name].name}: torchrun started process {local_rank} on a node with "
+                            f"{name}: torchrun started process {local_rank} on a node with "
                             f"{visible} visible GPU(s): give torchrun --nproc_per_node <= {visible}"
                         )
                     torch.cuda.set_device(local_rank)

@@ -63,13 +63,19 @@ class CallReport:
         return {f"{s}_rate": v / n for s, v in self.counts.items() if s != SCORED}
 
 
+def plain_statuses(scores: list) -> list[str]:
+    """The statuses of a plain reward function's scores (it fails by raising): None is
+    unscorable, anything else scored."""
+    return [UNSCORABLE if s is None else SCORED for s in scores]
+
+
 def call_report(reward, scores: list) -> CallReport:
-    """The report of the reward's last call: its own for a ``CheckedReward``; for a plain reward
-    function (which fails by raising), None scores are unscorable and the rest are scored."""
+    """The report of the reward's last call: its own for a ``CheckedReward``, else
+    ``plain_statuses``."""
     report = getattr(reward, "last", None)
     if isinstance(report, CallReport) and len(report.statuses) == len(scores):
         return report
-    return CallReport([UNSCORABLE if s is None else SCORED for s in scores])
+    return CallReport(plain_statuses(scores))
 
 
 class CheckedReward:
