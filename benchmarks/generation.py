@@ -29,8 +29,8 @@ def timed_generate(gen, prompts, params) -> float:
 
 
 def main() -> None:
-    from data_pipeline.corpus import chat_prompt
-    from train.generation import GenerationConfig, SamplingParams, make_generator
+    from core.corpus import chat_prompt
+    from sampling.generation import GenerationConfig, SamplingParams, make_generator
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _recipe(path: Path, run_dir: Path, *overrides: str):
-    from launch.recipe import load_recipe
+    from config.recipe import load_recipe
 
     return load_recipe(path, [f"output_root={run_dir.parent}", f"run_name={run_dir.name}", *overrides])
 
@@ -35,9 +35,9 @@ def one_run(
     out: Path,
     extra: tuple[str, ...] = (),
 ) -> dict:
-    from launch.context import StageContext
-    from launch.manifest import Manifest
-    from train import rl
+    from core.context import StageContext
+    from core.manifest import Manifest
+    from stages import rl
 
     manifest = Manifest(run_dir)
     recipe = _recipe(
@@ -70,9 +70,9 @@ def one_run(
 
 
 def heldout(recipe_path: Path, run_dir: Path, models: dict[str, str]) -> dict:
-    from launch.context import StageContext
-    from launch.manifest import Manifest
-    from train.merge import heldout_comparison
+    from core.context import StageContext
+    from core.manifest import Manifest
+    from stages.shared import heldout_comparison
 
     recipe = _recipe(recipe_path, run_dir)
     ctx = StageContext(
@@ -94,7 +94,7 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more recipe overrides")
     p.add_argument("--name", default="mgpo_vs_grpo", help="output file stem under RUN/experiments/")
     args = p.parse_args()
-    from launch.manifest import Manifest
+    from core.manifest import Manifest
 
     out_dir = args.run_dir / "experiments"
     runs = []
@@ -128,37 +128,31 @@ def main() -> None:
     }
     (out_dir / f"{args.name}.json").write_text(json.dumps(summary, indent=2))
     keys = list(summary["spectrum"])
+    from core.tables import markdown_table
+
+    def mean_sd(rows, k):
+        values = [r["heldout"][k] for r in rows]
+        return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0:.3f}"
+
+    summary_rows = [["spectrum (before RL)", *(f"{summary['spectrum'][k]:.3f}" for k in keys)]]
+    for lam in args.lams:
+        rows = [r for r in runs if r["lam"] == lam]
+        label = f"lambda = {lam:g}{' (GRPO)' if lam == 0 else ' (MGPO)'}"
+        summary_rows.append([label, *(mean_sd(rows, k) for k in keys)])
+    per_seed = [
+        [f"{r['lam']:g}", r["seed"], *(f"{r['heldout'][k]:.3f}" for k in keys), f"{r['seconds']:.0f}"]
+        for r in runs
+    ]
     lines = [
         f"Held-out Pass@k after {args.steps} RL steps from the same spectrum model "
         f"(mean ± sd over seeds {args.seeds})",
         "",
-        "| model | " + " | ".join(keys) + " |",
-        "|---" * (len(keys) + 1) + "|",
-        "| spectrum (before RL) | " + " | ".join(f"{summary['spectrum'][k]:.3f}" for k in keys) + " |",
-    ]
-    for lam in args.lams:
-        rows = [r for r in runs if r["lam"] == lam]
-        cells = [
-            f"{statistics.mean(r['heldout'][k] for r in rows):.3f} ± "
-            f"{statistics.stdev([r['heldout'][k] for r in rows]) if len(rows) > 1 else 0:.3f}"
-            for k in keys
-        ]
-        lines.append(
-            f"| lambda = {lam:g}{' (GRPO)' if lam == 0 else ' (MGPO)'} | " + " | ".join(cells) + " |"
-        )
-    lines += [
+        markdown_table(["model", *keys], summary_rows),
         "",
         "Per seed:",
         "",
-        "| lambda | seed | " + " | ".join(keys) + " | seconds |",
-        "|---" * (len(keys) + 3) + "|",
+        markdown_table(["lambda", "seed", *keys, "seconds"], per_seed),
     ]
-    for r in runs:
-        lines.append(
-            f"| {r['lam']:g} | {r['seed']} | "
-            + " | ".join(f"{r['heldout'][k]:.3f}" for k in keys)
-            + f" | {r['seconds']:.0f} |"
-        )
     lines.insert(1, f"Overrides: {args.set or 'none'}")
     (out_dir / f"{args.name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

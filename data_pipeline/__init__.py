@@ -1,1 +1,2 @@
-"""Data pipeline: the built-in tiny task and the multi-solution SFT corpus format."""
+"""Data pipeline: building corpora. Today the built-in tiny task and n-gram decontamination;
+the corpus file format itself is ``core/corpus.py``."""

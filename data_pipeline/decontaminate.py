@@ -1,4 +1,4 @@
-"""n-gram decontamination (METHOD.md, data hygiene).
+"""n-gram decontamination (docs/method.md, data hygiene).
 
 Text is normalised (lowercase; punctuation and symbols become spaces) and split into words.
 A training row is dropped when it shares a word n-gram with any evaluation problem. An

@@ -9,7 +9,7 @@ and ``fn_name`` for code). Sources: a local JSONL/JSON/Parquet file or a folder 
 dataset id (loaded with ``datasets.load_dataset``; where no hub is reachable that fails with a
 message saying how to point ``source`` at a local copy instead).
 
-Protocol (METHOD.md): top_p 0.95, top_k -1, 40K-token responses; math (AIME24/25, HMMT25,
+Protocol (docs/method.md): top_p 0.95, top_k -1, 40K-token responses; math (AIME24/25, HMMT25,
 MATH-500) temperature 1.0, 64 samples, suffix "Let's think step by step and output the final
 answer within \\boxed{}."; GPQA-Diamond 16 samples; LiveCodeBench v5 (2024-08..2025-02) and
 v6 (2025-02..2025-05) temperature 0.6, 8 samples. Where the report is silent we chose, and say
@@ -32,8 +32,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from launch.errors import DataError
-from launch.references import looks_local
+from core.errors import DataError
+from core.references import looks_local
 
 MATH_SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
 GPQA_SUFFIX = "Think step by step, then give the letter of the correct option within \\boxed{}."
@@ -286,7 +286,7 @@ def protocol_for(spec) -> Protocol:
 
 
 def _read_local(path: Path) -> list[dict[str, Any]]:
-    from data_pipeline.corpus import _read
+    from core.corpus import _read
 
     files = (
         sorted(f for f in path.iterdir() if f.suffix in (".jsonl", ".json", ".parquet"))

@@ -1,7 +1,7 @@
 """Benchmark metrics from n scored samples per problem.
 
 - Pass@1: the mean accuracy over all samples (what the report calls Pass@1);
-- Pass@k: the unbiased estimator of ``train/pass_at_k.py``, averaged over problems;
+- Pass@k: the unbiased estimator of ``sampling/pass_at_k.py``, averaged over problems;
 - cons@n: majority vote. Each sample's final answer (``vote_key``) is one vote; the problem
   counts as solved when the most-voted answer is correct. Correct samples all vote for the gold
   answer (they were verified equivalent to it). Departure from a full equivalence check: two
@@ -21,7 +21,7 @@ from typing import Any
 from reward.math_answer import extract_boxed, normalise, words_to_number
 from reward.multiple_choice import choice_letter
 from reward.outcome import ERROR, TIMEOUT, UNSCORABLE, plain_statuses
-from train.pass_at_k import pass_at_k
+from sampling.pass_at_k import pass_at_k
 
 GOLD = "\0gold"  # the vote of every correct sample
 

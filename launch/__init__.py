@@ -1,1 +1,2 @@
-"""Launching the SSP pipeline: recipes, the stage runner, the manifest and the `ssp` CLI."""
+"""Launching the pipeline (the top floor): the `ssp` CLI, the stage runner and its stage table,
+the torchrun worker entry point, preflight checks, doctor, W&B tracking and the run report."""

@@ -6,74 +6,171 @@ ssp show RECIPE [key=value ...]                    the resolved recipe, validate
 ssp merge --out DIR CKPT[:WEIGHT] ...              weighted average of model folders
 ssp eval MODEL ... --benchmarks NAME[=SOURCE] ...  benchmark models outside a run
 ssp doctor [RECIPE [key=value ...]]                what this machine (and recipe) can run
+ssp --version
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import sys
+from dataclasses import replace
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
-from launch.errors import SSPError
-from launch.recipe import STAGE_ORDER, load_recipe
+from config.eval import BenchmarkSpec, EvalConfig
+from config.recipe import STAGE_ORDER, load_recipe
+from core.errors import RecipeError, SSPError
+from evaluation.benchmarks import BENCHMARKS
+
+
+def _version() -> str:
+    try:
+        return version("ssp")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+def _recipe_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("recipe", help="recipe YAML file (recipes/tiny.yaml, ...)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. sft.learning_rate=3e-4")
+
+
+def _merge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="output model folder (written atomically)")
+    p.add_argument(
+        "checkpoints", nargs="+", metavar="CKPT[:WEIGHT]", help="model folders; no weights = uniform"
+    )
+    p.add_argument("--normalize", action="store_true", help="rescale weights to sum to 1")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def _eval_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("models", nargs="+", help="model folders or hub ids, optionally NAME=PATH")
+    p.add_argument(
+        "--benchmarks",
+        nargs="+",
+        required=True,
+        metavar="NAME[=SOURCE]",
+        help=f"benchmarks ({', '.join(BENCHMARKS)}), each optionally with a local file or hub id",
+    )
+    p.add_argument("--out", help="output folder (default runs/eval-<time>)")
+    p.add_argument("--n-samples", type=int, default=0, help="samples per problem (default: the protocol's)")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--max-new-tokens", type=int, default=0)
+    p.add_argument("--limit", type=int, default=0, help="first N problems of each benchmark (smoke runs)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--backend",
+        default="vllm" if importlib.util.find_spec("vllm") is not None else "hf",
+        choices=["vllm", "hf"],
+        help="generation engine (default: vllm where it can be imported)",
+    )
+    p.add_argument("--tensor-parallel-size", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssp", description="Spectrum-to-Signal post-training pipeline.")
+    p.add_argument("--version", action="version", version=f"ssp {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the recipe's stages in order (completed ones are skipped)")
-    run.add_argument("recipe")
-    run.add_argument("overrides", nargs="*", help="key=value overrides, e.g. sft.learning_rate=3e-4")
+    _recipe_args(run)
     run.add_argument(
         "--force", metavar="STAGE", choices=STAGE_ORDER, help="redo this stage and every stage after it"
     )
     stage = sub.add_parser("stage", help="run one stage")
     stage.add_argument("name", choices=STAGE_ORDER)
-    stage.add_argument("recipe")
-    stage.add_argument("overrides", nargs="*")
+    _recipe_args(stage)
     stage.add_argument("--force", action="store_true", help="redo the stage even if it is up to date")
-    sub.add_parser(
-        "merge",
-        add_help=False,
-        help="weighted average of model folders: ssp merge --out DIR CKPT[:WEIGHT] ...",
-    )
-    sub.add_parser(
-        "eval",
-        add_help=False,
-        help="benchmark models outside a run: ssp eval MODEL ... --benchmarks NAME[=SOURCE] ...",
-    )
+    _merge_args(sub.add_parser("merge", help="weighted parameter average of model folders"))
+    _eval_args(sub.add_parser("eval", help="benchmark models outside a run"))
     doctor = sub.add_parser(
         "doctor", help="check this machine (torch, GPUs, DeepSpeed, vLLM, sandbox, a reward round trip)"
     )
     doctor.add_argument("recipe", nargs="?", help="also check what this recipe refers to")
     doctor.add_argument("overrides", nargs="*")
-    show = sub.add_parser("show", help="print the resolved, validated recipe")
-    show.add_argument("recipe")
-    show.add_argument("overrides", nargs="*")
+    _recipe_args(sub.add_parser("show", help="print the resolved, validated recipe"))
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] in (["merge"], ["eval"]):  # their own argument parsers
-        if argv[0] == "merge":
-            from train.merge import cli
-        else:
-            from evaluation.stage import cli
+def merge(args: argparse.Namespace) -> int:
+    """``ssp merge``: ``train/fusion.py`` on the command line's folders and weights."""
+    from train.fusion import merge_checkpoints, parse_sources
 
-        try:
-            return cli(argv[1:])
-        except SSPError as err:
-            print(f"ssp: error: {err}", file=sys.stderr)
-            return 2
-    args = _parser().parse_args(argv)
+    out = merge_checkpoints(
+        parse_sources(args.checkpoints),
+        args.out,
+        normalize=args.normalize,
+        overwrite=args.overwrite,
+        option_names={"normalize": "--normalize", "overwrite": "--overwrite"},
+    )
+    print(out)
+    return 0
+
+
+def _benchmark_arg(text: str) -> BenchmarkSpec:
+    name, _, source = text.partition("=")
+    if name not in BENCHMARKS:
+        raise RecipeError(f"--benchmarks {text!r}: unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
+    return BenchmarkSpec(name=name, source=source)
+
+
+def evaluate_models(args: argparse.Namespace) -> int:
+    """``ssp eval``: ``evaluation/evaluate.py`` on models outside a recipe run."""
+    from core.atomic import write_atomic
+    from core.cost import CostConfig, CostMeter, detect_hardware
+    from evaluation.evaluate import evaluate
+    from sampling.generation import GenerationConfig
+
+    models = {}
+    for m in args.models:
+        name, _, path = m.partition("=") if "=" in m else (Path(m).name or m, "", m)
+        models[name] = path
+    specs = [
+        replace(
+            _benchmark_arg(b),
+            n_samples=args.n_samples,
+            temperature=args.temperature,
+            max_new_tokens=args.max_new_tokens,
+            limit=args.limit,
+        )
+        for b in args.benchmarks
+    ]
+    cfg = EvalConfig(models=list(models), benchmarks=specs, batch_size=args.batch_size, seed=args.seed)
+    generation = GenerationConfig(backend=args.backend, tensor_parallel_size=args.tensor_parallel_size)
+    out = Path(args.out or f"runs/eval-{datetime.now():%Y%m%d-%H%M%S}")
+    out.mkdir(parents=True, exist_ok=True)
+    meter = CostMeter(
+        CostConfig(), detect_hardware(args.tensor_parallel_size if args.backend == "vllm" else 1)
+    )
+    summary = evaluate(models, specs, cfg, out, generation=generation)
+    summary["cost"] = meter.record()
+    write_atomic(out / "results.json", json.dumps(summary, indent=2))
+    print((out / "results.md").read_text())
+    print(
+        f"Results: {out}/results.json, {out}/results.md, {out}/pass1.png, completions in {out}/completions/"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "doctor":
         from launch.doctor import main as doctor
 
         return doctor([args.recipe, *args.overrides] if args.recipe else None)
-    from launch.runner import run_pipeline, run_stage, setup_logging
+    from launch.logs import setup_logging
+    from launch.runner import run_pipeline, run_stage
 
     setup_logging()
     try:
+        if args.command == "merge":
+            return merge(args)
+        if args.command == "eval":
+            return evaluate_models(args)
         recipe = load_recipe(args.recipe, args.overrides)
         if args.command == "show":
             from omegaconf import OmegaConf

@@ -203,9 +203,9 @@ def run_checks(recipe_args: list[str] | None = None) -> list[tuple[str, str, str
 
 
 def _recipe(args: list[str]) -> tuple[str, str]:
-    from launch.errors import SSPError
+    from config.recipe import load_recipe
+    from core.errors import SSPError
     from launch.preflight import check_recipe
-    from launch.recipe import load_recipe
 
     try:
         recipe = load_recipe(args[0], args[1:])

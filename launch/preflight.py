@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from launch.errors import DataError, RecipeError
-from launch.manifest import Manifest
-from launch.recipe import Recipe
-from launch.references import HUB_ID, looks_local
+from config.recipe import Recipe
+from core.errors import DataError, RecipeError
+from core.manifest import Manifest
+from core.references import HUB_ID, looks_local
 
 
 def _model(ref: str, key: str, problems: list[str], aliases: tuple[str, ...] = ()) -> None:
-    from train.checkpoints import check_model_folder
+    from core.model_folder import check_model_folder
 
     if looks_local(ref):
         try:
@@ -82,7 +82,7 @@ def _code_sandbox(recipe: Recipe, stages: list[str], problems: list[str]) -> Non
 
 def check_recipe(recipe: Recipe, stages: list[str]) -> None:
     """Raise one RecipeError listing every problem found for running ``stages`` of ``recipe``."""
-    from evaluation.config import MODEL_ALIASES
+    from config.eval import MODEL_ALIASES
     from launch.stages import STAGES
 
     problems: list[str] = []

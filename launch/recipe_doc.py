@@ -13,7 +13,8 @@ import dataclasses
 import inspect
 import textwrap
 
-from launch.recipe import Recipe
+from config.recipe import Recipe
+from core.tables import markdown_table
 
 
 def _field_docs(cls: type) -> dict[str, str]:
@@ -46,16 +47,14 @@ def reference(cls: type = Recipe, prefix: str = "") -> list[str]:
         "",
         (inspect.getdoc(cls) or "").split("\n\n")[0],
         "",
-        "| key | default | meaning |",
-        "|---|---|---|",
     ]
-    sections = []
+    sections, rows = [], []
     for f in dataclasses.fields(cls):
         default = _default(f)
         if default == "(section)":
             sections.append((type(f.default_factory()), f"{prefix}{f.name}."))
-        lines.append(f"| `{prefix}{f.name}` | `{default}` | {docs.get(f.name, '').replace('|', '/')} |")
-    lines.append("")
+        rows.append([f"`{prefix}{f.name}`", f"`{default}`", docs.get(f.name, "").replace("|", "/")])
+    lines += [markdown_table(["key", "default", "meaning"], rows), ""]
     for sub, sub_prefix in sections:
         lines += reference(sub, sub_prefix)
     return lines

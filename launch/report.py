@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from launch.manifest import Manifest
-from launch.recipe import Recipe
+from config.recipe import Recipe
+from core.manifest import Manifest
+from core.tables import markdown_table
 
 
 def heldout_pass_table(recipe: Recipe, stage: str = "merge") -> str | None:
@@ -32,18 +33,18 @@ def heldout_pass_table(recipe: Recipe, stage: str = "merge") -> str | None:
         f"Held-out sampling ({recipe.probe.n_samples} samples per problem, temperature "
         f"{recipe.probe.temperature}): all domains, then {keys[-1]} per domain",
         "",
-        "| model | " + " | ".join(keys) + " | " + " | ".join(f"{d} {keys[-1]}" for d in domains) + " |",
-        "|---" * (1 + len(keys) + len(domains)) + "|",
+        markdown_table(
+            ["model", *keys, *(f"{d} {keys[-1]}" for d in domains)],
+            (
+                [
+                    name,
+                    *(f"{r['pass']['all'][k]:.3f}" for k in keys),
+                    *(f"{r['pass'][d][keys[-1]]:.3f}" for d in domains),
+                ]
+                for name, r in heldout.items()
+            ),
+        ),
     ]
-    for name, result in heldout.items():
-        p = result["pass"]
-        out.append(
-            f"| {name} | "
-            + " | ".join(f"{p['all'][k]:.3f}" for k in keys)
-            + " | "
-            + " | ".join(f"{p[d][keys[-1]]:.3f}" for d in domains)
-            + " |"
-        )
     return "\n".join(out)
 
 
@@ -64,30 +65,37 @@ def results_table(recipe: Recipe) -> str:
 
 def cost_table(manifest: Manifest) -> str:
     """Per-stage cost (completed and failed attempts alike), the total, and the reference run."""
-    from launch.cost import REFERENCE, totals, unit_label
+    from core.cost import REFERENCE, totals, unit_label
 
     rows = [(n, e) for n, e in manifest.data["stages"].items() if e.get("cost")]
-    out = [
-        "Cost (wall time x GPUs, or x CPU cores on a CPU run)",
-        "",
-        "| stage | status | hardware | wall (h) | hours | unit | USD |",
-        "|---|---|---|---|---|---|---|",
+    cells = [
+        [
+            name,
+            e["status"],
+            f"{e['cost']['count']} x {e['cost']['hardware']}",
+            f"{e['cost']['seconds'] / 3600:.4f}",
+            f"{e['cost']['hours']:.4f}",
+            unit_label(e["cost"]["unit"]),
+            f"{e['cost']['usd']:.4f}",
+        ]
+        for name, e in rows
     ]
-    for name, e in rows:
-        c = e["cost"]
-        unit = unit_label(c["unit"])
-        out.append(
-            f"| {name} | {e['status']} | {c['count']} x {c['hardware']} | {c['seconds'] / 3600:.4f} | "
-            f"{c['hours']:.4f} | {unit} | {c['usd']:.4f} |"
-        )
     total = totals([e["cost"] for _, e in rows])
     hours = "; ".join(f"{v:.4f} {unit_label(k)}" for k, v in total.items() if k != "usd")
-    out.append(f"| **this run** | | | | {hours} | | **{total['usd']:.4f}** |")
-    out.append(
-        f"| {REFERENCE['name']}: SFT + RL | | {REFERENCE['gpu']} | | {REFERENCE['gpu_hours']:,.0f} | GPU-hours | "
-        f"{REFERENCE['usd']:,.0f} |"
+    cells.append(["**this run**", "", "", "", hours, "", f"**{total['usd']:.4f}**"])
+    cells.append(
+        [
+            f"{REFERENCE['name']}: SFT + RL",
+            "",
+            REFERENCE["gpu"],
+            "",
+            f"{REFERENCE['gpu_hours']:,.0f}",
+            "GPU-hours",
+            f"{REFERENCE['usd']:,.0f}",
+        ]
     )
-    return "\n".join(out)
+    header = ["stage", "status", "hardware", "wall (h)", "hours", "unit", "USD"]
+    return "Cost (wall time x GPUs, or x CPU cores on a CPU run)\n\n" + markdown_table(header, cells)
 
 
 def _greedy_table(recipe: Recipe) -> str:
@@ -99,23 +107,21 @@ def _greedy_table(recipe: Recipe) -> str:
     rows = [
         ("starting model", acc.get("start"), acc.get("start_per_domain", {})),
         (
-            f"SFT final ({Path(entry['outputs']['final']).name})",
+            f"SFT final ({Path(entry['outputs']['model']).name})",
             acc.get("final"),
             acc.get("final_per_domain", {}),
         ),
     ]
     domains = sorted(acc.get("final_per_domain", {}))
-    out = [
-        "Held-out greedy accuracy (one greedy completion per problem)",
-        "",
-        "| model | all | " + " | ".join(domains) + " |",
-        "|---" * (len(domains) + 2) + "|",
-    ]
-    for name, total, per in rows:
-        if total is None:
-            continue
-        out.append(f"| {name} | {total:.3f} | " + " | ".join(f"{per.get(d, 0):.3f}" for d in domains) + " |")
-    return "\n".join(out)
+    table = markdown_table(
+        ["model", "all", *domains],
+        (
+            [name, f"{total:.3f}", *(f"{per.get(d, 0):.3f}" for d in domains)]
+            for name, total, per in rows
+            if total is not None
+        ),
+    )
+    return f"Held-out greedy accuracy (one greedy completion per problem)\n\n{table}"
 
 
 def _loss_plot(history_file: Path, out_png: Path) -> bool:
@@ -262,12 +268,16 @@ def write_report(recipe: Recipe) -> Path:
     run_dir = recipe.run_dir
     manifest = Manifest(run_dir)
     parts = [f"# Run `{recipe.run_name}`", ""]
-    stage_rows = ["| stage | status | wall time (s) | config hash |", "|---|---|---|---|"]
-    for name, entry in manifest.data["stages"].items():
-        stage_rows.append(
-            f"| {name} | {entry['status']} | {entry.get('wall_seconds')} | {entry.get('config_hash')} |"
-        )
-    parts += stage_rows + [""]
+    parts += [
+        markdown_table(
+            ["stage", "status", "wall time (s)", "config hash"],
+            (
+                [n, e["status"], e.get("wall_seconds"), e.get("config_hash")]
+                for n, e in manifest.data["stages"].items()
+            ),
+        ),
+        "",
+    ]
     data = manifest.stage("data")
     if data and data["status"] == "completed":
         parts += [Path(data["outputs"]["data_card"]).read_text().replace("# Data card", "## Data card"), ""]

@@ -5,12 +5,14 @@ of the config sections it depends on, the output ids of the upstream stages it r
 size and mtime of external files. A stage whose previous attempt was interrupted (status
 running or failed, same fingerprint) is resumed in place: the SFT stage picks up its last
 complete checkpoint. A stage folder left by a different config, or by ``--force``, is moved
-aside to ``<stage>.replaced-<time>`` rather than deleted: it may hold GPU-days of checkpoints.
+aside to ``<stage>.replaced-<time>`` rather than deleted: it may hold GPU-days of checkpoints. Only
+the newest ``keep_replaced`` such folders of a stage are kept (a recipe key; older ones are
+deleted, with a log line): replaced folders used to pile up to hundreds of MB.
 
-Training stages are modules runnable under torchrun. ``run_stage`` launches them as
-``torchrun --standalone --nproc_per_node=N -m train.sft runs/<name>/recipe.yaml`` with the
+Training stages run under torchrun through one entry point: ``run_stage`` launches
+``torchrun --standalone --nproc_per_node=N -m launch.worker sft runs/<name>/recipe.yaml`` with the
 recipe resolved to a file, so the workers see exactly the parent's recipe. torchrun and its
-workers are tied to ``ssp`` by the kernel (``launch/process.py``): killing ``ssp``, even with
+workers are tied to ``ssp`` by the kernel (``core/process.py``): killing ``ssp``, even with
 ``kill -9``, stops them. Before the first stage runs, ``launch/preflight.py`` checks what the
 recipe refers to (files, models, stages, GPUs), so a typo fails in a second, not hours in.
 """
@@ -19,36 +21,31 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import importlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from launch.atomic import remove_stale
-from launch.context import StageContext, StageResult
-from launch.cost import CostMeter, detect_hardware, totals
-from launch.errors import RecipeError, SSPError, StageError
-from launch.manifest import Manifest, now
-from launch.process import die_with_parent, tied_command
-from launch.recipe import STAGE_ORDER, Recipe, config_hash, load_recipe, save_recipe
+from config.recipe import STAGE_ORDER, Recipe, config_hash, save_recipe
+from core.atomic import remove_stale
+from core.context import StageContext, StageResult
+from core.cost import CostMeter, detect_hardware, totals
+from core.errors import StageError
+from core.manifest import Manifest, now
+from core.process import tied_command
+from core.progress import Progress
+from launch.preflight import check_recipe
 from launch.stages import STAGES, StageSpec, file_identity
 from launch.tracking import StageTracker, flat_numbers
 
 log = logging.getLogger("ssp")
-
-
-def setup_logging() -> None:
-    if not logging.getLogger().handlers:
-        rank = os.environ.get("RANK")
-        prefix = f"[rank {rank}] " if rank not in (None, "0") else ""
-        logging.basicConfig(
-            level=logging.INFO, format=f"%(asctime)s ssp {prefix}%(message)s", datefmt="%H:%M:%S"
-        )
 
 
 def _barrier() -> None:
@@ -67,14 +64,24 @@ def _require_upstream(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> No
             )
 
 
-def fingerprint(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> tuple[str, str, dict]:
-    """(config hash, fingerprint, inputs record) of ``spec`` for this recipe and manifest."""
+@dataclass(frozen=True)
+class StageIdentity:
+    """What a stage's result depends on: the hash of its config sections, the upstream stages'
+    output ids with the external files' identities (``inputs``), and the fingerprint of both."""
+
+    config_hash: str
+    fingerprint: str
+    inputs: dict[str, Any]
+
+
+def fingerprint(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> StageIdentity:
+    """The identity of ``spec`` for this recipe and manifest."""
     chash = config_hash(*spec.sections(recipe))
     inputs = {
         "stages": {n: manifest.stage(n)["output_id"] for n in spec.upstream(recipe)},
         "files": [file_identity(f) for f in spec.external_files(recipe)],
     }
-    return chash, config_hash(chash, inputs), inputs
+    return StageIdentity(chash, config_hash(chash, inputs), inputs)
 
 
 def _up_to_date(name: str, fp: str, manifest: Manifest, stage_dir: Path) -> bool:
@@ -87,25 +94,34 @@ def _up_to_date(name: str, fp: str, manifest: Manifest, stage_dir: Path) -> bool
     )
 
 
-def _identity_unless_current(spec: StageSpec, recipe: Recipe, manifest: Manifest, force: bool):
-    """(config hash, fingerprint, inputs) of a stage that must run; None (logged) if it is up to date.
+def _identity_unless_current(
+    spec: StageSpec, recipe: Recipe, manifest: Manifest, force: bool
+) -> StageIdentity | None:
+    """The identity of a stage that must run; None (logged) if it is up to date.
 
     Fails first if an upstream stage has not completed."""
     _require_upstream(spec, recipe, manifest)
     identity = fingerprint(spec, recipe, manifest)
-    if not force and _up_to_date(spec.name, identity[1], manifest, recipe.run_dir / spec.name):
-        log.info("stage %s: up to date (fingerprint %s), skipped", spec.name, identity[1])
+    if not force and _up_to_date(spec.name, identity.fingerprint, manifest, recipe.run_dir / spec.name):
+        log.info("stage %s: up to date (fingerprint %s), skipped", spec.name, identity.fingerprint)
         return None
     return identity
 
 
-def _move_aside(stage_dir: Path) -> None:
+def _move_aside(stage_dir: Path, keep: int) -> None:
+    """Rename ``stage_dir`` to ``<stage>.replaced-<time>``; keep the newest ``keep`` of those."""
     if stage_dir.exists():
         dest = stage_dir.with_name(
             f"{stage_dir.name}.replaced-{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         )
         stage_dir.rename(dest)
         log.info("moved previous %s to %s", stage_dir, dest)
+    replaced = sorted(
+        stage_dir.parent.glob(f"{stage_dir.name}.replaced-*"), key=lambda p: p.stat().st_mtime_ns
+    )
+    for old in replaced[: max(0, len(replaced) - keep)]:
+        shutil.rmtree(old)
+        log.info("deleted %s (keep_replaced=%d keeps the newest replaced folders only)", old, keep)
 
 
 @contextlib.contextmanager
@@ -114,23 +130,37 @@ def stage_lock(run_dir: Path, name: str):
 
     torchrun starts workers in their own sessions: killing only the launcher can leave a worker
     training. A second attempt started meanwhile would write into the same checkpoints, so it
-    fails here instead. The kernel drops the lock when its holder dies."""
+    fails here instead. The kernel drops the lock when its holder dies; a holder that ends removes
+    the file (one killed leaves it, unlocked, for the next attempt to take)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / f".{name}.lock"
-    with path.open("a+") as f:
+    while True:
+        f = path.open("a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
+            holder = f.read().strip() or "?"
+            f.close()
             raise StageError(
                 f"stage {name!r} is already running in {run_dir} (lock {path} held by pid "
-                f"{f.read().strip() or '?'}); stop that process first"
+                f"{holder}); stop that process first"
             ) from None
+        try:  # the holder before us may have removed the file after we opened it: lock the new one
+            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        f.close()
+    try:
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))
         f.flush()
         yield
+    finally:
+        path.unlink(missing_ok=True)  # no .<stage>.lock left behind; removed while still held
+        f.close()
 
 
 def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult | None:
@@ -151,22 +181,22 @@ def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult 
     )
     # Only rank 0 takes the lock: it alone moves folders, writes the manifest and publishes checkpoints.
     with stage_lock(recipe.run_dir, name) if ctx.is_main else contextlib.nullcontext():
-        return _run_locked(spec, recipe, ctx, manifest.stage(name), identity, force)
+        return _run_locked(spec, recipe, ctx, manifest, identity, force)
 
 
 def _run_locked(
     spec: StageSpec,
     recipe: Recipe,
     ctx: StageContext,
-    entry: dict | None,
-    identity: tuple[str, str, dict],
+    manifest: Manifest,
+    identity: StageIdentity,
     force: bool,
 ) -> StageResult:
     name, stage_dir = spec.name, ctx.stage_dir
-    chash, fp, inputs = identity
+    entry = manifest.stage(name)
     if ctx.is_main:
-        if force or not entry or entry.get("fingerprint") != fp:
-            _move_aside(stage_dir)
+        if force or not entry or entry.get("fingerprint") != identity.fingerprint:
+            _move_aside(stage_dir, recipe.keep_replaced)
             attempts = 0
         else:
             attempts = entry.get("attempts", 0)
@@ -174,12 +204,12 @@ def _run_locked(
             for leftover in remove_stale(stage_dir, "**/.*.tmp-*") + remove_stale(stage_dir, "**/.*.old-*"):
                 log.info("stage %s: removed %s, left by a killed writer", name, leftover)
         stage_dir.mkdir(parents=True, exist_ok=True)
-        Manifest(recipe.run_dir).update(
+        manifest.update(
             name,
             status="running",
-            config_hash=chash,
-            fingerprint=fp,
-            inputs=inputs,
+            config_hash=identity.config_hash,
+            fingerprint=identity.fingerprint,
+            inputs=identity.inputs,
             outputs={},
             metrics={},
             started_at=now(),
@@ -191,13 +221,13 @@ def _run_locked(
     _barrier()
     log.info("stage %s: running into %s", name, stage_dir)
     start = time.monotonic()
-    ctx.cost = _cost_meter(recipe, ctx, ctx.world_size if spec.distributed else spec.gpus(recipe))
+    ctx.cost = _cost_meter(recipe, ctx, manifest, ctx.world_size if spec.distributed else spec.gpus(recipe))
     ctx.tracker = StageTracker.start(recipe, name, stage_dir, ctx.is_main)
     try:
-        result = importlib.import_module(spec.module).run(recipe, ctx)
+        result = spec.module.run(recipe, ctx)
     except BaseException as err:
         if ctx.is_main:
-            Manifest(recipe.run_dir).update(
+            manifest.update(
                 name,
                 status="failed",
                 error=f"{type(err).__name__}: {err}",
@@ -209,7 +239,7 @@ def _run_locked(
     _barrier()
     if ctx.is_main:
         cost = ctx.cost.record()
-        Manifest(recipe.run_dir).update(
+        manifest.update(
             name,
             status="completed",
             outputs=result.outputs,
@@ -234,10 +264,10 @@ def _run_locked(
     return result
 
 
-def _cost_meter(recipe: Recipe, ctx: StageContext, gpus: int) -> CostMeter:
+def _cost_meter(recipe: Recipe, ctx: StageContext, manifest: Manifest, gpus: int) -> CostMeter:
     """The stage's meter: earlier attempts' time from ``<stage>/cost.json``, and the other completed
     stages' costs for the pipeline totals (and the budget)."""
-    stages = Manifest(recipe.run_dir).data["stages"]
+    stages = manifest.data["stages"]
     earlier = totals(
         [
             e["cost"]
@@ -257,8 +287,6 @@ def _cost_meter(recipe: Recipe, ctx: StageContext, gpus: int) -> CostMeter:
 def run_stage(name: str, recipe: Recipe, force: bool = False, checked: bool = False) -> None:
     """Run one stage from the CLI: in this process, or through torchrun for training stages.
     ``checked``: the recipe's references were already checked (``run_pipeline`` does it once)."""
-    from launch.preflight import check_recipe
-
     spec = STAGES[name]
     if not checked:
         check_recipe(recipe, [name])
@@ -269,78 +297,46 @@ def run_stage(name: str, recipe: Recipe, force: bool = False, checked: bool = Fa
     if _identity_unless_current(spec, recipe, manifest, force) is None:
         return
     if force:
-        _move_aside(recipe.run_dir / name)
+        _move_aside(recipe.run_dir / name, recipe.keep_replaced)
         manifest.reset(name)
     resolved = recipe.run_dir / "recipe.yaml"
     save_recipe(recipe, resolved)
-    nproc = spec.nproc(recipe)
     cmd = [
         sys.executable,
         "-m",
         "torch.distributed.run",
         "--standalone",
-        f"--nproc_per_node={nproc}",
+        f"--nproc_per_node={spec.nproc(recipe)}",
         "-m",
-        spec.module,
+        "launch.worker",
+        name,
         str(resolved),
     ]
     log.info("stage %s: launching %s", name, " ".join(cmd[1:]))
     code = subprocess.call(tied_command(cmd))
+    entry = Manifest(recipe.run_dir).stage(name) or {}  # what the workers recorded
     if code != 0:
-        entry = Manifest(recipe.run_dir).stage(name) or {}
         reason = f": {entry['error']}" if entry.get("status") == "failed" and entry.get("error") else ""
         raise StageError(
             f"stage {name!r} failed: torchrun exited with code {code}{reason} (see the log above; "
             f"re-running resumes from the last complete checkpoint)"
         )
-    if not Manifest(recipe.run_dir).completed(name):
+    if entry.get("status") != "completed":
         raise StageError(f"stage {name!r}: torchrun exited 0 but the manifest does not record completion")
 
 
 def run_pipeline(recipe: Recipe, force: str | None = None) -> Path:
     """Run the recipe's stages in order; ``force`` redoes that stage and every stage after it."""
-    from launch.preflight import check_recipe
-
     if force is not None and force not in recipe.stages:
         raise StageError(f"--force {force!r}: not a stage of this recipe (stages: {recipe.stages})")
     check_recipe(recipe, recipe.stages)
     save_recipe(recipe, recipe.run_dir / "recipe.yaml")
-    for name in recipe.stages:
+    progress = Progress(len(recipe.stages))
+    for i, name in enumerate(recipe.stages, start=1):
+        log.info("run %s: stage %d of %d: %s", recipe.run_name, i, len(recipe.stages), name)
         forced = force is not None and STAGE_ORDER.index(name) >= STAGE_ORDER.index(force)
         run_stage(name, recipe, force=forced, checked=True)
+        log.info("run %s: stages %s", recipe.run_name, progress.step())
     from launch.report import write_report
 
     return write_report(recipe)
-
-
-def stage_main(name: str, argv: list[str] | None = None) -> None:
-    """Entry point of ``python -m <stage module>`` and ``torchrun -m <stage module>``:
-    ``RECIPE [key=value ...] [--force]``."""
-    setup_logging()
-    args = list(sys.argv[1:] if argv is None else argv)
-    force = "--force" in args
-    args = [a for a in args if a != "--force"]
-    if not args:
-        sys.exit(f"usage: python -m {STAGES[name].module} RECIPE [key=value ...] [--force]")
-    if "LOCAL_RANK" in os.environ:  # a torchrun worker: die with the torchrun agent, even on kill -9
-        die_with_parent()
-    try:
-        recipe = load_recipe(args[0], args[1:])
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            import torch
-            import torch.distributed as dist
-
-            if not dist.is_initialized():
-                if torch.cuda.is_available():
-                    local_rank, visible = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
-                    if local_rank >= visible:
-                        raise RecipeError(
-                            f"{name}: torchrun started process {local_rank} on a node with "
-                            f"{visible} visible GPU(s): give torchrun --nproc_per_node <= {visible}"
-                        )
-                    torch.cuda.set_device(local_rank)
-                dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-        execute_here(name, recipe, force)
-    except SSPError as err:
-        print(f"ssp: error: {err}", file=sys.stderr)
-        sys.exit(2)

@@ -5,16 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from launch.recipe import STAGE_ORDER, Recipe
+from config.eval import MODEL_ALIASES
+from config.recipe import STAGE_ORDER, Recipe
+from stages import data, merge, probe, rl, sft
+from stages import eval as eval_stage
 from train.device import resolve_nproc
 
 
 @dataclass(frozen=True)
 class StageSpec:
     name: str
-    module: str  # has run(recipe, ctx) -> StageResult, and main() for `python -m` / torchrun
+    module: (
+        ModuleType  # its run(recipe, ctx) -> StageResult runs the stage (under torchrun: launch/worker.py)
+    )
     needs: tuple[str, ...] | Callable[[Recipe], tuple[str, ...]]  # upstream stages whose outputs it reads
     distributed: bool  # launched through torchrun with the stage's process count
     sections: Callable[[Recipe], tuple]  # config the stage depends on (hashed)
@@ -47,15 +53,11 @@ def _engine_gpus(r: Recipe) -> int:
 
 
 def _eval_needs(r: Recipe) -> tuple[str, ...]:
-    from evaluation.config import MODEL_ALIASES
-
     used = {MODEL_ALIASES[m] for m in r.eval.models if m in MODEL_ALIASES}
     return tuple(s for s in STAGE_ORDER if s == "data" or s in used)
 
 
 def _eval_files(r: Recipe) -> list[str]:
-    from evaluation.config import MODEL_ALIASES
-
     models = [m for m in r.eval.models if m not in MODEL_ALIASES and Path(m).exists()]
     return models + [b.source for b in r.eval.benchmarks if b.source and Path(b.source).exists()]
 
@@ -63,15 +65,15 @@ def _eval_files(r: Recipe) -> list[str]:
 STAGES: dict[str, StageSpec] = {
     "data": StageSpec(
         "data",
-        "data_pipeline.stage",
+        data,
         needs=(),
         distributed=False,
-        sections=lambda r: (r.data, r.tiny_model, r.model.name_or_path == "tiny"),
+        sections=lambda r: (r.data, r.tiny_model, r.model.name_or_path),  # it hands on the starting model
         external_files=_data_files,
     ),
     "sft": StageSpec(
         "sft",
-        "train.sft",
+        sft,
         needs=("data",),
         distributed=True,
         sections=lambda r: (r.model, r.sft),
@@ -80,7 +82,7 @@ STAGES: dict[str, StageSpec] = {
     ),
     "probe": StageSpec(
         "probe",
-        "train.probe",
+        probe,
         needs=("data", "sft"),
         distributed=False,
         sections=lambda r: (r.probe, r.generation, r.data.prompt_suffix),
@@ -88,7 +90,7 @@ STAGES: dict[str, StageSpec] = {
     ),
     "merge": StageSpec(
         "merge",
-        "train.merge",
+        merge,
         needs=("data", "sft", "probe"),
         distributed=False,
         sections=lambda r: (r.merge, r.probe, r.generation, r.data.prompt_suffix),
@@ -96,7 +98,7 @@ STAGES: dict[str, StageSpec] = {
     ),
     "rl": StageSpec(
         "rl",
-        "train.rl",
+        rl,
         needs=("data", "merge"),
         distributed=True,
         sections=lambda r: (r.rl, r.probe, r.generation, r.data.prompt_suffix),
@@ -104,10 +106,10 @@ STAGES: dict[str, StageSpec] = {
     ),
     "eval": StageSpec(
         "eval",
-        "evaluation.stage",
+        eval_stage,
         needs=_eval_needs,
         distributed=False,
-        sections=lambda r: (r.eval, r.generation, r.data.prompt_suffix, r.model.name_or_path),
+        sections=lambda r: (r.eval, r.generation, r.data.prompt_suffix),
         external_files=_eval_files,
         gpus=_engine_gpus,
     ),

@@ -10,7 +10,7 @@ Each stage of ``runs/<name>`` is the W&B run ``<name>/<stage>`` in group ``<name
 ``<stage>/wandb_run_id``: re-running an interrupted stage resumes the same W&B run. Only rank 0
 logs. Trainer stages also go through transformers' ``WandbCallback``, which finds this run
 already started and logs into it (its metrics carry a ``train/`` prefix); cost metrics are
-logged under ``cost/`` by ``train/callbacks.py``.
+logged under ``cost/`` by ``train/telemetry.py``. The settings are ``config/tracking.py``.
 """
 
 from __future__ import annotations
@@ -18,43 +18,12 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from launch.errors import check
+from config.recipe import to_container
 
 log = logging.getLogger("ssp")
-
-
-@dataclass
-class TrackingConfig:
-    """Where metrics go: W&B (one run per stage, one group per pipeline run), TensorBoard, or nowhere."""
-
-    report_to: str = "none"
-    """'none', 'wandb' or 'tensorboard' (passed to the trainers under transformers' name)."""
-    project: str = "ssp"
-    """W&B project."""
-    entity: str | None = None
-    """W&B entity (team or user); None = your default."""
-    group: str = ""
-    """W&B group of the pipeline's stage runs; empty = run_name."""
-    mode: str = "offline"
-    """W&B mode: 'offline' (no network; `wandb sync` later), 'online' or 'disabled'. WANDB_MODE wins."""
-
-    def __post_init__(self):
-        check(
-            self,
-            "report_to",
-            self.report_to in ("none", "wandb", "tensorboard"),
-            f"must be none, wandb or tensorboard, got {self.report_to!r}",
-        )
-        check(
-            self,
-            "mode",
-            self.mode in ("offline", "online", "disabled"),
-            f"must be offline, online or disabled, got {self.mode!r}",
-        )
 
 
 class StageTracker:
@@ -69,8 +38,6 @@ class StageTracker:
         if cfg.report_to != "wandb" or not is_main:
             return cls()
         import wandb
-
-        from launch.recipe import to_container
 
         id_file = stage_dir / "wandb_run_id"
         run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]

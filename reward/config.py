@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from launch.errors import RecipeError, check
+from core.errors import RecipeError, check
 from reward.registry import get_reward, known_rewards
 
 

@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from launch.errors import SSPError
+from core.errors import SSPError
 
 SCORED, UNSCORABLE, TIMEOUT, ERROR = "scored", "unscorable", "timeout", "error"
 STATUSES = (SCORED, UNSCORABLE, TIMEOUT, ERROR)

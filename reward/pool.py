@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, NamedTuple
 
-from launch.process import die_with_parent
+from core.process import die_with_parent
 
 OK, TIMEOUT, ERROR = "ok", "timeout", "error"
 

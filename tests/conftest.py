@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from launch.recipe import Recipe, load_recipe
+from config.recipe import Recipe, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "tiny.yaml"

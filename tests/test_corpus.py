@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from data_pipeline.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples, write_rows
+from core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples, write_rows
+from core.errors import DataError
 from data_pipeline.decontaminate import Decontaminator
-from launch.errors import DataError
 
 
 def _jsonl(path, rows):

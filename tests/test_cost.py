@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from launch.cost import BudgetExceeded, CostConfig, CostMeter, Hardware, detect_hardware, totals
-from launch.manifest import Manifest
+from core.cost import BudgetExceeded, CostConfig, CostMeter, Hardware, detect_hardware, totals
+from core.manifest import Manifest
 from launch.runner import execute_here
 
 from .conftest import fast_recipe
@@ -97,8 +97,8 @@ def test_totals_and_detection():
 
 
 def test_recipe_rejects_a_bad_budget():
-    from launch.errors import RecipeError
-    from launch.recipe import load_recipe
+    from config.recipe import load_recipe
+    from core.errors import RecipeError
 
     with pytest.raises(RecipeError, match=r"cost.max_usd: must be > 0"):
         load_recipe(None, ["cost.max_usd=-1"])

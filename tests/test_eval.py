@@ -12,10 +12,10 @@ import zlib
 
 import pytest
 
+from config.eval import BenchmarkSpec
+from core.errors import DataError, RecipeError
 from evaluation.benchmarks import BENCHMARKS, MATH_SUFFIX, load_benchmark, protocol_for
-from evaluation.config import BenchmarkSpec
 from evaluation.metrics import majority_correct, summarize, vote_key
-from launch.errors import DataError, RecipeError
 from reward import get_reward
 from reward.multiple_choice import choice_letter
 
@@ -308,7 +308,7 @@ def test_protocol_defaults_are_the_reports():
 
 
 def test_recipe_errors_name_the_benchmark_key():
-    from launch.recipe import load_recipe
+    from config.recipe import load_recipe
 
     with pytest.raises(RecipeError, match=r"eval.benchmarks\[0\].name: unknown benchmark 'aime2024'"):
         load_recipe(None, ["eval.benchmarks=[{name: aime2024}]"])
@@ -338,7 +338,7 @@ def test_eval_stage_compares_models_and_resumes(tmp_path):
     PNG and one Parquet of scored completions per (model, benchmark); a second call reuses units."""
     import pyarrow.parquet as pq
 
-    from evaluation.stage import evaluate
+    from evaluation.evaluate import evaluate
     from launch.runner import execute_here
 
     recipe = fast_recipe(tmp_path, "stages=[data,sft,eval]", "eval.models=[base,sft]")
@@ -359,7 +359,7 @@ def test_eval_stage_compares_models_and_resumes(tmp_path):
     assert "| sft |" in (out / "results.md").read_text()
 
     stamp = (out / "by_unit" / "sft__tiny_heldout.json").stat().st_mtime_ns
-    from launch.manifest import Manifest
+    from core.manifest import Manifest
 
     models = Manifest(recipe.run_dir).stage("eval")["metrics"]["models"]
     again = evaluate(
@@ -420,9 +420,9 @@ def test_ssp_eval_cli_scores_two_models_with_different_tokenizers_independently(
 def test_eval_stops_at_the_budget_after_a_finished_unit(tmp_path):
     """A stage context whose pipeline is already over cost.max_usd: the first (model, benchmark)
     pair is written, then the stage stops with the budget message; a later call reuses that pair."""
-    from evaluation.stage import evaluate
-    from launch.context import StageContext
-    from launch.cost import BudgetExceeded, CostConfig, CostMeter, Hardware
+    from core.context import StageContext
+    from core.cost import BudgetExceeded, CostConfig, CostMeter, Hardware
+    from evaluation.evaluate import evaluate
     from launch.runner import execute_here
 
     recipe = fast_recipe(tmp_path)

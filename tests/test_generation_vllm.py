@@ -19,10 +19,10 @@ pytest.importorskip("vllm", reason="vLLM is not installed here (make install ins
 # Under `pytest -n auto` the module runs on one worker, in order (one engine at a time per process).
 pytestmark = pytest.mark.xdist_group("vllm")
 
-from data_pipeline.corpus import chat_prompt  # noqa: E402
+from core.corpus import chat_prompt  # noqa: E402
 from launch.runner import execute_here  # noqa: E402
-from train.generation import GenerationConfig, SamplingParams, make_generator  # noqa: E402
-from train.generation_vllm import VLLMGenerator, shutdown, vllm_sampling  # noqa: E402
+from sampling.generation import GenerationConfig, SamplingParams, make_generator  # noqa: E402
+from sampling.generation_vllm import VLLMGenerator, shutdown, vllm_sampling  # noqa: E402
 
 from .conftest import fast_recipe  # noqa: E402
 
@@ -94,7 +94,7 @@ def test_sampled_pass_at_k_agrees_within_statistical_tolerance(trained, engine):
     the comparison has power) from 32 samples per problem with each backend. Tolerance: 4
     standard errors of the difference of two independent estimates."""
     from reward import get_reward
-    from train.pass_at_k import pass_at_k
+    from sampling.pass_at_k import pass_at_k
 
     rows, n = trained["rows"], 32
     params = SamplingParams(n=n, temperature=1.0, top_p=0.95, max_new_tokens=64, seed=1)
@@ -153,7 +153,7 @@ def test_over_long_prompts_are_reported_not_cut(trained, engine, caplog):
 
 def test_over_long_problems_are_named_by_id_when_scored(trained, engine, caplog):
     from reward import get_reward
-    from train.probe import sample_and_score
+    from stages.probe import sample_and_score
 
     rows = [dict(r) for r in trained["rows"][:3]]
     rows[2] = dict(rows[2], id="too-long-7", problem=" ".join(["1 + 2 + 3"] * 60))
@@ -183,14 +183,14 @@ def test_teardown_leaves_nothing_running(trained):
 
 
 def test_rl_rollouts_through_colocated_vllm_on_cpu(trained, tmp_path):
-    """TRL's use_vllm colocate, wired from the recipe, on CPU. Without train/generation_vllm's
+    """TRL's use_vllm colocate, wired from the recipe, on CPU. Without sampling/generation_vllm's
     switch the first weight sync fails inside vLLM ("'Parameter' object has no attribute
     'weight_loader'"). A large learning rate moves the weights every step: after training, the
     engine holds the trainer's weights of the last synced step, not the starting model's, and
     vLLM's sampling log-probs stay close to the trainer's."""
     import torch
 
-    from train.rl import grpo_config
+    from stages.rl import grpo_config
 
     recipe = fast_recipe(
         tmp_path,
@@ -220,8 +220,8 @@ def _train_colocated(args, trained, rows):
     import torch
 
     from reward import get_reward
+    from stages.rl import _vllm_on_cpu
     from train.mgpo import MGPOTrainer
-    from train.rl import _vllm_on_cpu
 
     from .conftest import prompt_dataset
 
@@ -269,7 +269,7 @@ def test_probe_and_eval_stages_start_one_engine_each(trained, tmp_path, monkeypa
     each start one engine and swap weights into it."""
     import shutil
 
-    from launch.manifest import Manifest
+    from core.manifest import Manifest
 
     shutil.copytree(trained["root"] / "tiny", tmp_path / "tiny")
     recipe = fast_recipe(

@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from data_pipeline.config import TinyModelConfig
-from data_pipeline.tiny.model import build_tiny_model, save_tiny_model
+from data_pipeline.tiny.model import TinyModelConfig, build_tiny_model, save_tiny_model
 from data_pipeline.tiny.tokenizer import train_tokenizer
-from train.merge import MergeError, checkpoint_weights, merge_checkpoints, parse_sources
+from stages.merge import checkpoint_weights
+from train.fusion import MergeError, merge_checkpoints, parse_sources
 
 from .conftest import ssp_cmd
 from .helpers.scripted_model import build_scripted_model
@@ -177,15 +177,22 @@ def test_cli(three_models, tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "sum to 1.2, not 1" in bad.stderr and not (tmp_path / "bad").exists()
+    assert "set --normalize to rescale" in bad.stderr  # the flag the user types, not a parameter name
+    again = subprocess.run(
+        ssp_cmd("merge", "--out", str(tmp_path / "cli"), str(dirs[0]), str(dirs[1])),
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 2 and "pass --overwrite to replace it" in again.stderr
 
 
 def test_row_chunks_give_the_same_result(three_models, tmp_path, monkeypatch):
     """Large tensors are averaged in row chunks; force one-row chunks and compare with naive."""
     from transformers import AutoModelForCausalLM
 
-    import train.merge
+    import train.fusion
 
-    monkeypatch.setattr(train.merge, "CHUNK_ELEMENTS", 7)
+    monkeypatch.setattr(train.fusion, "CHUNK_ELEMENTS", 7)
     dirs, _ = three_models
     out = merge_checkpoints([(d, 1 / 3) for d in dirs], tmp_path / "chunked")
     merged = AutoModelForCausalLM.from_pretrained(out).state_dict()

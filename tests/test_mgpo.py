@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from launch.manifest import Manifest
+from core.manifest import Manifest
 from launch.runner import run_stage
 from train.mgpo import group_weights, max_entropy_weight
 
@@ -66,7 +66,7 @@ def tiny_model(tmp_path_factory):
     run_stage("data", recipe)
     outputs = Manifest(recipe.run_dir).stage("data")["outputs"]
     rows = [json.loads(line) for line in open(outputs["rl"])][:4]
-    return outputs["base_model"], rows
+    return outputs["model"], rows
 
 
 def _one_step(trainer_cls, config_cls, model, rows, out, **extra):

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from launch.errors import DataError
-from launch.manifest import Manifest
+from core.errors import DataError
+from core.manifest import Manifest
 from launch.runner import execute_here, run_stage
-from train.probe import probed_checkpoints, select_specialists
+from stages.probe import probed_checkpoints, select_specialists
 
 from .conftest import fast_recipe
 from .helpers.scripted_model import build_scripted_model, expected_answer
@@ -76,7 +76,7 @@ def test_probing_disabled_uses_the_last_sft_checkpoint(trained, tmp_path):
     execute_here("merge", recipe)
     merge = Manifest(recipe.run_dir).stage("merge")
     assert not merge["outputs"]["merged"]
-    assert merge["outputs"]["model"] == Manifest(recipe.run_dir).stage("sft")["outputs"]["final"]
+    assert merge["outputs"]["model"] == Manifest(recipe.run_dir).stage("sft")["outputs"]["model"]
     assert not (recipe.run_dir / "merge" / "model").exists()
 
 
@@ -123,7 +123,7 @@ def test_interrupted_probe_resumes_checkpoint_by_checkpoint(trained, tmp_path):
 
 
 def _pass_at_k(n: int, c: int, k: int) -> float:
-    """The unbiased estimator, written out again with binomials (independent of train/pass_at_k)."""
+    """The unbiased estimator, written out again with binomials (independent of sampling/pass_at_k)."""
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from launch.errors import RecipeError
-from launch.recipe import STAGE_ORDER, load_recipe
+from config.recipe import STAGE_ORDER, load_recipe
+from core.errors import RecipeError
 
 from .conftest import ROOT, TINY
 
@@ -104,3 +104,29 @@ def test_overrides_reach_into_lists():
     }  # merged into the recipe's
     with pytest.raises(RecipeError, match=r"rl.phases\[0\].max_stepz: Key 'max_stepz' not in 'RLPhase'"):
         load_recipe(TINY, ["rl.phases[0].max_stepz=7"])
+
+
+def test_an_override_error_names_the_command_line_not_the_file():
+    """A bad value typed on the command line is reported as that override; a bad value in the file
+    names the file."""
+    with pytest.raises(RecipeError) as info:
+        load_recipe(TINY, ["rl.phases[0].max_steps=0"])
+    assert str(info.value).startswith("command-line override 'rl.phases[0].max_steps=0': ")
+    assert "rl.phases[0].max_steps: must be > 0" in str(info.value) and str(TINY) not in str(info.value)
+
+
+def test_a_file_error_names_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sft:\n  learning_rate: -1\n")
+    with pytest.raises(RecipeError) as info:
+        load_recipe(bad, ["rl.lam=1"])  # an unrelated override does not take the blame
+    assert str(info.value).startswith(f"{bad}: sft.learning_rate: must be > 0")
+
+
+def test_version_flag():
+    import subprocess
+
+    from .conftest import ssp_cmd
+
+    out = subprocess.run(ssp_cmd("--version"), capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip().startswith("ssp 0."), out.stdout + out.stderr

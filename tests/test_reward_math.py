@@ -373,7 +373,7 @@ def test_number_words(text, number):
 def test_recipe_reward_specs():
     from omegaconf import OmegaConf
 
-    from launch.errors import FieldError, RecipeError
+    from core.errors import FieldError, RecipeError
     from reward.config import RewardSpec, build_rewards
 
     yaml = "- {name: math_correctness, weight: 1.0, correctness: true}\n- {name: format, weight: 0.1}\n"

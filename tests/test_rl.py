@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-from launch.errors import RecipeError
-from launch.manifest import Manifest
-from launch.recipe import load_recipe
+from config.recipe import load_recipe
+from core.errors import RecipeError
+from core.manifest import Manifest
 from launch.runner import execute_here, run_stage
 
 from .conftest import TINY, fast_recipe
@@ -67,7 +67,7 @@ def test_phases_chain_and_resume(spectrum, tmp_path):
 
 
 def test_trl_options_pass_through(spectrum):
-    from train.rl import grpo_config
+    from stages.rl import grpo_config
 
     recipe = fast_recipe(spectrum, *RL)
     cfg = grpo_config(recipe, recipe.rl.phases[1], spectrum / "x")
@@ -102,7 +102,7 @@ def test_pass_rate_filter_keeps_only_prompts_sometimes_solved(spectrum, monkeypa
     """Rows the model always or never solves go; the counts add up. Scores come from a real
     sampling pass; the reward is a stand-in that solves by row, so every case occurs."""
     import reward.registry
-    from train import rl
+    from stages import rl
 
     recipe = fast_recipe(spectrum, *RL)
     rows = [
@@ -167,7 +167,7 @@ def test_a_phase_without_learning_signal_says_so(tmp_path, caplog):
 
 
 def test_phase_health_counts_silent_steps_and_reward_failures():
-    from train.rl import phase_health
+    from stages.rl import phase_health
 
     history = [
         {"step": 1, "frac_reward_zero_std": 1.0, "rewards/math_correctness/timeout_rate": 0.5},

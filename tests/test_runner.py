@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from launch.errors import RecipeError, StageError
-from launch.manifest import Manifest
+from core.errors import RecipeError, StageError
+from core.manifest import Manifest
 from launch.runner import execute_here, fingerprint, run_stage
 from launch.stages import STAGES
 
@@ -37,6 +37,14 @@ def test_data_stage_records_skips_and_reruns(tmp_path):
 
     run_stage("data", changed, force=True)  # forced: re-run even though up to date
     assert _entry(changed, "data")["output_id"] != second["output_id"]
+    assert len(list(tmp_path.glob("tiny/data.replaced-*"))) == 1, "keep_replaced=1 keeps the newest only"
+    assert not (recipe.run_dir / ".data.lock").exists(), "the stage lock file outlived the stage"
+
+
+def test_keep_replaced_zero_deletes_at_once(tmp_path):
+    run_stage("data", fast_recipe(tmp_path, "keep_replaced=0"))
+    run_stage("data", fast_recipe(tmp_path, "keep_replaced=0"), force=True)
+    assert not list(tmp_path.glob("tiny/data.replaced-*"))
 
 
 def test_same_seed_gives_identical_files(tmp_path):
@@ -50,9 +58,9 @@ def test_same_seed_gives_identical_files(tmp_path):
 def test_downstream_fingerprint_follows_upstream_outputs(tmp_path):
     recipe = fast_recipe(tmp_path)
     run_stage("data", recipe)
-    before = fingerprint(STAGES["sft"], recipe, Manifest(recipe.run_dir))[1]
+    before = fingerprint(STAGES["sft"], recipe, Manifest(recipe.run_dir)).fingerprint
     run_stage("data", recipe, force=True)  # same config, new outputs: sft must not be skipped
-    after = fingerprint(STAGES["sft"], recipe, Manifest(recipe.run_dir))[1]
+    after = fingerprint(STAGES["sft"], recipe, Manifest(recipe.run_dir)).fingerprint
     assert before != after
 
 
@@ -166,15 +174,15 @@ def test_a_torchrun_worker_beyond_the_visible_gpus_stops_with_one_line(monkeypat
     "invalid device ordinal" traceback. The GPU is a stand-in (this machine has none)."""
     import torch
 
-    from launch.runner import stage_main
+    from launch.worker import main as worker
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    monkeypatch.setattr("launch.runner.die_with_parent", lambda *a: None)  # not a real torchrun worker
+    monkeypatch.setattr("launch.worker.die_with_parent", lambda *a: None)  # not a real torchrun worker
     with pytest.raises(SystemExit) as exit_info:
-        stage_main("sft", [str(TINY)])
+        worker(["sft", str(TINY)])
     assert exit_info.value.code == 2
     assert "torchrun started process 1 on a node with 1 visible GPU(s)" in capsys.readouterr().err
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from launch.errors import DataError
-from launch.manifest import Manifest
+from core.errors import DataError
+from core.manifest import Manifest
 from launch.runner import execute_here, run_stage
 from train.checkpoints import STAGING, clear_staging, complete_checkpoints, latest_checkpoint
 
@@ -39,7 +39,7 @@ def test_tiny_sft_loss_falls_and_every_checkpoint_is_complete(tmp_path):
             "optimizer.pt",
         } <= names
     assert not any((recipe.run_dir / "sft" / STAGING).glob("checkpoint-*")), "staging must be empty"
-    assert entry["outputs"]["final"].endswith("checkpoint-30")
+    assert entry["outputs"]["model"].endswith("checkpoint-30")
     acc = m["heldout_greedy_accuracy"]
     assert 0.0 <= acc["final"] <= 1.0 and acc["start"] == 0.0  # random weights solve nothing
 
@@ -48,18 +48,18 @@ def test_loss_is_on_the_assistant_turn_only(tmp_path):
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    from data_pipeline.corpus import SFT_FIELDS, load_rows, sft_examples
-    from train.sft import build_dataset, trl_config
+    from core.corpus import SFT_FIELDS, load_rows, sft_examples
+    from stages.sft import build_dataset, trl_config
 
     recipe = fast_recipe(tmp_path)
     run_stage("data", recipe)
     data = Manifest(recipe.run_dir).stage("data")["outputs"]
-    tok = AutoTokenizer.from_pretrained(data["base_model"])
+    tok = AutoTokenizer.from_pretrained(data["model"])
     rows = load_rows(data["sft"], SFT_FIELDS, "sft")
     ds, dropped, _ = build_dataset(sft_examples(rows[:4], ""), tok, 192)
     assert dropped == 0
     trainer = SFTTrainer(
-        model=data["base_model"],
+        model=data["model"],
         args=trl_config(recipe, tmp_path / "out"),
         train_dataset=ds,
         processing_class=tok,
@@ -75,13 +75,13 @@ def test_loss_is_on_the_assistant_turn_only(tmp_path):
 def test_over_long_examples_are_dropped_not_truncated(tmp_path):
     from transformers import AutoTokenizer
 
-    from data_pipeline.corpus import SFT_FIELDS, load_rows, sft_examples
-    from train.sft import build_dataset
+    from core.corpus import SFT_FIELDS, load_rows, sft_examples
+    from stages.sft import build_dataset
 
     recipe = fast_recipe(tmp_path)
     run_stage("data", recipe)
     data = Manifest(recipe.run_dir).stage("data")["outputs"]
-    tok = AutoTokenizer.from_pretrained(data["base_model"])
+    tok = AutoTokenizer.from_pretrained(data["model"])
     examples = sft_examples(load_rows(data["sft"], SFT_FIELDS, "sft"), "")
     ds, dropped, longest = build_dataset(examples, tok, 60)
     assert dropped > 0 and len(ds) + dropped == len(examples) and longest > 60
@@ -232,7 +232,7 @@ def test_two_torchrun_workers_train_as_one_data_parallel_job(tmp_path):
 
 
 def test_a_second_attempt_cannot_run_while_the_first_holds_the_stage(tmp_path):
-    from launch.errors import StageError
+    from core.errors import StageError
     from launch.runner import stage_lock
 
     recipe = fast_recipe(tmp_path)
@@ -246,7 +246,7 @@ def test_a_second_attempt_cannot_run_while_the_first_holds_the_stage(tmp_path):
 def test_greedy_check_scores_against_an_independent_count(tmp_path):
     """The held-out greedy check on a scripted model that always answers 7: right on every "7"
     problem, wrong on every "8" one. A verifier that failed would stop it, not report 0%."""
-    from train.greedy_eval import greedy_accuracy
+    from sampling.greedy import greedy_accuracy
 
     model = build_scripted_model(tmp_path / "m", p=1.0)
     rows = [

@@ -3,8 +3,7 @@
 import pytest
 from transformers import AutoTokenizer
 
-from data_pipeline.config import TinyModelConfig
-from data_pipeline.tiny.model import build_tiny_model, save_tiny_model
+from data_pipeline.tiny.model import TinyModelConfig, build_tiny_model, save_tiny_model
 from data_pipeline.tiny.problems import generate
 from data_pipeline.tiny.tokenizer import IM_END, IM_START, train_tokenizer
 

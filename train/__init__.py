@@ -1,1 +1,2 @@
-"""Training stages: SFT (this package), later probing, merging and MGPO RL."""
+"""Training machinery the stages use: the MGPO trainer, atomic checkpoints, expert fusion,
+cost telemetry callbacks and device settings."""

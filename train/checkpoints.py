@@ -9,17 +9,12 @@ leave debris under ``_staging/``, which the next attempt deletes.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import shutil
-import struct
 from pathlib import Path
 
 from transformers import TrainerCallback
-
-from launch.errors import DataError
 
 CHECKPOINTS, STAGING = "checkpoints", "_staging"
 # What a Trainer checkpoint holds beside the model (optimizer, schedulers, RNG, trainer state,
@@ -59,121 +54,6 @@ def complete_checkpoints(stage_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-# ---------------------------------------------------------------- model folders, checked before use
-INDEX = "model.safetensors.index.json"
-# Files a tokenizer is saved in (any one of them means the folder has a tokenizer).
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "chat_template.jinja",
-)
-
-
-def safetensors_header(path: Path) -> dict:
-    """The JSON header of a safetensors file, after checking that the file holds every byte the
-    header promises. A truncated file fails here, naming itself (transformers only says
-    "incomplete metadata", naming nothing)."""
-    path = Path(path)
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        raw = f.read(8)
-        if len(raw) < 8:
-            raise DataError(f"{path}: truncated safetensors file ({size} bytes, not even a header length)")
-        (length,) = struct.unpack("<Q", raw)
-        if 8 + length > size:
-            raise DataError(f"{path}: truncated safetensors file: header of {length} bytes, file of {size}")
-        try:
-            header = json.loads(f.read(length))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DataError(f"{path}: unreadable safetensors header ({err})") from None
-    end = max((m["data_offsets"][1] for k, m in header.items() if k != "__metadata__"), default=0)
-    if 8 + length + end != size:
-        raise DataError(
-            f"{path}: truncated or corrupt safetensors file: its header promises {8 + length + end} bytes, "
-            f"the file has {size}"
-        )
-    return header
-
-
-def weight_files(model_dir: Path) -> list[Path]:
-    """The safetensors files of a model folder (every shard its index names, or model.safetensors)."""
-    model_dir = Path(model_dir)
-    index = model_dir / INDEX
-    if index.is_file():
-        try:
-            names = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        except (json.JSONDecodeError, KeyError, AttributeError) as err:
-            raise DataError(f"{index}: not a safetensors index ({type(err).__name__}: {err})") from None
-        return [model_dir / n for n in names]
-    single = model_dir / "model.safetensors"
-    if single.is_file():
-        return [single]
-    raise DataError(f"{model_dir}: no model.safetensors or {INDEX} (is this a model folder?)")
-
-
-def check_model_folder(path: str | Path, tokenizer: bool = True) -> None:
-    """Fail with a DataError naming the file unless ``path`` is a complete model folder: a
-    config.json that parses, a tokenizer (unless ``tokenizer=False``: weights only), and
-    safetensors weights that hold every byte their headers promise. Cheap (headers and sizes
-    only): run it before spending time on a model."""
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(f"{path}: model folder not found")
-    config = path / "config.json"
-    try:
-        json.loads(config.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{config}: missing (not a complete model folder)") from None
-    except json.JSONDecodeError as err:
-        raise DataError(f"{config}: not valid JSON ({err})") from None
-    if tokenizer and not any((path / f).is_file() for f in TOKENIZER_FILES):
-        raise DataError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...)")
-    for file in weight_files(path):
-        if not file.is_file():
-            raise DataError(f"{file}: missing (named by {path / INDEX})")
-        safetensors_header(file)
-
-
-_PROBE_TEXT = "Let's compute 12345 + 6.78 = ?\n\n  \u00dcn\u00efc\u00f6de, tabs\tand \\boxed{x^2} <|im_end|>"
-
-
-def tokenizer_identity(path: str | Path) -> str:
-    """A hash of how a model folder's tokenizer behaves: its vocabulary, special tokens, chat
-    template, and the ids it gives a probe text and a chat prompt. Equal for two folders that turn
-    prompts into the same ids and back; "" for a folder without tokenizer files.
-
-    Behaviour, not file bytes: transformers 5 rebuilds a tokenizer's pipeline from its class when
-    loading, so the tokenizer.json a Trainer checkpoint saves differs from the one the model
-    started with (here: another pre-tokenizer and a normalizer) while both load to the same
-    tokenizer."""
-    path = Path(path)
-    if not any((path / f).is_file() for f in TOKENIZER_FILES):
-        return ""
-    from transformers import AutoTokenizer
-
-    try:
-        tok = AutoTokenizer.from_pretrained(str(path))
-    except Exception as err:  # noqa: BLE001 - any loading failure names the folder
-        raise DataError(f"{path}: its tokenizer does not load ({type(err).__name__}: {err})") from None
-    chat = [{"role": "user", "content": _PROBE_TEXT}]
-    parts = [
-        sorted(tok.get_vocab().items()),
-        [tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id],
-        tok.chat_template,
-        tok(_PROBE_TEXT, add_special_tokens=True)["input_ids"],
-        tok.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
-        if tok.chat_template
-        else None,
-        tok.decode(tok(_PROBE_TEXT)["input_ids"]),
-    ]
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
-
-
 def latest_checkpoint(stage_dir: Path) -> Path | None:
     ckpts = complete_checkpoints(stage_dir)
     return ckpts[-1] if ckpts else None
@@ -194,9 +74,23 @@ def _barrier() -> None:
 class AtomicCheckpoints(TrainerCallback):
     """Publish each checkpoint by rename once every rank has written its part; save the last step."""
 
-    def __init__(self, stage_dir: Path):
+    def __init__(self, stage_dir: Path, start_model: str = ""):
         self.staging = Path(stage_dir) / STAGING
         self.final = Path(stage_dir) / CHECKPOINTS
+        self.start_model = start_model
+
+    def _model_card(self, folder: Path, step: int) -> None:
+        """A card that says what the checkpoint is. TRL's (written to the staging folder, where the
+        Trainer's output_dir is) calls a model started from a local folder "a fine-tuned version of
+        [None]": it is removed."""
+        (self.staging / "README.md").unlink(missing_ok=True)
+        stage = self.final.parent
+        (folder / "README.md").write_text(
+            f"# {stage.parent.name} / {stage.name} / checkpoint-{step}\n\n"
+            f"Step {step} of the `{stage.name}` stage of the ssp run `{stage.parent.name}`, trained from "
+            f"`{self.start_model or 'the previous stage model'}`. The run's `manifest.json` and "
+            "`recipe.yaml` say how.\n"
+        )
 
     def on_step_end(self, args, state, control, **kwargs):
         if state.max_steps and state.global_step >= state.max_steps:
@@ -209,5 +103,6 @@ class AtomicCheckpoints(TrainerCallback):
             name = f"checkpoint-{state.global_step}"
             self.final.mkdir(parents=True, exist_ok=True)
             os.replace(self.staging / name, self.final / name)
+            self._model_card(self.final / name, state.global_step)
         _barrier()
         return control

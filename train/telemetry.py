@@ -20,7 +20,7 @@ import time
 import torch
 from transformers import TrainerCallback
 
-from launch.context import StageContext
+from core.context import StageContext
 
 
 class CostCallback(TrainerCallback):

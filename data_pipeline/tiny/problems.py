@@ -332,6 +332,7 @@ GENERATORS: dict[str, list[Callable[[random.Random], Problem]]] = {
     "counting": [choose, arrangements, handshakes],
     "statistics": [mean, median],
 }
+TINY_DOMAINS = list(GENERATORS)
 
 
 def make_problem(domain: str, rng: random.Random) -> Problem:

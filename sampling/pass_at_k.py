@@ -1,6 +1,6 @@
 """Pass@k: the chance that at least one of k samples is correct, estimated without bias.
 
-From n >= k samples of which c are correct (Chen et al. 2021, the estimator METHOD.md gives):
+From n >= k samples of which c are correct (Chen et al. 2021, the estimator docs/method.md gives):
 
     pass@k = 1 - C(n - c, k) / C(n, k)
 

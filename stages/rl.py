@@ -35,10 +35,13 @@ from typing import Any
 
 import torch
 
-from data_pipeline.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
-from launch.context import StageContext, StageResult
-from launch.recipe import Recipe
-from train.config import RLPhase
+from config.recipe import Recipe
+from config.train import RLPhase
+from core.context import StageContext, StageResult
+from core.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
+from core.model_folder import check_model_folder
+from sampling.generation import SamplingParams
+from stages.shared import heldout_comparison, probe_sampler
 from train.device import trainer_device_args
 
 log = logging.getLogger("ssp")
@@ -52,17 +55,11 @@ def _prompts(phase: RLPhase, recipe: Recipe, ctx: StageContext) -> list[dict[str
 def pass_rate_filter(rows, model_dir: str, phase: RLPhase, recipe: Recipe) -> tuple[list, dict[str, int]]:
     """Keep prompts whose pass rate at ``model_dir`` is strictly between 0 and 1 (G samples each,
     the phase's temperature, length and correctness reward)."""
-    from train.generation import SamplingParams
-    from train.probe import ModelSampler
-
-    params = SamplingParams(
-        n=phase.num_generations,
-        temperature=phase.temperature,
-        max_new_tokens=phase.max_completion_length,
-        seed=recipe.rl.seed,
+    params = SamplingParams.from_settings(
+        phase, seed=recipe.rl.seed, n=phase.num_generations, max_new_tokens=phase.max_completion_length
     )
     spec = next(r for r in phase.rewards if r.correctness)
-    with ModelSampler(recipe, params, spec) as sampler:
+    with probe_sampler(recipe, params, spec) as sampler:
         result = sampler.score(
             model_dir,
             rows,
@@ -143,9 +140,9 @@ def grpo_config(recipe: Recipe, phase: RLPhase, output_dir: Path):
 
 
 def _vllm_on_cpu(args):
-    """TRL's colocated vLLM on CPU needs linear weights it can load into (train/generation_vllm.py)."""
+    """TRL's colocated vLLM on CPU needs linear weights it can load into (sampling/generation_vllm.py)."""
     if getattr(args, "use_vllm", False) and args.vllm_mode == "colocate" and not torch.cuda.is_available():
-        from train.generation_vllm import plain_cpu_linear
+        from sampling.generation_vllm import plain_cpu_linear
 
         return plain_cpu_linear()
     return contextlib.nullcontext()
@@ -202,7 +199,7 @@ def _run_phase(
                 reward_funcs=funcs,
                 args=args,
                 train_dataset=ds,
-                callbacks=[AtomicCheckpoints(phase_dir), budget := CostCallback(ctx)],
+                callbacks=[AtomicCheckpoints(phase_dir, start_model), budget := CostCallback(ctx)],
             )
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     finally:
@@ -240,8 +237,6 @@ def _run_phase(
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
-    from train.checkpoints import check_model_folder
-
     model = ctx.inputs["merge"]["model"]
     check_model_folder(model)
     spectrum, phases = model, []
@@ -251,8 +246,6 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         model = summary["final"]
     metrics: dict[str, Any] = {"lam": recipe.rl.lam, "phases": phases}
     if recipe.rl.eval_heldout and ctx.is_main:
-        from train.merge import heldout_comparison
-
         # The merge stage already sampled the spectrum model with these settings and seed (the
         # rl fingerprint covers the probe config it used): reuse it rather than sample it again.
         previous = ctx.inputs["merge"].get("heldout")
@@ -266,13 +259,3 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
             )
         (ctx.stage_dir / "heldout.json").write_text(json.dumps(metrics["heldout"], indent=2))
     return StageResult(outputs={"model": model, "phases": [p["final"] for p in phases]}, metrics=metrics)
-
-
-def main() -> None:
-    from launch.runner import stage_main
-
-    stage_main("rl")
-
-
-if __name__ == "__main__":
-    main()

@@ -19,11 +19,16 @@ def now() -> str:
 
 
 class Manifest:
+    """The manifest as read once; a caller takes its decisions on this snapshot. ``update`` and
+    ``reset`` re-read the file before writing, so a write never undoes another stage's entry
+    written since (``ssp stage eval`` beside a running ``rl``: each holds only its stage's lock)."""
+
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / "manifest.json"
-        self.data: dict[str, Any] = {"stages": {}}
-        if self.path.is_file():
-            self.data = json.loads(self.path.read_text())
+        self.data: dict[str, Any] = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text()) if self.path.is_file() else {"stages": {}}
 
     def stage(self, name: str) -> dict[str, Any] | None:
         return self.data["stages"].get(name)
@@ -33,10 +38,12 @@ class Manifest:
         return bool(entry) and entry.get("status") == "completed"
 
     def update(self, name: str, **fields: Any) -> None:
+        self.data = self._read()
         self.data["stages"].setdefault(name, {}).update(fields)
         self.save()
 
     def reset(self, name: str) -> None:
+        self.data = self._read()
         self.data["stages"].pop(name, None)
         self.save()
 

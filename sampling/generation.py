@@ -6,7 +6,7 @@ generation use.
     outs[0][3].text, outs[0][3].num_tokens, outs[0][3].finish_reason   # prompt 0, sample 3
 
 A backend implements ``load(model_dir)``, ``generate(prompts, params)`` and ``close()``:
-``vllm`` (``train/generation_vllm.py``) and ``hf``, here. The transformers
+``vllm`` (``sampling/generation_vllm.py``) and ``hf``, here. The transformers
 backend applies the chat template once per prompt, repeats each prompt ``n`` times, sorts by
 length to cut padding, and runs batched ``generate`` with the KV cache.
 
@@ -18,9 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
+
+from core.errors import check
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,17 @@ class SamplingParams:
     top_k: int = -1
     max_new_tokens: int = 128
     seed: int = 0
+
+    @classmethod
+    def from_settings(cls, settings: Any, seed: int, **named_otherwise: Any) -> SamplingParams:
+        """The one place sampling settings become SamplingParams: ``settings`` names them as the
+        recipe does (``n_samples``, ``temperature``, ``top_p``, ``top_k``, ``max_new_tokens``; the
+        probe's section, a benchmark protocol); a setting it lacks keeps the default here, and one
+        it names otherwise is passed by keyword (an RL phase's ``n=phase.num_generations``)."""
+        names = {"n_samples": "n", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k"}
+        names["max_new_tokens"] = "max_new_tokens"
+        found = {field: getattr(settings, key) for key, field in names.items() if hasattr(settings, key)}
+        return cls(**{**found, **named_otherwise, "seed": seed})
 
 
 @dataclass(frozen=True)
@@ -137,8 +151,6 @@ class GenerationConfig:
     """vLLM: engine seed (each request also carries the stage's sampling seed)."""
 
     def __post_init__(self):
-        from launch.errors import check
-
         check(
             self,
             "backend",
@@ -155,7 +167,7 @@ class GenerationConfig:
         check(self, "max_model_len", self.max_model_len >= 0, "must be >= 0 (0 = the model's)")
 
 
-BACKENDS = {"hf": "train.generation:HFGenerator", "vllm": "train.generation_vllm:VLLMGenerator"}
+BACKENDS = {"hf": "sampling.generation:HFGenerator", "vllm": "sampling.generation_vllm:VLLMGenerator"}
 
 
 def make_generator(model_dir: str | Path, cfg: GenerationConfig | None = None, batch_size: int = 256):

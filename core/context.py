@@ -5,11 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from launch.cost import CostMeter
-    from launch.tracking import StageTracker
+from core.cost import BudgetExceeded, CostMeter
 
 
 @dataclass
@@ -19,7 +17,7 @@ class StageContext:
     stage_dir: Path  # run_dir / name; the stage writes only here
     inputs: dict[str, dict[str, Any]]  # upstream stage name -> its recorded outputs
     cost: CostMeter | None = None  # the stage's live cost (the runner makes it)
-    tracker: StageTracker | None = None  # the stage's W&B run (rank 0 with report_to: wandb)
+    tracker: Any = None  # the stage's W&B run (launch/tracking.StageTracker): log, summary, finish
 
     @property
     def rank(self) -> int:
@@ -42,8 +40,6 @@ class StageContext:
 
     def stop_for_budget(self, where: str) -> None:
         """Raise BudgetExceeded with the budget message (the caller knows the budget was crossed)."""
-        from launch.cost import BudgetExceeded
-
         raise BudgetExceeded(self.cost.budget_message(self.name, where))
 
     @property

@@ -1,7 +1,7 @@
 """A quick greedy held-out accuracy, run at the end of SFT (and on the starting model).
 
 Not the evaluation harness (sampling, Pass@k, the report's protocol): one greedy completion
-per problem through the generation interface (``train/generation.py``), scored by the same
+per problem through the generation interface (``sampling/generation.py``), scored by the same
 ``math_correctness`` reward as probing and evaluation (so a verifier that fails stops the stage
 here too, rather than reading as 0% accuracy).
 """
@@ -12,9 +12,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from data_pipeline.corpus import chat_prompt
+from core.corpus import chat_prompt
 from reward import get_reward
-from train.generation import SamplingParams, make_generator
+from sampling.generation import SamplingParams, make_generator
 
 
 def greedy_accuracy(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from launch.errors import DataError
+from core.errors import DataError
 
 PROBLEM_FIELDS = ("id", "domain", "problem", "answer")
 SFT_FIELDS = (*PROBLEM_FIELDS, "solutions")

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from launch.errors import check
+from core.errors import check
 from reward.config import RewardSpec
 
 

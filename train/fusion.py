@@ -1,7 +1,8 @@
-"""Expert fusion: M_merge = sum_i w_i * M*_i, streamed one tensor at a time.
+"""Expert fusion, the library: M_merge = sum_i w_i * M*_i, streamed one tensor at a time.
 
-    ssp merge --out runs/fused ckpt-a:0.5 ckpt-b:0.25 ckpt-c:0.25
-    ssp stage merge recipes/tiny.yaml          # the pipeline stage: the probe's specialists
+    merge_checkpoints([("ckpt-a", 0.5), ("ckpt-b", 0.25), ("ckpt-c", 0.25)], "runs/fused")
+    ssp merge --out runs/fused ckpt-a:0.5 ckpt-b:0.25 ckpt-c:0.25     # the same from the shell
+    ssp stage merge recipes/tiny.yaml     # the pipeline stage (stages/merge.py): the probe's specialists
 
 Departure from the usual merge scripts (which load N models, or one output shard, at once):
 the output safetensors files are written by hand, header first (every shape and dtype is
@@ -34,15 +35,10 @@ from typing import Any
 
 import torch
 
-from launch.atomic import remove_stale
-from launch.errors import DataError, SSPError
-from train.checkpoints import (
-    INDEX,
-    check_model_folder,
-    is_training_state,
-    safetensors_header,
-    tokenizer_identity,
-)
+from core.atomic import remove_stale
+from core.errors import DataError, SSPError
+from core.model_folder import INDEX, check_model_folder, safetensors_header, tokenizer_identity
+from train.checkpoints import is_training_state
 
 CHUNK_ELEMENTS = 1 << 24  # rows are averaged in chunks of about 16M elements (64 MB in float32)
 _DTYPES = {
@@ -93,7 +89,9 @@ def _specs(model_dir: Path) -> dict[str, tuple[str, tuple[int, ...], Path]]:
     return out
 
 
-def check_weights(weights: list[float], normalize: bool) -> list[float]:
+def check_weights(weights: list[float], normalize: bool, normalize_name: str = "normalize") -> list[float]:
+    """The weights, rescaled to sum to 1 with ``normalize``; ``normalize_name`` is how the caller's
+    user sets it (``--normalize``, ``merge.normalize``), for the message."""
     if any(w < 0 for w in weights):
         raise MergeError(f"merge weights must be >= 0, got {weights}")
     total = sum(weights)
@@ -102,7 +100,9 @@ def check_weights(weights: list[float], normalize: bool) -> list[float]:
     if normalize:
         return [w / total for w in weights]
     if not math.isclose(total, 1.0, abs_tol=1e-6):
-        raise MergeError(f"merge weights sum to {total:g}, not 1 (set normalize to rescale them): {weights}")
+        raise MergeError(
+            f"merge weights sum to {total:g}, not 1 (set {normalize_name} to rescale them): {weights}"
+        )
     return list(weights)
 
 
@@ -224,13 +224,17 @@ def merge_checkpoints(
     normalize: bool = False,
     overwrite: bool = False,
     info: dict | None = None,
+    option_names: dict[str, str] | None = None,
 ) -> Path:
-    """Write the weighted average of ``sources`` [(model folder, weight)] to ``out_dir``."""
+    """Write the weighted average of ``sources`` [(model folder, weight)] to ``out_dir``.
+    ``option_names``: how the caller's user sets ``normalize`` and ``overwrite`` (``--normalize``),
+    for messages."""
+    names = {"normalize": "normalize", "overwrite": "overwrite", **(option_names or {})}
     dirs = [Path(d) for d, _ in sources]
-    weights = check_weights([w for _, w in sources], normalize)
+    weights = check_weights([w for _, w in sources], normalize, names["normalize"])
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
-        raise MergeError(f"{out_dir} exists (pass overwrite to replace it)")
+        raise MergeError(f"{out_dir} exists (pass {names['overwrite']} to replace it)")
     specs = check_compatible(dirs)
     remove_stale(out_dir.parent, f".{out_dir.name}.tmp-*")  # left by a merge that was killed
     remove_stale(out_dir.parent, f".{out_dir.name}.old-*")
@@ -247,6 +251,8 @@ def merge_checkpoints(
             _write_shard(tmp / file, names, specs, weights, metadata)
         for item in dirs[0].iterdir():  # config, tokenizer, generation config, index, ...
             if item.is_file() and not item.name.endswith(".safetensors") and not is_training_state(item.name):
+                if item.name == "README.md":  # the source's card describes the source
+                    continue
                 shutil.copy2(item, tmp / item.name)
         (tmp / "merge_info.json").write_text(
             json.dumps({"sources": [str(d) for d in dirs], "weights": weights, **(info or {})}, indent=2)
@@ -279,90 +285,3 @@ def parse_sources(items: list[str]) -> list[tuple[str, float]]:
     if not any(given):
         return [(p, 1.0 / len(parsed)) for p, _ in parsed]
     return parsed
-
-
-# ---------------------------------------------------------------- the pipeline stage
-def checkpoint_weights(specialists: dict[str, str], domain_weights: dict[str, float]) -> dict[str, float]:
-    """Weight per unique checkpoint: a checkpoint chosen by several domains gets their summed weight."""
-    unknown = sorted(set(domain_weights) - set(specialists))
-    if unknown:
-        raise MergeError(
-            f"merge.weights names domains that were not probed: {unknown} (probed: {sorted(specialists)})"
-        )
-    missing = sorted(set(specialists) - set(domain_weights)) if domain_weights else []
-    if missing:
-        raise MergeError(f"merge.weights has no weight for domains {missing}")
-    per_ckpt: dict[str, float] = defaultdict(float)
-    for domain, ckpt in specialists.items():
-        per_ckpt[ckpt] += domain_weights[domain] if domain_weights else 1.0 / len(specialists)
-    return dict(per_ckpt)
-
-
-def run(recipe, ctx):
-    import logging
-
-    from launch.context import StageResult
-
-    log = logging.getLogger("ssp")
-    probe = ctx.inputs["probe"]
-    final = ctx.inputs["sft"]["final"]
-    if not probe.get("enabled", True):
-        log.info("merge: probing disabled, the spectrum model is the last SFT checkpoint %s", final)
-        return StageResult(outputs={"model": final, "merged": False}, metrics={"merged": False})
-    weights = checkpoint_weights(probe["specialists"], recipe.merge.weights)
-    normalized = check_weights(list(weights.values()), recipe.merge.normalize)
-    sources = list(zip(weights, normalized, strict=True))
-    for ckpt, w in sources:
-        log.info("merge: %s x %.4f", Path(ckpt).name, w)
-    model = merge_checkpoints(
-        sources, ctx.stage_dir / "model", overwrite=True, info={"specialists": probe["specialists"]}
-    )
-    metrics: dict[str, Any] = {"weights": {Path(c).name: w for c, w in sources}}
-    if recipe.merge.eval_heldout:
-        metrics["heldout"] = heldout_comparison(
-            recipe, ctx, {"spectrum (merged)": str(model), f"last SFT ({Path(final).name})": final}
-        )
-        (ctx.stage_dir / "heldout.json").write_text(json.dumps(metrics["heldout"], indent=2))
-    outputs = {"model": str(model), "merged": True}
-    if recipe.merge.eval_heldout:
-        outputs["heldout"] = {"file": str(ctx.stage_dir / "heldout.json"), "key": "spectrum (merged)"}
-    return StageResult(outputs=outputs, metrics=metrics)
-
-
-def heldout_comparison(recipe, ctx, models: dict[str, str]) -> dict[str, dict]:
-    """Pass@1 and Pass@k of each model on the held-out eval set, with the probe's sampling settings."""
-    from data_pipeline.corpus import PROBLEM_FIELDS, load_rows
-    from train.probe import ModelSampler
-
-    rows = load_rows(ctx.inputs["data"]["eval"], PROBLEM_FIELDS, "eval")
-    with ModelSampler(recipe) as sampler:
-        return {name: sampler.score(path, rows, desc=f"held-out {name}") for name, path in models.items()}
-
-
-def main() -> None:
-    from launch.runner import stage_main
-
-    stage_main("merge")
-
-
-def cli(argv: list[str]) -> int:
-    """``ssp merge --out DIR CKPT[:WEIGHT] ... [--normalize] [--overwrite]``."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="ssp merge", description="Weighted parameter average of model folders.")
-    p.add_argument("--out", required=True, help="output model folder (written atomically)")
-    p.add_argument(
-        "checkpoints", nargs="+", metavar="CKPT[:WEIGHT]", help="model folders; no weights = uniform"
-    )
-    p.add_argument("--normalize", action="store_true", help="rescale weights to sum to 1")
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    args = p.parse_args(argv)
-    out = merge_checkpoints(
-        parse_sources(args.checkpoints), args.out, normalize=args.normalize, overwrite=args.overwrite
-    )
-    print(out)
-    return 0
-
-
-if __name__ == "__main__":
-    main()

@@ -1,59 +1,9 @@
-"""Recipe schema of the `data` stage (and of the tiny task's tokenizer and model)."""
+"""Recipe schema of the `data` stage (the tiny task's model shape is ``data_pipeline/tiny/model.py``)."""
 
 from dataclasses import dataclass, field
 
-from launch.errors import check
-
-TINY_DOMAINS = ["algebra", "number_theory", "counting", "statistics"]
-
-
-@dataclass
-class TinyModelConfig:
-    """Shape of the randomly initialised Qwen2 model built for the tiny task."""
-
-    hidden_size: int = 128
-    """Width. Keep hidden_size / num_attention_heads = 64: vLLM's CPU attention kernels reject head_dim 16."""
-    num_hidden_layers: int = 4
-    """Decoder layers."""
-    num_attention_heads: int = 2
-    """Query heads."""
-    num_key_value_heads: int = 1
-    """KV heads (grouped-query attention, as in Qwen2.5)."""
-    intermediate_size: int = 512
-    """MLP width."""
-    max_position_embeddings: int = 512
-    """Longest sequence the model accepts (prompt plus completion)."""
-    vocab_size: int = 512
-    """Target size of the byte-level BPE vocabulary trained on the corpus (special tokens included)."""
-
-    def __post_init__(self):
-        for name in (
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "num_key_value_heads",
-            "intermediate_size",
-            "max_position_embeddings",
-        ):
-            check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
-        check(
-            self,
-            "num_attention_heads",
-            self.hidden_size % self.num_attention_heads == 0,
-            "must divide hidden_size",
-        )
-        check(
-            self,
-            "num_key_value_heads",
-            self.num_attention_heads % self.num_key_value_heads == 0,
-            "must divide num_attention_heads",
-        )
-        check(
-            self,
-            "vocab_size",
-            self.vocab_size >= 300,
-            f"must be >= 300 (256 byte symbols plus specials and merges), got {self.vocab_size}",
-        )
+from core.errors import check
+from data_pipeline.tiny.problems import TINY_DOMAINS
 
 
 @dataclass
@@ -88,7 +38,7 @@ class DataConfig:
     eval_file: str | None = None
     """source=files: held-out evaluation set (rows: id, domain, problem, answer)."""
     decontaminate_ngram: int = 10
-    """Drop SFT/RL/probe rows sharing a normalised word n-gram with an eval problem (METHOD.md: 10). 0 = off."""
+    """Drop SFT/RL/probe rows sharing a normalised word n-gram with an eval problem (docs/method.md: 10). 0 = off."""
 
     def __post_init__(self):
         check(

@@ -12,7 +12,7 @@ class RecipeError(SSPError):
 class FieldError(RecipeError):
     """Raised from a config dataclass's ``__post_init__``.
 
-    The dataclass does not know where it sits in the recipe tree; ``launch.recipe``
+    The dataclass does not know where it sits in the recipe tree; ``config.recipe``
     catches this and rewrites it with the full key path (``sft.learning_rate: ...``).
     """
 

@@ -22,7 +22,7 @@ Choices and departures, each on purpose:
   'weight_loader'"). While building a CPU engine we turn that packing off
   (``vllm._custom_ops._supports_onednn = False``, read when layers are set up): linear layers
   use ``torch.nn.functional.linear`` on ordinary parameters. That is the one vLLM internal
-  this module touches; ``train/rl.py`` applies the same switch around TRL's colocated engine,
+  this module touches; ``stages/rl.py`` applies the same switch around TRL's colocated engine,
   whose first weight sync otherwise fails on CPU.
 - A checkpoint with another architecture (config shape) or another tokenizer gets a new engine:
   swapping weights alone would sample the new model through the old model's vocabulary and chat
@@ -50,7 +50,7 @@ from pathlib import Path
 
 import torch
 
-from train.generation import Completion, GenerationConfig, SamplingParams
+from sampling.generation import Completion, GenerationConfig, SamplingParams
 
 log = logging.getLogger("ssp")
 
@@ -83,7 +83,7 @@ def _local(model_dir: str | Path) -> Path:
 
 def _architecture(model_dir: str | Path) -> tuple:
     """What must be equal for one engine to serve both models: config shape and tokenizer."""
-    from train.checkpoints import tokenizer_identity
+    from core.model_folder import tokenizer_identity
 
     local = _local(model_dir)
     cfg = json.loads((local / "config.json").read_text())

@@ -29,12 +29,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from launch.atomic import write_atomic
-from launch.errors import SSPError, check
+from core.atomic import write_atomic
+from core.errors import SSPError, check
 
 SAVE_EVERY_S = 10.0
 
-# The reference run (METHOD.md): SFT + RL together, no split between stages published.
+# The reference run (docs/method.md): SFT + RL together, no split between stages published.
 REFERENCE = {"name": "VibeThinker-1.5B (report)", "gpu": "H800", "gpu_hours": 3900.0, "usd": 7800.0}
 
 

@@ -21,13 +21,14 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from data_pipeline.config import DataConfig, TinyModelConfig
-from evaluation.config import EvalConfig
-from launch.cost import CostConfig
-from launch.errors import FieldError, RecipeError, check
-from launch.tracking import TrackingConfig
-from train.config import MergeConfig, ModelConfig, ProbeConfig, RLConfig, SFTStageConfig
-from train.generation import GenerationConfig
+from config.data import DataConfig
+from config.eval import EvalConfig
+from config.tracking import TrackingConfig
+from config.train import MergeConfig, ModelConfig, ProbeConfig, RLConfig, SFTStageConfig
+from core.cost import CostConfig
+from core.errors import FieldError, RecipeError, check
+from data_pipeline.tiny.model import TinyModelConfig
+from sampling.generation import GenerationConfig
 
 # The pipeline, in order.
 STAGE_ORDER = ["data", "sft", "probe", "merge", "rl", "eval"]
@@ -43,6 +44,10 @@ class Recipe:
     """Where runs are written (relative paths are relative to the working directory)."""
     stages: list[str] = field(default_factory=lambda: list(STAGE_ORDER))
     """Stages `ssp run` executes, a subset of the pipeline order."""
+    keep_replaced: int = 1
+    """A stage folder made stale by a config change or --force is moved aside to
+    <stage>.replaced-<time>, not deleted; this many of those are kept per stage (the newest), older
+    ones are deleted. 0 = delete at once."""
     tiny_model: TinyModelConfig = field(default_factory=TinyModelConfig)
     """Shape of the tiny task's model and tokenizer (used when model.name_or_path is 'tiny')."""
     data: DataConfig = field(default_factory=DataConfig)
@@ -73,6 +78,7 @@ class Recipe:
             bool(self.run_name) and "/" not in self.run_name,
             f"must be a non-empty folder name, got {self.run_name!r}",
         )
+        check(self, "keep_replaced", self.keep_replaced >= 0, f"must be >= 0, got {self.keep_replaced}")
         unknown = [s for s in self.stages if s not in STAGE_ORDER]
         check(self, "stages", not unknown, f"unknown stages {unknown}; known: {STAGE_ORDER}")
         check(
@@ -123,6 +129,16 @@ def _yaml_message(err: yaml.YAMLError) -> str:
     return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
 
 
+def _source_of(key: str, path: Path | None, overrides) -> str:
+    """Where the value at ``key`` came from: the last command-line override setting it (or a
+    section or list holding it), else the recipe file."""
+    for item in reversed(list(overrides)):
+        set_key = item.split("=", 1)[0].strip()
+        if key == set_key or key.startswith((f"{set_key}.", f"{set_key}[")):
+            return f"command-line override {item!r}"
+    return f"{path}" if path else "recipe"
+
+
 def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Load and validate a recipe. ``path=None`` gives the schema's defaults (plus overrides)."""
     cfg: DictConfig = OmegaConf.structured(Recipe)
@@ -155,8 +171,8 @@ def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         recipe = OmegaConf.to_object(cfg)
     except FieldError as err:
         where = _find_path(cfg, err.owner) or ""
-        source = f"{path}" if path else "recipe"
-        raise RecipeError(f"{source}: {where}{err.field}: {err.message}") from None
+        key = f"{where}{err.field}"
+        raise RecipeError(f"{_source_of(key, path, overrides)}: {key}: {err.message}") from None
     except OmegaConfBaseException as err:  # e.g. a broken ${interpolation}
         raise RecipeError(f"{path or 'recipe'}: {_omegaconf_message(err)}") from None
     assert isinstance(recipe, Recipe)

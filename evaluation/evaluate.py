@@ -1,7 +1,8 @@
-"""The `eval` stage and `ssp eval`: benchmark Pass@1, Pass@k and cons@n of several models, one table.
+"""Benchmark Pass@1, Pass@k and cons@n of several models, one table: what the `eval` stage
+(``stages/eval.py``) and ``ssp eval`` (``launch/cli.py``) run.
 
     ssp stage eval recipes/tiny.yaml                       # base, spectrum and signal of the run
-    ssp eval runs/tiny/merge/merged runs/tiny/rl/0-math/final --benchmarks tiny_heldout=runs/tiny/data/eval.jsonl
+    ssp eval runs/tiny/merge/model runs/tiny/rl/0-math/final --benchmarks tiny_heldout=runs/tiny/data/eval.jsonl
     ssp eval base=Qwen/Qwen2.5-Math-1.5B mine=out/final --benchmarks aime24=data/aime24.parquet math500
 
 All benchmarks are loaded and checked before any sampling. Models are sampled one after the
@@ -18,24 +19,22 @@ sampling.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from evaluation.benchmarks import BENCHMARKS, load_benchmark
-from evaluation.config import MODEL_ALIASES, BenchmarkSpec, EvalConfig
+from core.atomic import write_atomic
+from core.context import StageContext
+from core.model_folder import check_model_folder
+from core.progress import Progress
+from core.tables import markdown_table
+from evaluation.benchmarks import load_benchmark
 from evaluation.metrics import summarize, vote_key
-from launch.atomic import write_atomic
-from launch.context import StageContext, StageResult
-from launch.errors import RecipeError
-from launch.recipe import Recipe
-from train.generation import GenerationConfig, SamplingParams, make_generator
-from train.probe import sample_and_score, save_completions
+from sampling.generation import GenerationConfig, SamplingParams, make_generator
+from sampling.scoring import sample_and_score, save_completions
 
 log = logging.getLogger("ssp")
 
@@ -46,17 +45,20 @@ def _unit_name(model: str, bench: str) -> str:
 
 def evaluate(
     models: dict[str, str],
-    specs: list[BenchmarkSpec],
-    cfg: EvalConfig,
+    specs: list[Any],
+    cfg: Any,
     out_dir: Path,
     default_sources: dict[str, str] | None = None,
     default_suffixes: dict[str, str] | None = None,
     ctx: StageContext | None = None,
     generation: GenerationConfig | None = None,
 ) -> dict[str, Any]:
-    """Sample and score every model on every benchmark; write and return the results."""
+    """Sample and score every model on every benchmark; write and return the results.
+
+    ``specs`` are ``BenchmarkSpec``s and ``cfg`` an ``EvalConfig`` (``config/eval.py``: the recipe's
+    eval section, or what ``ssp eval`` builds from its flags); ``ctx``, in a stage, gets the
+    metrics logged and the budget checked after each (model, benchmark) pair."""
     from reward import get_reward
-    from train.checkpoints import check_model_folder
 
     default_sources, default_suffixes = default_sources or {}, default_suffixes or {}
     for path in models.values():  # a broken local model fails now, naming its file
@@ -73,6 +75,7 @@ def evaluate(
     (out_dir / "completions").mkdir(exist_ok=True)
     results: dict[str, dict[str, Any]] = {m: {} for m in models}
     generator, rewards = None, {}
+    progress = Progress(len(models) * len(loaded))
     try:
         for model, path in models.items():
             for bench, rows, proto, options in loaded:
@@ -81,6 +84,7 @@ def evaluate(
                 if unit_file.is_file():  # done by an interrupted earlier attempt
                     results[model][bench.name] = json.loads(unit_file.read_text())
                     log.info("eval: %s on %s already done, reusing %s", model, bench.name, unit_file)
+                    log.info("eval: model x benchmark pairs %s", progress.step(timed=False))
                     continue
                 if generator is None:
                     generator = make_generator(path, generation, batch_size=cfg.batch_size)
@@ -89,14 +93,7 @@ def evaluate(
                 key = (bench.reward, json.dumps(options, sort_keys=True))
                 if key not in rewards:
                     rewards[key] = get_reward(bench.reward, **options)
-                params = SamplingParams(
-                    n=proto.n_samples,
-                    temperature=proto.temperature,
-                    top_p=proto.top_p,
-                    top_k=proto.top_k,
-                    max_new_tokens=proto.max_new_tokens,
-                    seed=cfg.seed,
-                )
+                params = SamplingParams.from_settings(proto, seed=cfg.seed)
                 flat, scores, seconds, report = sample_and_score(
                     generator,
                     rows,
@@ -153,6 +150,7 @@ def evaluate(
                     100 * metrics["error_rate"],
                     metrics["tokens_per_second"] or 0,
                 )
+                log.info("eval: model x benchmark pairs %s", progress.step())
                 if ctx is not None:
                     ctx.log(
                         {
@@ -188,40 +186,34 @@ def _fmt(v: Any, pct: bool = True) -> str:
 def markdown(summary: dict[str, Any]) -> str:
     """Pass@1 (%) per model and benchmark, then one detail table per benchmark."""
     benches, results = list(summary["benchmarks"]), summary["results"]
-    lines = [
-        "Pass@1 (%, mean over samples)",
-        "",
-        "| model | " + " | ".join(benches) + " |",
-        "|---" * (len(benches) + 1) + "|",
+    overview = [
+        [model, *(_fmt(per.get(b, {}).get("pass@1")) for b in benches)] for model, per in results.items()
     ]
-    for model, per in results.items():
-        lines.append(f"| {model} | " + " | ".join(_fmt(per.get(b, {}).get("pass@1")) for b in benches) + " |")
+    parts = ["Pass@1 (%, mean over samples)", markdown_table(["model", *benches], overview)]
     for b in benches:
         first = next(per[b] for per in results.values() if b in per)
         p, n = first["protocol"], first["samples_per_problem"]
         ks = [f"pass@{k}" for k in p["k"] if k > 1]
         cols = ["pass@1", *ks, f"cons@{n}", "truncated", "unscorable", "timed out", "errors", "mean tokens"]
-        lines += [
-            "",
-            f"{summary['benchmarks'][b]['title']}: {first['problems']} problems x {n} samples, temperature "
-            f"{p['temperature']}, top_p {p['top_p']}, max {p['max_new_tokens']} tokens (%, except tokens)",
-            "",
-            "| model | " + " | ".join(cols) + " |",
-            "|---" * (len(cols) + 1) + "|",
-        ]
-        for model, per in results.items():
-            m = per.get(b)
-            if m is None:
-                continue
-            cells = [
+        rows = [
+            [
+                model,
                 _fmt(m["pass@1"]),
                 *(_fmt(m.get(k)) for k in ks),
                 _fmt(m.get(f"cons@{n}")),
                 _fmt(m["truncated"]),
                 *(_fmt(m.get(k)) for k in ("unscorable_rate", "timeout_rate", "error_rate")),
+                _fmt(m["mean_tokens"], pct=False),
             ]
-            lines.append(f"| {model} | " + " | ".join(cells) + f" | {_fmt(m['mean_tokens'], pct=False)} |")
-    return "\n".join(lines) + "\n"
+            for model, per in results.items()
+            if (m := per.get(b)) is not None
+        ]
+        parts += [
+            f"{summary['benchmarks'][b]['title']}: {first['problems']} problems x {n} samples, temperature "
+            f"{p['temperature']}, top_p {p['top_p']}, max {p['max_new_tokens']} tokens (%, except tokens)",
+            markdown_table(["model", *cols], rows),
+        ]
+    return "\n\n".join(parts) + "\n"
 
 
 def chart(summary: dict[str, Any], out_png: Path) -> None:
@@ -247,135 +239,3 @@ def chart(summary: dict[str, Any], out_png: Path) -> None:
     fig.tight_layout()
     write_atomic(out_png, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
-
-
-def resolve_models(recipe: Recipe, ctx: StageContext) -> dict[str, str]:
-    """{display name: model folder or hub id} for ``eval.models`` (aliases resolved in this run)."""
-    out = {}
-    for m in recipe.eval.models:
-        if m == "base":
-            tiny = recipe.model.name_or_path == "tiny"
-            out[m] = ctx.inputs["data"]["base_model"] if tiny else recipe.model.name_or_path
-        elif m in MODEL_ALIASES:
-            outputs = ctx.inputs[MODEL_ALIASES[m]]
-            out[m] = outputs["final"] if m == "sft" else outputs["model"]
-        else:
-            out[Path(m).name or m] = m
-    return out
-
-
-def run(recipe: Recipe, ctx: StageContext) -> StageResult:
-    models = resolve_models(recipe, ctx)
-    summary = evaluate(
-        models,
-        recipe.eval.benchmarks,
-        recipe.eval,
-        ctx.stage_dir,
-        default_sources={"tiny_heldout": ctx.inputs["data"]["eval"]},
-        default_suffixes={"tiny_heldout": recipe.data.prompt_suffix},
-        ctx=ctx,
-        generation=recipe.generation,
-    )
-    keep = ("pass@1", "truncated", "mean_tokens")
-    return StageResult(
-        outputs={
-            "results": str(ctx.stage_dir / "results.json"),
-            "markdown": str(ctx.stage_dir / "results.md"),
-            "chart": str(ctx.stage_dir / "pass1.png"),
-            "completions": str(ctx.stage_dir / "completions"),
-        },
-        metrics={
-            "models": models,
-            "results": {
-                m: {
-                    b: {k: v for k, v in r.items() if k in keep or k.startswith(("pass@", "cons@"))}
-                    for b, r in per.items()
-                }
-                for m, per in summary["results"].items()
-            },
-        },
-    )
-
-
-def _benchmark_arg(text: str) -> BenchmarkSpec:
-    name, _, source = text.partition("=")
-    if name not in BENCHMARKS:
-        raise RecipeError(f"--benchmarks {text!r}: unknown benchmark {name!r}; known: {sorted(BENCHMARKS)}")
-    return BenchmarkSpec(name=name, source=source)
-
-
-def _vllm_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None
-
-
-def cli(argv: list[str]) -> int:
-    """``ssp eval MODEL [MODEL ...] --benchmarks NAME[=SOURCE] ...``: models outside a recipe run."""
-    from launch.cost import CostConfig, CostMeter, detect_hardware
-    from launch.runner import setup_logging
-
-    p = argparse.ArgumentParser(prog="ssp eval", description=cli.__doc__)
-    p.add_argument("models", nargs="+", help="model folders or hub ids, optionally NAME=PATH")
-    p.add_argument(
-        "--benchmarks",
-        nargs="+",
-        required=True,
-        metavar="NAME[=SOURCE]",
-        help=f"benchmarks ({', '.join(BENCHMARKS)}), each optionally with a local file or hub id",
-    )
-    p.add_argument("--out", help="output folder (default runs/eval-<time>)")
-    p.add_argument("--n-samples", type=int, default=0, help="samples per problem (default: the protocol's)")
-    p.add_argument("--temperature", type=float, default=None)
-    p.add_argument("--max-new-tokens", type=int, default=0)
-    p.add_argument("--limit", type=int, default=0, help="first N problems of each benchmark (smoke runs)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument(
-        "--backend",
-        default="vllm" if _vllm_available() else "hf",
-        choices=["vllm", "hf"],
-        help="generation engine (default: vllm where it can be imported)",
-    )
-    p.add_argument("--tensor-parallel-size", type=int, default=1)
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    setup_logging()
-    models = {}
-    for m in args.models:
-        name, _, path = m.partition("=") if "=" in m else (Path(m).name or m, "", m)
-        models[name] = path
-    specs = [
-        replace(
-            _benchmark_arg(b),
-            n_samples=args.n_samples,
-            temperature=args.temperature,
-            max_new_tokens=args.max_new_tokens,
-            limit=args.limit,
-        )
-        for b in args.benchmarks
-    ]
-    cfg = EvalConfig(models=list(models), benchmarks=specs, batch_size=args.batch_size, seed=args.seed)
-    generation = GenerationConfig(backend=args.backend, tensor_parallel_size=args.tensor_parallel_size)
-    out = Path(args.out or f"runs/eval-{datetime.now():%Y%m%d-%H%M%S}")
-    out.mkdir(parents=True, exist_ok=True)
-    meter = CostMeter(
-        CostConfig(), detect_hardware(args.tensor_parallel_size if args.backend == "vllm" else 1)
-    )
-    summary = evaluate(models, specs, cfg, out, generation=generation)
-    summary["cost"] = meter.record()
-    write_atomic(out / "results.json", json.dumps(summary, indent=2))
-    print((out / "results.md").read_text())
-    print(
-        f"Results: {out}/results.json, {out}/results.md, {out}/pass1.png, completions in {out}/completions/"
-    )
-    return 0
-
-
-def main() -> None:
-    from launch.runner import stage_main
-
-    stage_main("eval")
-
-
-if __name__ == "__main__":
-    main()

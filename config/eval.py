@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from launch.errors import check
+from core.errors import check
+from evaluation.benchmarks import BENCHMARKS
 
 MODEL_ALIASES = {"base": "data", "sft": "sft", "spectrum": "merge", "signal": "rl"}
 """Model names the eval stage resolves from the run (alias -> stage that produces the model);
@@ -45,8 +46,6 @@ class BenchmarkSpec:
     {sandbox: unsafe} for LiveCodeBench on a machine without bubblewrap (docs/security.md)."""
 
     def __post_init__(self):
-        from evaluation.benchmarks import BENCHMARKS
-
         check(
             self,
             "name",

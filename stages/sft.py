@@ -1,7 +1,7 @@
 """The `sft` stage: diversity-distillation SFT on the multi-solution corpus (TRL SFTTrainer).
 
-    torchrun --nproc_per_node=8 -m train.sft recipes/vibethinker_1p5b.yaml sft.learning_rate=3e-5
     ssp stage sft recipes/tiny.yaml            # launches torchrun with sft.nproc_per_node
+    torchrun --nproc_per_node=8 -m launch.worker sft recipes/vibethinker_1p5b.yaml sft.learning_rate=3e-5
 
 Each (problem, solution) pair of the corpus is one prompt/completion chat example; the loss is
 next-token cross-entropy on the completion (assistant turn) only. Departures from a stock TRL
@@ -24,9 +24,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from data_pipeline.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples
-from launch.context import StageContext, StageResult
-from launch.recipe import Recipe
+from config.recipe import Recipe
+from core.context import StageContext, StageResult
+from core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples
 from train.device import bf16_supported, trainer_device_args
 
 log = logging.getLogger("ssp")
@@ -42,12 +42,6 @@ def _dtype(recipe: Recipe) -> str:
     if recipe.model.dtype != "auto":
         return recipe.model.dtype
     return "bfloat16" if _bf16(recipe) else "float32"
-
-
-def model_path(recipe: Recipe, ctx: StageContext) -> str:
-    if recipe.model.name_or_path == "tiny":
-        return ctx.inputs["data"]["base_model"]
-    return recipe.model.name_or_path
 
 
 def build_dataset(examples: list[dict[str, Any]], tokenizer, max_length: int):
@@ -120,8 +114,8 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
+    from sampling.greedy import greedy_accuracy
     from train.checkpoints import AtomicCheckpoints, clear_staging, complete_checkpoints, latest_checkpoint
-    from train.greedy_eval import greedy_accuracy
     from train.telemetry import CostCallback
 
     cfg, data = recipe.sft, ctx.inputs["data"]
@@ -130,7 +124,7 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     eval_rows = load_rows(data["eval"], PROBLEM_FIELDS, "eval")
     if cfg.eval_limit:
         eval_rows = eval_rows[: cfg.eval_limit]
-    start_model = model_path(recipe, ctx)
+    start_model = data["model"]  # the starting model, as the data stage resolved it
     tokenizer = AutoTokenizer.from_pretrained(start_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -169,7 +163,7 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         args=trl_config(recipe, ctx.stage_dir / "_staging"),
         train_dataset=train_ds,
         processing_class=tokenizer,
-        callbacks=[AtomicCheckpoints(ctx.stage_dir), budget := CostCallback(ctx)],
+        callbacks=[AtomicCheckpoints(ctx.stage_dir, start_model), budget := CostCallback(ctx)],
     )
     if resume:
         log.info("sft: resuming from %s", resume)
@@ -203,17 +197,7 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         log.info("sft: held-out greedy accuracy %s", metrics["heldout_greedy_accuracy"])
     outputs = {
         "checkpoints": [str(p) for p in complete_checkpoints(ctx.stage_dir)],
-        "final": str(final),
+        "model": str(final),
         "log_history": str(ctx.stage_dir / "log_history.json"),
     }
     return StageResult(outputs=outputs, metrics=metrics)
-
-
-def main() -> None:
-    from launch.runner import stage_main
-
-    stage_main("sft")
-
-
-if __name__ == "__main__":
-    main()

@@ -19,11 +19,12 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from data_pipeline.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, user_prompt, write_rows
+from config.recipe import Recipe
+from core.context import StageContext, StageResult
+from core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, user_prompt, write_rows
+from core.errors import DataError
+from core.tables import markdown_table
 from data_pipeline.decontaminate import Decontaminator
-from launch.context import StageContext, StageResult
-from launch.errors import DataError
-from launch.recipe import Recipe
 
 
 def _tiny_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
@@ -118,18 +119,14 @@ def _data_card(
 def _card_markdown(card: dict) -> str:
     splits = card["rows_per_split_and_domain"]
     domains = sorted({d for counts in splits.values() for d in counts})
-    lines = [
-        "# Data card",
-        "",
-        "| split | " + " | ".join(domains) + " | total |",
-        "|---" * (len(domains) + 2) + "|",
-    ]
-    for name, counts in splits.items():
-        lines.append(
-            f"| {name} | "
-            + " | ".join(str(counts.get(d, 0)) for d in domains)
-            + f" | {sum(counts.values())} |"
-        )
+    table = markdown_table(
+        ["split", *domains, "total"],
+        (
+            [name, *(counts.get(d, 0) for d in domains), sum(counts.values())]
+            for name, counts in splits.items()
+        ),
+    )
+    lines = ["# Data card", "", table]
     s = card["solutions_per_problem"]
     lines += [
         "",
@@ -198,7 +195,9 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     lengths: list[int] = []
     if recipe.model.name_or_path == "tiny":
         model_dir, lengths = _build_tiny_model(recipe, splits, out)
-        outputs["base_model"] = str(model_dir)
+        outputs["model"] = str(model_dir)
+    else:
+        outputs["model"] = recipe.model.name_or_path  # the starting model, decided here once
 
     card = _data_card(splits, dropped, lengths)
     (out / "data_card.json").write_text(json.dumps(card, indent=2))
@@ -208,13 +207,3 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         outputs=outputs,
         metrics={"rows": {k: len(v) for k, v in splits.items()}, "sft_examples": card["sft_examples"]},
     )
-
-
-def main() -> None:
-    from launch.runner import stage_main
-
-    stage_main("data")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,64 @@
+"""The one process entry point of every stage under torchrun (and ``python -m``):
+
+    torchrun --nproc_per_node=8 -m launch.worker sft runs/<name>/recipe.yaml [key=value ...] [--force]
+
+``ssp stage`` / ``ssp run`` launch training stages this way themselves (``launch/runner.py``);
+call it by hand to put a stage under your own launcher (srun, a debugger). A torchrun worker dies
+with the torchrun agent even on ``kill -9`` (``core/process.py``), joins the process group (NCCL on
+GPUs, gloo on CPU) and runs the stage in this process (``runner.execute_here``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from config.recipe import STAGE_ORDER, load_recipe
+from core.errors import RecipeError, SSPError
+from core.process import die_with_parent
+from launch.logs import setup_logging
+from launch.runner import execute_here
+
+
+def _init_distributed(name: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        local_rank, visible = int(os.environ.get("LOCAL_RANK", "0")), torch.cuda.device_count()
+        if local_rank >= visible:
+            raise RecipeError(
+                f"{name}: torchrun started process {local_rank} on a node with "
+                f"{visible} visible GPU(s): give torchrun --nproc_per_node <= {visible}"
+            )
+        torch.cuda.set_device(local_rank)
+    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``STAGE RECIPE [key=value ...] [--force]``."""
+    setup_logging()
+    args = list(sys.argv[1:] if argv is None else argv)
+    force = "--force" in args
+    args = [a for a in args if a != "--force"]
+    if len(args) < 2 or args[0] not in STAGE_ORDER:
+        sys.exit(
+            f"usage: python -m launch.worker {{{','.join(STAGE_ORDER)}}} RECIPE [key=value ...] [--force]"
+        )
+    name = args[0]
+    if "LOCAL_RANK" in os.environ:  # a torchrun worker: die with the torchrun agent, even on kill -9
+        die_with_parent()
+    try:
+        recipe = load_recipe(args[1], args[2:])
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            _init_distributed(name)
+        execute_here(name, recipe, force)
+    except SSPError as err:
+        print(f"ssp: error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""What several stages measure the same way: the probe's sampler, and the held-out comparison
+that merge (merged vs last SFT) and rl (before vs after) both report.
+
+Not a stage: stages import this; it imports no stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.recipe import Recipe
+from core.context import StageContext
+from core.corpus import PROBLEM_FIELDS, load_rows
+from reward.config import RewardSpec
+from sampling.generation import SamplingParams
+from sampling.scoring import ModelSampler
+
+
+def probe_sampler(
+    recipe: Recipe, params: SamplingParams | None = None, reward: RewardSpec | None = None
+) -> ModelSampler:
+    """A sampler with the probe's engine, batch size, Pass@k and prompt suffix; sampling settings
+    and reward default to the probe's (the RL pass-rate filter passes its phase's own)."""
+    p = recipe.probe
+    return ModelSampler(
+        recipe.generation,
+        params or SamplingParams.from_settings(p, seed=p.seed),
+        reward or p.reward,
+        ks=p.k,
+        batch_size=p.batch_size,
+        suffix=recipe.data.prompt_suffix,
+    )
+
+
+def heldout_comparison(recipe: Recipe, ctx: StageContext, models: dict[str, str]) -> dict[str, Any]:
+    """Pass@1 and Pass@k of each model on the data stage's held-out set, with the probe's settings."""
+    rows = load_rows(ctx.inputs["data"]["eval"], PROBLEM_FIELDS, "eval")
+    with probe_sampler(recipe) as sampler:
+        return sampler.compare(models, rows, desc="held-out")

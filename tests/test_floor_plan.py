@@ -1,0 +1,82 @@
+"""The floor plan of docs/architecture.md, held against the code's imports: a package imports only
+packages on lower floors (or its own), and no stage file imports another stage's file.
+
+Read from the source with ``ast`` (every import, module level or inside a function), so a new
+import that runs upward fails here, naming the file, the line and the floors."""
+
+import ast
+
+import pytest
+
+from .conftest import ROOT
+
+FLOORS = [
+    ["core"],
+    ["reward"],
+    ["sampling"],
+    ["data_pipeline", "train", "evaluation"],
+    ["config"],
+    ["stages"],
+    ["launch"],
+]
+FLOOR = {pkg: i for i, pkgs in enumerate(FLOORS) for pkg in pkgs}
+
+
+def _imports(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.lineno, node.module, [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, []
+
+
+def _project_files():
+    return [p for pkg in FLOOR for p in sorted((ROOT / pkg).rglob("*.py"))]
+
+
+def test_every_package_is_on_a_floor():
+    top = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert top - {"tests"} == set(FLOOR), "a new package needs a floor here and in docs/architecture.md"
+
+
+def _violations():
+    found = []
+    for path in _project_files():
+        own = path.relative_to(ROOT).parts[0]
+        for line, module, _ in _imports(path):
+            target = module.split(".")[0]
+            if target not in FLOOR or target == own:
+                continue
+            if FLOOR[target] > FLOOR[own]:
+                found.append(
+                    f"{path.relative_to(ROOT)}:{line} imports {module} (floor {FLOOR[target]} > {FLOOR[own]})"
+                )
+            if FLOOR[target] == FLOOR[own]:
+                found.append(f"{path.relative_to(ROOT)}:{line} imports {module}, a package on its own floor")
+    return found
+
+
+def test_no_import_runs_upward_or_sideways():
+    assert _violations() == []
+
+
+@pytest.mark.parametrize("stage", ["data", "sft", "probe", "merge", "rl", "eval"])
+def test_a_stage_imports_no_other_stage(stage):
+    path = ROOT / "stages" / f"{stage}.py"
+    others = {f"stages.{s}" for s in ("data", "sft", "probe", "merge", "rl", "eval")} - {f"stages.{stage}"}
+    bad = [
+        f"{line}: {module} {names}"
+        for line, module, names in _imports(path)
+        if module in others or (module == "stages" and set(names) & {o.split(".")[1] for o in others})
+    ]
+    assert bad == []
+
+
+def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
+    """Broken on purpose: a core file that imports launch must be reported."""
+    (tmp_path / "core").mkdir()
+    (tmp_path / "core" / "bad.py").write_text("from launch.runner import run_stage\n")
+    monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
+    assert _violations() == ["core/bad.py:1 imports launch.runner (floor 6 > 0)"]
