@@ -1,4 +1,4 @@
-"""Recipe schema of the model and of the `sft` stage."""
+"""Recipe schema of the training stages: the starting model, `sft`, `probe`, `merge` and `rl`."""
 
 from dataclasses import dataclass, field
 from typing import Any, Union

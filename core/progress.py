@@ -1,6 +1,8 @@
 """Progress of long work in units a researcher counts (stages, checkpoints, model x benchmark
 pairs), for the log: ``3/5 done, 4m10s elapsed, ETA 2m47s``. The ETA is the mean time of the
-units done so far times the units left; units reused from an earlier attempt do not count."""
+units done so far times the units left; units reused from an earlier attempt do not count. Units
+of very different sizes (the stages of a run: data takes seconds, SFT hours) get no ETA
+(``eta=False``): a mean over them would be a wrong promise."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ def duration(seconds: float) -> str:
 
 
 class Progress:
-    def __init__(self, total: int):
-        self.total, self.done, self.timed = total, 0, 0
+    def __init__(self, total: int, eta: bool = True):
+        self.total, self.done, self.timed, self.eta = total, 0, 0, eta
         self.start = time.monotonic()
 
     def step(self, timed: bool = True) -> str:
@@ -26,6 +28,6 @@ class Progress:
         elapsed = time.monotonic() - self.start
         line = f"{self.done}/{self.total} done, {duration(elapsed)} elapsed"
         left = self.total - self.done
-        if left and self.timed:
+        if left and self.timed and self.eta:
             line += f", ETA {duration(elapsed / self.timed * left)}"
         return line

@@ -331,7 +331,7 @@ def run_pipeline(recipe: Recipe, force: str | None = None) -> Path:
         raise StageError(f"--force {force!r}: not a stage of this recipe (stages: {recipe.stages})")
     check_recipe(recipe, recipe.stages)
     save_recipe(recipe, recipe.run_dir / "recipe.yaml")
-    progress = Progress(len(recipe.stages))
+    progress = Progress(len(recipe.stages), eta=False)  # stages differ in size by 1000x
     for i, name in enumerate(recipe.stages, start=1):
         log.info("run %s: stage %d of %d: %s", recipe.run_name, i, len(recipe.stages), name)
         forced = force is not None and STAGE_ORDER.index(name) >= STAGE_ORDER.index(force)
