@@ -153,7 +153,7 @@ def test_over_long_prompts_are_reported_not_cut(trained, engine, caplog):
 
 def test_over_long_problems_are_named_by_id_when_scored(trained, engine, caplog):
     from reward import get_reward
-    from stages.probe import sample_and_score
+    from sampling.scoring import sample_and_score
 
     rows = [dict(r) for r in trained["rows"][:3]]
     rows[2] = dict(rows[2], id="too-long-7", problem=" ".join(["1 + 2 + 3"] * 60))

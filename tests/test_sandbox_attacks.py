@@ -70,7 +70,7 @@ def world():
     code = None
     if IS_ROOT:  # the project's reward code where uid 4242 can read it
         code = base / "code"
-        for package in ("reward", "launch"):
+        for package in ("reward", "core"):  # reward imports nothing else of the project
             shutil.copytree(ROOT / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copy(ROOT / "tests" / "helpers" / "attack_runner.py", code / "attack_runner.py")
         for folder, dirs, files in os.walk(code):
