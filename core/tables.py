@@ -9,6 +9,8 @@ from typing import Any
 
 def markdown_table(header: list[str], rows: Iterable[Iterable[Any]]) -> str:
     """A GitHub-flavoured table: the header, a separator, one line per row (cells as ``str``)."""
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+
+    def line(cells) -> str:
+        return "|" + "|".join(f" {c} " if str(c) else " " for c in cells) + "|"  # an empty cell is "| |"
+
+    return "\n".join([line(header), "|---" * len(header) + "|", *(line(row) for row in rows)])
