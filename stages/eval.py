@@ -20,12 +20,13 @@ from evaluation.evaluate import evaluate
 def resolve_models(recipe: Recipe, ctx: StageContext) -> dict[str, str]:
     """{display name: model folder or hub id} for ``eval.models``: an alias is the model its stage
     handed on (``outputs["model"]``), anything else is taken as it is."""
-    return {
-        m if m in MODEL_ALIASES else Path(m).name or m: (
-            ctx.inputs[MODEL_ALIASES[m]]["model"] if m in MODEL_ALIASES else m
-        )
-        for m in recipe.eval.models
-    }
+    out = {}
+    for m in recipe.eval.models:
+        if m in MODEL_ALIASES:
+            out[m] = ctx.inputs[MODEL_ALIASES[m]]["model"]
+        else:
+            out[Path(m).name or m] = m
+    return out
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:

@@ -199,7 +199,12 @@ def _run_phase(
                 reward_funcs=funcs,
                 args=args,
                 train_dataset=ds,
-                callbacks=[AtomicCheckpoints(phase_dir, start_model), budget := CostCallback(ctx)],
+                callbacks=[
+                    AtomicCheckpoints(
+                        phase_dir, f"RL phase {phase.name} of the ssp run {recipe.run_name}", start_model
+                    ),
+                    budget := CostCallback(ctx),
+                ],
             )
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     finally:

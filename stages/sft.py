@@ -163,7 +163,10 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         args=trl_config(recipe, ctx.stage_dir / "_staging"),
         train_dataset=train_ds,
         processing_class=tokenizer,
-        callbacks=[AtomicCheckpoints(ctx.stage_dir, start_model), budget := CostCallback(ctx)],
+        callbacks=[
+            AtomicCheckpoints(ctx.stage_dir, f"the sft stage of the ssp run {recipe.run_name}", start_model),
+            budget := CostCallback(ctx),
+        ],
     )
     if resume:
         log.info("sft: resuming from %s", resume)

@@ -46,6 +46,8 @@ def test_phases_chain_and_resume(spectrum, tmp_path):
     final = {p.name for p in (recipe.run_dir / "rl" / "1-more" / "final").iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= final
     assert not [n for n in final if is_training_state(n)], f"training state in the final model: {final}"
+    card = (recipe.run_dir / "rl" / "1-more" / "final" / "README.md").read_text()
+    assert f"of RL phase more of the ssp run {recipe.run_name}, trained from `{warm['final']}`" in card
     history = json.loads((recipe.run_dir / "rl" / "1-more" / "log_history.json").read_text())
     assert any("mgpo/weight_mean" in h for h in history), "MGPO metrics are logged"
 

@@ -40,6 +40,10 @@ def test_tiny_sft_loss_falls_and_every_checkpoint_is_complete(tmp_path):
         } <= names
     assert not any((recipe.run_dir / "sft" / STAGING).glob("checkpoint-*")), "staging must be empty"
     assert entry["outputs"]["model"].endswith("checkpoint-30")
+    card = (Path(entry["outputs"]["model"]) / "README.md").read_text()
+    data_model = Manifest(recipe.run_dir).stage("data")["outputs"]["model"]
+    assert f"Step 30 of the sft stage of the ssp run {recipe.run_name}, trained from `{data_model}`" in card
+    assert not (recipe.run_dir / "sft" / STAGING / "README.md").exists(), "TRL's '[None]' card is left"
     acc = m["heldout_greedy_accuracy"]
     assert 0.0 <= acc["final"] <= 1.0 and acc["start"] == 0.0  # random weights solve nothing
 

@@ -74,22 +74,19 @@ def _barrier() -> None:
 class AtomicCheckpoints(TrainerCallback):
     """Publish each checkpoint by rename once every rank has written its part; save the last step."""
 
-    def __init__(self, stage_dir: Path, start_model: str = ""):
+    def __init__(self, stage_dir: Path, what: str, start_model: str):
         self.staging = Path(stage_dir) / STAGING
         self.final = Path(stage_dir) / CHECKPOINTS
-        self.start_model = start_model
+        self.what, self.start_model = what, start_model  # for the model card
 
     def _model_card(self, folder: Path, step: int) -> None:
-        """A card that says what the checkpoint is. TRL's (written to the staging folder, where the
-        Trainer's output_dir is) calls a model started from a local folder "a fine-tuned version of
-        [None]": it is removed."""
+        """A card that says what the checkpoint is (``what``: "the sft stage of the ssp run tiny").
+        TRL's card (written to the staging folder, the Trainer's output_dir) calls a model started
+        from a local folder "a fine-tuned version of [None]": it is removed."""
         (self.staging / "README.md").unlink(missing_ok=True)
-        stage = self.final.parent
         (folder / "README.md").write_text(
-            f"# {stage.parent.name} / {stage.name} / checkpoint-{step}\n\n"
-            f"Step {step} of the `{stage.name}` stage of the ssp run `{stage.parent.name}`, trained from "
-            f"`{self.start_model or 'the previous stage model'}`. The run's `manifest.json` and "
-            "`recipe.yaml` say how.\n"
+            f"# checkpoint-{step}\n\nStep {step} of {self.what}, trained from `{self.start_model}`. "
+            "The run's `manifest.json` and `recipe.yaml` say how.\n"
         )
 
     def on_step_end(self, args, state, control, **kwargs):
