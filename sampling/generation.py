@@ -25,6 +25,9 @@ from tqdm.auto import tqdm
 
 from core.errors import check
 
+# recipe name of a sampling setting -> SamplingParams field
+_SETTINGS = {n: n for n in ("temperature", "top_p", "top_k", "max_new_tokens")} | {"n_samples": "n"}
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -41,9 +44,7 @@ class SamplingParams:
         recipe does (``n_samples``, ``temperature``, ``top_p``, ``top_k``, ``max_new_tokens``; the
         probe's section, a benchmark protocol); a setting it lacks keeps the default here, and one
         it names otherwise is passed by keyword (an RL phase's ``n=phase.num_generations``)."""
-        names = {"n_samples": "n", "temperature": "temperature", "top_p": "top_p", "top_k": "top_k"}
-        names["max_new_tokens"] = "max_new_tokens"
-        found = {field: getattr(settings, key) for key, field in names.items() if hasattr(settings, key)}
+        found = {field: getattr(settings, key) for key, field in _SETTINGS.items() if hasattr(settings, key)}
         return cls(**{**found, **named_otherwise, "seed": seed})
 
 
