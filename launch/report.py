@@ -15,10 +15,10 @@ from core.manifest import Manifest
 from core.tables import markdown_table
 
 
-def heldout_pass_table(recipe: Recipe, stage: str = "merge") -> str | None:
+def heldout_pass_table(recipe: Recipe, manifest: Manifest, stage: str = "merge") -> str | None:
     """Markdown table of held-out Pass@1 / Pass@k recorded by ``stage``: the merged model vs the
     last SFT checkpoint (merge), or before vs after RL (rl)."""
-    entry = Manifest(recipe.run_dir).stage(stage)
+    entry = manifest.stage(stage)
     if not entry or entry.get("status") != "completed" or "heldout" not in entry["metrics"]:
         return None
     heldout = entry["metrics"]["heldout"]
@@ -51,12 +51,12 @@ def heldout_pass_table(recipe: Recipe, stage: str = "merge") -> str | None:
 def results_table(recipe: Recipe) -> str:
     """The tables `make demo` prints: SFT's greedy check, any held-out comparison of merge and rl,
     the eval table per model, and the cost table."""
-    tables = [_greedy_table(recipe)]
+    manifest = Manifest(recipe.run_dir)
+    tables = [_greedy_table(manifest)]
     for stage in ("merge", "rl"):
-        heldout = heldout_pass_table(recipe, stage)
+        heldout = heldout_pass_table(recipe, manifest, stage)
         if heldout:
             tables.append(heldout)
-    manifest = Manifest(recipe.run_dir)
     if manifest.completed("eval"):
         tables.append(Path(manifest.stage("eval")["outputs"]["markdown"]).read_text().rstrip())
     tables.append(cost_table(manifest))
@@ -98,9 +98,9 @@ def cost_table(manifest: Manifest) -> str:
     return "Cost (wall time x GPUs, or x CPU cores on a CPU run)\n\n" + markdown_table(header, cells)
 
 
-def _greedy_table(recipe: Recipe) -> str:
+def _greedy_table(manifest: Manifest) -> str:
     """Markdown table: held-out greedy accuracy per domain, starting model vs SFT final checkpoint."""
-    entry = Manifest(recipe.run_dir).stage("sft")
+    entry = manifest.stage("sft")
     if not entry or entry.get("status") != "completed":
         return "(no completed sft stage yet)"
     acc = entry["metrics"].get("heldout_greedy_accuracy", {})
@@ -184,7 +184,7 @@ def _probe_and_merge_sections(recipe: Recipe, manifest: Manifest) -> list[str]:
                 f"Probing disabled: the spectrum model is the last SFT checkpoint `{merge['outputs']['model']}`.",
                 "",
             ]
-        table = heldout_pass_table(recipe, "merge")
+        table = heldout_pass_table(recipe, manifest, "merge")
         if table:
             parts += [table, ""]
     return parts
@@ -212,7 +212,7 @@ def _rl_section(recipe: Recipe, manifest: Manifest) -> list[str]:
             "",
             *_rl_health(phase),
         ]
-    table = heldout_pass_table(recipe, "rl")
+    table = heldout_pass_table(recipe, manifest, "rl")
     if table:
         parts += [table, ""]
     return parts
@@ -291,7 +291,7 @@ def write_report(recipe: Recipe) -> Path:
             f"{m['examples']} examples ({m['dropped_too_long']} dropped as too long), {m['steps']} steps, "
             f"loss {m['loss_first']:.3f} -> {m['loss_last']:.3f}.",
             "",
-            _greedy_table(recipe),
+            _greedy_table(manifest),
             "",
         ]
     parts += _probe_and_merge_sections(recipe, manifest)
