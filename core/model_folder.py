@@ -4,7 +4,8 @@ A model folder (a checkpoint, the merged model, a downloaded model) holds a ``co
 parses, a tokenizer, and safetensors weights holding every byte their headers promise. The
 checks read headers and sizes only. ``tokenizer_identity`` says whether two folders turn text
 into the same ids (sampling swaps weights only between folders with equal identities; merging
-refuses folders without).
+refuses folders without). ``is_training_state`` names what a Trainer checkpoint holds beside
+the model (optimizer, RNG, DeepSpeed shards): left out when a checkpoint is copied as a model.
 """
 
 from __future__ import annotations
@@ -15,6 +16,25 @@ import struct
 from pathlib import Path
 
 from core.errors import DataError
+
+# What a Trainer checkpoint holds beside the model (optimizer, schedulers, RNG, trainer state,
+# DeepSpeed's global_step*/ shards): training state, never part of a model folder.
+TRAINING_STATE = (
+    "optimizer",
+    "scheduler",
+    "rng_state",
+    "trainer_state",
+    "training_args",
+    "scaler",
+    "latest",
+    "zero_to_fp32",
+    "global_step",
+)
+
+
+def is_training_state(name: str) -> bool:
+    return name.startswith(TRAINING_STATE)
+
 
 INDEX = "model.safetensors.index.json"
 # Files a tokenizer is saved in (any one of them means the folder has a tokenizer).

@@ -32,7 +32,6 @@ from core.model_folder import check_model_folder
 from core.progress import Progress
 from core.tables import markdown_table
 from stages.shared import probe_sampler
-from train.checkpoints import checkpoint_step
 
 log = logging.getLogger("ssp")
 
@@ -114,6 +113,10 @@ def heatmap(table, domains, key, specialists, out_png: Path) -> None:
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
+    from train.checkpoints import (
+        checkpoint_step,  # imports transformers' Trainer: ~3 s, not at `ssp` start-up
+    )
+
     cfg = recipe.probe
     checkpoints = ctx.inputs["sft"]["checkpoints"]
     if not cfg.enabled:

@@ -153,8 +153,9 @@ def _run_phase(
 ) -> dict[str, Any]:
     import datasets
 
+    from core.model_folder import is_training_state
     from reward.config import build_rewards
-    from train.checkpoints import AtomicCheckpoints, clear_staging, is_training_state, latest_checkpoint
+    from train.checkpoints import AtomicCheckpoints, clear_staging, latest_checkpoint
     from train.mgpo import MGPOTrainer
     from train.telemetry import CostCallback, StepTimeSplit
 

@@ -41,7 +41,7 @@ def test_phases_chain_and_resume(spectrum, tmp_path):
     assert warm["start_model"] == Manifest(recipe.run_dir).stage("merge")["outputs"]["model"]
     assert more["start_model"] == warm["final"] and entry["outputs"]["model"] == more["final"]
     assert warm["steps"] == 2 and more["steps"] == 2
-    from train.checkpoints import is_training_state
+    from core.model_folder import is_training_state
 
     final = {p.name for p in (recipe.run_dir / "rl" / "1-more" / "final").iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= final

@@ -17,25 +17,6 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 CHECKPOINTS, STAGING = "checkpoints", "_staging"
-# What a Trainer checkpoint holds beside the model (optimizer, schedulers, RNG, trainer state,
-# DeepSpeed's global_step*/ shards): training state, never part of a model folder.
-TRAINING_STATE = (
-    "optimizer",
-    "scheduler",
-    "rng_state",
-    "trainer_state",
-    "training_args",
-    "scaler",
-    "latest",
-    "zero_to_fp32",
-    "global_step",
-)
-
-
-def is_training_state(name: str) -> bool:
-    return name.startswith(TRAINING_STATE)
-
-
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
 

@@ -37,8 +37,13 @@ import torch
 
 from core.atomic import remove_stale
 from core.errors import DataError, SSPError
-from core.model_folder import INDEX, check_model_folder, safetensors_header, tokenizer_identity
-from train.checkpoints import is_training_state
+from core.model_folder import (
+    INDEX,
+    check_model_folder,
+    is_training_state,
+    safetensors_header,
+    tokenizer_identity,
+)
 
 CHUNK_ELEMENTS = 1 << 24  # rows are averaged in chunks of about 16M elements (64 MB in float32)
 _DTYPES = {

@@ -3,17 +3,21 @@
 Same architecture as Qwen2.5-Math-1.5B (grouped-query attention, RMSNorm, SwiGLU, RoPE, tied
 embeddings), about a million parameters. head_dim = hidden_size / num_attention_heads = 64 by
 default, the smallest head size vLLM's CPU attention kernels accept.
+
+transformers is imported inside the functions: the recipe imports ``TinyModelConfig`` from here,
+and every ``ssp`` command loads a recipe (importing the Qwen2 classes took ~5 s of start-up).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from transformers import GenerationConfig, PreTrainedTokenizerBase, Qwen2Config, Qwen2ForCausalLM
+from typing import TYPE_CHECKING
 
 from core.errors import check
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase, Qwen2ForCausalLM
 
 
 @dataclass
@@ -66,6 +70,9 @@ class TinyModelConfig:
 
 
 def build_tiny_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerBase, seed: int) -> Qwen2ForCausalLM:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
     torch.manual_seed(seed)
     config = Qwen2Config(
         vocab_size=len(tokenizer),
@@ -87,6 +94,8 @@ def build_tiny_model(cfg: TinyModelConfig, tokenizer: PreTrainedTokenizerBase, s
 
 def save_tiny_model(model: Qwen2ForCausalLM, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> None:
     """A complete, loadable model folder: config, safetensors weights, tokenizer, generation config."""
+    from transformers import GenerationConfig
+
     model.generation_config = GenerationConfig(
         eos_token_id=[tokenizer.eos_token_id, tokenizer.pad_token_id],
         pad_token_id=tokenizer.pad_token_id,
