@@ -80,3 +80,19 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     (tmp_path / "core" / "bad.py").write_text("from launch.runner import run_stage\n")
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
     assert _violations() == ["core/bad.py:1 imports launch.runner (floor 6 > 0)"]
+
+
+def test_starting_ssp_imports_no_training_library():
+    """Every `ssp` command and torchrun worker loads the runner, the stage table and the recipe
+    before any work: none of them may pull in transformers, TRL, peft, vLLM, datasets or DeepSpeed
+    at import (they once did: start-up went from 2.2 s to 6.6 s, docs/benchmarks.md)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, launch.cli, launch.runner, launch.worker, config.recipe\n"
+        "print(sorted(m for m in ('transformers', 'trl', 'peft', 'vllm', 'datasets', 'deepspeed') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
