@@ -33,6 +33,7 @@ from core.progress import Progress
 from core.tables import markdown_table
 from evaluation.benchmarks import load_benchmark
 from evaluation.metrics import summarize, vote_key
+from reward.config import make_reward
 from sampling.generation import GenerationConfig, SamplingParams, make_generator
 from sampling.scoring import sample_and_score, save_completions
 
@@ -58,8 +59,6 @@ def evaluate(
     ``specs`` are ``BenchmarkSpec``s and ``cfg`` an ``EvalConfig`` (``config/eval.py``: the recipe's
     eval section, or what ``ssp eval`` builds from its flags); ``ctx``, in a stage, gets the
     metrics logged and the budget checked after each (model, benchmark) pair."""
-    from reward import get_reward
-
     default_sources, default_suffixes = default_sources or {}, default_suffixes or {}
     for path in models.values():  # a broken local model fails now, naming its file
         if Path(path).exists():
@@ -77,6 +76,10 @@ def evaluate(
     generator, rewards = None, {}
     progress = Progress(len(models) * len(loaded))
     try:
+        for i, (bench, _, _, options) in enumerate(loaded):  # a bad reward option fails before sampling
+            key = (bench.reward, json.dumps(options, sort_keys=True))
+            if key not in rewards:
+                rewards[key] = make_reward(bench.reward, options, f"eval.benchmarks[{i}].reward_options")
         for model, path in models.items():
             for bench, rows, proto, options in loaded:
                 unit = _unit_name(model, bench.name)
@@ -91,8 +94,6 @@ def evaluate(
                 elif generator.model_dir != str(path):
                     generator.load(path)
                 key = (bench.reward, json.dumps(options, sort_keys=True))
-                if key not in rewards:
-                    rewards[key] = get_reward(bench.reward, **options)
                 params = SamplingParams.from_settings(proto, seed=cfg.seed)
                 flat, scores, seconds, report = sample_and_score(
                     generator,

@@ -42,6 +42,15 @@ class RewardSpec:
         check(self, "weight", self.weight >= 0, f"must be >= 0, got {self.weight}")
 
 
+def make_reward(name: str, options: dict[str, Any], where: str) -> Callable:
+    """``get_reward(name, **options)``, with a bad option or value reported as a RecipeError naming
+    ``where``, the recipe key that set them (``eval.benchmarks[0].reward_options``)."""
+    try:
+        return get_reward(name, **options)
+    except (KeyError, TypeError, ValueError) as err:
+        raise RecipeError(f"{where}: {err.args[0] if err.args else err}") from None
+
+
 def build_rewards(
     specs: list[RewardSpec], where: str = "rewards"
 ) -> tuple[list[Callable], list[float], int | None]:
@@ -53,10 +62,5 @@ def build_rewards(
     marked = [i for i, s in enumerate(specs) if s.correctness]
     if len(marked) > 1:
         raise RecipeError(f"{where}: only one reward may set correctness: true (entries {marked})")
-    funcs = []
-    for i, spec in enumerate(specs):
-        try:
-            funcs.append(get_reward(spec.name, **spec.options))
-        except (KeyError, TypeError, ValueError) as err:
-            raise RecipeError(f"{where}[{i}]: {err.args[0] if err.args else err}") from None
+    funcs = [make_reward(spec.name, spec.options, f"{where}[{i}]") for i, spec in enumerate(specs)]
     return funcs, [s.weight for s in specs], (marked[0] if marked else None)

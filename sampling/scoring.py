@@ -21,7 +21,7 @@ from typing import Any
 
 from core.atomic import write_atomic
 from core.corpus import chat_prompt
-from reward.config import RewardSpec
+from reward.config import RewardSpec, make_reward
 from reward.outcome import ERROR, TIMEOUT, UNSCORABLE, CallReport, call_report
 from sampling.generation import GenerationConfig, SamplingParams, make_generator
 from sampling.pass_at_k import per_domain
@@ -127,12 +127,11 @@ class ModelSampler:
         ks: list[int],
         batch_size: int = 256,
         suffix: str = "",
+        where: str = "reward",
     ):
-        from reward import get_reward
-
         self.generation, self.params, self.ks = generation, params, list(ks)
         self.batch_size, self.suffix = batch_size, suffix
-        self.reward = get_reward(reward.name, **reward.options)
+        self.reward = make_reward(reward.name, reward.options, where)  # ``where``: its recipe key
         self.generator = None
 
     def score(

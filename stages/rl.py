@@ -58,8 +58,9 @@ def pass_rate_filter(rows, model_dir: str, phase: RLPhase, recipe: Recipe) -> tu
     params = SamplingParams.from_settings(
         phase, seed=recipe.rl.seed, n=phase.num_generations, max_new_tokens=phase.max_completion_length
     )
-    spec = next(r for r in phase.rewards if r.correctness)
-    with probe_sampler(recipe, params, spec) as sampler:
+    j, spec = next((j, r) for j, r in enumerate(phase.rewards) if r.correctness)
+    key = f"rl.phases[{recipe.rl.phases.index(phase)}].rewards[{j}]"
+    with probe_sampler(recipe, params, spec, reward_key=key) as sampler:
         result = sampler.score(
             model_dir,
             rows,

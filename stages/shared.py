@@ -17,10 +17,14 @@ from sampling.scoring import ModelSampler
 
 
 def probe_sampler(
-    recipe: Recipe, params: SamplingParams | None = None, reward: RewardSpec | None = None
+    recipe: Recipe,
+    params: SamplingParams | None = None,
+    reward: RewardSpec | None = None,
+    reward_key: str = "probe.reward",
 ) -> ModelSampler:
     """A sampler with the probe's engine, batch size, Pass@k and prompt suffix; sampling settings
-    and reward default to the probe's (the RL pass-rate filter passes its phase's own)."""
+    and reward default to the probe's (the RL pass-rate filter passes its phase's own, and the
+    recipe key of that reward for errors)."""
     p = recipe.probe
     return ModelSampler(
         recipe.generation,
@@ -29,6 +33,7 @@ def probe_sampler(
         ks=p.k,
         batch_size=p.batch_size,
         suffix=recipe.data.prompt_suffix,
+        where=reward_key,
     )
 
 

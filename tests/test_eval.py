@@ -440,3 +440,20 @@ def test_eval_stops_at_the_budget_after_a_finished_unit(tmp_path):
     assert [p.name for p in (out / "by_unit").iterdir()] == ["a__tiny_heldout.json"]
     done = evaluate({"a": model, "b": model}, recipe.eval.benchmarks, recipe.eval, out, sources)
     assert set(done["results"]) == {"a", "b"}
+
+
+def test_a_bad_reward_option_stops_eval_before_any_sampling(tmp_path):
+    """A misspelt reward option names the recipe key that set it, as a recipe error, before a model
+    is loaded (it used to surface as a TypeError traceback once the first model had been loaded)."""
+    from evaluation.evaluate import evaluate
+    from launch.runner import execute_here
+
+    recipe = fast_recipe(tmp_path, "eval.benchmarks[0].reward_options={bogus: 1}")
+    execute_here("data", recipe)
+    out = tmp_path / "eval"
+    sources = {"tiny_heldout": str(recipe.run_dir / "data" / "eval.jsonl")}
+    with pytest.raises(
+        RecipeError, match=r"eval.benchmarks\[0\].reward_options: reward 'math_correctness': .*'bogus'"
+    ):
+        evaluate({"a": "no-such-model"}, recipe.eval.benchmarks, recipe.eval, out, sources)
+    assert not list((out / "completions").iterdir())

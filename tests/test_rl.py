@@ -121,6 +121,7 @@ def test_pass_rate_filter_keeps_only_prompts_sometimes_solved(spectrum, monkeypa
 
     monkeypatch.setattr(reward.registry, "get_reward", by_row)
     monkeypatch.setattr("reward.get_reward", by_row)
+    monkeypatch.setattr("reward.config.get_reward", by_row)  # where samplers build their reward
     kept, counts = rl.pass_rate_filter(
         rows, Manifest(spectrum / "tiny").stage("merge")["outputs"]["model"], recipe.rl.phases[0], recipe
     )
