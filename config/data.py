@@ -3,6 +3,8 @@
 from dataclasses import dataclass, field
 
 from core.errors import check
+from data_pipeline.build import BuildOptions
+from data_pipeline.sources import Source
 from data_pipeline.tiny.problems import TINY_DOMAINS
 
 
@@ -11,21 +13,22 @@ class DataConfig:
     """Where the corpora come from and how large each split is."""
 
     source: str = "tiny"
-    """'tiny': generate the built-in task. 'files': read the JSONL/Parquet files named below."""
+    """'tiny': generate the built-in task. 'build': build the problem pool from public problem sets
+    (``sources``; docs/data.md). 'files': read the JSONL/Parquet files named below."""
     seed: int = 1234
     """Seed of the tiny-task generator (the same seed gives byte-identical files)."""
     domains: list[str] = field(default_factory=lambda: list(TINY_DOMAINS))
     """Subdomains. The tiny task knows algebra, number_theory, counting, statistics."""
     train_problems_per_domain: int = 400
-    """Tiny task: SFT problems per domain."""
+    """Tiny task: SFT problems per domain. build: at most this many per domain, 0 = every problem left."""
     solutions_per_problem: int = 3
     """Tiny task: distinct solution strategies written per SFT problem (at most the strategies a type has)."""
     probe_problems_per_domain: int = 32
-    """Tiny task: problems per domain in each probing set."""
+    """Tiny task and build: problems per domain in each probing set."""
     rl_problems_per_domain: int = 64
-    """Tiny task: RL prompts per domain."""
+    """Tiny task and build: RL prompts per domain."""
     eval_problems_per_domain: int = 32
-    """Tiny task: held-out evaluation problems per domain."""
+    """Tiny task and build: held-out evaluation problems per domain (the tiny_heldout benchmark)."""
     prompt_suffix: str = ""
     """Appended to every user prompt, e.g. the report's "Let's think step by step and output the final
     answer within \\boxed{}." Empty for the tiny task to keep prompts short."""
@@ -38,14 +41,19 @@ class DataConfig:
     eval_file: str | None = None
     """source=files: held-out evaluation set (rows: id, domain, problem, answer)."""
     decontaminate_ngram: int = 10
-    """Drop SFT/RL/probe rows sharing a normalised word n-gram with an eval problem (docs/method.md: 10). 0 = off."""
+    """tiny/files: drop SFT/RL/probe rows sharing a normalised word n-gram with an eval problem
+    (docs/method.md: 10). 0 = off. (build: data.build.decontaminate_ngram.)"""
+    sources: list[Source] = field(default_factory=list)
+    """source=build: the public problem sets, in priority order (a duplicate keeps the earlier one)."""
+    build: BuildOptions = field(default_factory=BuildOptions)
+    """source=build: filters, deduplication, decontamination and labelling options."""
 
     def __post_init__(self):
         check(
             self,
             "source",
-            self.source in ("tiny", "files"),
-            f"must be 'tiny' or 'files', got {self.source!r}",
+            self.source in ("tiny", "files", "build"),
+            f"must be 'tiny', 'build' or 'files', got {self.source!r}",
         )
         check(self, "domains", len(self.domains) > 0, "needs at least one domain")
         check(self, "domains", len(set(self.domains)) == len(self.domains), f"has duplicates: {self.domains}")
@@ -60,6 +68,17 @@ class DataConfig:
                 "solutions_per_problem",
             ):
                 check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
+        elif self.source == "build":
+            check(self, "sources", bool(self.sources), "needs at least one source when source=build")
+            names = [s.name for s in self.sources]
+            check(self, "sources", len(set(names)) == len(names), f"two sources share a name: {names}")
+            for name in (
+                "train_problems_per_domain",
+                "probe_problems_per_domain",
+                "rl_problems_per_domain",
+                "eval_problems_per_domain",
+            ):
+                check(self, name, getattr(self, name) >= 0, f"must be >= 0, got {getattr(self, name)}")
         else:
             check(self, "train_file", bool(self.train_file), "is required when source=files")
             check(self, "eval_file", bool(self.eval_file), "is required when source=files")

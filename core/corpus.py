@@ -15,6 +15,9 @@ empty fails before any training, with a message naming the file, the row and the
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,7 @@ def _read(path: Path) -> list[dict[str, Any]]:
     try:
         ds = datasets.load_dataset(kind, data_files=str(path), split="train")
     except Exception as err:  # datasets raises a zoo of types for malformed files
-        raise DataError(f"{path}: cannot be read as {kind}: {err}") from None
+        raise DataError(f"{path}: cannot be read as {kind}: {bad_json_line(path) or err}") from None
     finally:
         datasets.enable_progress_bars()
     return ds.to_list()
@@ -53,14 +56,25 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str | list) and len(value) == 0)
 
 
-def load_rows(path: str | Path, fields: tuple[str, ...], split: str) -> list[dict[str, Any]]:
-    """Read and validate one split. ``split`` names it in errors ("sft", "probe/algebra", ...)."""
+def load_rows(
+    path: str | Path,
+    fields: tuple[str, ...],
+    split: str,
+    key: str = "",
+    domains: set[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Read and validate one split. ``split`` names it in errors ("sft", "probe/algebra", ...),
+    ``key`` the recipe key that named the file ("data.train_file"). With ``domains``, a row whose
+    domain is not one of them is an error (a probe file holding another domain's rows, a corpus
+    with domains the recipe does not list). Two rows with the same id are an error."""
     path = Path(path)
+    named = f"{key}: " if key else f"{split} split: "
     if not path.is_file():
-        raise DataError(f"{split} split: file not found: {path}")
+        raise DataError(f"{named}file not found: {path}")
     rows = [] if _blank(path) else _read(path)
     if not rows:
-        raise DataError(f"{split} split is empty: {path}")
+        raise DataError(f"{named}{split} split is empty: {path}")
+    ids: dict[str, int] = {}
     for i, row in enumerate(rows, start=1):
         for name in fields:
             if _empty(row.get(name)):
@@ -72,6 +86,22 @@ def load_rows(path: str | Path, fields: tuple[str, ...], split: str) -> list[dic
         for name in ("id", "domain", "problem", "answer"):
             if name in fields:
                 row[name] = str(row[name])
+        if "id" in fields:
+            first = ids.setdefault(row["id"], i)
+            if first != i:
+                raise DataError(
+                    f"{path}: rows {first} and {i} have the same id {row['id']!r} ({split} split)"
+                )
+        if domains is not None and row.get("domain") not in domains:
+            raise DataError(
+                f"{path}: row {i}: domain {row.get('domain')!r} is not "
+                + (
+                    f"this probing set's ({sorted(domains)[0]!r})"
+                    if len(domains) == 1 and split.startswith("probe/")
+                    else f"one of the recipe's data.domains {sorted(domains)}"
+                )
+                + f" ({key or split})"
+            )
     return rows
 
 
@@ -111,3 +141,63 @@ def sft_examples(rows: list[dict[str, Any]], suffix: str) -> list[dict[str, Any]
         for r in rows
         for s in r["solutions"]
     ]
+
+
+def bad_json_line(path: str | Path) -> str | None:
+    """The first line of a JSON Lines file that is not one JSON object, as "line N (1-based): why";
+    None when every line parses. ``datasets`` reports a malformed line only as "An error occurred
+    while generating the dataset", with the row (0-based) in an earlier log line."""
+    path = Path(path)
+    if path.suffix not in (".jsonl", ".json") or not path.is_file():
+        return None
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                if n == 1 and path.suffix == ".json":
+                    return None  # one JSON document over several lines, not JSON Lines
+                return f"line {n}: not valid JSON ({err.msg} at column {err.colno}): {line.strip()[:80]!r}"
+            if not isinstance(row, dict):
+                return f"line {n}: a JSON {type(row).__name__}, not an object with named fields"
+    return None
+
+
+def iter_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Rows of a JSON Lines file the pipeline wrote itself, one at a time (no file-sized memory)."""
+    path = Path(path)
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}: line {n}: not valid JSON ({err.msg})") from None
+
+
+class JsonlWriter:
+    """Write rows one at a time to a temporary file renamed to ``path`` when the ``with`` block ends
+    without an error: a killed or failed step never leaves a half file under the real name."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.count = 0
+
+    def __enter__(self) -> JsonlWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = self.tmp.open("w", encoding="utf-8")
+        return self
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.file.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.file.close()
+        if exc_type is None:
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)

@@ -8,7 +8,9 @@ its stage started (an RL prompt set that does not exist, hours after SFT began; 
 cheaply and without a network:
 
 - every stage's upstream stages run earlier in this invocation or have completed in the run;
-- ``data.source=files``: the files exist; an RL phase with ``prompts: rl`` has an RL split to read;
+- ``data.source=files``: the files exist and pass the data stage's row checks (read here, before
+  any run folder, manifest or W&B run exists); ``data.source=build``: local sources and
+  decontamination files exist; an RL phase with ``prompts: rl`` has an RL split to read;
 - model references (``model.name_or_path``, ``eval.models``, a phase's prompts file, benchmark
   sources, ``sft.deepspeed``): an alias, an existing local file or complete model folder
   (``check_model_folder``: config, tokenizer, untruncated weights), or something shaped like a
@@ -106,6 +108,19 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
         _file(data.rl_file, "data.rl_file", problems)
         for domain, path in data.probe_files.items():
             _file(path, f"data.probe_files.{domain}", problems)
+        if not problems:
+            from stages.data import check_files
+
+            try:
+                check_files(recipe)
+            except DataError as err:
+                problems.append(str(err))
+    if "data" in stages and data.source == "build":
+        for i, src in enumerate(data.sources):
+            if looks_local(src.path):
+                _file(src.path, f"data.sources[{i}].path", problems)
+        for name, path in data.build.decontaminate_files.items():
+            _file(path, f"data.build.decontaminate_files.{name}", problems)
     if "sft" in stages:
         _file(recipe.sft.deepspeed, "sft.deepspeed", problems)
         if recipe.model.name_or_path != "tiny":
@@ -113,7 +128,11 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
     if "rl" in stages:
         data_done = manifest.stage("data") if "data" not in stages else None
         has_rl_split = (
-            "rl" in data_done["outputs"] if data_done else data.source == "tiny" or bool(data.rl_file)
+            "rl" in data_done["outputs"]
+            if data_done
+            else data.source == "tiny"
+            or (data.source == "build" and data.rl_problems_per_domain > 0)
+            or bool(data.rl_file)
         )
         for j, phase in enumerate(recipe.rl.phases):
             if phase.prompts == "rl" and not has_rl_split:

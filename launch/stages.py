@@ -34,6 +34,9 @@ class StageSpec:
 
 
 def _data_files(r: Recipe) -> list[str]:
+    if r.data.source == "build":  # local sources, and the benchmarks decontaminated against
+        local = [s.path for s in r.data.sources if Path(s.path).exists()]
+        return local + list(r.data.build.decontaminate_files.values()) + _benchmark_files(r)
     if r.data.source != "files":
         return []
     return [
@@ -57,9 +60,13 @@ def _eval_needs(r: Recipe) -> tuple[str, ...]:
     return tuple(s for s in STAGE_ORDER if s == "data" or s in used)
 
 
+def _benchmark_files(r: Recipe) -> list[str]:
+    return [b.source for b in r.eval.benchmarks if b.source and Path(b.source).exists()]
+
+
 def _eval_files(r: Recipe) -> list[str]:
     models = [m for m in r.eval.models if m not in MODEL_ALIASES and Path(m).exists()]
-    return models + [b.source for b in r.eval.benchmarks if b.source and Path(b.source).exists()]
+    return models + _benchmark_files(r)
 
 
 STAGES: dict[str, StageSpec] = {
@@ -68,7 +75,11 @@ STAGES: dict[str, StageSpec] = {
         data,
         needs=(),
         distributed=False,
-        sections=lambda r: (r.data, r.tiny_model, r.model.name_or_path),  # it hands on the starting model
+        # it hands on the starting model; a built corpus is decontaminated against eval's benchmarks
+        sections=lambda r: (
+            (r.data, r.tiny_model, r.model.name_or_path)
+            + ((r.eval.benchmarks,) if r.data.source == "build" else ())
+        ),
         external_files=_data_files,
     ),
     "sft": StageSpec(

@@ -3,8 +3,10 @@
     ssp stage data recipes/tiny.yaml
 
 ``data.source=tiny`` generates the built-in task (and, when ``model.name_or_path=tiny``, trains
-its tokenizer and builds its model). ``data.source=files`` validates the recipe's own files
-and copies them, decontaminated, into the same layout. Splits of the tiny task are disjoint by
+its tokenizer and builds its model). ``data.source=build`` builds the problem pool from public
+problem sets (``data_pipeline/build.py``: filters, dedup, decontamination against every eval
+benchmark, domain labels, splits; docs/data.md). ``data.source=files`` validates the recipe's own
+files and copies them, decontaminated, into the same layout. Splits of the tiny task are disjoint by
 exact problem text, generated in the order eval, probe, rl, sft so that the held-out set does
 not depend on the size of the others.
 """
@@ -19,7 +21,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from config.recipe import Recipe
+from config.recipe import Recipe, config_hash
 from core.context import StageContext, StageResult
 from core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, user_prompt, write_rows
 from core.errors import DataError
@@ -63,20 +65,34 @@ def _tiny_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
 
 def _file_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
     cfg = recipe.data
+    domains = set(cfg.domains)
     splits = {
-        "eval": load_rows(cfg.eval_file, PROBLEM_FIELDS, "eval"),
-        "sft": load_rows(cfg.train_file, SFT_FIELDS, "sft"),
+        "eval": load_rows(cfg.eval_file, PROBLEM_FIELDS, "eval", key="data.eval_file", domains=domains),
+        "sft": load_rows(cfg.train_file, SFT_FIELDS, "sft", key="data.train_file", domains=domains),
     }
     if cfg.rl_file:
-        splits["rl"] = load_rows(cfg.rl_file, PROBLEM_FIELDS, "rl")
+        splits["rl"] = load_rows(cfg.rl_file, PROBLEM_FIELDS, "rl", key="data.rl_file", domains=domains)
     for domain in cfg.domains:
-        splits[f"probe/{domain}"] = load_rows(cfg.probe_files[domain], PROBLEM_FIELDS, f"probe/{domain}")
+        splits[f"probe/{domain}"] = load_rows(
+            cfg.probe_files[domain],
+            PROBLEM_FIELDS,
+            f"probe/{domain}",
+            key=f"data.probe_files.{domain}",
+            domains={domain},
+        )
     return splits
+
+
+def check_files(recipe: Recipe) -> None:
+    """The row checks of ``data.source=files``, for the preflight (a DataError names file and row)."""
+    _file_splits(recipe)
 
 
 def _decontaminate(splits: dict[str, list[dict[str, Any]]], n: int) -> dict[str, int]:
     """Drop non-eval rows sharing an n-gram with an eval problem; returns drops per split."""
-    deco = Decontaminator((r["problem"] for r in splits["eval"]), n)
+    deco = Decontaminator(n, similarity=0)  # the report's rule only, as before source=build
+    for r in splits["eval"]:
+        deco.add("eval", r["id"], r["problem"])
     dropped = {}
     for name, rows in splits.items():
         if name == "eval":
@@ -145,6 +161,92 @@ def _card_markdown(card: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _benchmark_problems(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
+    """Every benchmark the recipe evaluates on, with any extra files of data.build.decontaminate_files:
+    {name: [(id, problem)]}. The data stage's own held-out split (tiny_heldout without a source) is
+    disjoint by construction and not listed. A benchmark that cannot be read stops the stage."""
+    from dataclasses import replace
+
+    from evaluation.benchmarks import load_benchmark
+
+    out: dict[str, list[tuple[str, str]]] = {}
+    for i, spec in enumerate(recipe.eval.benchmarks):
+        if spec.name == "tiny_heldout" and not spec.source:
+            continue
+        _, rows, _ = load_benchmark(replace(spec, limit=0), where=f"eval.benchmarks[{i}]")
+        out[spec.name] = [(r["id"], r["problem"]) for r in rows]
+    for name, path in recipe.data.build.decontaminate_files.items():
+        rows = load_rows(path, ("problem",), name, key=f"data.build.decontaminate_files.{name}")
+        out[name] = [(str(r.get("id", i)), r["problem"]) for i, r in enumerate(rows, start=1)]
+    return out
+
+
+def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
+    from data_pipeline.build import Plan, build_pool
+    from data_pipeline.card import card_markdown, length_plot
+
+    cfg, out = recipe.data, ctx.stage_dir
+    benchmarks = _benchmark_problems(recipe)
+    plan = Plan(
+        sources=cfg.sources,
+        options=cfg.build,
+        domains=cfg.domains,
+        sizes={
+            "eval": cfg.eval_problems_per_domain,
+            "probe": cfg.probe_problems_per_domain,
+            "rl": cfg.rl_problems_per_domain,
+        },
+        sft_cap=cfg.train_problems_per_domain,
+        seed=cfg.seed,
+        benchmarks=benchmarks,
+    )
+    fingerprint = config_hash(cfg, {k: [p for _, p in v] for k, v in benchmarks.items()})
+    built = build_pool(plan, out, fingerprint)
+    card, paths = built["card"], built["splits"]
+    _check_built(recipe, paths)
+    length_plot(card.pop("_lengths"), out / "data_card.png")
+    (out / "data_card.json").write_text(json.dumps(card, indent=2))
+    (out / "data_card.md").write_text(card_markdown(card))
+
+    outputs: dict[str, Any] = {"data_card": str(out / "data_card.md")}
+    for name, path in paths.items():
+        if name.startswith("probe/"):
+            outputs.setdefault("probe", {})[name.split("/", 1)[1]] = str(path)
+        else:
+            outputs[name] = str(path)
+    if recipe.model.name_or_path == "tiny":
+        sft = load_rows(paths["sft"], SFT_FIELDS, "sft")
+        outputs["model"] = str(_build_tiny_model(recipe, {"sft": sft}, out)[0])
+    else:
+        outputs["model"] = recipe.model.name_or_path
+    rows = {name: sum(c.values()) for name, c in card["splits"].items()}
+    return StageResult(outputs=outputs, metrics={"rows": rows, "seconds": card["seconds"]})
+
+
+def _check_built(recipe: Recipe, paths: dict[str, Path]) -> None:
+    """Splits a later stage of the recipe reads must have rows; say which and why not."""
+    stages = set(recipe.stages)
+    needed = []
+    if stages & {"sft", "probe"} or recipe.model.name_or_path == "tiny":
+        needed.append(
+            (
+                "sft",
+                "no problem left has a solution: map a source's solution column "
+                "(fields.solution), or build solutions with a teacher (docs/data.md)",
+            )
+        )
+    if "probe" in stages and recipe.probe.enabled:
+        needed += [
+            (f"probe/{d}", "data.probe_problems_per_domain is 0 or the domain has no problems")
+            for d in (recipe.probe.domains or recipe.data.domains)
+        ]
+    if "rl" in stages and any(p.prompts == "rl" for p in recipe.rl.phases):
+        needed.append(("rl", "data.rl_problems_per_domain is 0 or no problem was left for it"))
+    missing = [f"{name} ({why})" for name, why in needed if name not in paths]
+    if missing:
+        raise DataError(f"data: the built corpus has no rows for: {'; '.join(missing)}")
+
+
 def _build_tiny_model(recipe: Recipe, splits: dict, out: Path) -> tuple[Path, list[int]]:
     from data_pipeline.tiny.model import build_tiny_model, save_tiny_model
     from data_pipeline.tiny.tokenizer import train_tokenizer
@@ -173,6 +275,8 @@ def _build_tiny_model(recipe: Recipe, splits: dict, out: Path) -> tuple[Path, li
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
+    if recipe.data.source == "build":
+        return _run_build(recipe, ctx)
     out = ctx.stage_dir
     splits = _tiny_splits(recipe) if recipe.data.source == "tiny" else _file_splits(recipe)
     dropped = (

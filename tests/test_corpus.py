@@ -38,7 +38,7 @@ def test_missing_file_is_named(tmp_path):
 @pytest.mark.parametrize("field", ["problem", "answer", "solutions"])
 def test_row_missing_a_field_names_file_row_and_field(tmp_path, field):
     bad = {k: v for k, v in GOOD.items() if k != field}
-    path = _jsonl(tmp_path / "sft.jsonl", [GOOD, GOOD, bad])
+    path = _jsonl(tmp_path / "sft.jsonl", [GOOD, {**GOOD, "id": "2"}, {**bad, "id": "3"}])
     with pytest.raises(DataError) as info:
         load_rows(path, SFT_FIELDS, "sft")
     assert f"{path}: row 3: field {field!r} is missing or empty" in str(info.value)
@@ -64,6 +64,39 @@ def test_unreadable_file_is_named(tmp_path):
         load_rows(path, PROBLEM_FIELDS, "eval")
 
 
+def test_malformed_jsonl_line_is_named_one_based(tmp_path):
+    """datasets says only "An error occurred while generating the dataset"; the error must name
+    the file and the 1-based line (here the 3rd line; the 2nd is blank)."""
+    path = tmp_path / "sft.jsonl"
+    path.write_text(json.dumps(GOOD) + "\n\n" + '{"id": "2", "problem": "x" "answer": "1"}\n' + json.dumps(GOOD) + "\n")
+    with pytest.raises(DataError, match=r"sft\.jsonl: cannot be read as json: line 3: not valid JSON"):
+        load_rows(path, SFT_FIELDS, "sft")
+
+
+def test_missing_file_names_the_recipe_key(tmp_path):
+    with pytest.raises(DataError, match=r"^data\.train_file: file not found: .*nope\.jsonl"):
+        load_rows(tmp_path / "nope.jsonl", SFT_FIELDS, "sft", key="data.train_file")
+
+
+def test_duplicate_ids_are_an_error(tmp_path):
+    path = _jsonl(tmp_path / "sft.jsonl", [GOOD, {**GOOD, "id": "2"}, {**GOOD, "problem": "Other."}])
+    with pytest.raises(DataError, match=r"sft\.jsonl: rows 1 and 3 have the same id '1'"):
+        load_rows(path, SFT_FIELDS, "sft")
+
+
+def test_domain_outside_the_recipe_is_an_error(tmp_path):
+    path = _jsonl(tmp_path / "sft.jsonl", [GOOD, {**GOOD, "id": "2", "domain": "topology"}])
+    with pytest.raises(DataError, match=r"row 2: domain 'topology' is not one of the recipe's data\.domains"):
+        load_rows(path, SFT_FIELDS, "sft", key="data.train_file", domains={"algebra", "geometry"})
+
+
+def test_probe_file_with_another_domains_rows_is_an_error(tmp_path):
+    rows = [{k: GOOD[k] for k in PROBLEM_FIELDS}, {"id": "2", "domain": "geometry", "problem": "p", "answer": "1"}]
+    path = _jsonl(tmp_path / "algebra.jsonl", rows)
+    with pytest.raises(DataError, match=r"row 2: domain 'geometry' is not this probing set's \('algebra'\)"):
+        load_rows(path, PROBLEM_FIELDS, "probe/algebra", key="data.probe_files.algebra", domains={"algebra"})
+
+
 def test_parquet_is_accepted(tmp_path):
     import datasets
 
@@ -79,12 +112,19 @@ def test_sft_examples_one_per_solution():
     assert ex[1]["completion"][0]["content"] == GOOD["solutions"][1]
 
 
+def _deco(texts, n=10, similarity=0.0):
+    d = Decontaminator(n, similarity)
+    for i, t in enumerate(texts):
+        d.add("bench", str(i), t)
+    return d
+
+
 def test_decontamination_ngrams():
-    d = Decontaminator(["Let ABC be a triangle with sides 3, 4 and 5; find its area in square units."], n=10)
+    d = _deco(["Let ABC be a triangle with sides 3, 4 and 5; find its area in square units."])
     assert d.contaminated(
         "let abc be a TRIANGLE with sides 3 4 and 5 find its inradius"
     )  # normalised 10-gram
     assert not d.contaminated("Let ABC be a triangle with sides 5, 12 and 13; find its area.")
-    short = Decontaminator(["What is 2 + 2?"], n=10)  # shorter than n: whole sequence
+    short = _deco(["What is 2 + 2?"])  # shorter than n: whole sequence
     assert short.contaminated("Quick: what is 2 + 2? Answer fast.")
     assert not short.contaminated("What is 2 + 3?")

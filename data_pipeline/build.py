@@ -1,0 +1,398 @@
+"""Build the problem pool from public sources: read, filter, deduplicate, decontaminate, label, split.
+
+    ingest (per source) -> dedup -> decontaminate -> label -> split
+
+Every step streams rows from the previous step's JSON Lines file to its own, and writes every row
+it drops, with the reason, to ``build/dropped/<step>.jsonl`` (the decontamination matches to
+``decontamination_matches.jsonl``): nothing is lost, and the data card's numbers are recounts of
+these files. A step's files are written under temporary names and renamed when the step ends, and
+``build/state.json`` records the finished steps: a killed build resumes at the step (for ingest,
+the source) it was in. Memory holds no step's rows, only the dedup hashes, the benchmark index
+and the classifier's training sample (``classifier_max_rows``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from core.atomic import write_atomic
+from core.corpus import JsonlWriter, iter_jsonl
+from core.errors import DataError, check
+from data_pipeline.decontaminate import Decontaminator
+from data_pipeline.dedup import Deduplicator
+from data_pipeline.filters import RULES, Limits, first_failed
+from data_pipeline.labels import OUTSIDE, held_out_accuracy, mapped_label, unit_hash
+from data_pipeline.sources import Source, read_source
+from data_pipeline.splits import assign
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FILTERS = [
+    "where",
+    "empty_problem",
+    "proof",
+    "multiple_choice",
+    "true_false",
+    "multi_part",
+    "figure",
+    "too_long",
+    "no_answer",  # last: a proof's answer is "proof"; the specific rule names the reason better
+]
+
+
+@dataclass
+class BuildOptions:
+    """How the problem pool is cleaned (``data.build`` in a recipe; data.source: build)."""
+
+    filters: list[str] = field(default_factory=lambda: list(DEFAULT_FILTERS))
+    """Filter rules in the order they are tried (data_pipeline/filters.py; docs/data.md)."""
+    max_problem_chars: int = 3000
+    """too_long: problems longer than this many characters are dropped."""
+    max_answer_chars: int = 100
+    """no_answer: answers longer than this are prose, not a value a verifier can compare."""
+    near_duplicate_threshold: float = 0.8
+    """MinHash-estimated Jaccard similarity (word 3-grams) at which a problem is a near duplicate of
+    an earlier one; 0 = exact duplicates only."""
+    decontaminate_ngram: int = 10
+    """The report's rule: drop a problem sharing a word n-gram with a benchmark problem; 0 = off."""
+    decontaminate_similarity: float = 0.5
+    """Drop a problem containing this share of a benchmark problem's number-masked word 5-grams
+    (numbers changed, wording edited); 0 = off."""
+    decontaminate_files: dict[str, str] = field(default_factory=dict)
+    """More benchmark files to decontaminate against, {name: .jsonl/.parquet path with a 'problem'
+    column}, besides every benchmark of the recipe's eval stage."""
+    label_threshold: float = 0.5
+    """The classifier labels a problem only when its top probability reaches this; below, it abstains."""
+    classifier_max_rows: int = 200_000
+    """Labelled rows (a seeded uniform sample) the domain classifier trains and is measured on."""
+
+    def __post_init__(self):
+        unknown = [f for f in self.filters if f not in RULES]
+        check(self, "filters", not unknown, f"unknown rules {unknown}; known: {sorted(RULES)}")
+        check(self, "max_problem_chars", self.max_problem_chars > 0, "must be > 0")
+        check(self, "max_answer_chars", self.max_answer_chars > 0, "must be > 0")
+        check(self, "near_duplicate_threshold", 0 <= self.near_duplicate_threshold <= 1, "must be in [0, 1]")
+        check(self, "decontaminate_ngram", self.decontaminate_ngram >= 0, "must be >= 0")
+        check(self, "decontaminate_similarity", 0 <= self.decontaminate_similarity <= 1, "must be in [0, 1]")
+        check(self, "label_threshold", 0 <= self.label_threshold < 1, "must be in [0, 1)")
+        check(self, "classifier_max_rows", self.classifier_max_rows > 1, "must be > 1")
+
+
+@dataclass
+class Plan:
+    """Everything a build reads, gathered by the data stage (``data`` section and eval benchmarks)."""
+
+    sources: list[Source]
+    options: BuildOptions
+    domains: list[str]
+    sizes: dict[str, int]  # eval / probe / rl problems per domain
+    sft_cap: int  # SFT problems per domain, 0 = all the rest
+    seed: int
+    benchmarks: dict[str, list[tuple[str, str]]]  # name -> [(id, problem)]
+
+
+class _State:
+    """``build/state.json``: the steps that finished, with the plan fingerprint they ran under."""
+
+    def __init__(self, folder: Path, fingerprint: str):
+        self.path = folder / "state.json"
+        self.fingerprint = fingerprint
+        data = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        self.done: dict[str, Any] = data.get("done", {}) if data.get("fingerprint") == fingerprint else {}
+
+    def finished(self, step: str, info: Any = True) -> None:
+        self.done[step] = info
+        write_atomic(self.path, json.dumps({"fingerprint": self.fingerprint, "done": self.done}, indent=1))
+
+
+def _stream(path: Path, desc: str):
+    return tqdm(iter_jsonl(path), desc=desc, unit=" rows", mininterval=2)
+
+
+def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
+    """Run the steps into ``out`` (the data stage's folder); returns the split files and the card."""
+    work = out / "build"
+    dropped = work / "dropped"
+    work.mkdir(parents=True, exist_ok=True)
+    state = _State(work, fingerprint)
+    started = time.monotonic()
+
+    # 1. ingest and filter, one source at a time (a kill redoes only the source it was reading)
+    limits = Limits(plan.options.max_problem_chars, plan.options.max_answer_chars)
+    for i, src in enumerate(plan.sources):
+        step = f"ingest/{src.name}"
+        if step in state.done:
+            log.info("data: %s: done in an earlier attempt, kept", step)
+            continue
+        with (
+            JsonlWriter(work / f"{step}.jsonl") as kept,
+            JsonlWriter(dropped / f"filter-{src.name}.jsonl") as out_,
+        ):
+            for row in tqdm(
+                read_source(src, f"data.sources[{i}]"),
+                desc=f"data: reading {src.name}",
+                unit=" rows",
+                mininterval=2,
+            ):
+                failed = first_failed(row, plan.options.filters, limits)
+                if failed:
+                    out_.write({**row, "rule": failed[0], "reason": failed[1]})
+                else:
+                    row.pop("where_failed", None)
+                    kept.write(row)
+        if kept.count == 0:
+            raise DataError(
+                f"data.sources[{i}]: source {src.name!r} ({src.path}) has no problem left after the filters "
+                f"({out_.count} dropped: see {dropped / f'filter-{src.name}.jsonl'})"
+            )
+        state.finished(step, {"read": kept.count + out_.count, "kept": kept.count})
+
+    # 2. deduplicate across sources
+    if "dedup" not in state.done:
+        dedup = Deduplicator(plan.options.near_duplicate_threshold, seed=plan.seed)
+        with JsonlWriter(work / "deduplicated.jsonl") as kept, JsonlWriter(dropped / "dedup.jsonl") as out_:
+            for src in plan.sources:
+                for row in _stream(work / "ingest" / f"{src.name}.jsonl", f"data: dedup {src.name}"):
+                    dup = dedup.check(row)
+                    if dup:
+                        out_.write({**row, "rule": dup[0], "duplicate_of": dup[1], "similarity": dup[2]})
+                    else:
+                        kept.write(row)
+        state.finished("dedup")
+
+    # 3. decontaminate against every benchmark
+    matches_path = out / "decontamination_matches.jsonl"
+    if "decontaminate" not in state.done:
+        deco = Decontaminator(plan.options.decontaminate_ngram, plan.options.decontaminate_similarity)
+        for name, problems in plan.benchmarks.items():
+            for pid, text in problems:
+                deco.add(name, pid, text)
+        with JsonlWriter(work / "decontaminated.jsonl") as kept, JsonlWriter(matches_path) as out_:
+            for row in _stream(work / "deduplicated.jsonl", "data: decontaminating"):
+                m = deco.match(row["problem"]) if plan.benchmarks else None
+                if m:
+                    out_.write(
+                        {
+                            "uid": row["uid"],
+                            "source": row["source"],
+                            "rule": m.rule,
+                            "score": m.score,
+                            "benchmark": m.benchmark,
+                            "benchmark_id": m.benchmark_id,
+                            "problem": row["problem"],
+                            "benchmark_problem": m.benchmark_problem,
+                        }
+                    )
+                else:
+                    kept.write(row)
+        state.finished("decontaminate")
+
+    # 4. domain labels
+    if "label" not in state.done:
+        report = _label(plan, work, dropped)
+        state.finished("label", report)
+    label_report = state.done["label"]
+
+    # 5. splits
+    splits = _split(plan, work, out)
+    card = recount(plan, out)
+    card["labels"]["classifier"] = label_report
+    card["seconds"] = round(time.monotonic() - started, 1)
+    return {"splits": splits, "card": card}
+
+
+def _source_labels(plan: Plan) -> Callable[[dict[str, Any]], str | None]:
+    maps = {s.name: s.label_map for s in plan.sources}
+    return lambda row: mapped_label(row, maps[row["source"]])
+
+
+def _label(plan: Plan, work: Path, dropped: Path) -> dict[str, Any]:
+    label_of = _source_labels(plan)
+    domains = set(plan.domains)
+    bad = {
+        (s.name, label, d)
+        for s in plan.sources
+        for label, d in s.label_map.items()
+        if d is not None and d not in domains
+    }
+    if bad:
+        raise DataError(
+            "data.sources: label_map values must be recipe domains (data.domains "
+            f"{plan.domains}) or null; found "
+            + ", ".join(f"{n}: {lab!r} -> {d!r}" for n, lab, d in sorted(bad))
+        )
+    # the classifier's sample: the labelled rows with the smallest seeded hashes (bounded heap)
+    sample: list[tuple[float, str, str, str]] = []
+    need_classifier = 0
+    for row in _stream(work / "decontaminated.jsonl", "data: reading labels"):
+        label = label_of(row)
+        if label is None:
+            need_classifier += 1
+        elif label != OUTSIDE:
+            item = (-unit_hash(plan.seed + 3, row["uid"]), row["uid"], row["problem"], label)
+            if len(sample) < plan.options.classifier_max_rows:
+                heapq.heappush(sample, item)
+            elif item[0] > sample[0][0]:
+                heapq.heapreplace(sample, item)
+    classes = {label for *_, label in sample}
+    clf, report = None, {"needed_for_rows": need_classifier}
+    if len(classes) >= 2:
+        clf, accuracy = held_out_accuracy(
+            [t for _, _, t, _ in sample],
+            [y for *_, y in sample],
+            [u for _, u, _, _ in sample],
+            plan.options.label_threshold,
+            plan.seed,
+        )
+        report.update(accuracy)
+    elif need_classifier:
+        raise DataError(
+            f"data: {need_classifier} problems have no source label in the recipe's label_map, and the "
+            f"classifier that would label them needs labelled rows of at least 2 domains (found "
+            f"{sorted(classes) or 'none'}): map the sources' labels (data.sources[*].label_map)"
+        )
+    with JsonlWriter(work / "labelled.jsonl") as kept, JsonlWriter(dropped / "label.jsonl") as out_:
+        batch: list[dict[str, Any]] = []
+
+        def flush():
+            for row, (domain, conf) in zip(batch, clf.predict([r["problem"] for r in batch]), strict=True):
+                if domain is None:
+                    out_.write({**row, "rule": "abstained", "domain_confidence": conf})
+                else:
+                    kept.write(
+                        {**row, "domain": domain, "domain_origin": "classifier", "domain_confidence": conf}
+                    )
+            batch.clear()
+
+        for row in _stream(work / "decontaminated.jsonl", "data: labelling"):
+            label = label_of(row)
+            if label == OUTSIDE:
+                out_.write({**row, "rule": "outside_domains"})
+            elif label is not None:
+                kept.write({**row, "domain": label, "domain_origin": "source", "domain_confidence": 1.0})
+            else:
+                batch.append(row)
+                if len(batch) >= 4096:
+                    flush()
+        if batch:
+            flush()
+    return report
+
+
+def _split(plan: Plan, work: Path, out: Path) -> dict[str, Path]:
+    labelled = work / "labelled.jsonl"
+    taken = assign(_stream(labelled, "data: planning splits"), plan.sizes, plan.sft_cap, plan.seed)
+    paths = {"eval": out / "eval.jsonl", "rl": out / "rl.jsonl", "sft": out / "sft.jsonl"}
+    paths.update({f"probe/{d}": out / "probe" / f"{d}.jsonl" for d in plan.domains})
+    paths["sft_problems"] = out / "sft_problems.jsonl"
+    with ExitStack() as stack:
+        writers = {name: stack.enter_context(JsonlWriter(p)) for name, p in paths.items()}
+        for row in _stream(labelled, "data: writing splits"):
+            split = taken.get(row["uid"], "sft" if plan.sft_cap == 0 else None)
+            if split is None:
+                continue  # over data.train_problems_per_domain: counted in the card
+            corpus_row = {
+                "id": row["uid"],
+                "domain": row["domain"],
+                "problem": row["problem"],
+                "answer": row["answer"],
+                "source": row["source"],
+                "source_id": row["source_id"],
+                "domain_origin": row["domain_origin"],
+                "domain_confidence": row["domain_confidence"],
+            }
+            if split == "probe":
+                writers[f"probe/{row['domain']}"].write(corpus_row)
+            elif split == "sft" and row.get("solution"):
+                writers["sft"].write({**corpus_row, "solutions": [row["solution"]]})
+            elif split == "sft":  # no solution yet: the teacher's input (docs/data.md)
+                writers["sft_problems"].write(corpus_row)
+            else:
+                writers[split].write(corpus_row)
+    for name, p in paths.items():
+        if not writers[name].count:
+            p.unlink()  # an empty split is no split (the stage says which split a later stage misses)
+    return {name: p for name, p in paths.items() if writers[name].count}
+
+
+def _count(path: Path, key: Callable[[dict[str, Any]], Any]) -> Counter:
+    return Counter(key(r) for r in iter_jsonl(path)) if path.is_file() else Counter()
+
+
+def recount(plan: Plan, out: Path) -> dict[str, Any]:
+    """The data card's numbers, counted from the files the build wrote (nothing from memory)."""
+    work, dropped = out / "build", out / "build" / "dropped"
+    per_source: dict[str, Any] = {}
+    for src in plan.sources:
+        kept = sum(1 for _ in iter_jsonl(work / "ingest" / f"{src.name}.jsonl"))
+        rules = _count(dropped / f"filter-{src.name}.jsonl", lambda r: r["rule"])
+        per_source[src.name] = {
+            "path": src.path,
+            "licence": src.licence,
+            "read": kept + sum(rules.values()),
+            "after_filters": kept,
+            "filtered": dict(rules.most_common()),
+        }
+    dups = _count(dropped / "dedup.jsonl", lambda r: (r["source"], r["rule"]))
+    matches = _count(
+        out / "decontamination_matches.jsonl", lambda r: (r["source"], r["benchmark"], r["rule"])
+    )
+    labels = _count(dropped / "label.jsonl", lambda r: (r["source"], r["rule"]))
+    origins = _count(work / "labelled.jsonl", lambda r: (r["source"], r["domain_origin"]))
+    for name, s in per_source.items():
+        s["duplicates"] = {k: n for (src, k), n in dups.items() if src == name}
+        s["contaminated"] = sum(n for (src, *_), n in matches.items() if src == name)
+        s["unlabelled"] = {k: n for (src, k), n in labels.items() if src == name}
+        s["labelled"] = {k: n for (src, k), n in origins.items() if src == name}
+    benchmarks = {
+        name: {"problems": len(problems), "ngram": 0, "similar": 0}
+        for name, problems in plan.benchmarks.items()
+    }
+    for (_, bench, rule), n in matches.items():
+        benchmarks[bench][rule] += n
+    splits: dict[str, dict[str, int]] = {}
+    lengths: dict[str, list[int]] = {}
+    for path in sorted(out.glob("*.jsonl")) + sorted((out / "probe").glob("*.jsonl")):
+        if path.name == "decontamination_matches.jsonl":
+            continue
+        name = path.stem if path.parent == out else f"probe/{path.stem}"
+        counts: Counter = Counter()
+        for r in iter_jsonl(path):
+            counts[r["domain"]] += 1
+            lengths.setdefault(r["domain"], []).append(len(r["problem"]))
+        splits[name] = dict(sorted(counts.items()))
+    return {
+        "sources": per_source,
+        "filters": plan.options.filters,
+        "near_duplicate_threshold": plan.options.near_duplicate_threshold,
+        "decontamination": {
+            "rules": {
+                "ngram": plan.options.decontaminate_ngram,
+                "similarity": plan.options.decontaminate_similarity,
+            },
+            "benchmarks": benchmarks,
+            "matches_file": "decontamination_matches.jsonl",
+        },
+        "labels": {
+            "origin": dict(sum((Counter({k: n}) for (_, k), n in origins.items()), Counter())),
+            "dropped": dict(sum((Counter({k: n}) for (_, k), n in labels.items()), Counter())),
+            "over_sft_cap": sum(origins.values()) - sum(sum(c.values()) for c in splits.values()),
+        },
+        "splits": splits,
+        "problem_chars": {
+            d: {"rows": len(v), "mean": round(sum(v) / len(v), 1), "max": max(v)}
+            for d, v in sorted(lengths.items())
+        },
+        "_lengths": lengths,
+    }

@@ -1,0 +1,122 @@
+"""The data card of a built corpus: markdown for people, JSON for programs, a PNG of problem lengths.
+
+Numbers come from ``build.recount`` (counted from the files the build wrote)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.tables import markdown_table
+
+
+def _fmt(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "0"
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    lines = ["# Data card (built corpus)", "", "## Sources", ""]
+    lines.append(
+        markdown_table(
+            ["source", "licence", "read", "filtered", "duplicates", "contaminated", "unlabelled", "labelled"],
+            (
+                [
+                    name,
+                    s["licence"] or "(not given)",
+                    s["read"],
+                    _fmt(s["filtered"]),
+                    _fmt(s["duplicates"]),
+                    s["contaminated"],
+                    _fmt(s["unlabelled"]),
+                    _fmt(s["labelled"]),
+                ]
+                for name, s in card["sources"].items()
+            ),
+        )
+    )
+    lines += [
+        "",
+        f"Filter rules, in the order tried: {', '.join(card['filters'])}. "
+        f"Near duplicates: MinHash Jaccard >= {card['near_duplicate_threshold']} (0 = exact only).",
+    ]
+    deco = card["decontamination"]
+    lines += ["", "## Decontamination", ""]
+    lines.append(
+        f"Rules: word {deco['rules']['ngram']}-gram overlap (0 = off); number-masked 5-gram containment >= "
+        f"{deco['rules']['similarity']} (0 = off). Every match, with both texts: `{deco['matches_file']}`."
+    )
+    lines += [
+        "",
+        markdown_table(
+            ["benchmark", "problems", "ngram matches", "similar matches"],
+            ([b, v["problems"], v["ngram"], v["similar"]] for b, v in deco["benchmarks"].items()),
+        )
+        if deco["benchmarks"]
+        else "No benchmark to decontaminate against (the recipe evaluates on none but its own held-out split).",
+    ]
+    labels = card["labels"]
+    lines += ["", "## Domain labels", ""]
+    lines.append(
+        f"Origin of the kept rows' labels: {_fmt(labels['origin'])}. Dropped: {_fmt(labels['dropped'])}. "
+        f"Over data.train_problems_per_domain: {labels['over_sft_cap']}."
+    )
+    clf = labels.get("classifier") or {}
+    if "accuracy" in clf:
+        at = clf["accuracy_at_threshold"]
+        lines.append(
+            f"Classifier (TF-IDF + logistic regression) on {clf['held_out_rows']} held-out labelled rows "
+            f"(trained on {clf['train_rows']}): accuracy {clf['accuracy']:.1%}; at confidence >= "
+            f"{clf['threshold']}: coverage {clf['coverage_at_threshold']:.1%}, accuracy "
+            + (f"{at:.1%}." if at is not None else "n/a.")
+        )
+        lines += [
+            "",
+            markdown_table(
+                ["domain", "held-out rows", "accuracy"],
+                ([d, v["rows"], f"{v['accuracy']:.1%}"] for d, v in clf["per_domain"].items()),
+            ),
+        ]
+    else:
+        lines.append("Classifier: not trained (fewer than 2 domains among the source-labelled rows).")
+    splits = card["splits"]
+    domains = sorted({d for c in splits.values() for d in c})
+    lines += ["", "## Splits", ""]
+    lines.append(
+        markdown_table(
+            ["split", *domains, "total"],
+            ([name, *(c.get(d, 0) for d in domains), sum(c.values())] for name, c in splits.items()),
+        )
+    )
+    lines.append(
+        "\n`sft_problems` are SFT problems without a solution: the teacher's input (docs/data.md)."
+        if "sft_problems" in splits
+        else ""
+    )
+    lines += [
+        "",
+        "Problem length (characters) per domain: "
+        + "; ".join(f"{d} mean {v['mean']}, max {v['max']}" for d, v in card["problem_chars"].items())
+        + ". Histogram: `data_card.png`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def length_plot(lengths: dict[str, list[int]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    top = max((max(v) for v in lengths.values() if v), default=1)
+    bins = [top * i / 30 for i in range(31)]
+    for domain, values in sorted(lengths.items()):
+        ax.hist(values, bins=bins, histtype="step", label=f"{domain} ({len(values)})")
+    ax.set_xlabel("problem length (characters)")
+    ax.set_ylabel("problems")
+    ax.set_title("Problem lengths per domain, all splits")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
