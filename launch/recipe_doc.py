@@ -12,6 +12,7 @@ import ast
 import dataclasses
 import inspect
 import textwrap
+import typing
 
 from config.recipe import Recipe
 from core.tables import markdown_table
@@ -49,10 +50,14 @@ def reference(cls: type = Recipe, prefix: str = "") -> list[str]:
         "",
     ]
     sections, rows = [], []
+    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         default = _default(f)
         if default == "(section)":
             sections.append((type(f.default_factory()), f"{prefix}{f.name}."))
+        item = typing.get_args(hints[f.name])
+        if typing.get_origin(hints[f.name]) is list and item and dataclasses.is_dataclass(item[0]):
+            sections.append((item[0], f"{prefix}{f.name}[*]."))  # each entry of a list of sections
         rows.append([f"`{prefix}{f.name}`", f"`{default}`", docs.get(f.name, "").replace("|", "/")])
     lines += [markdown_table(["key", "default", "meaning"], rows), ""]
     for sub, sub_prefix in sections:
