@@ -127,6 +127,13 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     state = _State(work, fingerprint)
     started = time.monotonic()
+    seconds: dict[str, float] = {}
+    mark = time.monotonic()
+
+    def timed(step: str) -> None:
+        nonlocal mark
+        seconds[step] = round(time.monotonic() - mark, 2)
+        mark = time.monotonic()
 
     # 1. ingest and filter, one source at a time (a kill redoes only the source it was reading)
     limits = Limits(plan.options.max_problem_chars, plan.options.max_answer_chars)
@@ -157,6 +164,7 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
                 f"({out_.count} dropped: see {dropped / f'filter-{src.name}.jsonl'})"
             )
         state.finished(step, {"read": kept.count + out_.count, "kept": kept.count})
+    timed("ingest")
 
     # 2. deduplicate across sources
     if "dedup" not in state.done:
@@ -170,6 +178,7 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
                     else:
                         kept.write(row)
         state.finished("dedup")
+    timed("dedup")
 
     # 3. decontaminate against every benchmark
     matches_path = out / "decontamination_matches.jsonl"
@@ -197,18 +206,22 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
                 else:
                     kept.write(row)
         state.finished("decontaminate")
+    timed("decontaminate")
 
     # 4. domain labels
     if "label" not in state.done:
         report = _label(plan, work, dropped)
         state.finished("label", report)
     label_report = state.done["label"]
+    timed("label")
 
     # 5. splits
     splits = _split(plan, work, out)
+    timed("split")
     card = recount(plan, out)
     card["labels"]["classifier"] = label_report
     card["seconds"] = round(time.monotonic() - started, 1)
+    card["step_seconds"] = seconds  # this attempt's (a step done in an earlier attempt: ~0)
     return {"splits": splits, "card": card}
 
 

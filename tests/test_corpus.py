@@ -68,7 +68,9 @@ def test_malformed_jsonl_line_is_named_one_based(tmp_path):
     """datasets says only "An error occurred while generating the dataset"; the error must name
     the file and the 1-based line (here the 3rd line; the 2nd is blank)."""
     path = tmp_path / "sft.jsonl"
-    path.write_text(json.dumps(GOOD) + "\n\n" + '{"id": "2", "problem": "x" "answer": "1"}\n' + json.dumps(GOOD) + "\n")
+    path.write_text(
+        json.dumps(GOOD) + "\n\n" + '{"id": "2", "problem": "x" "answer": "1"}\n' + json.dumps(GOOD) + "\n"
+    )
     with pytest.raises(DataError, match=r"sft\.jsonl: cannot be read as json: line 3: not valid JSON"):
         load_rows(path, SFT_FIELDS, "sft")
 
@@ -91,7 +93,10 @@ def test_domain_outside_the_recipe_is_an_error(tmp_path):
 
 
 def test_probe_file_with_another_domains_rows_is_an_error(tmp_path):
-    rows = [{k: GOOD[k] for k in PROBLEM_FIELDS}, {"id": "2", "domain": "geometry", "problem": "p", "answer": "1"}]
+    rows = [
+        {k: GOOD[k] for k in PROBLEM_FIELDS},
+        {"id": "2", "domain": "geometry", "problem": "p", "answer": "1"},
+    ]
     path = _jsonl(tmp_path / "algebra.jsonl", rows)
     with pytest.raises(DataError, match=r"row 2: domain 'geometry' is not this probing set's \('algebra'\)"):
         load_rows(path, PROBLEM_FIELDS, "probe/algebra", key="data.probe_files.algebra", domains={"algebra"})
