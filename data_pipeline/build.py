@@ -156,7 +156,7 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
                 if failed:
                     out_.write({**row, "rule": failed[0], "reason": failed[1]})
                 else:
-                    row.pop("where_failed", None)
+                    row.pop("where_failed", None)  # kept anyway when the recipe lists no 'where' rule
                     kept.write(row)
         if kept.count == 0:
             raise DataError(
@@ -218,7 +218,7 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
     # 5. splits
     splits = _split(plan, work, out)
     timed("split")
-    card = recount(plan, out)
+    card = recount(plan, out, splits)
     card["labels"]["classifier"] = label_report
     card["seconds"] = round(time.monotonic() - started, 1)
     card["step_seconds"] = seconds  # this attempt's (a step done in an earlier attempt: ~0)
@@ -343,7 +343,7 @@ def _count(path: Path, key: Callable[[dict[str, Any]], Any]) -> Counter:
     return Counter(key(r) for r in iter_jsonl(path)) if path.is_file() else Counter()
 
 
-def recount(plan: Plan, out: Path) -> dict[str, Any]:
+def recount(plan: Plan, out: Path, split_files: dict[str, Path]) -> dict[str, Any]:
     """The data card's numbers, counted from the files the build wrote (nothing from memory)."""
     work, dropped = out / "build", out / "build" / "dropped"
     per_source: dict[str, Any] = {}
@@ -376,10 +376,7 @@ def recount(plan: Plan, out: Path) -> dict[str, Any]:
         benchmarks[bench][rule] += n
     splits: dict[str, dict[str, int]] = {}
     lengths: dict[str, list[int]] = {}
-    for path in sorted(out.glob("*.jsonl")) + sorted((out / "probe").glob("*.jsonl")):
-        if path.name == "decontamination_matches.jsonl":
-            continue
-        name = path.stem if path.parent == out else f"probe/{path.stem}"
+    for name, path in split_files.items():
         counts: Counter = Counter()
         for r in iter_jsonl(path):
             counts[r["domain"]] += 1
