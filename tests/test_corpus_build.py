@@ -141,6 +141,11 @@ def test_card_numbers_equal_recounts(built):
         "math500": {"problems": 4, "ngram": 3, "similar": 0},
         "aime24": {"problems": 2, "ngram": 0, "similar": 1},
     }
+    clf = card["labels"]["classifier"]  # measured on held-out fixture rows with a source label
+    source_labelled = sum(s["labelled"].get("source", 0) for s in card["sources"].values())
+    assert clf["train_rows"] + clf["held_out_rows"] == source_labelled == 34
+    assert sum(v["rows"] for v in clf["per_domain"].values()) == clf["held_out_rows"] > 0
+    assert card["labels"]["origin"] == {"source": 34, "classifier": 4}
     assert "| numina | Apache-2.0 | 37 |" in (built / "data_card.md").read_text()
     assert (built / "data_card.png").stat().st_size > 1000
 
@@ -300,6 +305,33 @@ def test_source_errors_name_source_key_and_line(tmp_path):
     dup.write_text('{"id": 1, "problem": "a", "answer": "1"}\n{"id": 1, "problem": "b", "answer": "2"}\n')
     with pytest.raises(DataError, match=r"id '1' \(column 'id'\) appears in rows 1 and 2"):
         list(read_source(Source(name="d", path=str(dup), fields={"id": "id"}), "data.sources[0]"))
+
+
+def test_a_source_emptied_by_the_filters_is_named(tmp_path):
+    proofs = tmp_path / "proofs.jsonl"
+    proofs.write_text("".join(json.dumps(r) + "\n" for r in _raw(NUMINA)[25:26] * 2))
+    recipe = fixtures_recipe(
+        tmp_path, f"data.sources[1].path={proofs}", "data.sources[1].fields.label=problem_type"
+    )
+    with pytest.raises(
+        DataError,
+        match=r"data.sources\[1\]: source 'math' .*proofs.jsonl\) has no problem left after the filters \(2 dropped",
+    ):
+        build_mod.build_pool(_plan(recipe), tmp_path / "data", "fp")
+
+
+def _plan(recipe):
+    from stages.data import _benchmark_problems
+
+    return build_mod.Plan(
+        recipe.data.sources,
+        recipe.data.build,
+        recipe.data.domains,
+        {"eval": 1, "probe": 2, "rl": 1},
+        0,
+        1234,
+        _benchmark_problems(recipe),
+    )
 
 
 def test_build_resumes_after_a_kill_without_rereading_finished_sources(tmp_path, monkeypatch):
