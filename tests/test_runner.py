@@ -85,7 +85,7 @@ def test_files_source_reports_the_missing_file(tmp_path):
     with pytest.raises(RecipeError, match=r"data.train_file: file not found: .*missing\.jsonl"):
         run_stage("data", recipe)  # the launcher's check, before the stage starts
     assert _entry(recipe, "data") is None
-    with pytest.raises(Exception, match=r"sft split: file not found: .*missing\.jsonl"):
+    with pytest.raises(Exception, match=r"data.train_file: file not found: .*missing\.jsonl"):
         execute_here("data", recipe)  # the stage's own check
     assert _entry(recipe, "data")["status"] == "failed"
 
@@ -189,10 +189,13 @@ def test_a_torchrun_worker_beyond_the_visible_gpus_stops_with_one_line(monkeypat
 
 @pytest.mark.slow
 def test_pipeline_skip_and_force_through_the_cli(tmp_path):
-    """`ssp run` twice skips everything; `--force sft` redoes sft only; `--force data` redoes both."""
+    """`ssp run` twice skips everything; `--force sft` redoes sft only; `--force data` redoes both.
+    Two stages are enough to see skip and force through the CLI (the whole pipeline ran four
+    times here, ~2.5 of the suite's minutes; test_sft.py's two-worker test runs every stage
+    through `ssp run`)."""
     from .conftest import FAST
 
-    args = ["run", str(TINY), f"output_root={tmp_path}", *FAST]
+    args = ["run", str(TINY), f"output_root={tmp_path}", *FAST, "stages=[data,sft]"]
 
     def run(*extra):
         out = subprocess.run(ssp_cmd(*args, *extra), capture_output=True, text=True)
