@@ -1,0 +1,99 @@
+"""Teacher sampling on a scripted model (tests/helpers/scripted_model.py: a real Qwen2 folder that
+answers \\boxed{7} with probability p, else \\boxed{8}), scored by the real math_correctness
+reward. Correct counts are recounted here from the texts, not taken from the reward."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.corpus import iter_jsonl
+from data_pipeline.diversity import keep_correct
+from data_pipeline.teacher import sample_shards, verification_counts
+from reward.config import make_reward
+from sampling.generation import HFGenerator, SamplingParams
+
+from .helpers.scripted_model import build_scripted_model
+
+ROWS = [
+    {"id": f"p{i}", "domain": "algebra" if i % 2 else "geometry", "problem": f"Problem {i}.", "answer": "7"}
+    for i in range(10)
+]
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    return build_scripted_model(tmp_path_factory.mktemp("teacher") / "m", p=0.6)
+
+
+@pytest.fixture(scope="module")
+def reward():
+    r = make_reward("math_correctness", {}, "test")
+    yield r
+    r.close()
+
+
+class Interrupting:
+    """The real generator, interrupted (as by a kill) on its ``stop_at``-th call."""
+
+    calls = 0
+
+    def __init__(self, model, stop_at):
+        self.inner, self.stop_at = HFGenerator(model, batch_size=64), stop_at
+
+    def generate(self, *args, **kwargs):
+        Interrupting.calls += 1
+        if Interrupting.calls == self.stop_at:
+            raise KeyboardInterrupt
+        return self.inner.generate(*args, **kwargs)
+
+    def close(self):
+        self.inner.close()
+
+
+def test_sharded_sampling_resumes_after_a_kill_and_counts_verification(tmp_path, teacher, reward):
+    params = SamplingParams(n=6, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=3)
+    folder = tmp_path / "teacher"
+    Interrupting.calls = 0
+    with pytest.raises(KeyboardInterrupt):
+        sample_shards(ROWS, folder, lambda: Interrupting(teacher, stop_at=3), reward, params, 4, "scripted")
+    done = sorted(p.name for p in folder.glob("shard-*.jsonl"))
+    assert done == ["shard-00000.jsonl", "shard-00001.jsonl"] and not list(folder.glob(".*tmp*"))
+    before = (folder / "shard-00000.jsonl").read_bytes()
+    paths = sample_shards(
+        ROWS, folder, lambda: Interrupting(teacher, stop_at=0), reward, params, 4, "scripted"
+    )
+    assert Interrupting.calls == 4  # 2 shards, the interrupted call, then only the missing shard
+    assert (folder / "shard-00000.jsonl").read_bytes() == before
+
+    rows = [r for p in paths for r in iter_jsonl(p)]
+    assert [r["id"] for r in rows] == [r["id"] for r in ROWS]
+    counts = verification_counts(paths)
+    for domain in ("algebra", "geometry"):
+        samples = [s for r in rows if r["domain"] == domain for s in r["samples"]]
+        sevens = sum(s["text"].strip() == "\\boxed{7}" for s in samples)  # independent of the reward
+        assert counts[domain]["samples"] == len(samples) == 30
+        assert counts[domain]["correct"] == sevens and 0 < sevens < 30
+        assert counts[domain]["pass_rate"] == round(sevens / 30, 4)
+    for r in rows:  # what selection keeps from these pools: the one correct text, once
+        kept = keep_correct(r["samples"], m=3)
+        assert [s["text"].strip() for s in kept] == (
+            ["\\boxed{7}"] if any(s["score"] == 1.0 for s in r["samples"]) else []
+        )
+
+    # another plan (other sampling settings) never reuses these shards
+    other = SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=3)
+    paths = sample_shards(ROWS, folder, lambda: HFGenerator(teacher), reward, other, 4, "scripted")
+    assert all(len(r["samples"]) == 2 for p in paths for r in iter_jsonl(p))
+
+
+def test_truncated_samples_are_counted_and_never_correct(tmp_path, teacher, reward):
+    # one token: the answer, without the end-of-turn token the scripted model puts after it
+    params = SamplingParams(n=4, temperature=1.0, top_p=1.0, max_new_tokens=1, seed=0)
+    paths = sample_shards(
+        ROWS[:2], tmp_path / "t", lambda: HFGenerator(teacher), reward, params, 8, "scripted"
+    )
+    counts = verification_counts(paths)
+    assert sum(c["truncated"] for c in counts.values()) == 8
+    assert sum(c["correct"] for c in counts.values()) == 0
+    scored_right = [s for p in paths for r in iter_jsonl(p) for s in r["samples"] if s["score"] == 1.0]
+    assert scored_right, "the reward parses \\boxed{7} in a truncated sample; it must still not count"
