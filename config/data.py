@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from core.errors import check
-from data_pipeline.build import BuildOptions
+from data_pipeline.build import BuildOptions, TeacherOptions
 from data_pipeline.sources import Source
 from data_pipeline.tiny.problems import TINY_DOMAINS
 
@@ -47,6 +47,9 @@ class DataConfig:
     """source=build: the public problem sets, in priority order (a duplicate keeps the earlier one)."""
     build: BuildOptions = field(default_factory=BuildOptions)
     """source=build: filters, deduplication, decontamination and labelling options."""
+    teacher: TeacherOptions = field(default_factory=TeacherOptions)
+    """source=build: the teacher that writes several verified, diverse solutions per SFT problem
+    (sampled with the recipe's generation engine)."""
 
     def __post_init__(self):
         check(

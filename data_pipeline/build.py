@@ -90,6 +90,42 @@ class BuildOptions:
 
 
 @dataclass
+class TeacherOptions:
+    """Several verified, diverse solutions per SFT problem from a teacher model (``data.teacher``;
+    docs/data.md, part 2). Off (``model`` empty): SFT rows keep their source's one solution."""
+
+    model: str = ""
+    """Teacher model folder or hub id; empty = no teacher."""
+    n_samples: int = 8
+    """Samples per SFT problem (OpenThoughts3: 16 per question was among its largest gains)."""
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_new_tokens: int = 4096
+    """A sample that reaches this is truncated: counted, never kept."""
+    seed: int = 0
+    shard_size: int = 256
+    """Problems per shard: a killed run redoes at most one shard."""
+    solutions_per_problem: int = 4
+    """m: correct solutions kept per problem (fewer when fewer are correct and distinct)."""
+    selection: str = "maxmin"
+    """maxmin (most different; data_pipeline/diversity.py), random (ablation) or all."""
+    reward: str = "math_correctness"
+    """The verifier: a reward registry name, scored with each row's answer."""
+    reward_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        from data_pipeline.diversity import METHODS
+
+        check(
+            self, "selection", self.selection in METHODS, f"must be one of {METHODS}, got {self.selection!r}"
+        )
+        for name in ("n_samples", "max_new_tokens", "shard_size", "solutions_per_problem"):
+            check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
+        check(self, "top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
+        check(self, "temperature", self.temperature >= 0, "must be >= 0")
+
+
+@dataclass
 class Plan:
     """Everything a build reads, gathered by the data stage (``data`` section and eval benchmarks)."""
 
@@ -100,6 +136,9 @@ class Plan:
     sft_cap: int  # SFT problems per domain, 0 = all the rest
     seed: int
     benchmarks: dict[str, list[tuple[str, str]]]  # name -> [(id, problem)]
+    teacher: TeacherOptions = field(default_factory=TeacherOptions)
+    generation: Any = None  # sampling.generation.GenerationConfig of the teacher's engine
+    prompt_suffix: str = ""
 
 
 class _State:
@@ -218,8 +257,15 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
     # 5. splits
     splits = _split(plan, work, out)
     timed("split")
+    teacher_card = None
+    if plan.teacher.model:
+        teacher_card = _teach(plan, work, splits)
+        timed("teacher")
     card = recount(plan, out, splits)
     card["labels"]["classifier"] = label_report
+    if teacher_card:
+        card["teacher"] = teacher_card
+        card["labels"]["over_sft_cap"] -= teacher_card["unsolved"]
     card["seconds"] = round(time.monotonic() - started, 1)
     card["step_seconds"] = seconds  # this attempt's (a step done in an earlier attempt: ~0)
     return {"splits": splits, "card": card}
@@ -337,6 +383,87 @@ def _split(plan: Plan, work: Path, out: Path) -> dict[str, Path]:
         if not writers[name].count:
             p.unlink()  # an empty split is no split (the stage says which split a later stage misses)
     return {name: p for name, p in paths.items() if writers[name].count}
+
+
+def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
+    """Sample the teacher on every SFT problem, keep up to m correct, diverse solutions each, and
+    rewrite ``sft.jsonl`` with them; problems with no correct finished sample are dropped (counted,
+    and written to ``build/dropped/teacher.jsonl``)."""
+    from data_pipeline.diversity import keep_correct, mean_pairwise_divergence
+    from data_pipeline.teacher import sample_shards, verification_counts
+    from reward.config import make_reward
+    from sampling.generation import SamplingParams, make_generator
+
+    t = plan.teacher
+    rows = [
+        {k: v for k, v in r.items() if k != "solutions"}
+        for name in ("sft", "sft_problems")
+        if name in splits
+        for r in iter_jsonl(splits[name])
+    ]
+    if not rows:
+        raise DataError(
+            "data.teacher: no SFT problem to sample the teacher on (every problem went to eval/probe/rl)"
+        )
+    params = SamplingParams(t.n_samples, t.temperature, t.top_p, -1, t.max_new_tokens, t.seed)
+    reward = make_reward(t.reward, t.reward_options, "data.teacher.reward_options")
+    try:
+        paths = sample_shards(
+            rows,
+            work / "teacher",
+            lambda: make_generator(t.model, plan.generation),
+            reward,
+            params,
+            t.shard_size,
+            t.model,
+            plan.prompt_suffix,
+        )
+    finally:
+        if hasattr(reward, "close"):
+            reward.close()
+    kept_div, random_div, sizes = [], [], Counter()
+    unsolved = 0
+    sft = work.parent / "sft.jsonl"
+    with JsonlWriter(sft) as out_, JsonlWriter(work / "dropped" / "teacher.jsonl") as dropped:
+        for path in paths:
+            for row in iter_jsonl(path):
+                samples = row.pop("samples")
+                kept = keep_correct(samples, t.solutions_per_problem, t.selection, seed=plan.seed)
+                if not kept:
+                    dropped.write({**row, "rule": "unsolved", "samples": len(samples)})
+                    unsolved += 1
+                    continue
+                sizes[len(kept)] += 1
+                out_.write({**row, "solutions": [s["text"] for s in kept]})
+                pool = keep_correct(samples, len(samples), "all")
+                if len(pool) > t.solutions_per_problem >= 2:  # selection chose among more than m
+                    kept_div.append(mean_pairwise_divergence([s["text"] for s in kept]))
+                    rnd = keep_correct(samples, t.solutions_per_problem, "random", seed=plan.seed + 1)
+                    random_div.append(mean_pairwise_divergence([s["text"] for s in rnd]))
+    splits.pop("sft_problems", None)
+    (work.parent / "sft_problems.jsonl").unlink(missing_ok=True)
+    splits["sft"] = sft
+    if sizes.total() == 0:  # the stage says which later stage misses it
+        sft.unlink()
+        splits.pop("sft")
+    return {
+        "model": t.model,
+        "sampling": {
+            "n": t.n_samples,
+            "temperature": t.temperature,
+            "top_p": t.top_p,
+            "max_new_tokens": t.max_new_tokens,
+        },
+        "verification": verification_counts(paths),
+        "selection": t.selection,
+        "solutions_per_problem": dict(sorted(sizes.items())),
+        "unsolved": unsolved,
+        "divergence": {
+            "problems_with_a_choice": len(kept_div),
+            "kept_mean": round(sum(kept_div) / len(kept_div), 4) if kept_div else None,
+            "random_m_mean": round(sum(random_div) / len(random_div), 4) if random_div else None,
+        },
+    }
 
 
 def _count(path: Path, key: Callable[[dict[str, Any]], Any]) -> Counter:

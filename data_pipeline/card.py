@@ -78,6 +78,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         ]
     else:
         lines.append("Classifier: not trained (fewer than 2 domains among the source-labelled rows).")
+    if "teacher" in card:
+        lines += ["", *_teacher_lines(card["teacher"])]
     splits = card["splits"]
     domains = sorted({d for c in splits.values() for d in c})
     lines += ["", "## Splits", ""]
@@ -99,6 +101,45 @@ def card_markdown(card: dict[str, Any]) -> str:
         + ". Histogram: `data_card.png`.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _teacher_lines(t: dict[str, Any]) -> list[str]:
+    s = t["sampling"]
+    lines = [
+        "## Teacher solutions",
+        "",
+        f"Teacher `{t['model']}`: {s['n']} samples per SFT problem (temperature {s['temperature']}, "
+        f"top_p {s['top_p']}, at most {s['max_new_tokens']} tokens), verified by the reward; a truncated "
+        "sample is never kept.",
+        "",
+        markdown_table(
+            ["domain", "problems", "samples", "correct", "pass rate", "truncated", "not scored", "solved"],
+            (
+                [
+                    d,
+                    v["problems"],
+                    v["samples"],
+                    v.get("correct", 0),
+                    v["pass_rate"],
+                    v.get("truncated", 0),
+                    sum(n for k, n in v.items() if k.startswith("not_scored_")),
+                    v.get("solved", 0),
+                ]
+                for d, v in t["verification"].items()
+            ),
+        ),
+        "",
+        f"Selection `{t['selection']}`: solutions kept per problem {t['solutions_per_problem']}; "
+        f"unsolved problems dropped: {t['unsolved']}.",
+    ]
+    div = t["divergence"]
+    if div["problems_with_a_choice"]:
+        lines.append(
+            f"Mean pairwise divergence of the kept sets (1 - word-trigram Jaccard), over the "
+            f"{div['problems_with_a_choice']} problems with more correct solutions than kept: "
+            f"{div['kept_mean']} against {div['random_m_mean']} for random-m on the same pools."
+        )
+    return lines
 
 
 def length_plot(lengths: dict[str, list[int]], path: Path) -> Path:

@@ -121,6 +121,8 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
                 _file(src.path, f"data.sources[{i}].path", problems)
         for name, path in data.build.decontaminate_files.items():
             _file(path, f"data.build.decontaminate_files.{name}", problems)
+        if data.teacher.model:
+            _model(data.teacher.model, "data.teacher.model", problems)
     if "sft" in stages:
         _file(recipe.sft.deepspeed, "sft.deepspeed", problems)
         if recipe.model.name_or_path != "tiny":

@@ -36,6 +36,9 @@ class StageSpec:
 def _data_files(r: Recipe) -> list[str]:
     if r.data.source == "build":  # local sources, and the benchmarks decontaminated against
         local = [s.path for s in r.data.sources if Path(s.path).exists()]
+        local += (
+            [r.data.teacher.model] if r.data.teacher.model and Path(r.data.teacher.model).exists() else []
+        )
         return local + list(r.data.build.decontaminate_files.values()) + _benchmark_files(r)
     if r.data.source != "files":
         return []
@@ -79,6 +82,7 @@ STAGES: dict[str, StageSpec] = {
         sections=lambda r: (
             (r.data, r.tiny_model, r.model.name_or_path)
             + ((r.eval.benchmarks,) if r.data.source == "build" else ())
+            + ((r.generation,) if r.data.source == "build" and r.data.teacher.model else ())
         ),
         external_files=_data_files,
     ),

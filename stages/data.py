@@ -199,8 +199,15 @@ def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
         sft_cap=cfg.train_problems_per_domain,
         seed=cfg.seed,
         benchmarks=benchmarks,
+        teacher=cfg.teacher,
+        generation=recipe.generation,
+        prompt_suffix=cfg.prompt_suffix,
     )
-    fingerprint = config_hash(cfg, {k: [p for _, p in v] for k, v in benchmarks.items()})
+    fingerprint = config_hash(
+        cfg,
+        {k: [p for _, p in v] for k, v in benchmarks.items()},
+        recipe.generation if cfg.teacher.model else None,
+    )
     built = build_pool(plan, out, fingerprint)
     card, paths = built["card"], built["splits"]
     _check_built(recipe, paths)
@@ -231,8 +238,10 @@ def _check_built(recipe: Recipe, paths: dict[str, Path]) -> None:
         needed.append(
             (
                 "sft",
-                "no problem left has a solution: map a source's solution column "
-                "(fields.solution), or build solutions with a teacher (docs/data.md)",
+                "no problem the teacher solved (build/dropped/teacher.jsonl)"
+                if recipe.data.teacher.model
+                else "no problem left has a solution: map a source's solution column "
+                "(fields.solution), or set data.teacher.model (docs/data.md)",
             )
         )
     if "probe" in stages and recipe.probe.enabled:

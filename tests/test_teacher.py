@@ -97,3 +97,68 @@ def test_truncated_samples_are_counted_and_never_correct(tmp_path, teacher, rewa
     assert sum(c["correct"] for c in counts.values()) == 0
     scored_right = [s for p in paths for r in iter_jsonl(p) for s in r["samples"] if s["score"] == 1.0]
     assert scored_right, "the reward parses \\boxed{7} in a truncated sample; it must still not count"
+
+
+def test_a_build_with_a_teacher_hands_the_sft_stage_verified_solutions(tmp_path, teacher):
+    """source -> ... -> split -> teacher -> sft.jsonl, read by the sft stage's own reader; the
+    card's verification numbers equal a recount of the shard files."""
+    import json
+    import random
+
+    from config.recipe import load_recipe
+    from core.corpus import SFT_FIELDS, load_rows
+    from launch.runner import run_pipeline
+
+    from .conftest import ROOT
+
+    rng = random.Random(0)
+    vocab = [f"{a}{b}" for a in "bdgkmprst" for b in "aeiou"]
+    src = tmp_path / "src.jsonl"
+    src.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "problem": " ".join(rng.choice(vocab) for _ in range(12)) + f" number {i}?",
+                    "answer": "7",
+                    "type": ["Algebra", "Geometry"][i % 2],
+                }
+            )
+            + "\n"
+            for i in range(16)
+        )
+    )
+    fix = ROOT / "tests" / "fixtures" / "corpus"
+    recipe = load_recipe(
+        ROOT / "recipes" / "corpus_fixtures.yaml",
+        [
+            f"output_root={tmp_path}",
+            f"data.sources=[{{name: s, path: {src}, fields: {{label: type}}, "
+            "label_map: {Algebra: algebra, Geometry: geometry}}]",
+            "data.domains=[algebra,geometry]",
+            f"eval.benchmarks=[{{name: math500, source: {fix / 'math500.jsonl'}}}]",
+            f"data.teacher.model={teacher}",
+            "data.teacher.n_samples=5",
+            "data.teacher.max_new_tokens=8",
+            "data.teacher.shard_size=4",
+            "generation.backend=hf",
+        ],
+    )
+    run_pipeline(recipe)
+    data = recipe.run_dir / "data"
+    sft = load_rows(data / "sft.jsonl", SFT_FIELDS, "sft", domains={"algebra", "geometry"})
+    assert all(r["solutions"] == ["\\boxed{7}"] for r in sft)  # the one correct text, once
+    card = json.loads((data / "data_card.json").read_text())
+    shards = sorted((data / "build" / "teacher").glob("shard-*.jsonl"))
+    rows = [r for p in shards for r in iter_jsonl(p)]
+    assert len(rows) == 16 - 2 * (1 + 2 + 1)  # per domain: 1 eval, 2 probe, 1 rl; the rest SFT
+    solved = [
+        r
+        for r in rows
+        if any(s["text"].strip() == "\\boxed{7}" and s["finish_reason"] == "stop" for s in r["samples"])
+    ]
+    assert len(sft) == len(solved) and card["teacher"]["unsolved"] == len(rows) - len(solved)
+    for d, v in card["teacher"]["verification"].items():
+        samples = [s for r in rows if r["domain"] == d for s in r["samples"]]
+        assert v["correct"] == sum(s["text"].strip() == "\\boxed{7}" for s in samples)
+    assert not (data / "sft_problems.jsonl").exists()
+    assert "## Teacher solutions" in (data / "data_card.md").read_text()
