@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from core.errors import check
-from data_pipeline.build import BuildOptions, TeacherOptions
+from data_pipeline.build import BuildOptions, PassRateOptions, TeacherOptions
 from data_pipeline.sources import Source
 from data_pipeline.tiny.problems import TINY_DOMAINS
 
@@ -50,6 +50,8 @@ class DataConfig:
     teacher: TeacherOptions = field(default_factory=TeacherOptions)
     """source=build: the teacher that writes several verified, diverse solutions per SFT problem
     (sampled with the recipe's generation engine)."""
+    rl_pass_rate: PassRateOptions = field(default_factory=PassRateOptions)
+    """source=build: RL prompts' pass rates under a model, and the window of pass rates kept."""
 
     def __post_init__(self):
         check(

@@ -90,39 +90,69 @@ class BuildOptions:
 
 
 @dataclass
-class TeacherOptions:
-    """Several verified, diverse solutions per SFT problem from a teacher model (``data.teacher``;
-    docs/data.md, part 2). Off (``model`` empty): SFT rows keep their source's one solution."""
+class SamplerOptions:
+    """A model sampled on problems and verified (the fields the teacher and the pass rates share)."""
 
     model: str = ""
-    """Teacher model folder or hub id; empty = no teacher."""
+    """Model folder or hub id; empty = this step is off."""
     n_samples: int = 8
-    """Samples per SFT problem (OpenThoughts3: 16 per question was among its largest gains)."""
+    """Samples per problem."""
     temperature: float = 1.0
     top_p: float = 0.95
     max_new_tokens: int = 4096
-    """A sample that reaches this is truncated: counted, never kept."""
+    """A sample that reaches this is truncated: counted, never correct."""
     seed: int = 0
     shard_size: int = 256
     """Problems per shard: a killed run redoes at most one shard."""
-    solutions_per_problem: int = 4
-    """m: correct solutions kept per problem (fewer when fewer are correct and distinct)."""
-    selection: str = "maxmin"
-    """maxmin (most different; data_pipeline/diversity.py), random (ablation) or all."""
     reward: str = "math_correctness"
     """The verifier: a reward registry name, scored with each row's answer."""
     reward_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        from data_pipeline.diversity import METHODS
-
-        check(
-            self, "selection", self.selection in METHODS, f"must be one of {METHODS}, got {self.selection!r}"
-        )
-        for name in ("n_samples", "max_new_tokens", "shard_size", "solutions_per_problem"):
+        for name in ("n_samples", "max_new_tokens", "shard_size"):
             check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
         check(self, "top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
         check(self, "temperature", self.temperature >= 0, "must be >= 0")
+
+
+@dataclass
+class TeacherOptions(SamplerOptions):
+    """Several verified, diverse solutions per SFT problem from a teacher model (``data.teacher``;
+    docs/data.md). Off (``model`` empty): SFT rows keep their source's one solution."""
+
+    solutions_per_problem: int = 4
+    """m: correct solutions kept per problem (fewer when fewer are correct and distinct)."""
+    selection: str = "maxmin"
+    """maxmin (most different; data_pipeline/diversity.py), random (ablation) or all."""
+
+    def __post_init__(self):
+        from data_pipeline.diversity import METHODS
+
+        super().__post_init__()
+        check(
+            self, "selection", self.selection in METHODS, f"must be one of {METHODS}, got {self.selection!r}"
+        )
+        check(self, "solutions_per_problem", self.solutions_per_problem > 0, "must be > 0")
+
+
+@dataclass
+class PassRateOptions(SamplerOptions):
+    """Each RL prompt's pass rate under a model (the student, or the teacher), and a window of
+    pass rates kept (``data.rl_pass_rate``; docs/data.md). Off (``model`` empty): every RL prompt."""
+
+    min_pass_rate: float = 0.0
+    """Keep prompts with min_pass_rate < pass rate < max_pass_rate (the report drops 0 and 1;
+    open-r1 keeps about 0.1-0.6)."""
+    max_pass_rate: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(
+            self,
+            "max_pass_rate",
+            0 <= self.min_pass_rate < self.max_pass_rate <= 1,
+            "needs 0 <= min < max <= 1",
+        )
 
 
 @dataclass
@@ -137,6 +167,7 @@ class Plan:
     seed: int
     benchmarks: dict[str, list[tuple[str, str]]]  # name -> [(id, problem)]
     teacher: TeacherOptions = field(default_factory=TeacherOptions)
+    rl_pass_rate: PassRateOptions = field(default_factory=PassRateOptions)
     generation: Any = None  # sampling.generation.GenerationConfig of the teacher's engine
     prompt_suffix: str = ""
 
@@ -257,15 +288,21 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
     # 5. splits
     splits = _split(plan, work, out)
     timed("split")
-    teacher_card = None
+    teacher_card = window_card = None
     if plan.teacher.model:
         teacher_card = _teach(plan, work, splits)
         timed("teacher")
+    if plan.rl_pass_rate.model:
+        window_card = _rl_window(plan, work, splits)
+        timed("rl_pass_rate")
     card = recount(plan, out, splits)
     card["labels"]["classifier"] = label_report
     if teacher_card:
         card["teacher"] = teacher_card
         card["labels"]["over_sft_cap"] -= teacher_card["unsolved"]
+    if window_card:
+        card["rl_pass_rate"] = window_card
+        card["labels"]["over_sft_cap"] -= window_card["prompts"] - window_card["kept"]
     card["seconds"] = round(time.monotonic() - started, 1)
     card["step_seconds"] = seconds  # this attempt's (a step done in an earlier attempt: ~0)
     return {"splits": splits, "card": card}
@@ -385,14 +422,90 @@ def _split(plan: Plan, work: Path, out: Path) -> dict[str, Path]:
     return {name: p for name, p in paths.items() if writers[name].count}
 
 
+def _sample(
+    plan: Plan, opts: SamplerOptions, rows: list[dict[str, Any]], folder: Path, key: str
+) -> list[Path]:
+    """Sample ``opts.model`` on ``rows`` in resumable shards, every sample verified by the reward."""
+    from data_pipeline.teacher import sample_shards
+    from reward.config import make_reward
+    from sampling.generation import SamplingParams, make_generator
+
+    params = SamplingParams(opts.n_samples, opts.temperature, opts.top_p, -1, opts.max_new_tokens, opts.seed)
+    reward = make_reward(opts.reward, opts.reward_options, f"{key}.reward_options")
+    try:
+        return sample_shards(
+            rows,
+            folder,
+            lambda: make_generator(opts.model, plan.generation),
+            reward,
+            params,
+            opts.shard_size,
+            opts.model,
+            plan.prompt_suffix,
+        )
+    finally:
+        if hasattr(reward, "close"):
+            reward.close()
+
+
+def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
+    """Each RL prompt's pass rate (correct and finished / samples), the prompts inside the window
+    kept in ``rl.jsonl`` with their ``pass_rate``, the others in ``build/dropped/rl_window.jsonl``."""
+    from data_pipeline.teacher import verification_counts
+
+    o = plan.rl_pass_rate
+    if "rl" not in splits:
+        raise DataError(
+            "data.rl_pass_rate: there is no RL split to measure (data.rl_problems_per_domain is 0)"
+        )
+    rows = list(iter_jsonl(splits["rl"]))
+    paths = _sample(plan, o, rows, work / "rl_pass_rates", "data.rl_pass_rate")
+    rates, kept_rates = [], []
+    with JsonlWriter(splits["rl"]) as out_, JsonlWriter(work / "dropped" / "rl_window.jsonl") as dropped:
+        for path in paths:
+            for row in iter_jsonl(path):
+                samples = row.pop("samples")
+                rate = sum(s["score"] == 1.0 and s["finish_reason"] == "stop" for s in samples) / len(samples)
+                rates.append(rate)
+                if o.min_pass_rate < rate < o.max_pass_rate:
+                    kept_rates.append(rate)
+                    out_.write({**row, "pass_rate": round(rate, 4)})
+                else:
+                    dropped.write({**row, "rule": "outside_window", "pass_rate": round(rate, 4)})
+    if not kept_rates:
+        splits["rl"].unlink()
+        splits.pop("rl")
+    edges = [i / 10 for i in range(11)]
+    return {
+        "model": o.model,
+        "samples_per_prompt": o.n_samples,
+        "window": [o.min_pass_rate, o.max_pass_rate],
+        "verification": verification_counts(paths),
+        "prompts": len(rates),
+        "kept": len(kept_rates),
+        "histogram_edges": edges,
+        "histogram_all": _histogram(rates, edges),
+        "histogram_kept": _histogram(kept_rates, edges),
+        "kept_pass_rates": kept_rates,  # the stage turns these into the expected MGPO weights
+    }
+
+
+def _histogram(values: list[float], edges: list[float]) -> list[int]:
+    """Counts per bin [i/10, (i+1)/10) of [0, 1], the last bin closed (a pass rate of 1.0 counts in
+    it); rounded first, so 0.3 lands in [0.3, 0.4) despite 0.3 * 10 = 2.9999999999999996."""
+    bins = len(edges) - 1
+    counts = [0] * bins
+    for v in values:
+        counts[min(int(round(v * bins, 9)), bins - 1)] += 1
+    return counts
+
+
 def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
     """Sample the teacher on every SFT problem, keep up to m correct, diverse solutions each, and
     rewrite ``sft.jsonl`` with them; problems with no correct finished sample are dropped (counted,
     and written to ``build/dropped/teacher.jsonl``)."""
     from data_pipeline.diversity import keep_correct, mean_pairwise_divergence
-    from data_pipeline.teacher import sample_shards, verification_counts
-    from reward.config import make_reward
-    from sampling.generation import SamplingParams, make_generator
+    from data_pipeline.teacher import verification_counts
 
     t = plan.teacher
     rows = [
@@ -405,22 +518,7 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
         raise DataError(
             "data.teacher: no SFT problem to sample the teacher on (every problem went to eval/probe/rl)"
         )
-    params = SamplingParams(t.n_samples, t.temperature, t.top_p, -1, t.max_new_tokens, t.seed)
-    reward = make_reward(t.reward, t.reward_options, "data.teacher.reward_options")
-    try:
-        paths = sample_shards(
-            rows,
-            work / "teacher",
-            lambda: make_generator(t.model, plan.generation),
-            reward,
-            params,
-            t.shard_size,
-            t.model,
-            plan.prompt_suffix,
-        )
-    finally:
-        if hasattr(reward, "close"):
-            reward.close()
+    paths = _sample(plan, t, rows, work / "teacher", "data.teacher")
     kept_div, random_div, sizes = [], [], Counter()
     unsolved = 0
     sft = work.parent / "sft.jsonl"

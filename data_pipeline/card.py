@@ -80,6 +80,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         lines.append("Classifier: not trained (fewer than 2 domains among the source-labelled rows).")
     if "teacher" in card:
         lines += ["", *_teacher_lines(card["teacher"])]
+    if "rl_pass_rate" in card:
+        lines += ["", *_window_lines(card["rl_pass_rate"])]
     splits = card["splits"]
     domains = sorted({d for c in splits.values() for d in c})
     lines += ["", "## Splits", ""]
@@ -139,6 +141,35 @@ def _teacher_lines(t: dict[str, Any]) -> list[str]:
             f"{div['problems_with_a_choice']} problems with more correct solutions than kept: "
             f"{div['kept_mean']} against {div['random_m_mean']} for random-m on the same pools."
         )
+    return lines
+
+
+def _window_lines(r: dict[str, Any]) -> list[str]:
+    lo, hi = r["window"]
+    edges = r["histogram_edges"]
+    bins = [f"{a:.1f}-{b:.1f}" for a, b in zip(edges, edges[1:], strict=False)]
+    lines = [
+        "## RL prompts by pass rate",
+        "",
+        f"`{r['model']}`, {r['samples_per_prompt']} samples per prompt; kept {r['kept']} of {r['prompts']} "
+        f"prompts with {lo} < pass rate < {hi}.",
+        "",
+        markdown_table(
+            ["pass rate", *bins], [["all prompts", *r["histogram_all"]], ["kept", *r["histogram_kept"]]]
+        ),
+    ]
+    w = r.get("mgpo_weight")
+    if w:
+        wb = [
+            f"{a:.1f}-{b:.1f}" for a, b in zip(w["histogram_edges"], w["histogram_edges"][1:], strict=False)
+        ]
+        lines += [
+            "",
+            f"Expected MGPO weights of the kept prompts (lambda {w['lambda']}, p0 {w['p0']}): mean {w['mean']}, "
+            f"min {w['min']}, max {w['max']}.",
+            "",
+            markdown_table(["weight", *wb], [["prompts", *w["histogram"]]]),
+        ]
     return lines
 
 

@@ -121,8 +121,9 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
                 _file(src.path, f"data.sources[{i}].path", problems)
         for name, path in data.build.decontaminate_files.items():
             _file(path, f"data.build.decontaminate_files.{name}", problems)
-        if data.teacher.model:
-            _model(data.teacher.model, "data.teacher.model", problems)
+        for key, opts in (("teacher", data.teacher), ("rl_pass_rate", data.rl_pass_rate)):
+            if opts.model:
+                _model(opts.model, f"data.{key}.model", problems)
     if "sft" in stages:
         _file(recipe.sft.deepspeed, "sft.deepspeed", problems)
         if recipe.model.name_or_path != "tiny":

@@ -19,6 +19,14 @@ from core.tables import markdown_table
 
 
 def _field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings of ``cls`` and of the dataclasses it inherits fields from."""
+    docs = {}
+    for base in reversed([c for c in cls.__mro__ if dataclasses.is_dataclass(c)]):
+        docs.update(_own_field_docs(base))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body
     docs = {}

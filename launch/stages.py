@@ -82,7 +82,11 @@ STAGES: dict[str, StageSpec] = {
         sections=lambda r: (
             (r.data, r.tiny_model, r.model.name_or_path)
             + ((r.eval.benchmarks,) if r.data.source == "build" else ())
-            + ((r.generation,) if r.data.source == "build" and r.data.teacher.model else ())
+            + (
+                (r.generation,)
+                if r.data.source == "build" and (r.data.teacher.model or r.data.rl_pass_rate.model)
+                else ()
+            )
         ),
         external_files=_data_files,
     ),

@@ -200,16 +200,21 @@ def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
         seed=cfg.seed,
         benchmarks=benchmarks,
         teacher=cfg.teacher,
+        rl_pass_rate=cfg.rl_pass_rate,
         generation=recipe.generation,
         prompt_suffix=cfg.prompt_suffix,
     )
     fingerprint = config_hash(
         cfg,
         {k: [p for _, p in v] for k, v in benchmarks.items()},
-        recipe.generation if cfg.teacher.model else None,
+        recipe.generation if cfg.teacher.model or cfg.rl_pass_rate.model else None,
     )
     built = build_pool(plan, out, fingerprint)
     card, paths = built["card"], built["splits"]
+    if "rl_pass_rate" in card:
+        card["rl_pass_rate"]["mgpo_weight"] = _expected_mgpo_weights(
+            card["rl_pass_rate"].pop("kept_pass_rates"), recipe
+        )
     _check_built(recipe, paths)
     length_plot(card.pop("_lengths"), out / "data_card.png")
     (out / "data_card.json").write_text(json.dumps(card, indent=2))
@@ -228,6 +233,31 @@ def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
         outputs["model"] = recipe.model.name_or_path
     rows = {name: sum(c.values()) for name, c in card["splits"].items()}
     return StageResult(outputs=outputs, metrics={"rows": rows, "seconds": card["seconds"]})
+
+
+def _expected_mgpo_weights(rates: list[float], recipe: Recipe) -> dict[str, Any]:
+    """The MGPO weights the kept RL prompts would get at their measured pass rates (lambda and p_0
+    of the recipe's rl section): what the entropy weighting will do to this prompt set."""
+    if not rates:
+        return {}
+    import torch
+
+    from train.mgpo import max_entropy_weight
+
+    w = max_entropy_weight(torch.tensor(rates, dtype=torch.float64), recipe.rl.lam, recipe.rl.p0).tolist()
+    edges = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    counts = [
+        sum(a <= x < b or (b == 1.0 and x == 1.0) for x in w) for a, b in zip(edges, edges[1:], strict=False)
+    ]
+    return {
+        "lambda": recipe.rl.lam,
+        "p0": recipe.rl.p0,
+        "mean": round(statistics.mean(w), 4),
+        "min": round(min(w), 4),
+        "max": round(max(w), 4),
+        "histogram_edges": edges,
+        "histogram": counts,
+    }
 
 
 def _check_built(recipe: Recipe, paths: dict[str, Path]) -> None:

@@ -140,6 +140,11 @@ def test_a_build_with_a_teacher_hands_the_sft_stage_verified_solutions(tmp_path,
             "data.teacher.n_samples=5",
             "data.teacher.max_new_tokens=8",
             "data.teacher.shard_size=4",
+            "data.rl_problems_per_domain=3",
+            f"data.rl_pass_rate.model={teacher}",
+            "data.rl_pass_rate.n_samples=5",
+            "data.rl_pass_rate.max_new_tokens=8",
+            "rl.lam=2.0",
             "generation.backend=hf",
         ],
     )
@@ -150,7 +155,7 @@ def test_a_build_with_a_teacher_hands_the_sft_stage_verified_solutions(tmp_path,
     card = json.loads((data / "data_card.json").read_text())
     shards = sorted((data / "build" / "teacher").glob("shard-*.jsonl"))
     rows = [r for p in shards for r in iter_jsonl(p)]
-    assert len(rows) == 16 - 2 * (1 + 2 + 1)  # per domain: 1 eval, 2 probe, 1 rl; the rest SFT
+    assert len(rows) == 16 - 2 * (1 + 2 + 3)  # per domain: 1 eval, 2 probe, 3 rl; the rest SFT
     solved = [
         r
         for r in rows
@@ -162,3 +167,28 @@ def test_a_build_with_a_teacher_hands_the_sft_stage_verified_solutions(tmp_path,
         assert v["correct"] == sum(s["text"].strip() == "\\boxed{7}" for s in samples)
     assert not (data / "sft_problems.jsonl").exists()
     assert "## Teacher solutions" in (data / "data_card.md").read_text()
+
+    # RL prompts: pass rate = share of \\boxed{7} among the 5 samples, recounted from the shards
+    measured = {}
+    for p in sorted((data / "build" / "rl_pass_rates").glob("shard-*.jsonl")):
+        for r in iter_jsonl(p):
+            measured[r["id"]] = sum(s["text"].strip() == "\\boxed{7}" for s in r["samples"]) / 5
+    assert len(measured) == 6
+    kept = (
+        {r["id"]: r["pass_rate"] for r in iter_jsonl(data / "rl.jsonl")}
+        if (data / "rl.jsonl").exists()
+        else {}
+    )
+    assert kept == {i: pytest.approx(v) for i, v in measured.items() if 0 < v < 1}
+    window = card["rl_pass_rate"]
+    assert window["prompts"] == 6 and window["kept"] == len(kept)
+    assert sum(window["histogram_all"]) == 6 and sum(window["histogram_kept"]) == len(kept)
+    if kept:  # w = exp(-lambda KL(Ber(p) || Ber(1/2))), computed here by hand
+        import math
+
+        def w(p):
+            return math.exp(-2.0 * (p * math.log(2 * p) + (1 - p) * math.log(2 * (1 - p))))
+
+        expected = sum(w(p) for p in kept.values()) / len(kept)
+        assert window["mgpo_weight"]["mean"] == pytest.approx(expected, abs=1e-4)
+    assert "## RL prompts by pass rate" in (data / "data_card.md").read_text()
