@@ -124,6 +124,9 @@ class TeacherOptions(SamplerOptions):
     """m: correct solutions kept per problem (fewer when fewer are correct and distinct)."""
     selection: str = "maxmin"
     """maxmin (most different; data_pipeline/diversity.py), random (ablation) or all."""
+    adaptive_max_samples: int = 0
+    """> n_samples: a problem with no correct sample in the first round is sampled again up to this
+    many samples in all (hard problems get more tries); 0 = off."""
 
     def __post_init__(self):
         from data_pipeline.diversity import METHODS
@@ -133,6 +136,12 @@ class TeacherOptions(SamplerOptions):
             self, "selection", self.selection in METHODS, f"must be one of {METHODS}, got {self.selection!r}"
         )
         check(self, "solutions_per_problem", self.solutions_per_problem > 0, "must be > 0")
+        check(
+            self,
+            "adaptive_max_samples",
+            self.adaptive_max_samples == 0 or self.adaptive_max_samples > self.n_samples,
+            f"must be 0 (off) or more than n_samples ({self.n_samples})",
+        )
 
 
 @dataclass
@@ -442,6 +451,7 @@ def _sample(
             opts.shard_size,
             opts.model,
             plan.prompt_suffix,
+            getattr(opts, "adaptive_max_samples", 0),
         )
     finally:
         if hasattr(reward, "close"):
@@ -451,7 +461,7 @@ def _sample(
 def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
     """Each RL prompt's pass rate (correct and finished / samples), the prompts inside the window
     kept in ``rl.jsonl`` with their ``pass_rate``, the others in ``build/dropped/rl_window.jsonl``."""
-    from data_pipeline.teacher import verification_counts
+    from data_pipeline.teacher import correct, verification_counts
 
     o = plan.rl_pass_rate
     if "rl" not in splits:
@@ -465,7 +475,7 @@ def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any
         for path in paths:
             for row in iter_jsonl(path):
                 samples = row.pop("samples")
-                rate = sum(s["score"] == 1.0 and s["finish_reason"] == "stop" for s in samples) / len(samples)
+                rate = sum(map(correct, samples)) / len(samples)
                 rates.append(rate)
                 if o.min_pass_rate < rate < o.max_pass_rate:
                     kept_rates.append(rate)

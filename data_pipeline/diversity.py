@@ -23,6 +23,7 @@ from __future__ import annotations
 import random
 from itertools import combinations
 
+from data_pipeline.teacher import correct
 from data_pipeline.text import grams, words
 
 METHODS = ("maxmin", "random", "all")
@@ -76,7 +77,7 @@ def keep_correct(samples: list[dict], m: int, method: str = "maxmin", seed: int 
     seen: set[str] = set()
     pool = []
     for s in samples:
-        if s["score"] == 1.0 and s["finish_reason"] == "stop" and s["text"] not in seen:
+        if correct(s) and s["text"] not in seen:
             seen.add(s["text"])
             pool.append(s)
     return [pool[i] for i in select([s["text"] for s in pool], m, method, seed)]

@@ -20,7 +20,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,14 @@ from sampling.generation import SamplingParams
 from sampling.scoring import sample_and_score
 
 log = logging.getLogger("ssp")
+SHARD_SEED_STRIDE = 7919  # shard k samples with seed + 7919 k (its second round: + 1)
 
 
-def _plan_id(rows: list[dict[str, Any]], params: SamplingParams, teacher: str, shard_size: int) -> str:
+def _plan_id(
+    rows: list[dict[str, Any]], params: SamplingParams, teacher: str, shard_size: int, adaptive: int
+) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps([asdict(params), teacher, shard_size], sort_keys=True).encode())
+    h.update(json.dumps([asdict(params), teacher, shard_size, adaptive], sort_keys=True).encode())
     for r in rows:
         h.update(r["id"].encode() + b"\0")
     return h.hexdigest()[:16]
@@ -50,10 +53,13 @@ def sample_shards(
     shard_size: int,
     teacher: str,
     suffix: str = "",
+    adaptive_max_samples: int = 0,
 ) -> list[Path]:
-    """Sample and score every row ``params.n`` times, shard by shard; returns the shard files."""
+    """Sample and score every row ``params.n`` times, shard by shard; returns the shard files.
+    ``adaptive_max_samples`` > n: a row with no correct finished sample gets a second round that
+    brings it to that many samples (seed + 1), its samples marked ``round: 1``."""
     folder.mkdir(parents=True, exist_ok=True)
-    plan = _plan_id(rows, params, teacher, shard_size)
+    plan = _plan_id(rows, params, teacher, shard_size, adaptive_max_samples)
     plan_file = folder / "plan.json"
     if plan_file.is_file() and json.loads(plan_file.read_text()).get("plan") != plan:
         for old in folder.glob("shard-*.jsonl"):
@@ -79,28 +85,56 @@ def sample_shards(
                 continue
             if generator is None:
                 generator = open_generator()
-            flat, scores, _, report = sample_and_score(
-                generator, shard, reward, params, desc=f"teacher shard {k + 1}/{len(shards)}", suffix=suffix
-            )
-            n = params.n
+            desc = f"teacher shard {k + 1}/{len(shards)}"
+            # each shard its own seed: one seed for all would give every shard the same random stream
+            shard_params = replace(params, seed=params.seed + SHARD_SEED_STRIDE * k)
+            samples = _round(generator, shard, reward, shard_params, desc, suffix, 0)
+            if adaptive_max_samples > params.n:  # a second round where the first had no correct sample
+                unsolved = [i for i, ss in enumerate(samples) if not any(map(correct, ss))]
+                if unsolved:
+                    more = replace(
+                        shard_params, n=adaptive_max_samples - params.n, seed=shard_params.seed + 1
+                    )
+                    extra = _round(
+                        generator, [shard[i] for i in unsolved], reward, more, f"{desc} (more)", suffix, 1
+                    )
+                    for i, ss in zip(unsolved, extra, strict=True):
+                        samples[i] += ss
             with JsonlWriter(path) as out:
-                for i, row in enumerate(shard):
-                    samples = [
-                        {
-                            "text": c.text,
-                            "num_tokens": c.num_tokens,
-                            "finish_reason": c.finish_reason,
-                            "score": scores[j],
-                            "status": report.statuses[j],
-                        }
-                        for j, c in enumerate(flat[i * n : (i + 1) * n], start=i * n)
-                    ]
-                    out.write({**row, "samples": samples})
+                for row, ss in zip(shard, samples, strict=True):
+                    out.write({**row, "samples": ss})
             log.info("teacher: shard %d/%d written (%s)", k + 1, len(shards), progress.step())
     finally:
         if generator is not None:
             generator.close()
     return paths
+
+
+def correct(sample: dict[str, Any]) -> bool:
+    """A sample that counts: scored 1.0 by the reward and finished (not cut at max_new_tokens)."""
+    return sample["score"] == 1.0 and sample["finish_reason"] == "stop"
+
+
+def _round(
+    generator, rows, reward, params: SamplingParams, desc: str, suffix: str, round_: int
+) -> list[list[dict]]:
+    """``params.n`` scored samples per row, as the shard file stores them."""
+    flat, scores, _, report = sample_and_score(generator, rows, reward, params, desc=desc, suffix=suffix)
+    n = params.n
+    return [
+        [
+            {
+                "text": c.text,
+                "num_tokens": c.num_tokens,
+                "finish_reason": c.finish_reason,
+                "score": scores[j],
+                "status": report.statuses[j],
+                "round": round_,
+            }
+            for j, c in enumerate(flat[i * n : (i + 1) * n], start=i * n)
+        ]
+        for i in range(len(rows))
+    ]
 
 
 def verification_counts(paths: list[Path]) -> dict[str, dict[str, Any]]:
@@ -118,9 +152,9 @@ def verification_counts(paths: list[Path]) -> dict[str, dict[str, Any]]:
                 c["truncated"] += s["finish_reason"] == "length"
                 if s["status"] != "scored":
                     c[f"not_scored_{s['status']}"] += 1
-                correct = s["score"] == 1.0 and s["finish_reason"] == "stop"
-                c["correct"] += correct
-                ok += correct
+                c["correct"] += correct(s)
+                c["second_round"] += s.get("round") == 1
+                ok += correct(s)
             c["solved"] += ok > 0
     return {
         d: {**dict(c), "pass_rate": round(c["correct"] / c["samples"], 4) if c["samples"] else None}

@@ -86,6 +86,25 @@ def test_sharded_sampling_resumes_after_a_kill_and_counts_verification(tmp_path,
     assert all(len(r["samples"]) == 2 for p in paths for r in iter_jsonl(p))
 
 
+def test_adaptive_n_samples_only_the_unsolved_problems_again(tmp_path, reward):
+    hard = build_scripted_model(tmp_path / "hard", p=0.15)
+    params = SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=1)
+    paths = sample_shards(ROWS, tmp_path / "a", lambda: HFGenerator(hard), reward, params, 5, "hard", "", 8)
+    rows = [r for p in paths for r in iter_jsonl(p)]
+    first_round_solved = 0
+    for r in rows:
+        first = [s for s in r["samples"] if s["round"] == 0]
+        assert len(first) == 2
+        if any(s["text"].strip() == "\\boxed{7}" for s in first):  # solved: no second round
+            first_round_solved += 1
+            assert len(r["samples"]) == 2
+        else:  # brought to 8 samples in all
+            assert len(r["samples"]) == 8 and all(s["round"] == 1 for s in r["samples"][2:])
+    assert 0 < first_round_solved < len(rows)  # p = 0.15, 2 samples: most problems get a second round
+    counts = verification_counts(paths)
+    assert sum(c["second_round"] for c in counts.values()) == 6 * (len(rows) - first_round_solved)
+
+
 def test_truncated_samples_are_counted_and_never_correct(tmp_path, teacher, reward):
     # one token: the answer, without the end-of-turn token the scripted model puts after it
     params = SamplingParams(n=4, temperature=1.0, top_p=1.0, max_new_tokens=1, seed=0)
