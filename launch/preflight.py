@@ -121,6 +121,15 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
                 _file(src.path, f"data.sources[{i}].path", problems)
         for name, path in data.build.decontaminate_files.items():
             _file(path, f"data.build.decontaminate_files.{name}", problems)
+        if (
+            "sft" in stages
+            and not data.teacher.model
+            and not any(src.fields.get("solution") for src in data.sources)
+        ):
+            problems.append(
+                "data.sources: the sft stage needs solutions, but no source maps a solution column "
+                "(fields.solution) and data.teacher.model is empty: map one, or set a teacher (docs/data.md)"
+            )
         for key, opts in (("teacher", data.teacher), ("rl_pass_rate", data.rl_pass_rate)):
             if opts.model:
                 _model(opts.model, f"data.{key}.model", problems)

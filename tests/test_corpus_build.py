@@ -374,6 +374,17 @@ def test_build_resumes_after_a_kill_without_rereading_finished_sources(tmp_path,
     assert calls == ["numina", "math", "math", "numina", "math"]
 
 
+def test_a_build_without_solutions_for_sft_stops_before_it_starts(tmp_path):
+    from launch.preflight import check_recipe
+
+    recipe = fixtures_recipe(
+        tmp_path, "stages=[data,sft]", "data.sources=[{name: n, path: " + str(NUMINA) + "}]"
+    )
+    with pytest.raises(RecipeError, match=r"no source maps a solution column .* data.teacher.model is empty"):
+        check_recipe(recipe, recipe.stages)
+    assert not recipe.run_dir.exists()
+
+
 def test_a_failed_data_check_leaves_no_run_folder(tmp_path):
     """data.source=files with a duplicate id: the preflight stops the run before a run folder,
     manifest or W&B run exists."""
