@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from core.errors import check
+from core.errors import check, check_positive
 from data_pipeline.build import BuildOptions, PassRateOptions, TeacherOptions
 from data_pipeline.sources import Source
 from data_pipeline.tiny.problems import TINY_DOMAINS
@@ -65,25 +65,26 @@ class DataConfig:
         if self.source == "tiny":
             unknown = sorted(set(self.domains) - set(TINY_DOMAINS))
             check(self, "domains", not unknown, f"unknown tiny-task domains {unknown}; known: {TINY_DOMAINS}")
-            for name in (
+            check_positive(
+                self,
                 "train_problems_per_domain",
                 "probe_problems_per_domain",
                 "rl_problems_per_domain",
                 "eval_problems_per_domain",
                 "solutions_per_problem",
-            ):
-                check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
+            )
         elif self.source == "build":
             check(self, "sources", bool(self.sources), "needs at least one source when source=build")
             names = [s.name for s in self.sources]
             check(self, "sources", len(set(names)) == len(names), f"two sources share a name: {names}")
-            for name in (
+            check_positive(
+                self,
                 "train_problems_per_domain",
                 "probe_problems_per_domain",
                 "rl_problems_per_domain",
                 "eval_problems_per_domain",
-            ):
-                check(self, name, getattr(self, name) >= 0, f"must be >= 0, got {getattr(self, name)}")
+                zero_ok=True,
+            )
         else:
             check(self, "train_file", bool(self.train_file), "is required when source=files")
             check(self, "eval_file", bool(self.eval_file), "is required when source=files")

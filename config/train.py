@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from core.errors import check
+from core.errors import check, check_positive
 from reward.config import RewardSpec
 
 
@@ -105,14 +105,14 @@ class SFTStageConfig:
             self.num_train_epochs > 0 or self.max_steps > 0,
             "must be > 0 unless max_steps > 0",
         )
-        for name in (
+        check_positive(
+            self,
             "per_device_train_batch_size",
             "gradient_accumulation_steps",
             "logging_steps",
             "eval_max_new_tokens",
             "eval_batch_size",
-        ):
-            check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
+        )
         check(self, "eval_limit", self.eval_limit >= 0, "must be >= 0")
 
 

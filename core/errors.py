@@ -33,3 +33,11 @@ def check(owner: object, field: str, ok: bool, message: str) -> None:
     """``assert`` for config fields: raise a FieldError naming ``field`` unless ``ok``."""
     if not ok:
         raise FieldError(owner, field, message)
+
+
+def check_positive(owner: object, *fields: str, zero_ok: bool = False) -> None:
+    """``check`` for numeric fields that must be > 0 (``zero_ok``: >= 0), naming the value found."""
+    for field in fields:
+        value = getattr(owner, field)
+        ok = value >= 0 if zero_ok else value > 0
+        check(owner, field, ok, f"must be {'>=' if zero_ok else '>'} 0, got {value}")

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from core.atomic import write_atomic
 from core.corpus import JsonlWriter, iter_jsonl
-from core.errors import DataError, check
+from core.errors import DataError, check, check_positive
 from data_pipeline.decontaminate import Decontaminator
 from data_pipeline.dedup import Deduplicator
 from data_pipeline.filters import RULES, Limits, first_failed
@@ -109,8 +109,7 @@ class SamplerOptions:
     reward_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
-        for name in ("n_samples", "max_new_tokens", "shard_size"):
-            check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
+        check_positive(self, "n_samples", "max_new_tokens", "shard_size")
         check(self, "top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
         check(self, "temperature", self.temperature >= 0, "must be >= 0")
 

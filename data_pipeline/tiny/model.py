@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.errors import check
+from core.errors import check, check_positive
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, Qwen2ForCausalLM
@@ -40,15 +40,15 @@ class TinyModelConfig:
     """Target size of the byte-level BPE vocabulary trained on the corpus (special tokens included)."""
 
     def __post_init__(self):
-        for name in (
+        check_positive(
+            self,
             "hidden_size",
             "num_hidden_layers",
             "num_attention_heads",
             "num_key_value_heads",
             "intermediate_size",
             "max_position_embeddings",
-        ):
-            check(self, name, getattr(self, name) > 0, f"must be > 0, got {getattr(self, name)}")
+        )
         check(
             self,
             "num_attention_heads",
