@@ -91,3 +91,11 @@ class DataConfig:
             missing = sorted(set(self.domains) - set(self.probe_files))
             check(self, "probe_files", not missing, f"has no probing set for domains {missing}")
         check(self, "decontaminate_ngram", self.decontaminate_ngram >= 0, "must be >= 0")
+
+    def sampled_models(self) -> dict[str, str]:
+        """{recipe key: model} of the models a build samples (its teacher, its RL pass-rate model):
+        the data stage then depends on them and on the generation engine. Empty unless source=build."""
+        if self.source != "build":
+            return {}
+        named = {"data.teacher.model": self.teacher.model, "data.rl_pass_rate.model": self.rl_pass_rate.model}
+        return {key: model for key, model in named.items() if model}

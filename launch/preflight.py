@@ -130,9 +130,8 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
                 "data.sources: the sft stage needs solutions, but no source maps a solution column "
                 "(fields.solution) and data.teacher.model is empty: map one, or set a teacher (docs/data.md)"
             )
-        for key, opts in (("teacher", data.teacher), ("rl_pass_rate", data.rl_pass_rate)):
-            if opts.model:
-                _model(opts.model, f"data.{key}.model", problems)
+        for key, model in data.sampled_models().items():
+            _model(model, key, problems)
     if "sft" in stages:
         _file(recipe.sft.deepspeed, "sft.deepspeed", problems)
         if recipe.model.name_or_path != "tiny":

@@ -35,10 +35,8 @@ class StageSpec:
 
 def _data_files(r: Recipe) -> list[str]:
     if r.data.source == "build":  # local sources, and the benchmarks decontaminated against
-        local = [s.path for s in r.data.sources if Path(s.path).exists()]
-        local += (
-            [r.data.teacher.model] if r.data.teacher.model and Path(r.data.teacher.model).exists() else []
-        )
+        local = [s.path for s in r.data.sources] + list(r.data.sampled_models().values())
+        local = [p for p in local if Path(p).exists()]
         return local + list(r.data.build.decontaminate_files.values()) + _benchmark_files(r)
     if r.data.source != "files":
         return []
@@ -82,11 +80,7 @@ STAGES: dict[str, StageSpec] = {
         sections=lambda r: (
             (r.data, r.tiny_model, r.model.name_or_path)
             + ((r.eval.benchmarks,) if r.data.source == "build" else ())
-            + (
-                (r.generation,)
-                if r.data.source == "build" and (r.data.teacher.model or r.data.rl_pass_rate.model)
-                else ()
-            )
+            + ((r.generation,) if r.data.sampled_models() else ())
         ),
         external_files=_data_files,
     ),

@@ -207,7 +207,7 @@ def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
     fingerprint = config_hash(
         cfg,
         {k: [p for _, p in v] for k, v in benchmarks.items()},
-        recipe.generation if cfg.teacher.model or cfg.rl_pass_rate.model else None,
+        recipe.generation if cfg.sampled_models() else None,
     )
     built = build_pool(plan, out, fingerprint)
     card, paths = built["card"], built["splits"]
