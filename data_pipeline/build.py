@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from core.atomic import write_atomic
 from core.corpus import JsonlWriter, iter_jsonl
 from core.errors import DataError, check, check_positive
+from data_pipeline.card import unit_histogram
 from data_pipeline.decontaminate import Decontaminator
 from data_pipeline.dedup import Deduplicator
 from data_pipeline.filters import RULES, Limits, first_failed
@@ -484,7 +485,7 @@ def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any
     if not kept_rates:
         splits["rl"].unlink()
         splits.pop("rl")
-    edges = [i / 10 for i in range(11)]
+    edges, all_counts = unit_histogram(rates, 10)
     return {
         "model": o.model,
         "samples_per_prompt": o.n_samples,
@@ -493,20 +494,10 @@ def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any
         "prompts": len(rates),
         "kept": len(kept_rates),
         "histogram_edges": edges,
-        "histogram_all": _histogram(rates, edges),
-        "histogram_kept": _histogram(kept_rates, edges),
+        "histogram_all": all_counts,
+        "histogram_kept": unit_histogram(kept_rates, 10)[1],
         "kept_pass_rates": kept_rates,  # the stage turns these into the expected MGPO weights
     }
-
-
-def _histogram(values: list[float], edges: list[float]) -> list[int]:
-    """Counts per bin [i/10, (i+1)/10) of [0, 1], the last bin closed (a pass rate of 1.0 counts in
-    it); rounded first, so 0.3 lands in [0.3, 0.4) despite 0.3 * 10 = 2.9999999999999996."""
-    bins = len(edges) - 1
-    counts = [0] * bins
-    for v in values:
-        counts[min(int(round(v * bins, 9)), bins - 1)] += 1
-    return counts
 
 
 def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:

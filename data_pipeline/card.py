@@ -10,6 +10,15 @@ from typing import Any
 from core.tables import markdown_table
 
 
+def unit_histogram(values: list[float], bins: int) -> tuple[list[float], list[int]]:
+    """(edges, counts) of ``bins`` equal bins over [0, 1], each [a, b) and the last closed (1.0 counts
+    in it); rounded first, so 0.3 lands in [0.3, 0.4) despite 0.3 * 10 = 2.9999999999999996."""
+    counts = [0] * bins
+    for v in values:
+        counts[min(int(round(v * bins, 9)), bins - 1)] += 1
+    return [i / bins for i in range(bins + 1)], counts
+
+
 def _fmt(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "0"
 

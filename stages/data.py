@@ -181,13 +181,12 @@ def _benchmark_problems(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
-    from data_pipeline.build import Plan, build_pool
-    from data_pipeline.card import card_markdown, length_plot
+def build_plan(recipe: Recipe, benchmarks: dict[str, list[tuple[str, str]]]):
+    """The build's ``Plan`` from the recipe (and the benchmark problems it decontaminates against)."""
+    from data_pipeline.build import Plan
 
-    cfg, out = recipe.data, ctx.stage_dir
-    benchmarks = _benchmark_problems(recipe)
-    plan = Plan(
+    cfg = recipe.data
+    return Plan(
         sources=cfg.sources,
         options=cfg.build,
         domains=cfg.domains,
@@ -204,6 +203,15 @@ def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
         generation=recipe.generation,
         prompt_suffix=cfg.prompt_suffix,
     )
+
+
+def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
+    from data_pipeline.build import build_pool
+    from data_pipeline.card import card_markdown, length_plot
+
+    cfg, out = recipe.data, ctx.stage_dir
+    benchmarks = _benchmark_problems(recipe)
+    plan = build_plan(recipe, benchmarks)
     fingerprint = config_hash(
         cfg,
         {k: [p for _, p in v] for k, v in benchmarks.items()},
@@ -220,12 +228,7 @@ def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
     (out / "data_card.json").write_text(json.dumps(card, indent=2))
     (out / "data_card.md").write_text(card_markdown(card))
 
-    outputs: dict[str, Any] = {"data_card": str(out / "data_card.md")}
-    for name, path in paths.items():
-        if name.startswith("probe/"):
-            outputs.setdefault("probe", {})[name.split("/", 1)[1]] = str(path)
-        else:
-            outputs[name] = str(path)
+    outputs = {**_split_outputs(paths), "data_card": str(out / "data_card.md")}
     if recipe.model.name_or_path == "tiny":
         sft = load_rows(paths["sft"], SFT_FIELDS, "sft")
         outputs["model"] = str(_build_tiny_model(recipe, {"sft": sft}, out)[0])
@@ -242,13 +245,11 @@ def _expected_mgpo_weights(rates: list[float], recipe: Recipe) -> dict[str, Any]
         return {}
     import torch
 
+    from data_pipeline.card import unit_histogram
     from train.mgpo import max_entropy_weight
 
     w = max_entropy_weight(torch.tensor(rates, dtype=torch.float64), recipe.rl.lam, recipe.rl.p0).tolist()
-    edges = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
-    counts = [
-        sum(a <= x < b or (b == 1.0 and x == 1.0) for x in w) for a, b in zip(edges, edges[1:], strict=False)
-    ]
+    edges, counts = unit_histogram(w, 5)
     return {
         "lambda": recipe.rl.lam,
         "p0": recipe.rl.p0,
@@ -258,6 +259,17 @@ def _expected_mgpo_weights(rates: list[float], recipe: Recipe) -> dict[str, Any]
         "histogram_edges": edges,
         "histogram": counts,
     }
+
+
+def _split_outputs(paths: dict[str, Path]) -> dict[str, Any]:
+    """The stage's outputs for its split files: ``probe/<domain>`` files nested under ``probe``."""
+    outputs: dict[str, Any] = {}
+    for name, path in paths.items():
+        if name.startswith("probe/"):
+            outputs.setdefault("probe", {})[name.split("/", 1)[1]] = str(path)
+        else:
+            outputs[name] = str(path)
+    return outputs
 
 
 def _check_built(recipe: Recipe, paths: dict[str, Path]) -> None:
@@ -327,13 +339,11 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
                 f"data: split {name!r} is empty after decontamination ({dropped.get(name)} rows dropped)"
             )
 
-    outputs: dict[str, Any] = {}
-    for name, rows in tqdm(splits.items(), desc="data: writing splits"):
-        path = write_rows(rows, out / f"{name}.jsonl")
-        if name.startswith("probe/"):
-            outputs.setdefault("probe", {})[name.split("/", 1)[1]] = str(path)
-        else:
-            outputs[name] = str(path)
+    paths = {
+        name: write_rows(rows, out / f"{name}.jsonl")
+        for name, rows in tqdm(splits.items(), desc="data: writing splits")
+    }
+    outputs = _split_outputs(paths)
 
     lengths: list[int] = []
     if recipe.model.name_or_path == "tiny":

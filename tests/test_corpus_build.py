@@ -321,34 +321,16 @@ def test_a_source_emptied_by_the_filters_is_named(tmp_path):
 
 
 def _plan(recipe):
-    from stages.data import _benchmark_problems
+    """The data stage's own plan for the fixtures recipe (per domain: 1 eval, 2 probe, 1 rl)."""
+    from stages.data import _benchmark_problems, build_plan
 
-    return build_mod.Plan(
-        recipe.data.sources,
-        recipe.data.build,
-        recipe.data.domains,
-        {"eval": 1, "probe": 2, "rl": 1},
-        0,
-        1234,
-        _benchmark_problems(recipe),
-    )
+    return build_plan(recipe, _benchmark_problems(recipe))
 
 
 def test_build_resumes_after_a_kill_without_rereading_finished_sources(tmp_path, monkeypatch):
     """The kill is simulated by a KeyboardInterrupt from inside the second source's reader (a
     SIGKILL would leave the same files: the step's temporary file, no state entry)."""
-    recipe = fixtures_recipe(tmp_path)
-    from stages.data import _benchmark_problems
-
-    plan = build_mod.Plan(
-        recipe.data.sources,
-        recipe.data.build,
-        recipe.data.domains,
-        {"eval": 1, "probe": 2, "rl": 1},
-        0,
-        1234,
-        _benchmark_problems(recipe),
-    )
+    plan = _plan(fixtures_recipe(tmp_path))
     calls = []
     real = build_mod.read_source
 
