@@ -195,8 +195,12 @@ class _State:
         write_atomic(self.path, json.dumps({"fingerprint": self.fingerprint, "done": self.done}, indent=1))
 
 
+def _progress(rows, desc: str):
+    return tqdm(rows, desc=desc, unit=" rows", mininterval=2)
+
+
 def _stream(path: Path, desc: str):
-    return tqdm(iter_jsonl(path), desc=desc, unit=" rows", mininterval=2)
+    return _progress(iter_jsonl(path), desc)
 
 
 def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
@@ -225,12 +229,7 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
             JsonlWriter(work / f"{step}.jsonl") as kept,
             JsonlWriter(dropped / f"filter-{src.name}.jsonl") as out_,
         ):
-            for row in tqdm(
-                read_source(src, f"data.sources[{i}]"),
-                desc=f"data: reading {src.name}",
-                unit=" rows",
-                mininterval=2,
-            ):
+            for row in _progress(read_source(src, f"data.sources[{i}]"), f"data: reading {src.name}"):
                 failed = first_failed(row, plan.options.filters, limits)
                 if failed:
                     out_.write({**row, "rule": failed[0], "reason": failed[1]})
@@ -304,17 +303,15 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
     if plan.rl_pass_rate.model:
         window_card = _rl_window(plan, work, splits)
         timed("rl_pass_rate")
-    card = recount(plan, out, splits)
+    card, lengths = recount(plan, out, splits)
     card["labels"]["classifier"] = label_report
     if teacher_card:
         card["teacher"] = teacher_card
-        card["labels"]["over_sft_cap"] -= teacher_card["unsolved"]
     if window_card:
         card["rl_pass_rate"] = window_card
-        card["labels"]["over_sft_cap"] -= window_card["prompts"] - window_card["kept"]
     card["seconds"] = round(time.monotonic() - started, 1)
     card["step_seconds"] = seconds  # this attempt's (a step done in an earlier attempt: ~0)
-    return {"splits": splits, "card": card}
+    return {"splits": splits, "card": card, "lengths": lengths}
 
 
 def _source_labels(plan: Plan) -> Callable[[dict[str, Any]], str | None]:
@@ -568,8 +565,19 @@ def _count(path: Path, key: Callable[[dict[str, Any]], Any]) -> Counter:
     return Counter(key(r) for r in iter_jsonl(path)) if path.is_file() else Counter()
 
 
-def recount(plan: Plan, out: Path, split_files: dict[str, Path]) -> dict[str, Any]:
-    """The data card's numbers, counted from the files the build wrote (nothing from memory)."""
+def _totals(by_source: Counter) -> dict[str, int]:
+    """{(source, key): n} summed over sources: {key: n}."""
+    totals: Counter = Counter()
+    for (_, key), n in by_source.items():
+        totals[key] += n
+    return dict(totals)
+
+
+def recount(
+    plan: Plan, out: Path, split_files: dict[str, Path]
+) -> tuple[dict[str, Any], dict[str, list[int]]]:
+    """The data card's numbers, counted from the files the build wrote (nothing from memory), and
+    the problem lengths per domain of every split (for the card's histogram)."""
     work, dropped = out / "build", out / "build" / "dropped"
     per_source: dict[str, Any] = {}
     for src in plan.sources:
@@ -588,6 +596,12 @@ def recount(plan: Plan, out: Path, split_files: dict[str, Path]) -> dict[str, An
     )
     labels = _count(dropped / "label.jsonl", lambda r: (r["source"], r["rule"]))
     origins = _count(work / "labelled.jsonl", lambda r: (r["source"], r["domain_origin"]))
+    # rows the teacher could not solve and RL prompts outside the pass-rate window left the splits
+    after_split = sum(
+        sum(1 for _ in iter_jsonl(dropped / name))
+        for name, on in (("teacher.jsonl", plan.teacher.model), ("rl_window.jsonl", plan.rl_pass_rate.model))
+        if on
+    )
     for name, s in per_source.items():
         s["duplicates"] = {k: n for (src, k), n in dups.items() if src == name}
         s["contaminated"] = sum(n for (src, *_), n in matches.items() if src == name)
@@ -607,7 +621,7 @@ def recount(plan: Plan, out: Path, split_files: dict[str, Path]) -> dict[str, An
             counts[r["domain"]] += 1
             lengths.setdefault(r["domain"], []).append(len(r["problem"]))
         splits[name] = dict(sorted(counts.items()))
-    return {
+    card = {
         "sources": per_source,
         "filters": plan.options.filters,
         "near_duplicate_threshold": plan.options.near_duplicate_threshold,
@@ -620,14 +634,16 @@ def recount(plan: Plan, out: Path, split_files: dict[str, Path]) -> dict[str, An
             "matches_file": "decontamination_matches.jsonl",
         },
         "labels": {
-            "origin": dict(sum((Counter({k: n}) for (_, k), n in origins.items()), Counter())),
-            "dropped": dict(sum((Counter({k: n}) for (_, k), n in labels.items()), Counter())),
-            "over_sft_cap": sum(origins.values()) - sum(sum(c.values()) for c in splits.values()),
+            "origin": _totals(origins),
+            "dropped": _totals(labels),
+            "over_sft_cap": sum(origins.values())
+            - sum(sum(c.values()) for c in splits.values())
+            - after_split,
         },
         "splits": splits,
         "problem_chars": {
             d: {"rows": len(v), "mean": round(sum(v) / len(v), 1), "max": max(v)}
             for d, v in sorted(lengths.items())
         },
-        "_lengths": lengths,
     }
+    return card, lengths

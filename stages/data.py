@@ -224,7 +224,7 @@ def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
             card["rl_pass_rate"].pop("kept_pass_rates"), recipe
         )
     _check_built(recipe, paths)
-    length_plot(card.pop("_lengths"), out / "data_card.png")
+    length_plot(built["lengths"], out / "data_card.png")
     (out / "data_card.json").write_text(json.dumps(card, indent=2))
     (out / "data_card.md").write_text(card_markdown(card))
 

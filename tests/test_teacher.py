@@ -161,7 +161,7 @@ def test_a_build_with_a_teacher_hands_the_sft_stage_verified_solutions(tmp_path,
             "data.teacher.shard_size=4",
             "data.rl_problems_per_domain=3",
             f"data.rl_pass_rate.model={teacher}",
-            "data.rl_pass_rate.n_samples=5",
+            "data.rl_pass_rate.n_samples=2",
             "data.rl_pass_rate.max_new_tokens=8",
             "rl.lam=2.0",
             "generation.backend=hf",
@@ -185,13 +185,14 @@ def test_a_build_with_a_teacher_hands_the_sft_stage_verified_solutions(tmp_path,
         samples = [s for r in rows if r["domain"] == d for s in r["samples"]]
         assert v["correct"] == sum(s["text"].strip() == "\\boxed{7}" for s in samples)
     assert not (data / "sft_problems.jsonl").exists()
+    assert card["labels"]["over_sft_cap"] == 0  # no cap: every labelled row is in a split or dropped
     assert "## Teacher solutions" in (data / "data_card.md").read_text()
 
-    # RL prompts: pass rate = share of \\boxed{7} among the 5 samples, recounted from the shards
+    # RL prompts: pass rate = share of \\boxed{7} among the 2 samples (few, so some prompts fall outside the window), recounted from the shards
     measured = {}
     for p in sorted((data / "build" / "rl_pass_rates").glob("shard-*.jsonl")):
         for r in iter_jsonl(p):
-            measured[r["id"]] = sum(s["text"].strip() == "\\boxed{7}" for s in r["samples"]) / 5
+            measured[r["id"]] = sum(s["text"].strip() == "\\boxed{7}" for s in r["samples"]) / 2
     assert len(measured) == 6
     kept = (
         {r["id"]: r["pass_rate"] for r in iter_jsonl(data / "rl.jsonl")}
@@ -201,6 +202,7 @@ def test_a_build_with_a_teacher_hands_the_sft_stage_verified_solutions(tmp_path,
     assert kept == {i: pytest.approx(v) for i, v in measured.items() if 0 < v < 1}
     window = card["rl_pass_rate"]
     assert window["prompts"] == 6 and window["kept"] == len(kept)
+    assert len(kept) < 6  # the window dropped some: the card's over_sft_cap must not count them
     assert sum(window["histogram_all"]) == 6 and sum(window["histogram_kept"]) == len(kept)
     if kept:  # w = exp(-lambda KL(Ber(p) || Ber(1/2))), computed here by hand
         import math
