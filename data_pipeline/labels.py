@@ -57,22 +57,17 @@ class DomainClassifier:
         self.model.fit([_features(t) for t in texts], labels)
         return self
 
-    @property
-    def domains(self) -> list[str]:
-        return list(self.model.classes_)
-
-    def predict(self, texts: list[str]) -> list[tuple[str | None, float]]:
-        """(domain or None when under the threshold, confidence) per text."""
+    def top(self, texts: list[str]) -> list[tuple[str, float]]:
+        """(most probable domain, its probability) per text, whatever the threshold."""
         if not texts:
             return []
         probs = self.model.predict_proba([_features(t) for t in texts])
-        classes = self.model.classes_
-        out = []
-        for p in probs:
-            best = int(p.argmax())
-            conf = float(p[best])
-            out.append((str(classes[best]) if conf >= self.threshold else None, round(conf, 4)))
-        return out
+        best = probs.argmax(axis=1)
+        return [(str(self.model.classes_[b]), float(p[b])) for p, b in zip(probs, best, strict=True)]
+
+    def predict(self, texts: list[str]) -> list[tuple[str | None, float]]:
+        """(domain or None when under the threshold, confidence) per text."""
+        return [(d if conf >= self.threshold else None, round(conf, 4)) for d, conf in self.top(texts)]
 
 
 def held_out_accuracy(
@@ -96,10 +91,10 @@ def held_out_accuracy(
     }
     if not test_x:
         return clf, report
-    preds = clf.predict(test_x)
-    forced = [clf.domains[int(p.argmax())] for p in clf.model.predict_proba([_features(t) for t in test_x])]
+    tops = clf.top(test_x)  # one pass: the forced choice, and the confidence the threshold reads
+    forced = [d for d, _ in tops]
     report["accuracy"] = round(sum(f == y for f, y in zip(forced, test_y, strict=True)) / len(test_y), 4)
-    covered = [(d, y) for (d, _), y in zip(preds, test_y, strict=True) if d is not None]
+    covered = [(d, y) for (d, conf), y in zip(tops, test_y, strict=True) if conf >= threshold]
     report["coverage_at_threshold"] = round(len(covered) / len(test_y), 4)
     report["accuracy_at_threshold"] = (
         round(sum(d == y for d, y in covered) / len(covered), 4) if covered else None
