@@ -60,7 +60,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from core.corpus import iter_jsonl, load_rows
-    from data_pipeline.diversity import keep_correct, mean_pairwise_divergence
+    from data_pipeline.diversity import correct_pool, mean_pairwise_divergence, pick
     from data_pipeline.teacher import sample_shards, verification_counts
     from reward.config import make_reward
     from sampling.generation import HFGenerator, SamplingParams
@@ -98,13 +98,13 @@ def main() -> None:
     ceiling: list[int] = []  # the most distinct strategies any m of the pool could have
     for path in paths:
         for row in iter_jsonl(path):
-            pool = keep_correct(row["samples"], len(row["samples"]), "all")
+            pool = correct_pool(row["samples"])
             if len(pool) <= args.m:
                 continue
             pools += 1
             chosen = {
-                "maxmin": [keep_correct(row["samples"], args.m, "maxmin")],
-                "random": [keep_correct(row["samples"], args.m, "random", seed=s) for s in range(20)],
+                "maxmin": [pick(pool, args.m, "maxmin")],
+                "random": [pick(pool, args.m, "random", seed=s) for s in range(20)],
                 "first": [pool[: args.m]],
             }
             ceiling.append(min(args.m, len({strategy(s["text"]) for s in pool})))

@@ -501,7 +501,7 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
     """Sample the teacher on every SFT problem, keep up to m correct, diverse solutions each, and
     rewrite ``sft.jsonl`` with them; problems with no correct finished sample are dropped (counted,
     and written to ``build/dropped/teacher.jsonl``)."""
-    from data_pipeline.diversity import keep_correct, mean_pairwise_divergence
+    from data_pipeline.diversity import correct_pool, mean_pairwise_divergence, pick
     from data_pipeline.teacher import verification_counts
 
     t = plan.teacher
@@ -523,17 +523,17 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
         for path in paths:
             for row in iter_jsonl(path):
                 samples = row.pop("samples")
-                kept = keep_correct(samples, t.solutions_per_problem, t.selection, seed=plan.seed)
+                pool = correct_pool(samples)
+                kept = pick(pool, t.solutions_per_problem, t.selection, seed=plan.seed)
                 if not kept:
                     dropped.write({**row, "rule": "unsolved", "samples": len(samples)})
                     unsolved += 1
                     continue
                 sizes[len(kept)] += 1
                 out_.write({**row, "solutions": [s["text"] for s in kept]})
-                pool = keep_correct(samples, len(samples), "all")
                 if len(pool) > t.solutions_per_problem >= 2:  # selection chose among more than m
                     kept_div.append(mean_pairwise_divergence([s["text"] for s in kept]))
-                    rnd = keep_correct(samples, t.solutions_per_problem, "random", seed=plan.seed + 1)
+                    rnd = pick(pool, t.solutions_per_problem, "random", seed=plan.seed + 1)
                     random_div.append(mean_pairwise_divergence([s["text"] for s in rnd]))
     splits.pop("sft_problems", None)
     (work.parent / "sft_problems.jsonl").unlink(missing_ok=True)

@@ -70,14 +70,19 @@ def mean_pairwise_divergence(texts: list[str]) -> float | None:
     return sum(divergence(a, b) for a, b in pairs) / len(pairs)
 
 
-def keep_correct(samples: list[dict], m: int, method: str = "maxmin", seed: int = 0) -> list[dict]:
-    """The samples to train on: correct (score 1.0) and finished (``finish_reason`` 'stop'; a
-    truncated sample is never kept, even when its answer parsed), exact repeats of a kept text
-    removed (they add nothing to the spectrum), then up to m by ``method``."""
+def correct_pool(samples: list[dict]) -> list[dict]:
+    """The samples a selection may keep: correct (score 1.0) and finished (``finish_reason`` 'stop';
+    a truncated sample never counts, even when its answer parsed), exact repeats of an earlier text
+    removed (they add nothing to the spectrum)."""
     seen: set[str] = set()
     pool = []
     for s in samples:
         if correct(s) and s["text"] not in seen:
             seen.add(s["text"])
             pool.append(s)
+    return pool
+
+
+def pick(pool: list[dict], m: int, method: str = "maxmin", seed: int = 0) -> list[dict]:
+    """Up to m samples of a ``correct_pool`` by ``method``."""
     return [pool[i] for i in select([s["text"] for s in pool], m, method, seed)]

@@ -5,7 +5,7 @@ import statistics
 
 import pytest
 
-from data_pipeline.diversity import divergence, keep_correct, mean_pairwise_divergence, select, shingles
+from data_pipeline.diversity import correct_pool, divergence, mean_pairwise_divergence, pick, select, shingles
 
 ROUTE_A = [  # factor the quadratic
     "Factor x^2 - 5x + 6 as (x - 2)(x - 3), so the roots are 2 and 3 and their sum is \\boxed{5}.",
@@ -43,7 +43,7 @@ def test_maxmin_beats_random_m_on_the_divergence_it_maximises():
     assert ours > statistics.mean(randoms) and ours >= max(randoms)
 
 
-def test_keep_correct_keeps_at_most_m_correct_finished_distinct_samples():
+def test_pick_keeps_at_most_m_correct_finished_distinct_samples():
     samples = [{"text": t, "score": 1.0, "finish_reason": "stop"} for t in POOL]
     samples += [
         {
@@ -59,10 +59,10 @@ def test_keep_correct_keeps_at_most_m_correct_finished_distinct_samples():
         {"text": POOL[5], "score": 1.0, "finish_reason": "stop"},  # an exact repeat
     ]
     for m in (1, 2, 3, 4):
-        kept = keep_correct(samples, m)
+        kept = pick(correct_pool(samples), m)
         assert len(kept) == m and all(s["text"] in POOL for s in kept)
         assert len({s["text"] for s in kept}) == m
-    assert len(keep_correct(samples, 10, "all")) == 6
-    assert len(keep_correct(samples, 2, "random", seed=3)) == 2
+    assert len(pick(correct_pool(samples), 10, "all")) == 6
+    assert len(pick(correct_pool(samples), 2, "random", seed=3)) == 2
     with pytest.raises(ValueError, match="unknown selection method 'best'"):
         select(POOL, 2, "best")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core.corpus import iter_jsonl
-from data_pipeline.diversity import keep_correct
+from data_pipeline.diversity import correct_pool, pick
 from data_pipeline.teacher import sample_shards, verification_counts
 from reward.config import make_reward
 from sampling.generation import HFGenerator, SamplingParams
@@ -75,7 +75,7 @@ def test_sharded_sampling_resumes_after_a_kill_and_counts_verification(tmp_path,
         assert counts[domain]["correct"] == sevens and 0 < sevens < 30
         assert counts[domain]["pass_rate"] == round(sevens / 30, 4)
     for r in rows:  # what selection keeps from these pools: the one correct text, once
-        kept = keep_correct(r["samples"], m=3)
+        kept = pick(correct_pool(r["samples"]), 3)
         assert [s["text"].strip() for s in kept] == (
             ["\\boxed{7}"] if any(s["score"] == 1.0 for s in r["samples"]) else []
         )
