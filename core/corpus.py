@@ -24,13 +24,15 @@ from typing import Any
 from core.errors import DataError
 
 PROBLEM_FIELDS = ("id", "domain", "problem", "answer")
+FILE_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+"""File suffixes a corpus, a source or a benchmark may have -> their ``datasets`` builder."""
 SFT_FIELDS = (*PROBLEM_FIELDS, "solutions")
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
     import datasets
 
-    kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}.get(path.suffix)
+    kind = FILE_KINDS.get(path.suffix)
     if kind is None:
         raise DataError(f"{path}: unsupported file type {path.suffix!r} (use .jsonl or .parquet)")
     datasets.disable_progress_bars()

@@ -28,15 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.corpus import bad_json_line
+from core.corpus import FILE_KINDS, bad_json_line
 from core.errors import DataError, check
 from core.references import looks_local
 from reward.math_answer import extract_boxed
 
 ROLES = ("problem", "answer", "solution", "label", "id", "question_type")
 """What a source's columns can be mapped to (``fields: {role: column}``)."""
-
-_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 
 
 @dataclass
@@ -93,7 +91,7 @@ def _open(src: Source, key: str):
         if not path.exists():
             raise DataError(f"{key}.path: source {src.name!r}: file or folder not found: {path}")
         if path.is_file():
-            kind = _KINDS.get(path.suffix)
+            kind = FILE_KINDS.get(path.suffix)
             if kind is None:
                 raise DataError(
                     f"{key}.path: {path}: unsupported file type {path.suffix!r} (.jsonl, .json, .parquet)"

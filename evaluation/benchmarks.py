@@ -286,13 +286,9 @@ def protocol_for(spec) -> Protocol:
 
 
 def _read_local(path: Path) -> list[dict[str, Any]]:
-    from core.corpus import _read
+    from core.corpus import FILE_KINDS, _read
 
-    files = (
-        sorted(f for f in path.iterdir() if f.suffix in (".jsonl", ".json", ".parquet"))
-        if path.is_dir()
-        else [path]
-    )
+    files = sorted(f for f in path.iterdir() if f.suffix in FILE_KINDS) if path.is_dir() else [path]
     if not files:
         raise DataError(f"{path}: no .jsonl, .json or .parquet file in this folder")
     return [row for f in files for row in _read(f)]

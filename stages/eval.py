@@ -36,9 +36,8 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         recipe.eval.benchmarks,
         recipe.eval,
         ctx.stage_dir,
-        default_sources={
-            "tiny_heldout": ctx.inputs["data"].get("eval", "")
-        },  # none: data.eval_problems_per_domain 0
+        # no held-out split when a build sets data.eval_problems_per_domain to 0
+        default_sources={"tiny_heldout": ctx.inputs["data"].get("eval", "")},
         default_suffixes={"tiny_heldout": recipe.data.prompt_suffix},
         ctx=ctx,
         generation=recipe.generation,
