@@ -1,6 +1,6 @@
 """Deduplication of problems across all sources, in one streaming pass.
 
-Exact: two problems are the same when their normal forms (``text.normal_form``: lower-case,
+Exact: two problems are the same when their normal forms (``text.words`` joined: lower-case,
 punctuation, LaTeX markup and spacing removed) are equal; the form's 16-byte hash is kept, not the
 text. Near: MinHash over word 3-gram shingles with locality-sensitive hashing (datasketch's
 ``MinHashLSH``, the method of BigCode's and text-dedup's pipelines); a problem whose estimated
@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from data_pipeline.text import grams, normal_form, words
+from data_pipeline.text import grams, words
 
 SHINGLE = 3
 
@@ -52,11 +52,12 @@ class Deduplicator:
     def check(self, row: dict[str, Any]) -> tuple[str, str, float] | None:
         """(kind, uid of the kept problem, similarity) when ``row`` duplicates an earlier problem;
         otherwise None, and ``row`` is remembered as kept."""
-        key = hashlib.blake2b(normal_form(row["problem"]).encode(), digest_size=16).digest()
+        ws = words(row["problem"])  # once: the normal form is these words joined
+        key = hashlib.blake2b(" ".join(ws).encode(), digest_size=16).digest()
         if key in self.exact:
             return "exact", self.exact[key], 1.0
         if self.lsh is not None:
-            m = self._minhash(words(row["problem"]))
+            m = self._minhash(ws)
             candidates = self.lsh.query(m)
             if candidates:
                 best = max(candidates, key=lambda uid: self.signatures[uid].jaccard(m))

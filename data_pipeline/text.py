@@ -26,7 +26,3 @@ def masked_words(text: str) -> tuple[str, ...]:
 def grams(ws: tuple[str, ...], n: int) -> set[tuple[str, ...]]:
     return {ws[i : i + n] for i in range(len(ws) - n + 1)}
 
-
-def normal_form(text: str) -> str:
-    """The form two problems are compared in for exact duplicates."""
-    return " ".join(words(text))
