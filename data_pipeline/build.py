@@ -108,6 +108,10 @@ class SamplerOptions:
     reward: str = "math_correctness"
     """The verifier: a reward registry name, scored with each row's answer."""
     reward_options: dict[str, Any] = field(default_factory=dict)
+    samples_dir: str = ""
+    """A folder shared between runs for the sampled shards, one subfolder per sampling plan (model,
+    problems, settings): another run with the same plan reuses them (a selection ablation samples
+    once). Empty = inside the run (data/build/teacher, data/build/rl_pass_rates)."""
 
     def __post_init__(self):
         check_positive(self, "n_samples", "max_new_tokens", "shard_size")
@@ -431,7 +435,8 @@ def _split(plan: Plan, work: Path, out: Path) -> dict[str, Path]:
 def _sample(
     plan: Plan, opts: SamplerOptions, rows: list[dict[str, Any]], folder: Path, key: str
 ) -> list[Path]:
-    """Sample ``opts.model`` on ``rows`` in resumable shards, every sample verified by the reward."""
+    """Sample ``opts.model`` on ``rows`` in resumable shards, every sample verified by the reward
+    (in ``folder``, or in ``opts.samples_dir`` shared with other runs)."""
     from data_pipeline.teacher import sample_shards
     from reward.config import make_reward
     from sampling.generation import SamplingParams, make_generator
@@ -441,7 +446,7 @@ def _sample(
     try:
         return sample_shards(
             rows,
-            folder,
+            Path(opts.samples_dir) / folder.name if opts.samples_dir else folder,
             lambda: make_generator(opts.model, plan.generation),
             reward,
             params,
@@ -449,6 +454,7 @@ def _sample(
             opts.model,
             plan.prompt_suffix,
             getattr(opts, "adaptive_max_samples", 0),
+            shared=bool(opts.samples_dir),
         )
     finally:
         if hasattr(reward, "close"):

@@ -8,8 +8,11 @@ Each shard is a JSON Lines file of the shard's problems, each with its samples:
 ``{text, num_tokens, finish_reason, score, status}`` (``status``: the reward's verdict, scored /
 unscorable / timeout / error: ``reward/outcome.py``). Shards are written under a temporary name
 and renamed when complete; ``plan.json`` records what the shards were sampled for (problem ids,
-sampling parameters, teacher), and shards of another plan are removed, never mixed in. The
-generator is opened only when a shard is missing (starting a vLLM engine costs ~30 s on CPU,
+sampling parameters, teacher), and shards of another plan are removed, never mixed in. A folder
+``shared`` between runs instead holds one subfolder per plan (``<folder>/<plan id>/``) and removes
+nothing: runs that sample the same teacher on the same problems with the same settings (a selection
+ablation, a rebuild with other splits downstream) reuse the samples instead of paying for them
+again. The generator is opened only when a shard is missing (starting a vLLM engine costs ~30 s on CPU,
 minutes for a large teacher on GPU).
 """
 
@@ -54,12 +57,16 @@ def sample_shards(
     teacher: str,
     suffix: str = "",
     adaptive_max_samples: int = 0,
+    shared: bool = False,
 ) -> list[Path]:
     """Sample and score every row ``params.n`` times, shard by shard; returns the shard files.
     ``adaptive_max_samples`` > n: a row with no correct finished sample gets a second round that
-    brings it to that many samples (seed + 1), its samples marked ``round: 1``."""
-    folder.mkdir(parents=True, exist_ok=True)
+    brings it to that many samples (seed + 1), its samples marked ``round: 1``. ``shared``: the
+    shards go to ``folder/<plan id>/`` and samples of other plans are left where they are."""
     plan = _plan_id(rows, params, teacher, shard_size, adaptive_max_samples)
+    if shared:
+        folder = folder / plan
+    folder.mkdir(parents=True, exist_ok=True)
     plan_file = folder / "plan.json"
     if plan_file.is_file() and json.loads(plan_file.read_text()).get("plan") != plan:
         for old in folder.glob("shard-*.jsonl"):

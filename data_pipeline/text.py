@@ -25,4 +25,3 @@ def masked_words(text: str) -> tuple[str, ...]:
 
 def grams(ws: tuple[str, ...], n: int) -> set[tuple[str, ...]]:
     return {ws[i : i + n] for i in range(len(ws) - n + 1)}
-

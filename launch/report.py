@@ -104,6 +104,8 @@ def _greedy_table(manifest: Manifest) -> str:
     if not entry or entry.get("status") != "completed":
         return "(no completed sft stage yet)"
     acc = entry["metrics"].get("heldout_greedy_accuracy", {})
+    if isinstance(acc, str):  # "skipped: no held-out split"
+        return f"Held-out greedy accuracy: {acc}"
     rows = [
         ("starting model", acc.get("start"), acc.get("start_per_domain", {})),
         (

@@ -291,6 +291,9 @@ def _check_built(recipe: Recipe, paths: dict[str, Path]) -> None:
             (f"probe/{d}", "data.probe_problems_per_domain is 0 or the domain has no problems")
             for d in (recipe.probe.domains or recipe.data.domains)
         ]
+    for stage, on in (("merge", recipe.merge.eval_heldout), ("rl", recipe.rl.eval_heldout)):
+        if stage in stages and on:
+            needed.append(("eval", f"{stage}.eval_heldout is true and data.eval_problems_per_domain is 0"))
     if "rl" in stages and any(p.prompts == "rl" for p in recipe.rl.phases):
         needed.append(("rl", "data.rl_problems_per_domain is 0 or no problem was left for it"))
     missing = [f"{name} ({why})" for name, why in needed if name not in paths]

@@ -121,7 +121,11 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     cfg, data = recipe.sft, ctx.inputs["data"]
     # Validate every input before any training (bad rows fail naming file, row and field).
     rows = load_rows(data["sft"], SFT_FIELDS, "sft")
-    eval_rows = load_rows(data["eval"], PROBLEM_FIELDS, "eval")
+    # A build may hold out no split of its own (data.eval_problems_per_domain: 0, the eval stage
+    # reading a benchmark instead): the greedy held-out checks are then skipped, and said so.
+    eval_rows = load_rows(data["eval"], PROBLEM_FIELDS, "eval") if "eval" in data else []
+    if not eval_rows:
+        log.warning("sft: the data stage wrote no held-out split; greedy held-out checks skipped")
     if cfg.eval_limit:
         eval_rows = eval_rows[: cfg.eval_limit]
     start_model = data["model"]  # the starting model, as the data stage resolved it
@@ -152,7 +156,7 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     if ctx.is_main:
         clear_staging(ctx.stage_dir)
         base_file = ctx.stage_dir / "base_eval.json"
-        if cfg.eval_base and not base_file.exists():
+        if cfg.eval_base and eval_rows and not base_file.exists():
             base = greedy_accuracy(
                 start_model, eval_rows, desc="sft: greedy eval of the starting model", **eval_kw
             )
@@ -184,6 +188,9 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     )
     if ctx.is_main:
         (ctx.stage_dir / "log_history.json").write_text(json.dumps(history, indent=2))
+    if ctx.is_main and not eval_rows:
+        metrics["heldout_greedy_accuracy"] = "skipped: no held-out split"
+    elif ctx.is_main:
         final_eval = greedy_accuracy(
             final, eval_rows, desc="sft: greedy eval of the final checkpoint", **eval_kw
         )

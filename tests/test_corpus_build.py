@@ -397,3 +397,42 @@ def test_a_failed_data_check_leaves_no_run_folder(tmp_path):
     with pytest.raises(RecipeError, match=r"sft\.jsonl: rows 1 and 2 have the same id '1'"):
         run_pipeline(recipe)
     assert not recipe.run_dir.exists()
+
+
+def test_a_build_with_no_held_out_split_trains_and_says_its_checks_were_skipped(tmp_path):
+    """data.eval_problems_per_domain: 0 (the eval stage reads a benchmark instead): the sft stage
+    used to stop with KeyError: 'eval'; it trains, and its metrics and report say what it skipped."""
+    from core.manifest import Manifest
+    from launch.runner import execute_here, run_stage
+
+    recipe = fixtures_recipe(
+        tmp_path,
+        "stages=[data,sft]",
+        "data.eval_problems_per_domain=0",
+        "model.name_or_path=tiny",
+        "sft.max_steps=2",
+        "sft.save_every=2",
+        "sft.per_device_train_batch_size=4",
+        "sft.max_length=512",
+    )
+    run_stage("data", recipe)
+    assert "eval" not in Manifest(recipe.run_dir).stage("data")["outputs"]
+    execute_here("sft", recipe)
+    entry = Manifest(recipe.run_dir).stage("sft")
+    assert entry["status"] == "completed" and entry["metrics"]["steps"] == 2
+    assert entry["metrics"]["heldout_greedy_accuracy"] == "skipped: no held-out split"
+
+
+def test_a_held_out_check_without_a_held_out_split_stops_the_data_stage(tmp_path):
+    from launch.runner import run_stage
+
+    recipe = fixtures_recipe(
+        tmp_path,
+        "stages=[data,sft,probe,merge]",
+        "data.eval_problems_per_domain=0",
+        "merge.eval_heldout=true",
+    )
+    with pytest.raises(
+        DataError, match=r"eval \(merge.eval_heldout is true and data.eval_problems_per_domain is 0\)"
+    ):
+        run_stage("data", recipe)

@@ -86,6 +86,33 @@ def test_sharded_sampling_resumes_after_a_kill_and_counts_verification(tmp_path,
     assert all(len(r["samples"]) == 2 for p in paths for r in iter_jsonl(p))
 
 
+class Counting(HFGenerator):
+    """The real generator, counting its generate calls."""
+
+    calls = 0
+
+    def generate(self, *args, **kwargs):
+        Counting.calls += 1
+        return super().generate(*args, **kwargs)
+
+
+def test_a_shared_samples_folder_keeps_each_plan_and_a_second_run_samples_nothing(tmp_path, teacher, reward):
+    params = SamplingParams(n=3, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=5)
+    other = SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=5)
+    shared = tmp_path / "samples" / "teacher"
+    Counting.calls = 0
+    first = sample_shards(ROWS, shared, lambda: Counting(teacher), reward, params, 4, "m", shared=True)
+    assert Counting.calls == 3
+    texts = [p.read_bytes() for p in first]
+    # another run's plan (other settings) lands beside it and removes nothing
+    second = sample_shards(ROWS, shared, lambda: Counting(teacher), reward, other, 4, "m", shared=True)
+    assert Counting.calls == 6 and first[0].parent != second[0].parent
+    assert [p.read_bytes() for p in first] == texts
+    # a third run with the first plan: every shard reused, the generator never opened
+    again = sample_shards(ROWS, shared, lambda: 1 / 0, reward, params, 4, "m", shared=True)
+    assert again == first and [p.read_bytes() for p in again] == texts
+
+
 def test_adaptive_n_samples_only_the_unsolved_problems_again(tmp_path, reward):
     hard = build_scripted_model(tmp_path / "hard", p=0.15)
     params = SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=1)
