@@ -5,6 +5,7 @@ ssp stage NAME RECIPE [key=value ...] [--force]    one stage
 ssp show RECIPE [key=value ...]                    the resolved recipe, validated
 ssp merge --out DIR CKPT[:WEIGHT] ...              weighted average of model folders
 ssp eval MODEL ... --benchmarks NAME[=SOURCE] ...  benchmark models outside a run
+ssp compare RUN_DIR... [--by KEY,...] [--baseline ARM]   arms of an ablation over seeds, one table
 ssp doctor [RECIPE [key=value ...]]                what this machine (and recipe) can run
 ssp --version
 """
@@ -87,6 +88,15 @@ def _parser() -> argparse.ArgumentParser:
     stage.add_argument("--force", action="store_true", help="redo the stage even if it is up to date")
     _merge_args(sub.add_parser("merge", help="weighted parameter average of model folders"))
     _eval_args(sub.add_parser("eval", help="benchmark models outside a run"))
+    cmp = sub.add_parser("compare", help="compare runs: arms over seeds, intervals, deltas, cost")
+    cmp.add_argument("runs", nargs="+", type=Path, help="run folders, or folders of runs")
+    cmp.add_argument(
+        "--by", default="", help="recipe keys that name the arms (default: the keys that differ)"
+    )
+    cmp.add_argument("--baseline", default=None, help="the arm deltas are taken against (default: the first)")
+    cmp.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: <first run's parent>/compare)"
+    )
     doctor = sub.add_parser(
         "doctor", help="check this machine (torch, GPUs, DeepSpeed, vLLM, sandbox, a reward round trip)"
     )
@@ -171,6 +181,15 @@ def main(argv: list[str] | None = None) -> int:
             return merge(args)
         if args.command == "eval":
             return evaluate_models(args)
+        if args.command == "compare":
+            from evaluation.compare import compare_runs
+
+            first = args.runs[0].resolve()
+            out = args.out or (first.parent if (first / "manifest.json").is_file() else first) / "compare"
+            by = [k for k in args.by.split(",") if k]
+            print(compare_runs(args.runs, out, by or None, args.baseline))
+            print(f"Written: {out}/compare.md, compare.json, compare_<benchmark>.png")
+            return 0
         recipe = load_recipe(args.recipe, args.overrides)
         if args.command == "show":
             from omegaconf import OmegaConf

@@ -1,0 +1,318 @@
+"""Compare runs: the arms of an ablation, each over seeds, one table per benchmark.
+
+    ssp compare runs/tt-maxmin-s0 runs/tt-maxmin-s1 runs/tt-random-s0 runs/tt-random-s1
+    ssp compare runs/sweep/ --baseline data.teacher.selection=maxmin --out runs/sweep/compare
+    ssp compare runs/tt-* --by data.teacher.selection,data.teacher.solutions_per_problem
+
+**Arms and seeds.** Each run folder holds the recipe it ran (``recipe.yaml``). Runs whose recipes
+differ only in seed keys (any key named ``seed``) and in ``run_name``/``output_root`` are one arm,
+the seeds of each other. An arm is named by the keys in which arms differ
+(``data.teacher.selection=random``), or by the values of the ``--by`` keys, which then alone
+decide the arms (use it when a key varies per seed, such as epochs scaled to a budget). A run's
+seed is the set of its seed keys' values: arms are paired seed by seed where they share them.
+
+**Measures**, per arm, benchmark, model (base, sft, spectrum, signal, ...) and metric of the eval
+stage (pass@1, pass@k, cons@k): the mean over seeds and a 95% t-interval over seeds (n >= 2; with
+one seed, no interval: the table says n = 1). Pass@1 also gets its standard error over problems
+(problems as the unit: the spread of per-problem accuracy / sqrt(problems), read from the saved
+completions, averaged over seeds): the noise one evaluation set of this size carries, against which
+a difference between arms should be read.
+
+**Deltas** against ``--baseline`` (an arm name; default the first arm): paired by seed when the two
+arms ran the same seeds (mean and 95% t-interval of the per-seed differences), else the difference
+of means with the intervals' half-widths combined in quadrature, marked "unpaired".
+
+**Cost**: every stage's recorded cost (``manifest.json``), summed per arm: hours in their unit
+(GPU-hours, or CPU-core-hours on a CPU run) and dollars, and the wall time.
+
+Writes ``compare.md``, ``compare.json`` and ``compare_<benchmark>.png`` (each metric per arm and
+model, with its interval). A run folder without a completed eval stage is an error naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.errors import SSPError
+from core.tables import markdown_table
+
+IGNORED = ("run_name", "output_root")
+
+
+class CompareError(SSPError):
+    """Runs that cannot be compared, named."""
+
+
+@dataclass
+class Run:
+    path: Path
+    recipe: dict[str, Any]  # flattened: {"data.teacher.selection": "maxmin", ...}
+    results: dict[str, dict[str, dict[str, Any]]]  # model -> benchmark -> metrics
+    cost: dict[str, float]
+    arm: str = ""
+    seed: tuple = ()
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: json.dumps(d) if isinstance(d, list) else d}
+
+
+def _is_seed(key: str) -> bool:
+    return key.rsplit(".", 1)[-1] == "seed" or key in IGNORED
+
+
+def run_folders(paths: list[Path]) -> list[Path]:
+    """The run folders named, a folder of runs expanded to the runs under it (sorted)."""
+    out: list[Path] = []
+    for p in paths:
+        if (p / "manifest.json").is_file():
+            out.append(p)
+        elif p.is_dir() and (runs := sorted(q.parent for q in p.glob("*/manifest.json"))):
+            out += runs
+        else:
+            raise CompareError(f"{p}: not a run folder (no manifest.json) nor a folder of runs")
+    if len(set(out)) != len(out):
+        raise CompareError(f"a run is named twice: {sorted(map(str, out))}")
+    return out
+
+
+def load_run(path: Path) -> Run:
+    from omegaconf import OmegaConf
+
+    manifest = json.loads((path / "manifest.json").read_text())["stages"]
+    entry = manifest.get("eval") or {}
+    if entry.get("status") != "completed":
+        raise CompareError(f"{path}: the eval stage is {entry.get('status', 'not run')}, nothing to compare")
+    if not (path / "recipe.yaml").is_file():
+        raise CompareError(f"{path}: no recipe.yaml (the recipe the run ran)")
+    recipe = _flatten(OmegaConf.to_container(OmegaConf.load(path / "recipe.yaml")))
+    results = json.loads((path / "eval" / "results.json").read_text())["results"]
+    cost: dict[str, float] = defaultdict(float)
+    for stage in manifest.values():
+        c = stage.get("cost") or {}
+        if c:
+            cost[c["unit"]] += c["hours"]
+            cost["usd"] += c["usd"]
+            cost["wall_hours"] += c["seconds"] / 3600
+    return Run(path, recipe, results, dict(cost))
+
+
+def _problem_se(path: Path, model: str, bench: str) -> float | None:
+    """Standard error of pass@1 with problems as the unit, from the eval's saved completions."""
+    f = path / "eval" / "completions" / f"{model}__{bench}.parquet"
+    if not f.is_file():
+        return None
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(f, columns=["problem_id", "score"]).to_pydict()
+    per: dict[str, list[float]] = defaultdict(list)
+    for pid, s in zip(t["problem_id"], t["score"], strict=True):
+        per[pid].append(s or 0.0)  # unscored = not correct, as in the eval's own pass@1
+    acc = [sum(v) / len(v) for v in per.values()]
+    return statistics.stdev(acc) / math.sqrt(len(acc)) if len(acc) > 1 else None
+
+
+def assign_arms(runs: list[Run], by: list[str] | None = None) -> None:
+    """Set each run's arm name and seed (see the module docstring)."""
+    keys = sorted(set().union(*(r.recipe for r in runs)))
+    if by:
+        unknown = [k for k in by if k not in keys]
+        if unknown:
+            raise CompareError(f"--by: no run's recipe has the keys {unknown}")
+        arm_keys = by
+    else:
+        arm_keys = [
+            k for k in keys if not _is_seed(k) and len({json.dumps(r.recipe.get(k)) for r in runs}) > 1
+        ]
+    seed_keys = [k for k in keys if _is_seed(k) and k not in IGNORED]
+    for r in runs:
+        r.arm = ", ".join(f"{k}={r.recipe.get(k)}" for k in arm_keys) or "all runs"
+        r.seed = tuple(r.recipe.get(k) for k in seed_keys)
+    seen: dict[tuple, Path] = {}
+    for r in runs:
+        if (r.arm, r.seed) in seen:
+            raise CompareError(
+                f"{seen[(r.arm, r.seed)]} and {r.path} are the same arm ({r.arm}) with the same seeds: "
+                "name the keys that tell them apart with --by"
+            )
+        seen[(r.arm, r.seed)] = r.path
+
+
+def _t95(n: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(0.975, n - 1))
+
+
+def interval(xs: list[float]) -> dict[str, Any]:
+    """Mean, 95% t-interval half-width over seeds (None for one value), the values."""
+    n = len(xs)
+    half = _t95(n) * statistics.stdev(xs) / math.sqrt(n) if n > 1 else None
+    return {"mean": statistics.mean(xs), "ci95": half, "n": n, "values": xs}
+
+
+def _delta(values: dict, ref: dict) -> dict[str, Any]:
+    """arm - baseline for one metric, from {seed: value} of each (see the module docstring)."""
+    if set(values) == set(ref):
+        return {**interval([values[s] - ref[s] for s in values]), "paired": True}
+    a, b = interval(list(values.values())), interval(list(ref.values()))
+    both = a["ci95"] is not None and b["ci95"] is not None
+    return {
+        "mean": a["mean"] - b["mean"],
+        "ci95": math.hypot(a["ci95"], b["ci95"]) if both else None,
+        "n": a["n"],
+        "paired": False,
+    }
+
+
+def compare(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
+    """Every arm's measures and deltas per benchmark and model, and its cost (module docstring)."""
+    arms: dict[str, list[Run]] = defaultdict(list)
+    for r in runs:
+        arms[r.arm].append(r)
+    base = baseline or next(iter(arms))
+    if base not in arms:
+        raise CompareError(f"--baseline {base!r} is not an arm; arms: {list(arms)}")
+    out: dict[str, Any] = {"baseline": base, "arms": {}, "benchmarks": {}}
+    for name, rs in arms.items():
+        cost: dict[str, float] = defaultdict(float)
+        for r in rs:
+            for k, v in r.cost.items():
+                cost[k] += v
+        out["arms"][name] = {"runs": [str(r.path) for r in rs], "cost": dict(cost)}
+
+    # (benchmark, arm, model) -> metric -> {seed: value}
+    values: dict[tuple, dict[str, dict]] = {}
+    for name, rs in arms.items():
+        for r in rs:
+            for model, by_bench in r.results.items():
+                for bench, m in by_bench.items():
+                    cell = values.setdefault((bench, name, model), {})
+                    for k, v in m.items():
+                        if k.startswith(("pass@", "cons@")) and "_" not in k:
+                            cell.setdefault(k, {})[r.seed] = v
+    for (bench, name, model), cell in values.items():
+        short = [str(r.path) for r in arms[name] if r.seed not in next(iter(cell.values()))]
+        if short:
+            raise CompareError(f"{bench}, model {model}: no result in {short} (arm {name})")
+        row: dict[str, Any] = {k: interval(list(v.values())) for k, v in sorted(cell.items())}
+        ses = [_problem_se(r.path, model, bench) for r in arms[name]]
+        if all(se is not None for se in ses):
+            row["pass@1_problem_se"] = statistics.mean(ses)
+        ref = values.get((bench, base, model))
+        if name != base and ref:
+            row["delta"] = {k: _delta(v, ref[k]) for k, v in sorted(cell.items()) if k in ref}
+        out["benchmarks"].setdefault(bench, {}).setdefault(name, {})[model] = row
+    return out
+
+
+def _cell(m: dict[str, Any], pct: bool = True) -> str:
+    f = 100 if pct else 1
+    if m["ci95"] is None:
+        return f"{f * m['mean']:.1f} (n={m['n']})"
+    return f"{f * m['mean']:.1f} ± {f * m['ci95']:.1f} (n={m['n']})"
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """One table per benchmark (metrics in %, mean ± 95% interval over seeds), deltas, cost."""
+    base = result["baseline"]
+    parts = [
+        "Mean over seeds ± 95% t-interval (%); Δ = arm - baseline "
+        f"({base}), paired by seed unless marked; SE(problems): pass@1's standard error with problems "
+        "as the unit, the noise of one evaluation set this size."
+    ]
+    for bench, by_arm in result["benchmarks"].items():
+        metrics = sorted(
+            {k for ms in by_arm.values() for row in ms.values() for k in row if "@" in k and "_" not in k}
+        )
+        rows = []
+        for arm, models in by_arm.items():
+            for model, row in models.items():
+                se = row.get("pass@1_problem_se")
+                cells = [arm, model, *(_cell(row[k]) if k in row else "" for k in metrics)]
+                cells.append(f"{100 * se:.1f}" if se is not None else "")
+                for k in metrics:
+                    d = row.get("delta", {}).get(k)
+                    cells.append("" if d is None else _cell(d) + ("" if d["paired"] else " unpaired"))
+                rows.append(cells)
+        header = ["arm", "model", *metrics, "SE(problems) pass@1", *(f"Δ {k}" for k in metrics)]
+        parts.append(f"## {bench}\n\n" + markdown_table(header, rows))
+    units = sorted({u for a in result["arms"].values() for u in a["cost"] if u not in ("usd", "wall_hours")})
+    cost_rows = [
+        [
+            arm,
+            len(a["runs"]),
+            *(f"{a['cost'].get(u, 0):.4f}" for u in units),
+            f"{a['cost'].get('wall_hours', 0):.3f}",
+            f"{a['cost'].get('usd', 0):.4f}",
+        ]
+        for arm, a in result["arms"].items()
+    ]
+    parts.append("## Cost\n\n" + markdown_table(["arm", "runs", *units, "wall hours", "USD"], cost_rows))
+    return "\n\n".join(parts) + "\n"
+
+
+def plot(result: dict[str, Any], out: Path) -> list[Path]:
+    """compare_<benchmark>.png: each metric per arm and model, bars with their 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from core.atomic import write_atomic
+
+    paths = []
+    for bench, by_arm in result["benchmarks"].items():
+        labels = [(arm, model) for arm, models in by_arm.items() for model in models]
+        metrics = sorted(
+            {k for _, ms in by_arm.items() for row in ms.values() for k in row if "@" in k and "_" not in k}
+        )
+        fig, axes = plt.subplots(
+            1, len(metrics), figsize=(4 * len(metrics), 0.5 * len(labels) + 1.5), squeeze=False
+        )
+        for ax, k in zip(axes[0], metrics, strict=True):
+            rows = [by_arm[a][m].get(k) for a, m in labels]
+            ax.barh(
+                range(len(labels)),
+                [100 * r["mean"] if r else 0 for r in rows],
+                xerr=[100 * r["ci95"] if r and r["ci95"] is not None else 0 for r in rows],
+                capsize=3,
+            )
+            ax.set_yticks(range(len(labels)), [f"{a} | {m}" for a, m in labels] if ax is axes[0][0] else [])
+            ax.set_xlabel(f"{k} (%)")
+            ax.invert_yaxis()
+        fig.suptitle(f"{bench}: mean over seeds, 95% interval")
+        fig.tight_layout()
+        path = out / f"compare_{bench}.png"
+        write_atomic(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=110))
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def compare_runs(
+    paths: list[Path], out: Path, by: list[str] | None = None, baseline: str | None = None
+) -> str:
+    """``ssp compare``: load, group, measure, write compare.md/.json/.png under ``out``; the markdown."""
+    from core.atomic import write_atomic
+
+    runs = [load_run(p) for p in run_folders(paths)]
+    assign_arms(runs, by)
+    result = compare(runs, baseline)
+    out.mkdir(parents=True, exist_ok=True)
+    text = markdown(result)
+    write_atomic(out / "compare.md", text)
+    write_atomic(out / "compare.json", json.dumps(result, indent=1))
+    plot(result, out)
+    return text
