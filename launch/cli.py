@@ -1,10 +1,11 @@
 """The ``ssp`` command.
 
-ssp run RECIPE [key=value ...] [--force STAGE]     every stage of the recipe, in order
+ssp run RECIPE [key=value ...] [--force STAGE] [--from RUN]   every stage of the recipe, in order
 ssp stage NAME RECIPE [key=value ...] [--force]    one stage
 ssp show RECIPE [key=value ...]                    the resolved recipe, validated
 ssp merge --out DIR CKPT[:WEIGHT] ...              weighted average of model folders
 ssp eval MODEL ... --benchmarks NAME[=SOURCE] ...  benchmark models outside a run
+ssp sweep RECIPE [key=value ...] --grid KEY=V1,V2 [--grid ...] --seeds 0,1,2   arms x seeds, shared stages
 ssp compare RUN_DIR... [--by KEY,...] [--baseline ARM]   arms of an ablation over seeds, one table
 ssp doctor [RECIPE [key=value ...]]                what this machine (and recipe) can run
 ssp --version
@@ -81,6 +82,30 @@ def _parser() -> argparse.ArgumentParser:
     _recipe_args(run)
     run.add_argument(
         "--force", metavar="STAGE", choices=STAGE_ORDER, help="redo this stage and every stage after it"
+    )
+    run.add_argument(
+        "--from",
+        dest="donors",
+        metavar="RUN",
+        type=Path,
+        action="append",
+        default=[],
+        help="branch from another run folder: its completed stages this recipe would run identically are "
+        "shared, not run again (repeatable)",
+    )
+    sweep = sub.add_parser(
+        "sweep", help="arms of an ablation x seeds, identical stages shared, then compared"
+    )
+    _recipe_args(sweep)
+    sweep.add_argument(
+        "--grid", action="append", default=[], metavar="KEY=V1,V2", help="a swept key (repeatable)"
+    )
+    sweep.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    sweep.add_argument("--name", default="", help="sweep folder under output_root (default <run_name>-sweep)")
+    sweep.add_argument(
+        "--seed-keys",
+        default="sft.seed,rl.seed",
+        help="recipe keys a seed is added to (default sft.seed,rl.seed)",
     )
     stage = sub.add_parser("stage", help="run one stage")
     stage.add_argument("name", choices=STAGE_ORDER)
@@ -190,6 +215,23 @@ def main(argv: list[str] | None = None) -> int:
             print(compare_runs(args.runs, out, by or None, args.baseline))
             print(f"Written: {out}/compare.md, compare.json, compare_<benchmark>.png")
             return 0
+        if args.command == "sweep":
+            from launch.sweep import parse_grid, run_sweep
+
+            try:
+                seeds = [int(x) for x in args.seeds.split(",")]
+            except ValueError:
+                raise RecipeError(f"--seeds {args.seeds!r}: expected integers such as 0,1,2") from None
+            folder = run_sweep(
+                Path(args.recipe),
+                parse_grid(args.grid),
+                seeds,
+                args.overrides,
+                args.name,
+                tuple(k for k in args.seed_keys.split(",") if k),
+            )
+            print(f"Sweep: {folder}; comparison: {folder}/compare/compare.md")
+            return 0
         recipe = load_recipe(args.recipe, args.overrides)
         if args.command == "show":
             from omegaconf import OmegaConf
@@ -198,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "stage":
             run_stage(args.name, recipe, force=args.force)
         else:
-            report = run_pipeline(recipe, force=args.force)
+            for donor in args.donors:
+                if not (donor / "manifest.json").is_file():
+                    raise RecipeError(f"--from {donor}: not a run folder (no manifest.json)")
+            report = run_pipeline(recipe, force=args.force, donors=args.donors)
             from launch.report import results_table
 
             print()

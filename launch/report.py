@@ -8,6 +8,7 @@ probe heatmap, the fusion weights, the RL curves and the eval table and chart pe
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from config.recipe import Recipe
@@ -71,7 +72,7 @@ def cost_table(manifest: Manifest) -> str:
     cells = [
         [
             name,
-            e["status"],
+            f"shared from {e['shared_from']}" if e.get("shared_from") else e["status"],
             f"{e['cost']['count']} x {e['cost']['hardware']}",
             f"{e['cost']['seconds'] / 3600:.4f}",
             f"{e['cost']['hours']:.4f}",
@@ -156,7 +157,7 @@ def _table_and_chart(
         f"## {title}",
         "",
         Path(markdown).read_text(),
-        f"![{alt}]({Path(png).relative_to(run_dir)})",
+        f"![{alt}]({os.path.relpath(png, run_dir)})",  # a stage shared from another run lives there
         "",
         note,
         "",

@@ -90,8 +90,37 @@ def _up_to_date(name: str, fp: str, manifest: Manifest, stage_dir: Path) -> bool
         bool(entry)
         and entry["status"] == "completed"
         and entry.get("fingerprint") == fp
-        and stage_dir.is_dir()
+        and (stage_dir.is_dir() or Path(entry.get("shared_from") or stage_dir).is_dir())
     )
+
+
+def adopt(name: str, recipe: Recipe, donors: list[Path]) -> Path | None:
+    """Share a stage another run completed with the same fingerprint (the same config sections and
+    the same upstream outputs): this run's manifest records the donor's entry, its outputs staying in
+    the donor's folder (``shared_from``), at no cost to this run. Returns the donor's stage folder,
+    or None when this run must run the stage (or already has it). Downstream stages then see the
+    donor's output id, so a chain of identical stages is shared as a whole."""
+    spec = STAGES[name]
+    manifest = Manifest(recipe.run_dir)
+    if any(not manifest.completed(need) for need in spec.upstream(recipe)):
+        return None  # run_stage names the missing stage
+    identity = fingerprint(spec, recipe, manifest)
+    if _up_to_date(name, identity.fingerprint, manifest, recipe.run_dir / name):
+        return None
+    for donor in donors:
+        if donor.resolve() == recipe.run_dir.resolve() or not (donor / "manifest.json").is_file():
+            continue
+        entry = Manifest(donor).stage(name)
+        if not entry or entry.get("status") != "completed" or entry.get("fingerprint") != identity.fingerprint:
+            continue
+        folder = Path(entry.get("shared_from") or donor / name)
+        if not folder.is_dir():
+            continue
+        cost = {**entry["cost"], "seconds": 0.0, "hours": 0.0, "usd": 0.0} if entry.get("cost") else None
+        manifest.update(name, **{**entry, "shared_from": str(folder), "cost": cost, "attempts": 0})
+        log.info("stage %s: shared from %s (same fingerprint %s)", name, folder, identity.fingerprint)
+        return folder
+    return None
 
 
 def _identity_unless_current(
@@ -217,6 +246,7 @@ def _run_locked(
             wall_seconds=None,
             attempts=attempts + 1,
             world_size=ctx.world_size,
+            shared_from=None,  # run here now, whatever it was shared from before
         )
     _barrier()
     log.info("stage %s: running into %s", name, stage_dir)
@@ -325,8 +355,9 @@ def run_stage(name: str, recipe: Recipe, force: bool = False, checked: bool = Fa
         raise StageError(f"stage {name!r}: torchrun exited 0 but the manifest does not record completion")
 
 
-def run_pipeline(recipe: Recipe, force: str | None = None) -> Path:
-    """Run the recipe's stages in order; ``force`` redoes that stage and every stage after it."""
+def run_pipeline(recipe: Recipe, force: str | None = None, donors: list[Path] = ()) -> Path:
+    """Run the recipe's stages in order; ``force`` redoes that stage and every stage after it.
+    ``donors``: other run folders whose completed stages this run shares where identical (``adopt``)."""
     if force is not None and force not in recipe.stages:
         raise StageError(f"--force {force!r}: not a stage of this recipe (stages: {recipe.stages})")
     check_recipe(recipe, recipe.stages)
@@ -335,7 +366,8 @@ def run_pipeline(recipe: Recipe, force: str | None = None) -> Path:
     for i, name in enumerate(recipe.stages, start=1):
         log.info("run %s: stage %d of %d: %s", recipe.run_name, i, len(recipe.stages), name)
         forced = force is not None and STAGE_ORDER.index(name) >= STAGE_ORDER.index(force)
-        run_stage(name, recipe, force=forced, checked=True)
+        if forced or not adopt(name, recipe, list(donors)):
+            run_stage(name, recipe, force=forced, checked=True)
         log.info("run %s: stages %s", recipe.run_name, progress.step())
     from launch.report import write_report
 

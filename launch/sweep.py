@@ -1,0 +1,189 @@
+"""Sweeps: the arms of an ablation (a grid of recipe keys) over seeds, sharing identical stages.
+
+    ssp sweep recipes/tiny.yaml --grid rl.lam=0,1,4 --seeds 0,1,2
+    ssp sweep recipes/tiny.yaml --grid data.solutions_per_problem=1,3 --seeds 0,1,2 --name diversity
+
+Every combination of the grid's values and every seed is one run, ``runs/<name>/<arm>_seed-<s>``
+(``lam-4_seed-1``), run one after another with ``ssp run``'s own code. Before a stage runs, the
+runs already in the sweep folder are searched for the same stage with the same fingerprint (the
+same config sections and upstream outputs: ``launch/runner.py``, ``adopt``): found, it is shared,
+not run again. A lambda sweep therefore generates the data, trains SFT, probes and merges once per
+seed and runs only RL and eval per arm. A seed sets ``--seed-keys`` (default ``sft.seed`` and
+``rl.seed``: the training randomness; the data and the evaluation sets stay the same, so arms and
+seeds are measured on one problem set) to the recipe's value plus the seed.
+
+Re-running the same command finishes what is missing (completed stages are skipped, interrupted
+ones resume). ``sweep.json`` in the folder records the recipe, grid, seeds and overrides; a
+different sweep pointed at the same folder is refused. At the end ``ssp compare`` writes the
+comparison into ``<sweep>/compare/``, arms named by the grid keys, the first arm the baseline.
+
+Where the method is silent we chose: arms run one after another (one machine's GPUs at a time;
+several at once would race for the same shared stage), seeds offset the recipe's seeds rather than
+replacing them, and a shared stage's cost is counted once, in the run that ran it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config.recipe import Recipe, load_recipe
+from core.atomic import write_atomic
+from core.errors import RecipeError
+
+log = logging.getLogger("ssp")
+SEED_KEYS = ("sft.seed", "rl.seed")
+
+
+@dataclass
+class Arm:
+    name: str  # run folder name inside the sweep folder
+    values: dict[str, Any]  # grid key -> value
+    seed: int
+    recipe: Recipe
+
+
+def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+    """``["rl.lam=0,1,4"]`` -> ``{"rl.lam": [0, 1, 4]}`` (values parsed as YAML: numbers, booleans,
+    lists in brackets stay whole: ``data.domains=[algebra],[counting]``)."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key or not text.strip():
+            raise RecipeError(f"--grid {item!r}: expected KEY=V1,V2,... with at least one value")
+        if key in grid:
+            raise RecipeError(f"--grid: {key} is given twice")
+        values = [yaml.safe_load(v) for v in _split_top(text)]
+        if len(set(map(json.dumps, values))) != len(values):
+            raise RecipeError(f"--grid {item!r}: a value is repeated")
+        grid[key] = values
+    if not grid:
+        raise RecipeError("--grid: an empty grid (give at least one KEY=V1,V2,...)")
+    return grid
+
+
+def _split_top(text: str) -> list[str]:
+    """Split on commas outside brackets."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch in "[{"
+        depth -= ch in "]}"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    if any(not p.strip() for p in parts):
+        raise RecipeError(f"--grid {text!r}: an empty value")
+    return [p.strip() for p in parts]
+
+
+def _label(key: str, keys: list[str]) -> str:
+    short = key.rsplit(".", 1)[-1]
+    return short if sum(k.rsplit(".", 1)[-1] == short for k in keys) == 1 else key.replace(".", "-")
+
+
+def _text(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in text).strip("-") or "empty"
+
+
+def expand(
+    recipe_path: Path,
+    grid: dict[str, list[Any]],
+    seeds: list[int],
+    overrides: list[str],
+    folder: Path,
+    seed_keys: tuple[str, ...] = SEED_KEYS,
+) -> list[Arm]:
+    """Every arm x seed, each recipe loaded and validated (a bad key or value fails here, before
+    anything runs, naming the arm)."""
+    if not seeds:
+        raise RecipeError("--seeds: no seed given")
+    base = load_recipe(recipe_path, overrides)
+    keys = list(grid)
+    arms = []
+    for combo in itertools.product(*grid.values()):
+        values = dict(zip(keys, combo, strict=True))
+        label = "_".join(f"{_label(k, keys)}-{_text(v)}" for k, v in values.items())
+        for seed in seeds:
+            seeded = [f"{k}={_lookup(base, k) + seed}" for k in seed_keys]
+            arm_overrides = [*overrides, *(f"{k}={json.dumps(v)}" for k, v in values.items()), *seeded]
+            name = f"{label}_seed-{seed}"
+            try:
+                recipe = load_recipe(
+                    recipe_path, [*arm_overrides, f"output_root={folder}", f"run_name={name}"]
+                )
+            except RecipeError as err:
+                raise RecipeError(f"sweep arm {name}: {err}") from None
+            arms.append(Arm(name, values, seed, recipe))
+    return arms
+
+
+def _lookup(recipe: Recipe, key: str) -> int:
+    obj: Any = recipe
+    for part in key.split("."):
+        if not hasattr(obj, part):
+            raise RecipeError(f"--seed-keys: the recipe has no key {key}")
+        obj = getattr(obj, part)
+    if not isinstance(obj, int):
+        raise RecipeError(f"--seed-keys: {key} is {obj!r}, not an integer seed")
+    return obj
+
+
+def _check_folder(folder: Path, spec: dict[str, Any]) -> None:
+    """The sweep folder is new, or holds this same sweep (then it resumes)."""
+    path = folder / "sweep.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        if before != spec:
+            changed = sorted(k for k in spec if before.get(k) != spec[k])
+            raise RecipeError(
+                f"{folder} holds another sweep (differs in {changed}); give --name a new name, "
+                "or remove the folder"
+            )
+    elif folder.is_dir() and any(folder.iterdir()):
+        raise RecipeError(f"{folder} exists and is not a sweep folder (no sweep.json)")
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(spec, indent=1))
+
+
+def run_sweep(
+    recipe_path: Path,
+    grid: dict[str, list[Any]],
+    seeds: list[int],
+    overrides: list[str] = (),
+    name: str = "",
+    seed_keys: tuple[str, ...] = SEED_KEYS,
+) -> Path:
+    """Run every arm (sharing identical stages), then compare; the sweep folder."""
+    from launch.runner import run_pipeline
+
+    base = load_recipe(recipe_path, list(overrides))
+    folder = Path(base.output_root) / (name or f"{base.run_name}-sweep")
+    arms = expand(recipe_path, grid, seeds, list(overrides), folder, seed_keys)
+    spec = {
+        "recipe": str(recipe_path),
+        "recipe_text": Path(recipe_path).read_text(),
+        "grid": grid,
+        "seeds": seeds,
+        "overrides": list(overrides),
+        "seed_keys": list(seed_keys),
+    }
+    _check_folder(folder, spec)
+    for i, arm in enumerate(arms, start=1):
+        log.info("sweep %s: arm %d of %d: %s", folder.name, i, len(arms), arm.name)
+        donors = sorted(p.parent for p in folder.glob("*/manifest.json"))
+        run_pipeline(arm.recipe, donors=donors)
+    from evaluation.compare import compare_runs
+
+    if all("eval" in a.recipe.stages for a in arms):
+        compare_runs([folder / a.name for a in arms], folder / "compare", by=list(grid))
+    return folder

@@ -1,0 +1,123 @@
+"""``ssp sweep``: arms x seeds expanded and named, bad grids refused before anything runs, identical
+stages shared between arms (counted from the stages actually launched), resume, and ``--from``."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import RecipeError
+from core.manifest import Manifest
+from launch import runner
+from launch.sweep import expand, parse_grid, run_sweep
+
+from .conftest import FAST, TINY
+
+
+def test_grid_parsing():
+    assert parse_grid(["rl.lam=0,1,4", "data.domains=[algebra,counting],[counting]"]) == {
+        "rl.lam": [0, 1, 4],
+        "data.domains": [["algebra", "counting"], ["counting"]],
+    }
+    for bad, msg in (
+        ([], "an empty grid"),
+        (["rl.lam"], "expected KEY=V1,V2"),
+        (["rl.lam="], "expected KEY=V1,V2"),
+        (["rl.lam=0,,4"], "an empty value"),
+        (["rl.lam=0,0"], "a value is repeated"),
+        (["rl.lam=0", "rl.lam=1"], "rl.lam is given twice"),
+    ):
+        with pytest.raises(RecipeError, match=msg):
+            parse_grid(bad)
+
+
+def test_arms_are_expanded_named_and_seeded(tmp_path):
+    arms = expand(TINY, {"rl.lam": [0, 4.0], "rl.p0": [0.5]}, [0, 2], [], tmp_path / "sw")
+    assert [a.name for a in arms] == [
+        "lam-0_p0-0.5_seed-0",
+        "lam-0_p0-0.5_seed-2",
+        "lam-4.0_p0-0.5_seed-0",
+        "lam-4.0_p0-0.5_seed-2",
+    ]
+    a = arms[3].recipe
+    assert (a.rl.lam, a.sft.seed, a.rl.seed, a.data.seed) == (4.0, 44, 2, 1234)  # data stays the same
+    assert a.run_dir == tmp_path / "sw" / "lam-4.0_p0-0.5_seed-2"
+    # a key present in two sections is named in full
+    arms = expand(TINY, {"sft.seed": [1], "rl.seed": [1]}, [0], [], tmp_path, seed_keys=())
+    assert arms[0].name == "sft-seed-1_rl-seed-1_seed-0"
+
+
+@pytest.mark.parametrize(
+    "grid, msg",
+    [
+        ({"rl.lamda": [0, 1]}, r"sweep arm lamda-0_seed-0: .*rl.lamda"),
+        ({"rl.lam": ["abc"]}, r"sweep arm lam-abc_seed-0: .*rl.lam"),
+        ({"sft.learning_rate": [-1]}, r"sft.learning_rate: must be > 0"),
+    ],
+)
+def test_bad_arms_fail_before_anything_runs(tmp_path, grid, msg):
+    with pytest.raises(RecipeError, match=msg):
+        run_sweep(TINY, grid, [0], [f"output_root={tmp_path}"])
+    assert not any(tmp_path.iterdir())
+
+
+def test_seed_keys_must_be_integer_keys(tmp_path):
+    with pytest.raises(RecipeError, match="--seed-keys: the recipe has no key sft.sed"):
+        expand(TINY, {"rl.lam": [0]}, [0], [], tmp_path, seed_keys=("sft.sed",))
+
+
+def test_identical_stages_run_once_and_a_rerun_runs_nothing(tmp_path, monkeypatch):
+    """Two SFT learning rates x one seed, stages data and sft: the data stage runs once, SFT twice;
+    the second arm's manifest records the data stage as shared, with the first arm's outputs."""
+    launched = []
+    real = runner.run_stage
+
+    def counting(name, recipe, **kw):
+        launched.append((recipe.run_name, name))
+        return real(name, recipe, **kw)
+
+    monkeypatch.setattr(runner, "run_stage", counting)
+    overrides = [f"output_root={tmp_path}", *FAST, "stages=[data,sft]", "sft.max_steps=2", "sft.save_every=2"]
+    grid = {"sft.learning_rate": [0.001, 0.002]}
+    folder = run_sweep(TINY, grid, [0], overrides, name="lr")
+    assert launched == [
+        ("learning_rate-0.001_seed-0", "data"),
+        ("learning_rate-0.001_seed-0", "sft"),
+        ("learning_rate-0.002_seed-0", "sft"),
+    ]
+    first, second = (
+        Manifest(folder / n) for n in ("learning_rate-0.001_seed-0", "learning_rate-0.002_seed-0")
+    )
+    shared = second.stage("data")
+    assert shared["shared_from"] == str(folder / "learning_rate-0.001_seed-0" / "data")
+    assert shared["outputs"] == first.stage("data")["outputs"] and shared["cost"]["hours"] == 0.0
+    assert not (folder / "learning_rate-0.002_seed-0" / "data").exists()
+    assert second.stage("sft")["status"] == "completed" and not second.stage("sft").get("shared_from")
+    assert "shared from" in (folder / "learning_rate-0.002_seed-0" / "report.md").read_text()
+
+    # resume: the same sweep again re-runs nothing and changes no manifest
+    before = {p: p.read_bytes() for p in folder.glob("*/manifest.json")}
+    launched.clear()
+    run_sweep(TINY, grid, [0], overrides, name="lr")
+    # (run_stage is called per stage, finds it up to date and runs nothing: started_at would change)
+    assert {p: p.read_bytes() for p in folder.glob("*/manifest.json")} == before
+
+    # another sweep into the same folder is refused
+    with pytest.raises(RecipeError, match=r"holds another sweep \(differs in \['grid'\]\)"):
+        run_sweep(TINY, {"sft.learning_rate": [0.003]}, [0], overrides, name="lr")
+
+
+def test_from_branches_a_run_from_another_runs_completed_stages(tmp_path):
+    """--from: the branch shares the donor's data stage (its config is the same), never touches the
+    donor's folder, and a stage whose config differs would run in the branch (shown above)."""
+    from launch.runner import run_pipeline
+
+    from .conftest import fast_recipe
+
+    base = fast_recipe(tmp_path, "stages=[data]", "run_name=a")
+    run_pipeline(base)
+    before = (base.run_dir / "manifest.json").read_bytes()
+    branch = fast_recipe(tmp_path, "stages=[data]", "run_name=b", "sft.learning_rate=1e-3")
+    run_pipeline(branch, donors=[base.run_dir])
+    assert Manifest(branch.run_dir).stage("data")["shared_from"] == str(base.run_dir / "data")
+    assert (base.run_dir / "manifest.json").read_bytes() == before
+    assert not (branch.run_dir / "data").exists()
