@@ -1,7 +1,7 @@
 """Does a student learn more from diversity-selected teacher solutions? (issue 15, experiment 6)
 
     python benchmarks/teacher_students.py --seeds 0,1,2 [--arms maxmin,random,one]
-        [--recipe recipes/tiny_teacher.yaml] [--prefix tt] [--dry-run]
+        [--recipe recipes/tiny_teacher.yaml] [--prefix tt] [--dry-run] [key=value ...]
 
 Runs ``recipes/tiny_teacher.yaml`` (``make demo`` first: its spectrum model is the teacher) once per
 arm and seed with ``ssp run``, each in its own run folder ``runs/<prefix>-<arm>-s<seed>``:
@@ -17,7 +17,9 @@ initialisation (the tiny model is built with ``data.seed``) and its data order (
 ``samples_dir``: sampled once). Every arm runs the whole chain (sft, probe, merge, rl, eval); a
 run that is complete is not re-run (``ssp run`` resumes), so the script can be interrupted.
 
-Prints one table per measure: mean over seeds +- standard error over seeds, and the paired
+Trailing ``key=value`` overrides apply to every arm (docs/experiments.md, experiment 6, ran with
+``sft.num_train_epochs=4 stages=[data,sft,probe,merge,eval] eval.models=[sft,spectrum]`` to fit 9
+runs in an hour on 2 cores). Prints one table per measure: mean over seeds +- standard error over seeds, and the paired
 difference to ``maxmin`` (per seed, then mean +- SE). Writes ``runs/<prefix>-students.json``.
 """
 
@@ -70,6 +72,8 @@ def _measures(run: Path) -> dict[str, float]:
         "kept_divergence": card["teacher"]["divergence"]["kept_mean"] or float("nan"),
     }
     for model in ("sft", "spectrum", "signal"):
+        if model not in res:
+            continue
         r = res[model]["tiny_heldout"]
         out[f"{model}_pass@1"] = r["pass@1"]
         out[f"{model}_pass@8"] = r["pass@8"]
@@ -89,11 +93,12 @@ def main() -> None:
     ap.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "tiny_teacher.yaml")
     ap.add_argument("--prefix", default="tt")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("overrides", nargs="*", help="key=value for every arm")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from config.recipe import load_recipe
 
-    recipe = load_recipe(args.recipe)
+    recipe = load_recipe(args.recipe, args.overrides)
     seeds = [int(s) for s in args.seeds.split(",")]
     arms = args.arms.split(",")
     unknown = sorted(set(arms) - set(ARMS))
@@ -105,6 +110,7 @@ def main() -> None:
     seconds: dict[str, dict[int, float]] = {a: {} for a in arms}
     for seed in seeds:
         common = [
+            *args.overrides,
             f"data.seed={recipe.data.seed + seed}",
             f"data.teacher.seed={seed}",
             f"data.rl_pass_rate.seed={seed}",
