@@ -21,8 +21,11 @@ class DataConfig:
     """Subdomains. The tiny task knows algebra, number_theory, counting, statistics."""
     train_problems_per_domain: int = 400
     """Tiny task: SFT problems per domain. build: at most this many per domain, 0 = every problem left."""
-    solutions_per_problem: int = 3
-    """Tiny task: distinct solution strategies written per SFT problem (at most the strategies a type has)."""
+    solutions_per_problem: int | None = None
+    """Solutions per SFT problem (the diversity ablation's key). Tiny task: distinct strategies written
+    (at most the strategies a type has; unset = 3). files: keep at most this many per problem, the
+    most different ones (max-min, data_pipeline/diversity.py); unset = all. build: use
+    data.teacher.solutions_per_problem (the teacher's m)."""
     probe_problems_per_domain: int = 32
     """Tiny task and build: problems per domain in each probing set."""
     rl_problems_per_domain: int = 64
@@ -71,12 +74,17 @@ class DataConfig:
                 "probe_problems_per_domain",
                 "rl_problems_per_domain",
                 "eval_problems_per_domain",
-                "solutions_per_problem",
             )
         elif self.source == "build":
             check(self, "sources", bool(self.sources), "needs at least one source when source=build")
             names = [s.name for s in self.sources]
             check(self, "sources", len(set(names)) == len(names), f"two sources share a name: {names}")
+            check(
+                self,
+                "solutions_per_problem",
+                self.solutions_per_problem is None,
+                "does not apply to source=build: set data.teacher.solutions_per_problem (the teacher's m)",
+            )
             check_positive(
                 self,
                 "train_problems_per_domain",
@@ -91,6 +99,13 @@ class DataConfig:
             missing = sorted(set(self.domains) - set(self.probe_files))
             check(self, "probe_files", not missing, f"has no probing set for domains {missing}")
         check(self, "decontaminate_ngram", self.decontaminate_ngram >= 0, "must be >= 0")
+        if self.solutions_per_problem is not None:
+            check_positive(self, "solutions_per_problem")
+
+    @property
+    def tiny_solutions(self) -> int:
+        """Strategies the tiny task writes per SFT problem (solutions_per_problem, unset = 3)."""
+        return self.solutions_per_problem or 3
 
     def sampled_models(self) -> dict[str, str]:
         """{recipe key: model} of the models a build samples (its teacher, its RL pass-rate model):

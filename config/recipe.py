@@ -93,6 +93,22 @@ class Recipe:
         return Path(self.output_root) / self.run_name
 
 
+def _paths_of_type(node: Any, kind: type, prefix: str = "") -> list[str]:
+    """Key paths of every config node of dataclass type ``kind``."""
+    if isinstance(node, DictConfig):
+        found = [prefix] if OmegaConf.get_type(node) is kind else []
+        return found + [
+            p for k in node.keys() for p in _paths_of_type(node._get_node(k), kind, f"{prefix}{k}.")
+        ]
+    if isinstance(node, ListConfig):
+        return [
+            p
+            for i in range(len(node))
+            for p in _paths_of_type(node._get_node(i), kind, f"{prefix.rstrip('.')}[{i}].")
+        ]
+    return []
+
+
 def _find_path(node: Any, owner: object, prefix: str = "") -> str | None:
     """Key path of the config node that built ``owner`` (the object whose ``__post_init__``
     failed): the node of the same type holding the same values. Handles lists, where a type
@@ -170,7 +186,10 @@ def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     try:
         recipe = OmegaConf.to_object(cfg)
     except FieldError as err:
-        where = _find_path(cfg, err.owner) or ""
+        where = _find_path(cfg, err.owner)
+        if where is None:  # the owner's __post_init__ normalised a value: its type alone, if unique
+            paths = _paths_of_type(cfg, type(err.owner))
+            where = paths[0] if len(paths) == 1 else ""
         key = f"{where}{err.field}"
         raise RecipeError(f"{_source_of(key, path, overrides)}: {key}: {err.message}") from None
     except OmegaConfBaseException as err:  # e.g. a broken ${interpolation}

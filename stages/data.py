@@ -56,7 +56,7 @@ def _tiny_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
                     "answer": p.answer,
                 }
                 if split == "sft":
-                    chosen = p.solutions[: cfg.solutions_per_problem]
+                    chosen = p.solutions[: cfg.tiny_solutions]
                     row["solutions"] = [s.text for s in chosen]
                     row["strategies"] = [s.strategy for s in chosen]
                 splits[key].append(row)
@@ -70,6 +70,16 @@ def _file_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
         "eval": load_rows(cfg.eval_file, PROBLEM_FIELDS, "eval", key="data.eval_file", domains=domains),
         "sft": load_rows(cfg.train_file, SFT_FIELDS, "sft", key="data.train_file", domains=domains),
     }
+    if cfg.solutions_per_problem:  # the diversity ablation on one's own corpus: the m most different
+        from data_pipeline.diversity import select
+
+        m = cfg.solutions_per_problem
+        for r in splits["sft"]:
+            if len(r["solutions"]) > m:
+                keep = select(r["solutions"], m, "maxmin")
+                r["solutions"] = [r["solutions"][i] for i in keep]
+                if r.get("strategies"):
+                    r["strategies"] = [r["strategies"][i] for i in keep]
     if cfg.rl_file:
         splits["rl"] = load_rows(cfg.rl_file, PROBLEM_FIELDS, "rl", key="data.rl_file", domains=domains)
     for domain in cfg.domains:

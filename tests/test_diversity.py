@@ -66,3 +66,48 @@ def test_pick_keeps_at_most_m_correct_finished_distinct_samples():
     assert len(pick(correct_pool(samples), 2, "random", seed=3)) == 2
     with pytest.raises(ValueError, match="unknown selection method 'best'"):
         select(POOL, 2, "best")
+
+
+def test_solutions_per_problem_applies_to_a_corpus_one_brings(tmp_path):
+    """data.source=files with 4 solutions per problem and data.solutions_per_problem=2: the two
+    kept are the most different (the two rewordings of one route are not both kept); unset keeps
+    all; on source=build the key is refused, naming the teacher's key."""
+    import json
+
+    from config.recipe import load_recipe
+    from core.errors import RecipeError
+    from stages.data import _file_splits
+
+    from .conftest import TINY
+
+    route_a = "Subtract 3 from both sides to get 2x = 8, then divide by 2: x = 4. \\boxed{4}"
+    route_a2 = "Subtract 3 from both sides to get 2x = 8, then divide by two: x = 4. \\boxed{4}"
+    route_b = "Try x = 4: 2 * 4 + 3 = 11, which matches, so the answer is \\boxed{4}"
+    route_c = "Write 11 - 3 = 8 as twice x; half of 8 is 4, so \\boxed{4}"
+    row = {"id": "1", "domain": "algebra", "problem": "Solve 2x + 3 = 11.", "answer": "4"}
+    files = {}
+    for name, r in (("sft", {**row, "solutions": [route_a, route_a2, route_b, route_c]}), ("eval", row)):
+        files[name] = tmp_path / f"{name}.jsonl"
+        files[name].write_text(json.dumps(r) + "\n")
+    base = [
+        "data.source=files",
+        "data.domains=[algebra]",
+        f"data.train_file={files['sft']}",
+        f"data.eval_file={files['eval']}",
+        f"data.probe_files.algebra={files['eval']}",
+    ]
+    kept = _file_splits(load_recipe(TINY, [*base, "data.solutions_per_problem=2"]))["sft"][0]["solutions"]
+    assert len(kept) == 2 and not {route_a, route_a2} <= set(kept)
+    assert _file_splits(load_recipe(TINY, [*base, "data.solutions_per_problem=null"]))["sft"][0][
+        "solutions"
+    ] == [
+        route_a,
+        route_a2,
+        route_b,
+        route_c,
+    ]
+    with pytest.raises(RecipeError, match="data.solutions_per_problem: does not apply to source=build"):
+        load_recipe(
+            TINY,
+            ["data.source=build", "data.sources=[{name: s, path: x.jsonl}]", "data.solutions_per_problem=2"],
+        )
