@@ -100,6 +100,14 @@ def _parser() -> argparse.ArgumentParser:
     sweep.add_argument(
         "--grid", action="append", default=[], metavar="KEY=V1,V2", help="a swept key (repeatable)"
     )
+    sweep.add_argument(
+        "--preset",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a named ablation of the paper: entropy (rl.lam 0 vs the recipe's), diversity (1 vs the "
+        "recipe's solutions per problem), probing (on vs off); repeatable, combines with --grid",
+    )
     sweep.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     sweep.add_argument("--name", default="", help="sweep folder under output_root (default <run_name>-sweep)")
     sweep.add_argument(
@@ -216,15 +224,22 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Written: {out}/compare.md, compare.json, compare_<benchmark>.png")
             return 0
         if args.command == "sweep":
-            from launch.sweep import parse_grid, run_sweep
+            from launch.sweep import parse_grid, preset_grid, run_sweep
 
             try:
                 seeds = [int(x) for x in args.seeds.split(",")]
             except ValueError:
                 raise RecipeError(f"--seeds {args.seeds!r}: expected integers such as 0,1,2") from None
+            grid = parse_grid(args.grid) if args.grid or not args.preset else {}
+            base = load_recipe(args.recipe, args.overrides)
+            for name in args.preset:
+                for key, values in preset_grid(name, base).items():
+                    if key in grid:
+                        raise RecipeError(f"--preset {name}: {key} is also in --grid")
+                    grid[key] = values
             folder = run_sweep(
                 Path(args.recipe),
-                parse_grid(args.grid),
+                grid,
                 seeds,
                 args.overrides,
                 args.name,

@@ -111,7 +111,11 @@ def adopt(name: str, recipe: Recipe, donors: list[Path]) -> Path | None:
         if donor.resolve() == recipe.run_dir.resolve() or not (donor / "manifest.json").is_file():
             continue
         entry = Manifest(donor).stage(name)
-        if not entry or entry.get("status") != "completed" or entry.get("fingerprint") != identity.fingerprint:
+        if (
+            not entry
+            or entry.get("status") != "completed"
+            or entry.get("fingerprint") != identity.fingerprint
+        ):
             continue
         folder = Path(entry.get("shared_from") or donor / name)
         if not folder.is_dir():

@@ -2,6 +2,8 @@
 
     ssp sweep recipes/tiny.yaml --grid rl.lam=0,1,4 --seeds 0,1,2
     ssp sweep recipes/tiny.yaml --grid data.solutions_per_problem=1,3 --seeds 0,1,2 --name diversity
+    ssp sweep recipes/tiny.yaml --preset entropy --seeds 0,1,2       # the paper's two ablations,
+    ssp sweep recipes/tiny.yaml --preset diversity --seeds 0,1,2     # read from the recipe's values
 
 Every combination of the grid's values and every seed is one run, ``runs/<name>/<arm>_seed-<s>``
 (``lam-4_seed-1``), run one after another with ``ssp run``'s own code. Before a stage runs, the
@@ -83,6 +85,37 @@ def _split_top(text: str) -> list[str]:
     if any(not p.strip() for p in parts):
         raise RecipeError(f"--grid {text!r}: an empty value")
     return [p.strip() for p in parts]
+
+
+PRESETS = {
+    "entropy": "MGPO's entropy weighting: rl.lam 0 (GRPO) against the recipe's lambda",
+    "diversity": "the spectrum: 1 solution per SFT problem against the recipe's many",
+    "probing": "diversity probing on (specialists fused) against off (the last SFT checkpoint)",
+}
+
+
+def preset_grid(name: str, recipe: Recipe) -> dict[str, list[Any]]:
+    """The grid of one of the paper's ablations (``PRESETS``), read from the recipe's own values."""
+    if name == "entropy":
+        if recipe.rl.lam == 0:
+            raise RecipeError(
+                "--preset entropy: the recipe's rl.lam is 0 (GRPO already); set the lambda to test"
+            )
+        return {"rl.lam": [0.0, recipe.rl.lam]}
+    if name == "diversity":
+        build = recipe.data.source == "build"
+        key = "data.teacher.solutions_per_problem" if build else "data.solutions_per_problem"
+        many = recipe.data.teacher.solutions_per_problem if build else recipe.data.solutions_per_problem
+        if recipe.data.source == "tiny":
+            many = recipe.data.tiny_solutions
+        if not many or many < 2:
+            raise RecipeError(f"--preset diversity: {key} is {many}; set the many-solutions value (e.g. 3)")
+        return {key: [1, many]}
+    if name == "probing":
+        return {"probe.enabled": [True, False]}
+    raise RecipeError(
+        f"--preset {name!r}: unknown; known: {', '.join(f'{k} ({v})' for k, v in PRESETS.items())}"
+    )
 
 
 def _label(key: str, keys: list[str]) -> str:

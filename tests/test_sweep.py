@@ -121,3 +121,21 @@ def test_from_branches_a_run_from_another_runs_completed_stages(tmp_path):
     assert Manifest(branch.run_dir).stage("data")["shared_from"] == str(base.run_dir / "data")
     assert (base.run_dir / "manifest.json").read_bytes() == before
     assert not (branch.run_dir / "data").exists()
+
+
+def test_presets_read_the_recipes_own_values():
+    from config.recipe import load_recipe
+    from launch.sweep import preset_grid
+
+    from .conftest import ROOT
+
+    tiny = load_recipe(TINY)
+    assert preset_grid("entropy", tiny) == {"rl.lam": [0.0, 4.0]}
+    assert preset_grid("diversity", tiny) == {"data.solutions_per_problem": [1, 3]}
+    assert preset_grid("probing", tiny) == {"probe.enabled": [True, False]}
+    built = load_recipe(ROOT / "recipes" / "tiny_teacher.yaml")
+    assert preset_grid("diversity", built) == {"data.teacher.solutions_per_problem": [1, 3]}
+    with pytest.raises(RecipeError, match="rl.lam is 0"):
+        preset_grid("entropy", load_recipe(TINY, ["rl.lam=0"]))
+    with pytest.raises(RecipeError, match="unknown; known: entropy"):
+        preset_grid("entrpy", tiny)
