@@ -69,7 +69,7 @@ def _measures(run: Path) -> dict[str, float]:
         "sft_tokens_trained": tokens,
         "probe_last_pass@1": probe["table"][last]["all"]["pass@1"],
         "probe_last_pass@8": probe["table"][last]["all"]["pass@8"],
-        "kept_divergence": card["teacher"]["divergence"]["kept_mean"] or float("nan"),
+        "kept_divergence": card["teacher"]["divergence"]["kept_mean"],  # None: one solution, no pairs
     }
     for model in ("sft", "spectrum", "signal"):
         if model not in res:
@@ -80,10 +80,16 @@ def _measures(run: Path) -> dict[str, float]:
     return out
 
 
-def _mean_se(xs: list[float]) -> str:
+def _mean_se(xs: list[float | None]) -> str:
+    if any(x is None for x in xs):
+        return "-"
     if len(xs) < 2:
         return f"{xs[0]:.4g}" if xs else "-"
     return f"{statistics.mean(xs):.4g} +- {statistics.stdev(xs) / len(xs) ** 0.5:.2g}"
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
 
 
 def main() -> None:
@@ -93,6 +99,7 @@ def main() -> None:
     ap.add_argument("--recipe", type=Path, default=ROOT / "recipes" / "tiny_teacher.yaml")
     ap.add_argument("--prefix", default="tt")
     ap.add_argument("--dry-run", action="store_true")
+    ap.add_argument("--report-only", action="store_true", help="read the finished runs, run nothing")
     ap.add_argument("overrides", nargs="*", help="key=value for every arm")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
@@ -120,6 +127,9 @@ def main() -> None:
         for arm in arms:
             name = f"{args.prefix}-{arm}-s{seed}"
             extra = list(ARMS[arm])
+            runs[arm][seed] = Path(recipe.output_root) / name
+            if args.report_only:
+                continue
             if arm == "one" and not args.dry_run:  # the same SFT examples as maxmin: more epochs
                 ref = _examples(Path(recipe.output_root) / f"{args.prefix}-maxmin-s{seed}")
                 # build the one-solution corpus first (data stage only) to count its examples
@@ -127,7 +137,6 @@ def main() -> None:
                 own = _examples(Path(recipe.output_root) / name)
                 extra.append(f"sft.num_train_epochs={recipe.sft.num_train_epochs * ref / own:.4f}")
             seconds[arm][seed] = _run(args.recipe, name, [*common, *extra], args.dry_run)
-            runs[arm][seed] = Path(recipe.output_root) / name
     if args.dry_run:
         return
 
@@ -138,7 +147,7 @@ def main() -> None:
     print("|---" * (1 + 2 * len(arms) - 1) + "|")
     for k in keys:
         cells = [_mean_se([table[a][s][k] for s in seeds]) for a in arms]
-        diffs = [_mean_se([table[a][s][k] - table["maxmin"][s][k] for s in seeds]) for a in arms[1:]]
+        diffs = [_mean_se([_diff(table[a][s][k], table["maxmin"][s][k]) for s in seeds]) for a in arms[1:]]
         print(f"| {k} | " + " | ".join(cells + diffs) + " |")
     wall = {a: round(sum(seconds[a].values()), 1) for a in arms}
     print(f"\nwall seconds per arm (all seeds, this invocation; 0 = already complete): {wall}")
