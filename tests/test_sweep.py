@@ -66,8 +66,10 @@ def test_seed_keys_must_be_integer_keys(tmp_path):
 
 
 def test_identical_stages_run_once_and_a_rerun_runs_nothing(tmp_path, monkeypatch):
-    """Two SFT learning rates x one seed, stages data and sft: the data stage runs once, SFT twice;
-    the second arm's manifest records the data stage as shared, with the first arm's outputs."""
+    """Two data sizes x two SFT learning rates x one seed, stage data only: the data stage runs once
+    per data size (2 of 4 arms) and is shared by the arms that differ only in the SFT key; their
+    manifests record it as shared, with the first arm's outputs. (Stage data only: the sharing is
+    stage-agnostic, and two SFT launches would add ~40 s to make test.)"""
     launched = []
     real = runner.run_stage
 
@@ -76,27 +78,26 @@ def test_identical_stages_run_once_and_a_rerun_runs_nothing(tmp_path, monkeypatc
         return real(name, recipe, **kw)
 
     monkeypatch.setattr(runner, "run_stage", counting)
-    overrides = [f"output_root={tmp_path}", *FAST, "stages=[data,sft]", "sft.max_steps=2", "sft.save_every=2"]
-    grid = {"sft.learning_rate": [0.001, 0.002]}
+    overrides = [f"output_root={tmp_path}", *FAST, "stages=[data]"]
+    grid = {"data.train_problems_per_domain": [30, 31], "sft.learning_rate": [0.001, 0.002]}
     folder = run_sweep(TINY, grid, [0], overrides, name="lr")
     assert launched == [
-        ("learning_rate-0.001_seed-0", "data"),
-        ("learning_rate-0.001_seed-0", "sft"),
-        ("learning_rate-0.002_seed-0", "sft"),
+        ("train_problems_per_domain-30_learning_rate-0.001_seed-0", "data"),
+        ("train_problems_per_domain-31_learning_rate-0.001_seed-0", "data"),
     ]
-    first, second = (
-        Manifest(folder / n) for n in ("learning_rate-0.001_seed-0", "learning_rate-0.002_seed-0")
-    )
-    shared = second.stage("data")
-    assert shared["shared_from"] == str(folder / "learning_rate-0.001_seed-0" / "data")
-    assert shared["outputs"] == first.stage("data")["outputs"] and shared["cost"]["hours"] == 0.0
-    assert not (folder / "learning_rate-0.002_seed-0" / "data").exists()
-    assert second.stage("sft")["status"] == "completed" and not second.stage("sft").get("shared_from")
-    assert "shared from" in (folder / "learning_rate-0.002_seed-0" / "report.md").read_text()
+    for size in (30, 31):
+        first, second = (
+            Manifest(folder / f"train_problems_per_domain-{size}_learning_rate-{lr}_seed-0")
+            for lr in (0.001, 0.002)
+        )
+        shared = second.stage("data")
+        assert shared["shared_from"] == str(first.path.parent / "data")
+        assert shared["outputs"] == first.stage("data")["outputs"] and shared["cost"]["hours"] == 0.0
+        assert not (second.path.parent / "data").exists() and not first.stage("data").get("shared_from")
+        assert "shared from" in (second.path.parent / "report.md").read_text()
 
     # resume: the same sweep again re-runs nothing and changes no manifest
     before = {p: p.read_bytes() for p in folder.glob("*/manifest.json")}
-    launched.clear()
     run_sweep(TINY, grid, [0], overrides, name="lr")
     # (run_stage is called per stage, finds it up to date and runs nothing: started_at would change)
     assert {p: p.read_bytes() for p in folder.glob("*/manifest.json")} == before
