@@ -25,8 +25,13 @@ of means with the intervals' half-widths combined in quadrature, marked "unpaire
 **Cost**: every stage's recorded cost (``manifest.json``), summed per arm: hours in their unit
 (GPU-hours, or CPU-core-hours on a CPU run) and dollars, and the wall time.
 
-Writes ``compare.md``, ``compare.json`` and ``compare_<benchmark>.png`` (each metric per arm and
-model, with its interval). A run folder without a completed eval stage is an error naming it.
+**Training curves** (``evaluation/curves.py``): SFT loss, RL reward and MGPO weight statistics per
+step, averaged over each arm's seeds, and each curve's mean over steps with its interval.
+
+Writes ``compare.md``, ``compare.json``, ``compare_<benchmark>.png`` (each metric per arm and
+model, with its interval), ``compare_<benchmark>_vs_<key>.png`` when the arms differ in one
+numeric key (pass@1 against the swept value: a lambda sweep's dose-response) and
+``compare_curves.png``. A run folder without a completed eval stage is an error naming it.
 """
 
 from __future__ import annotations
@@ -35,12 +40,14 @@ import json
 import math
 import statistics
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core.errors import SSPError
 from core.tables import markdown_table
+from evaluation.curves import arm_curves, label, plot_curves
+from evaluation.intervals import interval
 
 IGNORED = ("run_name", "output_root")
 
@@ -57,6 +64,7 @@ class Run:
     cost: dict[str, float]
     arm: str = ""
     seed: tuple = ()
+    values: dict[str, Any] = field(default_factory=dict)  # the arm's keys and values
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -138,6 +146,7 @@ def assign_arms(runs: list[Run], by: list[str] | None = None) -> None:
     seed_keys = [k for k in keys if _is_seed(k) and k not in IGNORED]
     for r in runs:
         r.arm = ", ".join(f"{k}={r.recipe.get(k)}" for k in arm_keys) or "all runs"
+        r.values = {k: r.recipe.get(k) for k in arm_keys}
         r.seed = tuple(r.recipe.get(k) for k in seed_keys)
     seen: dict[tuple, Path] = {}
     for r in runs:
@@ -147,19 +156,6 @@ def assign_arms(runs: list[Run], by: list[str] | None = None) -> None:
                 "name the keys that tell them apart with --by"
             )
         seen[(r.arm, r.seed)] = r.path
-
-
-def _t95(n: int) -> float:
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, n - 1))
-
-
-def interval(xs: list[float]) -> dict[str, Any]:
-    """Mean, 95% t-interval half-width over seeds (None for one value), the values."""
-    n = len(xs)
-    half = _t95(n) * statistics.stdev(xs) / math.sqrt(n) if n > 1 else None
-    return {"mean": statistics.mean(xs), "ci95": half, "n": n, "values": xs}
 
 
 def _delta(values: dict, ref: dict) -> dict[str, Any]:
@@ -190,7 +186,7 @@ def compare(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
         for r in rs:
             for k, v in r.cost.items():
                 cost[k] += v
-        out["arms"][name] = {"runs": [str(r.path) for r in rs], "cost": dict(cost)}
+        out["arms"][name] = {"runs": [str(r.path) for r in rs], "values": rs[0].values, "cost": dict(cost)}
 
     # (benchmark, arm, model) -> metric -> {seed: value}
     values: dict[tuple, dict[str, dict]] = {}
@@ -214,14 +210,17 @@ def compare(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
         if name != base and ref:
             row["delta"] = {k: _delta(v, ref[k]) for k, v in sorted(cell.items()) if k in ref}
         out["benchmarks"].setdefault(bench, {}).setdefault(name, {})[model] = row
+    out["curves"], out["curves_unreadable"] = arm_curves({n: [r.path for r in rs] for n, rs in arms.items()})
     return out
 
 
 def _cell(m: dict[str, Any], pct: bool = True) -> str:
-    f = 100 if pct else 1
+    if not pct:  # a raw value (a loss, a weight): 4 significant digits
+        ci = "" if m["ci95"] is None else f" ± {m['ci95']:.2g}"
+        return f"{m['mean']:.4g}{ci} (n={m['n']})"
     if m["ci95"] is None:
-        return f"{f * m['mean']:.1f} (n={m['n']})"
-    return f"{f * m['mean']:.1f} ± {f * m['ci95']:.1f} (n={m['n']})"
+        return f"{100 * m['mean']:.1f} (n={m['n']})"
+    return f"{100 * m['mean']:.1f} ± {100 * m['ci95']:.1f} (n={m['n']})"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -248,6 +247,21 @@ def markdown(result: dict[str, Any]) -> str:
                 rows.append(cells)
         header = ["arm", "model", *metrics, "SE(problems) pass@1", *(f"Δ {k}" for k in metrics)]
         parts.append(f"## {bench}\n\n" + markdown_table(header, rows))
+    curve_rows = [
+        [label(curve), arm, _cell(c["over_steps"], pct=False), f"{c['mean'][-1]:.4g}", len(c["step"])]
+        for curve, by_arm in result.get("curves", {}).items()
+        for arm, c in by_arm.items()
+    ]
+    unreadable = result.get("curves_unreadable", [])
+    if curve_rows or unreadable:
+        header = ["curve", "arm", "mean over steps ± 95% (n seeds)", "last step (mean)", "steps"]
+        text = "## Training curves\n\n"
+        if curve_rows:
+            text += "![curves](compare_curves.png)\n\n" + markdown_table(header, curve_rows)
+        if unreadable:
+            text += "\n\n**Trainer logs not read** (their arms have no curves):\n\n"
+            text += "\n".join(f"- {u}" for u in unreadable)
+        parts.append(text)
     units = sorted({u for a in result["arms"].values() for u in a["cost"] if u not in ("usd", "wall_hours")})
     cost_rows = [
         [
@@ -298,7 +312,57 @@ def plot(result: dict[str, Any], out: Path) -> list[Path]:
         write_atomic(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=110))
         plt.close(fig)
         paths.append(path)
+        if (swept := _swept_value(result)) is not None:
+            paths.append(_plot_vs_value(bench, by_arm, result, swept, out))
+    if (path := plot_curves(result.get("curves", {}), out / "compare_curves.png")) is not None:
+        paths.append(path)
     return paths
+
+
+def _swept_value(result: dict[str, Any]) -> str | None:
+    """The one numeric key the arms differ in, if that is how they differ (else None)."""
+    keys = {k for a in result["arms"].values() for k in a["values"]}
+    if len(keys) != 1:
+        return None
+    key = keys.pop()
+    ok = all(
+        isinstance(a["values"].get(key), int | float) and not isinstance(a["values"].get(key), bool)
+        for a in result["arms"].values()
+    )
+    return key if ok else None
+
+
+def _plot_vs_value(bench: str, by_arm: dict, result: dict, key: str, out: Path) -> Path:
+    """compare_<benchmark>_vs_<key>.png: pass@1 of each model against the swept value."""
+    import matplotlib.pyplot as plt
+
+    from core.atomic import write_atomic
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    models = list(dict.fromkeys(m for ms in by_arm.values() for m in ms))
+    for model in models:
+        pts = sorted(
+            (result["arms"][arm]["values"][key], row[model]["pass@1"])
+            for arm, row in by_arm.items()
+            if model in row and "pass@1" in row[model]
+        )
+        ax.errorbar(
+            [x for x, _ in pts],
+            [100 * m["mean"] for _, m in pts],
+            yerr=[100 * (m["ci95"] or 0) for _, m in pts],
+            marker="o",
+            capsize=3,
+            label=model,
+        )
+    ax.set_xlabel(key)
+    ax.set_ylabel("pass@1 (%)")
+    ax.set_title(f"{bench}: pass@1 vs {key} (mean, 95% over seeds)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out / f"compare_{bench}_vs_{key}.png"
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return path
 
 
 def compare_runs(

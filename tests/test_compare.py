@@ -133,3 +133,69 @@ def test_cli_writes_markdown_json_and_plots_for_a_folder_of_runs(tmp_path, runs,
     assert json.loads((out / "compare.json").read_text())["baseline"] == "data.teacher.selection=maxmin"
     assert (out / "compare_heldout.png").stat().st_size > 1000
     assert compare_runs([tmp_path], tmp_path / "again") == md  # the compare folder is not a run
+
+
+def make_rl_run(root: Path, name: str, lam: float, seed: int, phases: list[list[float]], donor=None) -> Path:
+    """A run with eval, sft and a two-phase rl stage in the layouts the stages write: each phase's
+    ``log_history.json`` (one row per step with reward and MGPO weights, then TRL's summary row
+    without metrics). ``donor``: the rl stage is shared from that run (``shared_from``)."""
+    run = make_run(root, name, "maxmin", seed, 0.1 + lam / 10)
+    (run / "recipe.yaml").write_text(
+        f"run_name: {name}\noutput_root: {root}\nrl:\n  lam: {lam}\n  seed: {seed}\n"
+    )
+    rl_dir = root / name / "rl"  # with a donor: written, and must not be read
+    finals = []
+    for i, rewards in enumerate(phases):
+        phase = rl_dir / f"{i}-p{i}"
+        phase.mkdir(parents=True, exist_ok=True)
+        rows = [{"step": s, "reward": r, "mgpo/weight_mean": r / 2} for s, r in enumerate(rewards, 1)]
+        rows.append({"step": len(rewards), "train_runtime": 1.0})
+        (phase / "log_history.json").write_text(json.dumps(rows))
+        finals.append(str(phase / "final"))
+    (run / "sft").mkdir(exist_ok=True)
+    (run / "sft" / "log_history.json").write_text(json.dumps([{"step": 10, "loss": 2.0 + seed}]))
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
+    stages["sft"]["outputs"] = {}
+    stages["rl"] = {"status": "completed", "outputs": {"phases": finals}}
+    if donor:
+        stages["rl"]["shared_from"] = str(root / donor / "rl")
+    (run / "manifest.json").write_text(json.dumps({"stages": stages}))
+    return run
+
+
+def test_training_curves_across_arms_phases_end_to_end_and_shared_stages(tmp_path):
+    runs = [
+        make_rl_run(tmp_path, "lam-0_seed-0", 0.0, 0, [[0.0, 0.2], [0.4]]),
+        make_rl_run(tmp_path, "lam-0_seed-1", 0.0, 1, [[0.2, 0.4], [0.6]]),
+        make_rl_run(tmp_path, "lam-4_seed-0", 4.0, 0, [[0.1, 0.1], [0.1]]),
+    ]
+    # a fourth run whose rl is shared from lam-4_seed-0's folder: its curve is read there, not
+    # from the 0.9s in its own folder
+    runs.append(make_rl_run(tmp_path, "lam-4_seed-1", 4.0, 1, [[0.9, 0.9], [0.9]], donor="lam-4_seed-0"))
+    loaded = [load_run(p) for p in runs]
+    assign_arms(loaded)
+    res = compare(loaded)
+    reward = res["curves"]["rl:reward"]
+    # lam 0: phase 2's step 1 is step 3 overall; seeds (0, .2, .4) and (.2, .4, .6)
+    assert reward["rl.lam=0.0"]["step"] == [1, 2, 3]
+    assert reward["rl.lam=0.0"]["mean"] == pytest.approx([0.1, 0.3, 0.5])
+    assert reward["rl.lam=0.0"]["min"] == pytest.approx([0.0, 0.2, 0.4])
+    # mean over steps per seed: 0.2 and 0.4 -> mean 0.3, sd 0.141421, SE 0.1, t(0.975, 1) 12.7062
+    assert reward["rl.lam=0.0"]["over_steps"]["mean"] == pytest.approx(0.3)
+    assert reward["rl.lam=0.0"]["over_steps"]["ci95"] == pytest.approx(1.270620, abs=1e-5)
+    # lam 4: the shared seed reads the donor's log (0.1), not its own folder's (0.9)
+    assert reward["rl.lam=4.0"]["mean"] == pytest.approx([0.1, 0.1, 0.1])
+    assert res["curves"]["rl:mgpo/weight_mean"]["rl.lam=0.0"]["mean"] == pytest.approx([0.05, 0.15, 0.25])
+    assert res["curves"]["sft:loss"]["rl.lam=0.0"]["over_steps"]["mean"] == pytest.approx(2.5)
+    out = tmp_path / "cmp"
+    md = compare_runs(runs, out)
+    assert "## Training curves" in md and "| RL reward | rl.lam=0.0 | 0.3 ± 1.3 (n=2) | 0.5 | 3 |" in md
+    assert (out / "compare_curves.png").stat().st_size > 1000
+    assert (out / "compare_heldout_vs_rl.lam.png").stat().st_size > 1000  # one numeric key swept
+    # a broken log: named in the comparison, that arm without curves, the tables still there
+    (tmp_path / "lam-0_seed-1" / "rl" / "1-p1" / "log_history.json").write_text("{not json")
+    md = compare_runs(runs, out)
+    assert "lam-0_seed-1/rl/1-p1/log_history.json: the trainer log cannot be read" in md
+    res = json.loads((out / "compare.json").read_text())
+    assert "rl.lam=0.0" not in res["curves"]["rl:reward"] and "rl.lam=4.0" in res["curves"]["rl:reward"]
+    assert res["benchmarks"]["heldout"]["rl.lam=0.0"]["sft"]["pass@1"]["n"] == 2
