@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from config.data import DataConfig
 from config.eval import EvalConfig
+from config.sweep import SweepConfig
 from config.tracking import TrackingConfig
 from config.train import MergeConfig, ModelConfig, ProbeConfig, RLConfig, SFTStageConfig
 from core.cost import CostConfig
@@ -70,6 +71,8 @@ class Recipe:
     """GPU-hour and dollar accounting, and an optional budget."""
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     """W&B / TensorBoard reporting."""
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    """The ablation ``ssp sweep RECIPE`` runs (arms, seeds); read by no stage."""
 
     def __post_init__(self):
         check(

@@ -5,7 +5,7 @@ ssp stage NAME RECIPE [key=value ...] [--force]    one stage
 ssp show RECIPE [key=value ...]                    the resolved recipe, validated
 ssp merge --out DIR CKPT[:WEIGHT] ...              weighted average of model folders
 ssp eval MODEL ... --benchmarks NAME[=SOURCE] ...  benchmark models outside a run
-ssp sweep RECIPE [key=value ...] --grid KEY=V1,V2 [--grid ...] --seeds 0,1,2   arms x seeds, shared stages
+ssp sweep RECIPE [key=value ...] [--grid KEY=V1,V2 ...] [--seeds 0,1,2] [--jobs N]   arms x seeds, shared stages
 ssp compare RUN_DIR... [--by KEY,...] [--baseline ARM]   arms of an ablation over seeds, one table
 ssp doctor [RECIPE [key=value ...]]                what this machine (and recipe) can run
 ssp --version
@@ -90,8 +90,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         action="append",
         default=[],
-        help="branch from another run folder: its completed stages this recipe would run identically are "
-        "shared, not run again (repeatable)",
+        help="branch from another run folder (or every run of a folder of runs, such as a sweep): its "
+        "completed stages this recipe would run identically are shared, not run again (repeatable)",
     )
     sweep = sub.add_parser(
         "sweep", help="arms of an ablation x seeds, identical stages shared, then compared"
@@ -108,12 +108,20 @@ def _parser() -> argparse.ArgumentParser:
         help="a named ablation of the paper: entropy (rl.lam 0 vs the recipe's), diversity (1 vs the "
         "recipe's solutions per problem), probing (on vs off); repeatable, combines with --grid",
     )
-    sweep.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    sweep.add_argument("--name", default="", help="sweep folder under output_root (default <run_name>-sweep)")
+    sweep.add_argument("--seeds", default=None, help="comma-separated seeds (default: sweep.seeds, [0])")
+    sweep.add_argument(
+        "--name", default=None, help="sweep folder under output_root (default: sweep.name, <run_name>-sweep)"
+    )
     sweep.add_argument(
         "--seed-keys",
-        default="sft.seed,rl.seed",
-        help="recipe keys a seed is added to (default sft.seed,rl.seed)",
+        default=None,
+        help="recipe keys a seed is added to (default: sweep.seed_keys, sft.seed,rl.seed)",
+    )
+    sweep.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="arms at once, each in its own process on its own GPUs (default: sweep.jobs, 1)",
     )
     stage = sub.add_parser("stage", help="run one stage")
     stage.add_argument("name", choices=STAGE_ORDER)
@@ -224,26 +232,31 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Written: {out}/compare.md, compare.json, compare_<benchmark>.png")
             return 0
         if args.command == "sweep":
-            from launch.sweep import parse_grid, preset_grid, run_sweep
+            from launch.sweep import resolve_plan, run_sweep
 
             try:
-                seeds = [int(x) for x in args.seeds.split(",")]
+                seeds = None if args.seeds is None else [int(x) for x in args.seeds.split(",")]
             except ValueError:
                 raise RecipeError(f"--seeds {args.seeds!r}: expected integers such as 0,1,2") from None
-            grid = parse_grid(args.grid) if args.grid or not args.preset else {}
-            base = load_recipe(args.recipe, args.overrides)
-            for name in args.preset:
-                for key, values in preset_grid(name, base).items():
-                    if key in grid:
-                        raise RecipeError(f"--preset {name}: {key} is also in --grid")
-                    grid[key] = values
+            plan = resolve_plan(
+                Path(args.recipe),
+                args.overrides,
+                args.grid,
+                args.preset,
+                seeds,
+                None if args.seed_keys is None else [k for k in args.seed_keys.split(",") if k],
+                args.name,
+                args.jobs,
+            )
             folder = run_sweep(
                 Path(args.recipe),
-                grid,
-                seeds,
+                plan.grid,
+                plan.seeds,
                 args.overrides,
-                args.name,
-                tuple(k for k in args.seed_keys.split(",") if k),
+                plan.name,
+                plan.seed_keys,
+                plan.jobs,
+                plan.gpus_per_arm,
             )
             print(f"Sweep: {folder}; comparison: {folder}/compare/compare.md")
             return 0
@@ -256,8 +269,10 @@ def main(argv: list[str] | None = None) -> int:
             run_stage(args.name, recipe, force=args.force)
         else:
             for donor in args.donors:
-                if not (donor / "manifest.json").is_file():
-                    raise RecipeError(f"--from {donor}: not a run folder (no manifest.json)")
+                if not (donor / "manifest.json").is_file() and not (donor / "sweep.json").is_file():
+                    raise RecipeError(
+                        f"--from {donor}: not a run folder (no manifest.json) nor a sweep folder (no sweep.json)"
+                    )
             report = run_pipeline(recipe, force=args.force, donors=args.donors)
             from launch.report import results_table
 

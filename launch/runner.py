@@ -359,9 +359,42 @@ def run_stage(name: str, recipe: Recipe, force: bool = False, checked: bool = Fa
         raise StageError(f"stage {name!r}: torchrun exited 0 but the manifest does not record completion")
 
 
+def donor_runs(donors: list[Path]) -> list[Path]:
+    """The run folders among ``donors``: a run folder itself; a folder of runs (a sweep) the runs
+    under it *now* (looked up again before every stage: arms running at once finish stages)."""
+    out: list[Path] = []
+    for d in donors:
+        out += [d] if (d / "manifest.json").is_file() else sorted(p.parent for p in d.glob("*/manifest.json"))
+    return out
+
+
+@contextlib.contextmanager
+def share_lock(name: str, recipe: Recipe, donors: list[Path]):
+    """While held, no other run sharing this run's parent folder (the arms of a sweep) runs or
+    adopts stage ``name`` with the same fingerprint: two arms started at once would otherwise both
+    run the identical stage. The second waits, then adopts the first's result. Locks live in
+    ``<parent>/.share/<stage>-<fingerprint>.lock`` (flock: released if the holder dies)."""
+    spec = STAGES[name]
+    manifest = Manifest(recipe.run_dir)
+    if not donors or any(not manifest.completed(n) for n in spec.upstream(recipe)):
+        yield
+        return
+    fp = fingerprint(spec, recipe, manifest).fingerprint
+    path = recipe.run_dir.parent / ".share" / f"{name}-{fp}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("stage %s: another run is running it with the same fingerprint; waiting to share", name)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
 def run_pipeline(recipe: Recipe, force: str | None = None, donors: list[Path] = ()) -> Path:
     """Run the recipe's stages in order; ``force`` redoes that stage and every stage after it.
-    ``donors``: other run folders whose completed stages this run shares where identical (``adopt``)."""
+    ``donors``: other run folders, or folders of runs, whose completed stages this run shares where
+    identical (``adopt``; guarded by ``share_lock`` against arms running at once)."""
     if force is not None and force not in recipe.stages:
         raise StageError(f"--force {force!r}: not a stage of this recipe (stages: {recipe.stages})")
     check_recipe(recipe, recipe.stages)
@@ -370,8 +403,9 @@ def run_pipeline(recipe: Recipe, force: str | None = None, donors: list[Path] = 
     for i, name in enumerate(recipe.stages, start=1):
         log.info("run %s: stage %d of %d: %s", recipe.run_name, i, len(recipe.stages), name)
         forced = force is not None and STAGE_ORDER.index(name) >= STAGE_ORDER.index(force)
-        if forced or not adopt(name, recipe, list(donors)):
-            run_stage(name, recipe, force=forced, checked=True)
+        with share_lock(name, recipe, list(donors)) if not forced else contextlib.nullcontext():
+            if forced or not adopt(name, recipe, donor_runs(list(donors))):
+                run_stage(name, recipe, force=forced, checked=True)
         log.info("run %s: stages %s", recipe.run_name, progress.step())
     from launch.report import write_report
 

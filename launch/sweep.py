@@ -19,9 +19,17 @@ ones resume). ``sweep.json`` in the folder records the recipe, grid, seeds and o
 different sweep pointed at the same folder is refused. At the end ``ssp compare`` writes the
 comparison into ``<sweep>/compare/``, arms named by the grid keys, the first arm the baseline.
 
-Where the method is silent we chose: arms run one after another (one machine's GPUs at a time;
-several at once would race for the same shared stage), seeds offset the recipe's seeds rather than
-replacing them, and a shared stage's cost is counted once, in the run that ran it.
+``--jobs N`` runs N arms at once, each in its own ``ssp run`` process on its own GPUs
+(``CUDA_VISIBLE_DEVICES``: the visible GPUs split evenly, or ``sweep.gpus_per_arm`` each), with
+its log in ``<sweep>/logs/<arm>.log``. Two arms reaching an identical stage at once do not both
+run it: the second waits on the first (``launch/runner.py: share_lock``) and shares its result.
+
+The plan can live in the recipe (``sweep:``, ``config/sweep.py``); then ``ssp sweep RECIPE`` is
+the whole command, and flags on the command line replace the recipe's values.
+
+Where the method is silent we chose: arms run one after another unless ``--jobs`` says otherwise
+(on a CPU machine, arms at once compete for the same cores), seeds offset the recipe's seeds
+rather than replacing them, and a shared stage's cost is counted once, in the run that ran it.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,6 +197,155 @@ def _check_folder(folder: Path, spec: dict[str, Any]) -> None:
     write_atomic(path, json.dumps(spec, indent=1))
 
 
+@dataclass
+class Plan:
+    """What ``ssp sweep`` runs: the recipe's ``sweep:`` section, the command line's flags winning."""
+
+    grid: dict[str, list[Any]]
+    seeds: list[int]
+    seed_keys: tuple[str, ...]
+    name: str
+    jobs: int
+    gpus_per_arm: int | None
+
+
+def resolve_plan(
+    recipe_path: Path,
+    overrides: list[str],
+    grid_items: list[str] | None = None,
+    presets: list[str] | None = None,
+    seeds: list[int] | None = None,
+    seed_keys: list[str] | None = None,
+    name: str | None = None,
+    jobs: int | None = None,
+) -> Plan:
+    """The sweep's plan. ``--grid``/``--preset`` together replace the recipe's grid and presets;
+    every other flag replaces its own key. A grid key named twice (grid and preset) is refused."""
+    base = load_recipe(recipe_path, overrides)
+    cfg = base.sweep
+    from_cli = bool(grid_items or presets)
+    if from_cli:
+        grid = parse_grid(grid_items) if grid_items else {}
+        presets = presets or []
+    else:
+        grid = {k: list(v) for k, v in cfg.grid.items()}
+        for key, values in grid.items():
+            if len(set(map(json.dumps, values))) != len(values):
+                raise RecipeError(f"sweep.grid.{key}: a value is repeated in {values}")
+        presets = cfg.presets
+    for preset in presets:
+        for key, values in preset_grid(preset, base).items():
+            if key in grid:
+                raise RecipeError(f"preset {preset}: {key} is also in the grid")
+            grid[key] = values
+    if not grid:
+        raise RecipeError(
+            f"{recipe_path}: nothing to sweep: give --grid KEY=V1,V2 or --preset NAME, or a sweep: "
+            "section with grid or presets in the recipe"
+        )
+    jobs = cfg.jobs if jobs is None else jobs
+    if jobs < 1:
+        raise RecipeError(f"--jobs {jobs}: must be >= 1")
+    return Plan(
+        grid=grid,
+        seeds=list(cfg.seeds if seeds is None else seeds),
+        seed_keys=tuple(cfg.seed_keys if seed_keys is None else seed_keys),
+        name=cfg.name if name is None else name,
+        jobs=jobs,
+        gpus_per_arm=cfg.gpus_per_arm,
+    )
+
+
+def gpu_slots(jobs: int, per_arm: int | None, arms: list[Arm]) -> list[str | None]:
+    """CUDA_VISIBLE_DEVICES of each of ``jobs`` concurrent slots (None everywhere on a CPU machine).
+    An arm whose training stages want more GPUs than a slot has is refused before anything runs."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = [g for g in visible.split(",") if g.strip()]
+    else:
+        import torch
+
+        gpus = [str(i) for i in range(torch.cuda.device_count())]
+    if not gpus:
+        return [None] * jobs
+    per_arm = per_arm or len(gpus) // jobs
+    if per_arm < 1 or per_arm * jobs > len(gpus):
+        raise RecipeError(
+            f"--jobs {jobs} x {per_arm or 0} GPUs per arm: this machine shows {len(gpus)} GPUs "
+            f"({','.join(gpus)}); lower --jobs or sweep.gpus_per_arm"
+        )
+    for arm in arms:
+        for stage in ("sft", "rl"):
+            want = getattr(arm.recipe, stage).nproc_per_node
+            if stage in arm.recipe.stages and want > per_arm:
+                raise RecipeError(
+                    f"sweep arm {arm.name}: {stage}.nproc_per_node={want} but each of {jobs} concurrent "
+                    f"arms gets {per_arm} GPUs"
+                )
+    return [",".join(gpus[i * per_arm : (i + 1) * per_arm]) for i in range(jobs)]
+
+
+def _run_concurrently(arms: list[Arm], folder: Path, jobs: int, per_arm: int | None) -> None:
+    """Each arm as ``ssp run <arm>/recipe.yaml --from <sweep>`` in its own process, ``jobs`` at once,
+    each on its own GPUs, its output in ``<sweep>/logs/<arm>.log``. Identical stages are shared
+    through ``launch/runner.py: share_lock``. A failed arm does not stop the others; the sweep
+    then fails naming every failed arm and its log."""
+    import queue
+    import subprocess
+    import sys
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from config.recipe import save_recipe
+    from core.process import tied_command
+
+    slots: queue.Queue = queue.Queue()
+    for s in gpu_slots(jobs, per_arm, arms):
+        slots.put(s)
+    (folder / "logs").mkdir(exist_ok=True)
+
+    def one(arm: Arm) -> str | None:
+        devices = slots.get()
+        try:
+            recipe_file = folder / arm.name / "recipe.yaml"
+            save_recipe(arm.recipe, recipe_file)
+            env = dict(os.environ)
+            if devices is not None:
+                env["CUDA_VISIBLE_DEVICES"] = devices
+            logfile = folder / "logs" / f"{arm.name}.log"
+            cmd = [sys.executable, "-m", "launch.cli", "run", str(recipe_file), "--from", str(folder)]
+            start = time.monotonic()
+            log.info(
+                "sweep %s: arm %s started%s; log %s",
+                folder.name,
+                arm.name,
+                f" on GPUs {devices}" if devices else "",
+                logfile,
+            )
+            with logfile.open("a") as out:
+                code = subprocess.call(tied_command(cmd), stdout=out, stderr=subprocess.STDOUT, env=env)
+            took = time.monotonic() - start
+            if code:
+                log.error(
+                    "sweep %s: arm %s failed (exit %d) after %.0f s; see %s",
+                    folder.name,
+                    arm.name,
+                    code,
+                    took,
+                    logfile,
+                )
+                return f"{arm.name} (exit {code}; log {logfile})"
+            log.info("sweep %s: arm %s done in %.0f s", folder.name, arm.name, took)
+            return None
+        finally:
+            slots.put(devices)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        failed = [f for f in pool.map(one, arms) if f]
+    if failed:
+        raise RecipeError(f"sweep {folder}: {len(failed)} of {len(arms)} arms failed: {'; '.join(failed)}")
+
+
 def run_sweep(
     recipe_path: Path,
     grid: dict[str, list[Any]],
@@ -195,8 +353,11 @@ def run_sweep(
     overrides: list[str] = (),
     name: str = "",
     seed_keys: tuple[str, ...] = SEED_KEYS,
+    jobs: int = 1,
+    gpus_per_arm: int | None = None,
 ) -> Path:
-    """Run every arm (sharing identical stages), then compare; the sweep folder."""
+    """Run every arm (sharing identical stages), then compare; the sweep folder. ``jobs`` > 1 runs
+    that many arms at once (``_run_concurrently``)."""
     from launch.runner import run_pipeline
 
     base = load_recipe(recipe_path, list(overrides))
@@ -210,11 +371,14 @@ def run_sweep(
         "overrides": list(overrides),
         "seed_keys": list(seed_keys),
     }
+    if jobs > 1:
+        gpu_slots(jobs, gpus_per_arm, arms)  # refuse a bad split before the folder is made
     _check_folder(folder, spec)
-    for i, arm in enumerate(arms, start=1):
+    if jobs > 1:
+        _run_concurrently(arms, folder, jobs, gpus_per_arm)
+    for i, arm in enumerate(arms if jobs == 1 else [], start=1):
         log.info("sweep %s: arm %d of %d: %s", folder.name, i, len(arms), arm.name)
-        donors = sorted(p.parent for p in folder.glob("*/manifest.json"))
-        run_pipeline(arm.recipe, donors=donors)
+        run_pipeline(arm.recipe, donors=[folder])
     from evaluation.compare import compare_runs
 
     if all("eval" in a.recipe.stages for a in arms):

@@ -140,3 +140,81 @@ def test_presets_read_the_recipes_own_values():
         preset_grid("entropy", load_recipe(TINY, ["rl.lam=0"]))
     with pytest.raises(RecipeError, match="unknown; known: entropy"):
         preset_grid("entrpy", tiny)
+
+
+def test_the_plan_from_the_recipes_sweep_section_and_the_command_line_winning(tmp_path):
+    from launch.sweep import resolve_plan
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        TINY.read_text() + "\nsweep:\n  grid: {rl.p0: [0.3, 0.5]}\n  presets: [entropy]\n  seeds: [0, 1, 2]\n"
+        "  name: mine\n  jobs: 2\n"
+    )
+    plan = resolve_plan(recipe, [])
+    assert plan.grid == {"rl.p0": [0.3, 0.5], "rl.lam": [0.0, 4.0]}  # the preset from the recipe's lam
+    assert (plan.seeds, plan.name, plan.jobs, plan.seed_keys) == (
+        [0, 1, 2],
+        "mine",
+        2,
+        ("sft.seed", "rl.seed"),
+    )
+    # --grid (with or without --preset) replaces the recipe's grid and presets; other flags their own key
+    plan = resolve_plan(recipe, [], ["sft.seed=1,2"], None, [5], ["rl.seed"], "cli", 1)
+    assert plan.grid == {"sft.seed": [1, 2]}
+    assert (plan.seeds, plan.name, plan.jobs, plan.seed_keys) == ([5], "cli", 1, ("rl.seed",))
+    assert resolve_plan(TINY, ["sweep.presets=[probing]"]).grid == {
+        "probe.enabled": [True, False]
+    }
+    with pytest.raises(RecipeError, match=r"sweep.grid.rl.p0: a value is repeated"):
+        resolve_plan(recipe, ["sweep.grid={rl.p0: [0.5, 0.5]}", "sweep.presets=[]"])
+    with pytest.raises(RecipeError, match="preset entropy: rl.lam is also in the grid"):
+        resolve_plan(recipe, ["sweep.grid={rl.lam: [1.0, 2.0]}"])
+    with pytest.raises(RecipeError, match="nothing to sweep"):
+        resolve_plan(TINY, [])
+    with pytest.raises(RecipeError, match=r"sweep.jobs: must be >= 1, got 0"):
+        resolve_plan(recipe, ["sweep.jobs=0"])
+    with pytest.raises(RecipeError, match=r"sweep.seeds: a seed is repeated"):
+        resolve_plan(recipe, ["sweep.seeds=[1,1]"])
+
+
+def test_arms_at_once_share_an_identical_stage_instead_of_both_running_it(tmp_path, capsys):
+    """``ssp sweep`` with the plan in the recipe (sweep.grid, sweep.jobs=2): two arms differing only
+    in an SFT key start at the same moment as two processes and both reach the data stage with
+    the same fingerprint. One runs it, the other waits on the share lock and adopts it. (Without
+    the lock both ran it: checked by removing it.) Each arm logs to <sweep>/logs/<arm>.log."""
+    from launch.cli import main
+
+    overrides = [
+        f"output_root={tmp_path}",
+        *FAST,
+        "stages=[data]",
+        "sweep.grid={sft.learning_rate: [0.001, 0.002]}",
+        "sweep.jobs=2",
+        "sweep.name=par",
+    ]
+    assert main(["sweep", str(TINY), *overrides]) == 0
+    folder = tmp_path / "par"
+    entries = [Manifest(folder / f"learning_rate-{lr}_seed-0").stage("data") for lr in (0.001, 0.002)]
+    assert all(e["status"] == "completed" for e in entries)
+    ran = [e for e in entries if not e.get("shared_from")]
+    assert len(ran) == 1, entries  # not 2: the second arm did not run the identical stage
+    shared = next(e for e in entries if e.get("shared_from"))
+    assert shared["outputs"] == ran[0]["outputs"] and shared["cost"]["hours"] == 0.0
+    logs = sorted(p.name for p in (folder / "logs").glob("*.log"))
+    assert logs == ["learning_rate-0.001_seed-0.log", "learning_rate-0.002_seed-0.log"]
+    assert "Sweep: " in capsys.readouterr().out
+
+
+def test_concurrent_arms_that_want_more_gpus_than_they_get_are_refused(tmp_path, monkeypatch):
+    from launch.sweep import gpu_slots
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    arms = expand(TINY, {"rl.lam": [0, 4.0]}, [0], ["sft.nproc_per_node=2"], tmp_path)
+    assert gpu_slots(2, None, arms) == ["0,1", "2,3"]
+    assert gpu_slots(4, 1, expand(TINY, {"rl.lam": [0]}, [0], [], tmp_path)) == ["0", "1", "2", "3"]
+    with pytest.raises(RecipeError, match=r"sft.nproc_per_node=2 but each of 4 concurrent arms gets 1 GPUs"):
+        gpu_slots(4, None, arms)
+    with pytest.raises(RecipeError, match="--jobs 3 x 2 GPUs per arm: this machine shows 4 GPUs"):
+        gpu_slots(3, 2, arms)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert gpu_slots(2, None, arms) == [None, None]  # CPU: no split
