@@ -158,6 +158,8 @@ def expand(
         for seed in seeds:
             seeded = [f"{k}={_lookup(base, k) + seed}" for k in seed_keys]
             arm_overrides = [*overrides, *(f"{k}={json.dumps(v)}" for k, v in values.items()), *seeded]
+            if not base.tracking.group:  # W&B: every arm's stage runs in one group, the sweep's
+                arm_overrides.append(f"tracking.group={folder.name}")
             name = f"{label}_seed-{seed}"
             try:
                 recipe = load_recipe(
@@ -382,5 +384,10 @@ def run_sweep(
     from evaluation.compare import compare_runs
 
     if all("eval" in a.recipe.stages for a in arms):
-        compare_runs([folder / a.name for a in arms], folder / "compare", by=list(grid))
+        from launch.tracking import log_comparison
+
+        out = folder / "compare"
+        compare_runs([folder / a.name for a in arms], out, by=list(grid))
+        result = json.loads((out / "compare.json").read_text())
+        log_comparison(base, folder, result, sorted(out.glob("*.png")))
     return folder

@@ -87,3 +87,51 @@ def flat_numbers(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
         elif isinstance(v, int | float):
             out[key] = v
     return out
+
+
+def log_comparison(recipe, folder: Path, result: dict[str, Any], pngs: list[Path]) -> str | None:
+    """The sweep's comparison as one more W&B run in the sweep's group (``<sweep>/compare``, job type
+    ``compare``) next to every arm's stage runs: one table per benchmark (arm, model, metric, mean,
+    95% interval, n, delta), the training curves as a long table (arm, curve, step, mean, min,
+    max) to plot in a W&B report, the PNGs, and the costs. Its id, or None when not tracking."""
+    cfg = recipe.tracking
+    if cfg.report_to != "wandb":
+        return None
+    import wandb
+
+    os.environ.setdefault("WANDB_MODE", cfg.mode)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    run = wandb.init(
+        project=cfg.project,
+        entity=cfg.entity,
+        group=cfg.group or folder.name,
+        job_type="compare",
+        name=f"{folder.name}/compare",
+        dir=str(folder),
+        config={"baseline": result["baseline"], "arms": {a: v["values"] for a, v in result["arms"].items()}},
+        settings=wandb.Settings(console="off"),
+    )
+    try:
+        for bench, by_arm in result["benchmarks"].items():
+            table = wandb.Table(
+                columns=["arm", "model", "metric", "mean", "ci95", "n", "delta", "delta_ci95"]
+            )
+            for arm, models in by_arm.items():
+                for model, row in models.items():
+                    for metric, m in row.items():
+                        if isinstance(m, dict) and "mean" in m:
+                            d = row.get("delta", {}).get(metric) or {}
+                            table.add_data(
+                                arm, model, metric, m["mean"], m["ci95"], m["n"], d.get("mean"), d.get("ci95")
+                            )
+            run.log({f"compare/{bench}": table})
+        curves = wandb.Table(columns=["arm", "curve", "step", "mean", "min", "max"])
+        for curve, by_arm in result.get("curves", {}).items():
+            for arm, c in by_arm.items():
+                for i, step in enumerate(c["step"]):
+                    curves.add_data(arm, curve, step, c["mean"][i], c["min"][i], c["max"][i])
+        run.log({"compare/curves": curves, **{f"compare/{p.stem}": wandb.Image(str(p)) for p in pngs}})
+        run.summary.update(flat_numbers({a: v["cost"] for a, v in result["arms"].items()}, "cost/"))
+        return run.id
+    finally:
+        run.finish()

@@ -199,3 +199,37 @@ def test_training_curves_across_arms_phases_end_to_end_and_shared_stages(tmp_pat
     res = json.loads((out / "compare.json").read_text())
     assert "rl.lam=0.0" not in res["curves"]["rl:reward"] and "rl.lam=4.0" in res["curves"]["rl:reward"]
     assert res["benchmarks"]["heldout"]["rl.lam=0.0"]["sft"]["pass@1"]["n"] == 2
+
+
+def test_the_comparison_is_logged_to_wandb_offline_with_its_tables_and_plots(tmp_path, monkeypatch):
+    """Real W&B in offline mode: the comparison run holds the benchmark table (the same numbers as
+    compare.json), the training curves as a long table and the PNGs."""
+    from config.recipe import load_recipe
+    from launch.tracking import log_comparison
+
+    from .conftest import TINY
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    runs = [
+        make_rl_run(tmp_path, f"lam-{lam:g}_seed-{s}", lam, s, [[0.1 * s, 0.2], [0.3]])
+        for lam in (0.0, 4.0)
+        for s in (0, 1)
+    ]
+    out = tmp_path / "compare"
+    compare_runs(runs, out)
+    result = json.loads((out / "compare.json").read_text())
+    recipe = load_recipe(TINY, ["tracking.report_to=wandb"])
+    run_id = log_comparison(recipe, tmp_path, result, sorted(out.glob("*.png")))
+    (run_dir,) = (tmp_path / "wandb").glob(f"offline-run-*-{run_id}")
+    (table,) = (run_dir / "files" / "media" / "table" / "compare").glob("heldout_*.table.json")
+    data = json.loads(table.read_text())
+    rows = {(r[0], r[1], r[2]): r for r in data["data"]}
+    row = rows[("rl.lam=4.0", "sft", "pass@1")]
+    expect = result["benchmarks"]["heldout"]["rl.lam=4.0"]["sft"]
+    assert row[3] == pytest.approx(0.5) and row[3] == pytest.approx(expect["pass@1"]["mean"])
+    assert row[6] == pytest.approx(expect["delta"]["pass@1"]["mean"])  # 0.5 - 0.1
+    (curves,) = (run_dir / "files" / "media" / "table" / "compare").glob("curves_*.table.json")
+    n_points = sum(len(c["step"]) for by_arm in result["curves"].values() for c in by_arm.values())
+    assert len(json.loads(curves.read_text())["data"]) == n_points
+    assert len(list((run_dir / "files" / "media" / "images" / "compare").glob("*.png"))) == 3
+    assert log_comparison(load_recipe(TINY, ["tracking.report_to=none"]), tmp_path, result, []) is None
