@@ -118,6 +118,16 @@ def _parser() -> argparse.ArgumentParser:
         help="recipe keys a seed is added to (default: sweep.seed_keys, sft.seed,rl.seed)",
     )
     sweep.add_argument(
+        "--from",
+        dest="donors",
+        metavar="RUN",
+        type=Path,
+        action="append",
+        default=[],
+        help="branch the sweep from a run: its completed stages an arm would run identically are "
+        "shared (repeatable)",
+    )
+    sweep.add_argument(
         "--jobs",
         type=int,
         default=None,
@@ -207,6 +217,14 @@ def evaluate_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_donors(donors: list[Path]) -> None:
+    for donor in donors:
+        if not (donor / "manifest.json").is_file() and not (donor / "sweep.json").is_file():
+            raise RecipeError(
+                f"--from {donor}: not a run folder (no manifest.json) nor a sweep folder (no sweep.json)"
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "doctor":
@@ -248,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.name,
                 args.jobs,
             )
+            _check_donors(args.donors)
             folder = run_sweep(
                 Path(args.recipe),
                 plan.grid,
@@ -257,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 plan.seed_keys,
                 plan.jobs,
                 plan.gpus_per_arm,
+                args.donors,
             )
             print(f"Sweep: {folder}; comparison: {folder}/compare/compare.md")
             return 0
@@ -268,11 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "stage":
             run_stage(args.name, recipe, force=args.force)
         else:
-            for donor in args.donors:
-                if not (donor / "manifest.json").is_file() and not (donor / "sweep.json").is_file():
-                    raise RecipeError(
-                        f"--from {donor}: not a run folder (no manifest.json) nor a sweep folder (no sweep.json)"
-                    )
+            _check_donors(args.donors)
             report = run_pipeline(recipe, force=args.force, donors=args.donors)
             from launch.report import results_table
 

@@ -287,7 +287,9 @@ def gpu_slots(jobs: int, per_arm: int | None, arms: list[Arm]) -> list[str | Non
     return [",".join(gpus[i * per_arm : (i + 1) * per_arm]) for i in range(jobs)]
 
 
-def _run_concurrently(arms: list[Arm], folder: Path, jobs: int, per_arm: int | None) -> None:
+def _run_concurrently(
+    arms: list[Arm], folder: Path, jobs: int, per_arm: int | None, donors: list[Path]
+) -> None:
     """Each arm as ``ssp run <arm>/recipe.yaml --from <sweep>`` in its own process, ``jobs`` at once,
     each on its own GPUs, its output in ``<sweep>/logs/<arm>.log``. Identical stages are shared
     through ``launch/runner.py: share_lock``. A failed arm does not stop the others; the sweep
@@ -316,6 +318,7 @@ def _run_concurrently(arms: list[Arm], folder: Path, jobs: int, per_arm: int | N
                 env["CUDA_VISIBLE_DEVICES"] = devices
             logfile = folder / "logs" / f"{arm.name}.log"
             cmd = [sys.executable, "-m", "launch.cli", "run", str(recipe_file), "--from", str(folder)]
+            cmd += [a for d in donors for a in ("--from", str(d))]
             start = time.monotonic()
             log.info(
                 "sweep %s: arm %s started%s; log %s",
@@ -357,9 +360,11 @@ def run_sweep(
     seed_keys: tuple[str, ...] = SEED_KEYS,
     jobs: int = 1,
     gpus_per_arm: int | None = None,
+    donors: list[Path] = (),
 ) -> Path:
     """Run every arm (sharing identical stages), then compare; the sweep folder. ``jobs`` > 1 runs
-    that many arms at once (``_run_concurrently``)."""
+    that many arms at once (``_run_concurrently``). ``donors``: run folders outside the sweep whose
+    identical stages the arms share too (``ssp sweep --from RUN``: branch a sweep from a run)."""
     from launch.runner import run_pipeline
 
     base = load_recipe(recipe_path, list(overrides))
@@ -377,10 +382,10 @@ def run_sweep(
         gpu_slots(jobs, gpus_per_arm, arms)  # refuse a bad split before the folder is made
     _check_folder(folder, spec)
     if jobs > 1:
-        _run_concurrently(arms, folder, jobs, gpus_per_arm)
+        _run_concurrently(arms, folder, jobs, gpus_per_arm, list(donors))
     for i, arm in enumerate(arms if jobs == 1 else [], start=1):
         log.info("sweep %s: arm %d of %d: %s", folder.name, i, len(arms), arm.name)
-        run_pipeline(arm.recipe, donors=[folder])
+        run_pipeline(arm.recipe, donors=[folder, *donors])
     from evaluation.compare import compare_runs
 
     if all("eval" in a.recipe.stages for a in arms):

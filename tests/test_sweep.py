@@ -122,6 +122,17 @@ def test_from_branches_a_run_from_another_runs_completed_stages(tmp_path):
     assert Manifest(branch.run_dir).stage("data")["shared_from"] == str(base.run_dir / "data")
     assert (base.run_dir / "manifest.json").read_bytes() == before
     assert not (branch.run_dir / "data").exists()
+    # a sweep branched from the run (ssp sweep --from RUN; benchmarks/mgpo_vs_grpo.py): no arm runs data
+    folder = run_sweep(
+        TINY,
+        {"sft.learning_rate": [0.001, 0.002]},
+        [0],
+        [f"output_root={tmp_path}", *FAST, "stages=[data]"],
+        name="branched",
+        donors=[base.run_dir],
+    )
+    for arm in ("learning_rate-0.001_seed-0", "learning_rate-0.002_seed-0"):
+        assert Manifest(folder / arm).stage("data")["shared_from"] == str(base.run_dir / "data")
 
 
 def test_presets_read_the_recipes_own_values():
