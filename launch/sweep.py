@@ -167,8 +167,23 @@ def expand(
                 )
             except RecipeError as err:
                 raise RecipeError(f"sweep arm {name}: {err}") from None
+            for key, value in values.items():
+                got = _value_at(recipe, key)
+                if got != value:  # a mapping merges into the recipe's own mapping, it does not replace it
+                    raise RecipeError(
+                        f"sweep arm {name}: {key} would be {got!r}, not {value!r} (a mapping value merges "
+                        f"into the recipe's own mapping): sweep its entries one by one ({key}.NAME=V1,V2)"
+                    )
             arms.append(Arm(name, values, seed, recipe))
     return arms
+
+
+def _value_at(recipe: Recipe, key: str) -> Any:
+    """The plain value at ``key`` (dots and list indices) in a loaded recipe."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    got = OmegaConf.select(OmegaConf.structured(recipe), key)
+    return OmegaConf.to_container(got) if isinstance(got, DictConfig | ListConfig) else got
 
 
 def _lookup(recipe: Recipe, key: str) -> int:

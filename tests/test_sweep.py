@@ -52,11 +52,13 @@ def test_arms_are_expanded_named_and_seeded(tmp_path):
         ({"rl.lamda": [0, 1]}, r"sweep arm lamda-0_seed-0: .*rl.lamda"),
         ({"rl.lam": ["abc"]}, r"sweep arm lam-abc_seed-0: .*rl.lam"),
         ({"sft.learning_rate": [-1]}, r"sft.learning_rate: must be > 0"),
+        # an empty mapping merges into the recipe's weights and would silently leave them set
+        ({"merge.weights": [{}, {"algebra": 1.0}]}, r"merge.weights would be \{'counting': 1.0\}, not \{\}"),
     ],
 )
 def test_bad_arms_fail_before_anything_runs(tmp_path, grid, msg):
     with pytest.raises(RecipeError, match=msg):
-        run_sweep(TINY, grid, [0], [f"output_root={tmp_path}"])
+        run_sweep(TINY, grid, [0], [f"output_root={tmp_path}", "merge.weights={counting: 1.0}"])
     assert not any(tmp_path.iterdir())
 
 
@@ -173,9 +175,7 @@ def test_the_plan_from_the_recipes_sweep_section_and_the_command_line_winning(tm
     plan = resolve_plan(recipe, [], ["sft.seed=1,2"], None, [5], ["rl.seed"], "cli", 1)
     assert plan.grid == {"sft.seed": [1, 2]}
     assert (plan.seeds, plan.name, plan.jobs, plan.seed_keys) == ([5], "cli", 1, ("rl.seed",))
-    assert resolve_plan(TINY, ["sweep.presets=[probing]"]).grid == {
-        "probe.enabled": [True, False]
-    }
+    assert resolve_plan(TINY, ["sweep.presets=[probing]"]).grid == {"probe.enabled": [True, False]}
     with pytest.raises(RecipeError, match=r"sweep.grid.rl.p0: a value is repeated"):
         resolve_plan(recipe, ["sweep.grid={rl.p0: [0.5, 0.5]}", "sweep.presets=[]"])
     with pytest.raises(RecipeError, match="preset entropy: rl.lam is also in the grid"):
