@@ -86,12 +86,21 @@ def fingerprint(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> StageIde
 
 def _up_to_date(name: str, fp: str, manifest: Manifest, stage_dir: Path) -> bool:
     entry = manifest.stage(name)
-    return (
-        bool(entry)
-        and entry["status"] == "completed"
-        and entry.get("fingerprint") == fp
-        and (stage_dir.is_dir() or Path(entry.get("shared_from") or stage_dir).is_dir())
-    )
+    if not entry or entry["status"] != "completed" or entry.get("fingerprint") != fp:
+        return False
+    if entry.get("shared_from"):
+        return _donor_still_holds(name, entry)
+    return stage_dir.is_dir()
+
+
+def _donor_still_holds(name: str, entry: dict[str, Any]) -> bool:
+    """A shared stage is current while the run that ran it still records the same output there: a
+    donor re-run since (its folder deleted, then the stage run again) holds another output."""
+    folder = Path(entry["shared_from"])
+    donor = folder.parent
+    if not folder.is_dir() or not (donor / "manifest.json").is_file():
+        return False
+    return (Manifest(donor).stage(name) or {}).get("output_id") == entry.get("output_id")
 
 
 def adopt(name: str, recipe: Recipe, donors: list[Path]) -> Path | None:

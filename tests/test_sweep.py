@@ -104,6 +104,19 @@ def test_identical_stages_run_once_and_a_rerun_runs_nothing(tmp_path, monkeypatc
     # (run_stage is called per stage, finds it up to date and runs nothing: started_at would change)
     assert {p: p.read_bytes() for p in folder.glob("*/manifest.json")} == before
 
+    # interrupted before an arm started (its folder gone, with the data another arm shared from it):
+    # the same command runs only that arm's data stage, and the sharing arm adopts the new one
+    import shutil
+
+    donor = folder / "train_problems_per_domain-31_learning_rate-0.001_seed-0"
+    shutil.rmtree(donor)
+    untouched = {p: p.read_bytes() for p in folder.glob("*per_domain-30*/manifest.json")}
+    run_sweep(TINY, grid, [0], overrides, name="lr")
+    assert {p: p.read_bytes() for p in folder.glob("*per_domain-30*/manifest.json")} == untouched
+    sharer = Manifest(folder / "train_problems_per_domain-31_learning_rate-0.002_seed-0").stage("data")
+    assert sharer["shared_from"] == str(donor / "data") and (donor / "data").is_dir()
+    assert sharer["output_id"] == Manifest(donor).stage("data")["output_id"]
+
     # another sweep into the same folder is refused
     with pytest.raises(RecipeError, match=r"holds another sweep \(differs in \['grid'\]\)"):
         run_sweep(TINY, {"sft.learning_rate": [0.003]}, [0], overrides, name="lr")
