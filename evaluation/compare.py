@@ -23,7 +23,9 @@ arms ran the same seeds (mean and 95% t-interval of the per-seed differences), e
 of means with the intervals' half-widths combined in quadrature, marked "unpaired".
 
 **Cost**: every stage's recorded cost (``manifest.json``), summed per arm: hours in their unit
-(GPU-hours, or CPU-core-hours on a CPU run) and dollars, and the wall time.
+(GPU-hours, or CPU-core-hours on a CPU run) and dollars, and the wall time; a shared stage costs
+its run nothing. Beside it, the wall time each run would have taken alone (a shared stage counted
+at the time its donor took): the difference is what sharing stages saved.
 
 **Training curves** (``evaluation/curves.py``): SFT loss, RL reward and MGPO weight statistics per
 step, averaged over each arm's seeds, and each curve's mean over steps with its interval.
@@ -113,6 +115,8 @@ def load_run(path: Path) -> Run:
             cost[c["unit"]] += c["hours"]
             cost["usd"] += c["usd"]
             cost["wall_hours"] += c["seconds"] / 3600
+        if stage.get("status") == "completed":  # a shared stage keeps the wall time its donor spent
+            cost["unshared_wall_hours"] += (stage.get("wall_seconds") or 0) / 3600
     return Run(path, recipe, results, dict(cost))
 
 
@@ -262,18 +266,30 @@ def markdown(result: dict[str, Any]) -> str:
             text += "\n\n**Trainer logs not read** (their arms have no curves):\n\n"
             text += "\n".join(f"- {u}" for u in unreadable)
         parts.append(text)
-    units = sorted({u for a in result["arms"].values() for u in a["cost"] if u not in ("usd", "wall_hours")})
+    other = ("usd", "wall_hours", "unshared_wall_hours")
+    units = sorted({u for a in result["arms"].values() for u in a["cost"] if u not in other})
     cost_rows = [
         [
             arm,
             len(a["runs"]),
             *(f"{a['cost'].get(u, 0):.4f}" for u in units),
             f"{a['cost'].get('wall_hours', 0):.3f}",
+            f"{a['cost'].get('unshared_wall_hours', 0):.3f}",
             f"{a['cost'].get('usd', 0):.4f}",
         ]
         for arm, a in result["arms"].items()
     ]
-    parts.append("## Cost\n\n" + markdown_table(["arm", "runs", *units, "wall hours", "USD"], cost_rows))
+    header = ["arm", "runs", *units, "wall hours", "wall hours if run alone", "USD"]
+    spent = sum(a["cost"].get("wall_hours", 0) for a in result["arms"].values())
+    alone = sum(a["cost"].get("unshared_wall_hours", 0) for a in result["arms"].values())
+    saved = (
+        f"\n\nStage wall time spent {spent:.3f} h; every run alone (each stage at the time its own run, "
+        f"or the run it was shared from, took) {alone:.3f} h: sharing saved {alone - spent:.3f} h "
+        f"({100 * (alone - spent) / alone:.0f}%)."
+        if alone
+        else ""
+    )
+    parts.append("## Cost\n\n" + markdown_table(header, cost_rows) + saved)
     return "\n\n".join(parts) + "\n"
 
 

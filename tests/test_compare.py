@@ -10,7 +10,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evaluation.compare import CompareError, assign_arms, compare, compare_runs, load_run, run_folders
+from evaluation.compare import (
+    CompareError,
+    assign_arms,
+    compare,
+    compare_runs,
+    load_run,
+    markdown,
+    run_folders,
+)
 from launch.cli import main
 
 COST = {
@@ -27,7 +35,7 @@ def make_run(root: Path, name: str, selection: str, seed: int, pass1: float, epo
         f"data:\n  seed: {seed}\n  teacher:\n    selection: {selection}\n    seed: {seed}\n"
         f"sft:\n  seed: {seed}\n  num_train_epochs: {epochs}\n"
     )
-    stages = {s: {"status": "completed", "cost": c} for s, c in COST.items()}
+    stages = {s: {"status": "completed", "cost": c, "wall_seconds": c["seconds"]} for s, c in COST.items()}
     (run / "manifest.json").write_text(json.dumps({"stages": stages}))
     results = {
         "sft": {
@@ -62,6 +70,12 @@ def runs(tmp_path):
 
 
 def test_means_intervals_paired_deltas_problem_se_and_cost(runs):
+    # rnd-s1's sft stage was shared from another run: no cost here, the donor's wall time kept
+    manifest = json.loads((runs[4] / "manifest.json").read_text())
+    manifest["stages"]["sft"].update(
+        shared_from="elsewhere/sft", cost={**COST["sft"], "hours": 0.0, "usd": 0.0, "seconds": 0.0}
+    )
+    (runs[4] / "manifest.json").write_text(json.dumps(manifest))
     loaded = [load_run(p) for p in runs]
     assign_arms(loaded)
     assert {r.arm for r in loaded} == {"data.teacher.selection=maxmin", "data.teacher.selection=random"}
@@ -77,10 +91,13 @@ def test_means_intervals_paired_deltas_problem_se_and_cost(runs):
     assert d["paired"] and d["mean"] == pytest.approx(-0.1) and d["ci95"] == pytest.approx(0.124207, abs=1e-6)
     assert "delta" not in mm
     assert mm["pass@1_problem_se"] == pytest.approx(0.25)  # unscored (None) counts as wrong
-    # per run 0.6 GPU-hours, $1.20, 0.6 h wall; 3 runs per arm
+    # per run 0.6 GPU-hours, $1.20, 0.6 h wall; 3 runs per arm, less rnd-s1's shared sft (0.5 h, $1)
     cost = res["arms"]["data.teacher.selection=random"]["cost"]
-    assert cost["gpu_hours"] == pytest.approx(1.8) and cost["usd"] == pytest.approx(3.6)
-    assert cost["wall_hours"] == pytest.approx(1.8)
+    assert cost["gpu_hours"] == pytest.approx(1.3) and cost["usd"] == pytest.approx(2.6)
+    assert cost["wall_hours"] == pytest.approx(1.3) and cost["unshared_wall_hours"] == pytest.approx(1.8)
+    assert res["arms"]["data.teacher.selection=maxmin"]["cost"]["wall_hours"] == pytest.approx(1.8)
+    # spent 3.1 h of 3.6 h alone: 0.5 h (14%) saved
+    assert "spent 3.100 h; every run alone" in markdown(res) and "saved 0.500 h (14%)" in markdown(res)
 
 
 def test_unpaired_delta_when_the_arms_ran_other_seeds(tmp_path):
