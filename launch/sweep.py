@@ -37,7 +37,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ import yaml
 from config.recipe import Recipe, load_recipe
 from core.atomic import write_atomic
 from core.errors import RecipeError
+from launch.sweep_jobs import gpu_slots, run_concurrently
 
 log = logging.getLogger("ssp")
 SEED_KEYS = ("sft.seed", "rl.seed")
@@ -273,99 +273,6 @@ def resolve_plan(
     )
 
 
-def gpu_slots(jobs: int, per_arm: int | None, arms: list[Arm]) -> list[str | None]:
-    """CUDA_VISIBLE_DEVICES of each of ``jobs`` concurrent slots (None everywhere on a CPU machine).
-    An arm whose training stages want more GPUs than a slot has is refused before anything runs."""
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        gpus = [g for g in visible.split(",") if g.strip()]
-    else:
-        import torch
-
-        gpus = [str(i) for i in range(torch.cuda.device_count())]
-    if not gpus:
-        return [None] * jobs
-    per_arm = per_arm or len(gpus) // jobs
-    if per_arm < 1 or per_arm * jobs > len(gpus):
-        raise RecipeError(
-            f"--jobs {jobs} x {per_arm or 0} GPUs per arm: this machine shows {len(gpus)} GPUs "
-            f"({','.join(gpus)}); lower --jobs or sweep.gpus_per_arm"
-        )
-    for arm in arms:
-        for stage in ("sft", "rl"):
-            want = getattr(arm.recipe, stage).nproc_per_node
-            if stage in arm.recipe.stages and want > per_arm:
-                raise RecipeError(
-                    f"sweep arm {arm.name}: {stage}.nproc_per_node={want} but each of {jobs} concurrent "
-                    f"arms gets {per_arm} GPUs"
-                )
-    return [",".join(gpus[i * per_arm : (i + 1) * per_arm]) for i in range(jobs)]
-
-
-def _run_concurrently(
-    arms: list[Arm], folder: Path, jobs: int, per_arm: int | None, donors: list[Path]
-) -> None:
-    """Each arm as ``ssp run <arm>/recipe.yaml --from <sweep>`` in its own process, ``jobs`` at once,
-    each on its own GPUs, its output in ``<sweep>/logs/<arm>.log``. Identical stages are shared
-    through ``launch/runner.py: share_lock``. A failed arm does not stop the others; the sweep
-    then fails naming every failed arm and its log."""
-    import queue
-    import subprocess
-    import sys
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    from config.recipe import save_recipe
-    from core.process import tied_command
-
-    slots: queue.Queue = queue.Queue()
-    for s in gpu_slots(jobs, per_arm, arms):
-        slots.put(s)
-    (folder / "logs").mkdir(exist_ok=True)
-
-    def one(arm: Arm) -> str | None:
-        devices = slots.get()
-        try:
-            recipe_file = folder / arm.name / "recipe.yaml"
-            save_recipe(arm.recipe, recipe_file)
-            env = dict(os.environ)
-            if devices is not None:
-                env["CUDA_VISIBLE_DEVICES"] = devices
-            logfile = folder / "logs" / f"{arm.name}.log"
-            cmd = [sys.executable, "-m", "launch.cli", "run", str(recipe_file), "--from", str(folder)]
-            cmd += [a for d in donors for a in ("--from", str(d))]
-            start = time.monotonic()
-            log.info(
-                "sweep %s: arm %s started%s; log %s",
-                folder.name,
-                arm.name,
-                f" on GPUs {devices}" if devices else "",
-                logfile,
-            )
-            with logfile.open("a") as out:
-                code = subprocess.call(tied_command(cmd), stdout=out, stderr=subprocess.STDOUT, env=env)
-            took = time.monotonic() - start
-            if code:
-                log.error(
-                    "sweep %s: arm %s failed (exit %d) after %.0f s; see %s",
-                    folder.name,
-                    arm.name,
-                    code,
-                    took,
-                    logfile,
-                )
-                return f"{arm.name} (exit {code}; log {logfile})"
-            log.info("sweep %s: arm %s done in %.0f s", folder.name, arm.name, took)
-            return None
-        finally:
-            slots.put(devices)
-
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        failed = [f for f in pool.map(one, arms) if f]
-    if failed:
-        raise RecipeError(f"sweep {folder}: {len(failed)} of {len(arms)} arms failed: {'; '.join(failed)}")
-
-
 def run_sweep(
     recipe_path: Path,
     grid: dict[str, list[Any]],
@@ -378,7 +285,7 @@ def run_sweep(
     donors: list[Path] = (),
 ) -> Path:
     """Run every arm (sharing identical stages), then compare; the sweep folder. ``jobs`` > 1 runs
-    that many arms at once (``_run_concurrently``). ``donors``: run folders outside the sweep whose
+    that many arms at once (``launch/sweep_jobs.py``). ``donors``: run folders outside the sweep whose
     identical stages the arms share too (``ssp sweep --from RUN``: branch a sweep from a run)."""
     from launch.runner import run_pipeline
 
@@ -397,7 +304,7 @@ def run_sweep(
         gpu_slots(jobs, gpus_per_arm, arms)  # refuse a bad split before the folder is made
     _check_folder(folder, spec)
     if jobs > 1:
-        _run_concurrently(arms, folder, jobs, gpus_per_arm, list(donors))
+        run_concurrently(arms, folder, jobs, gpus_per_arm, list(donors))
     for i, arm in enumerate(arms if jobs == 1 else [], start=1):
         log.info("sweep %s: arm %d of %d: %s", folder.name, i, len(arms), arm.name)
         run_pipeline(arm.recipe, donors=[folder, *donors])

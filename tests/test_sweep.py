@@ -230,7 +230,7 @@ def test_arms_at_once_share_an_identical_stage_instead_of_both_running_it(tmp_pa
 
 
 def test_concurrent_arms_that_want_more_gpus_than_they_get_are_refused(tmp_path, monkeypatch):
-    from launch.sweep import gpu_slots
+    from launch.sweep_jobs import gpu_slots
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
     arms = expand(TINY, {"rl.lam": [0, 4.0]}, [0], ["sft.nproc_per_node=2"], tmp_path)
