@@ -64,6 +64,7 @@ class Run:
     recipe: dict[str, Any]  # flattened: {"data.teacher.selection": "maxmin", ...}
     results: dict[str, dict[str, dict[str, Any]]]  # model -> benchmark -> metrics
     cost: dict[str, float]
+    eval_dir: Path
     arm: str = ""
     seed: tuple = ()
     values: dict[str, Any] = field(default_factory=dict)  # the arm's keys and values
@@ -107,7 +108,8 @@ def load_run(path: Path) -> Run:
     if not (path / "recipe.yaml").is_file():
         raise CompareError(f"{path}: no recipe.yaml (the recipe the run ran)")
     recipe = _flatten(OmegaConf.to_container(OmegaConf.load(path / "recipe.yaml")))
-    results = json.loads((path / "eval" / "results.json").read_text())["results"]
+    eval_dir = Path(entry.get("shared_from") or path / "eval")  # a shared eval lives in its donor
+    results = json.loads((eval_dir / "results.json").read_text())["results"]
     cost: dict[str, float] = defaultdict(float)
     for stage in manifest.values():
         c = stage.get("cost") or {}
@@ -117,12 +119,12 @@ def load_run(path: Path) -> Run:
             cost["wall_hours"] += c["seconds"] / 3600
         if stage.get("status") == "completed":  # a shared stage keeps the wall time its donor spent
             cost["unshared_wall_hours"] += (stage.get("wall_seconds") or 0) / 3600
-    return Run(path, recipe, results, dict(cost))
+    return Run(path, recipe, results, dict(cost), eval_dir)
 
 
-def _problem_se(path: Path, model: str, bench: str) -> float | None:
+def _problem_se(eval_dir: Path, model: str, bench: str) -> float | None:
     """Standard error of pass@1 with problems as the unit, from the eval's saved completions."""
-    f = path / "eval" / "completions" / f"{model}__{bench}.parquet"
+    f = eval_dir / "completions" / f"{model}__{bench}.parquet"
     if not f.is_file():
         return None
     import pyarrow.parquet as pq
@@ -207,7 +209,7 @@ def compare(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
         if short:
             raise CompareError(f"{bench}, model {model}: no result in {short} (arm {name})")
         row: dict[str, Any] = {k: interval(list(v.values())) for k, v in sorted(cell.items())}
-        ses = [_problem_se(r.path, model, bench) for r in arms[name]]
+        ses = [_problem_se(r.eval_dir, model, bench) for r in arms[name]]
         if all(se is not None for se in ses):
             row["pass@1_problem_se"] = statistics.mean(ses)
         ref = values.get((bench, base, model))

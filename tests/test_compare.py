@@ -4,6 +4,7 @@ layouts the stages write), every expected number worked out by hand in the comme
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -174,8 +175,10 @@ def make_rl_run(root: Path, name: str, lam: float, seed: int, phases: list[list[
     stages = json.loads((run / "manifest.json").read_text())["stages"]
     stages["sft"]["outputs"] = {}
     stages["rl"] = {"status": "completed", "outputs": {"phases": finals}}
-    if donor:
+    if donor:  # rl and eval shared: this run's eval folder is gone, its results are the donor's
         stages["rl"]["shared_from"] = str(root / donor / "rl")
+        stages["eval"]["shared_from"] = str(root / donor / "eval")
+        shutil.rmtree(run / "eval")
     (run / "manifest.json").write_text(json.dumps({"stages": stages}))
     return run
 
@@ -200,8 +203,11 @@ def test_training_curves_across_arms_phases_end_to_end_and_shared_stages(tmp_pat
     # mean over steps per seed: 0.2 and 0.4 -> mean 0.3, sd 0.141421, SE 0.1, t(0.975, 1) 12.7062
     assert reward["rl.lam=0.0"]["over_steps"]["mean"] == pytest.approx(0.3)
     assert reward["rl.lam=0.0"]["over_steps"]["ci95"] == pytest.approx(1.270620, abs=1e-5)
-    # lam 4: the shared seed reads the donor's log (0.1), not its own folder's (0.9)
+    # lam 4: the shared seed reads the donor's log (0.1), not its own folder's (0.9), and the
+    # donor's eval results and completions (problem SE 0.25 as in every fixture run)
     assert reward["rl.lam=4.0"]["mean"] == pytest.approx([0.1, 0.1, 0.1])
+    assert res["benchmarks"]["heldout"]["rl.lam=4.0"]["sft"]["pass@1"]["n"] == 2
+    assert res["benchmarks"]["heldout"]["rl.lam=4.0"]["sft"]["pass@1_problem_se"] == pytest.approx(0.25)
     assert res["curves"]["rl:mgpo/weight_mean"]["rl.lam=0.0"]["mean"] == pytest.approx([0.05, 0.15, 0.25])
     assert res["curves"]["sft:loss"]["rl.lam=0.0"]["over_steps"]["mean"] == pytest.approx(2.5)
     out = tmp_path / "cmp"
