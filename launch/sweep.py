@@ -301,10 +301,10 @@ def run_sweep(
         "seed_keys": list(seed_keys),
     }
     if jobs > 1:
-        gpu_slots(jobs, gpus_per_arm, arms)  # refuse a bad split before the folder is made
+        gpu_slots(jobs, gpus_per_arm, [(a.name, a.recipe) for a in arms])  # refuse a bad split first
     _check_folder(folder, spec)
     if jobs > 1:
-        run_concurrently(arms, folder, jobs, gpus_per_arm, list(donors))
+        run_concurrently([(a.name, a.recipe) for a in arms], folder, jobs, gpus_per_arm, list(donors))
     for i, arm in enumerate(arms if jobs == 1 else [], start=1):
         log.info("sweep %s: arm %d of %d: %s", folder.name, i, len(arms), arm.name)
         run_pipeline(arm.recipe, donors=[folder, *donors])

@@ -13,17 +13,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from config.recipe import Recipe
 from core.errors import RecipeError
-
-if TYPE_CHECKING:
-    from launch.sweep import Arm
 
 log = logging.getLogger("ssp")
 
 
-def gpu_slots(jobs: int, per_arm: int | None, arms: list[Arm]) -> list[str | None]:
+def gpu_slots(jobs: int, per_arm: int | None, arms: list[tuple[str, Recipe]]) -> list[str | None]:
     """CUDA_VISIBLE_DEVICES of each of ``jobs`` concurrent slots (None everywhere on a CPU machine).
     An arm whose training stages want more GPUs than a slot has is refused before anything runs."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -41,19 +38,19 @@ def gpu_slots(jobs: int, per_arm: int | None, arms: list[Arm]) -> list[str | Non
             f"--jobs {jobs} x {per_arm or 0} GPUs per arm: this machine shows {len(gpus)} GPUs "
             f"({','.join(gpus)}); lower --jobs or sweep.gpus_per_arm"
         )
-    for arm in arms:
+    for name, recipe in arms:
         for stage in ("sft", "rl"):
-            want = getattr(arm.recipe, stage).nproc_per_node
-            if stage in arm.recipe.stages and want > per_arm:
+            want = getattr(recipe, stage).nproc_per_node
+            if stage in recipe.stages and want > per_arm:
                 raise RecipeError(
-                    f"sweep arm {arm.name}: {stage}.nproc_per_node={want} but each of {jobs} concurrent "
+                    f"sweep arm {name}: {stage}.nproc_per_node={want} but each of {jobs} concurrent "
                     f"arms gets {per_arm} GPUs"
                 )
     return [",".join(gpus[i * per_arm : (i + 1) * per_arm]) for i in range(jobs)]
 
 
 def run_concurrently(
-    arms: list[Arm], folder: Path, jobs: int, per_arm: int | None, donors: list[Path]
+    arms: list[tuple[str, Recipe]], folder: Path, jobs: int, per_arm: int | None, donors: list[Path]
 ) -> None:
     """Each arm as ``ssp run <arm>/recipe.yaml --from <sweep>`` in its own process, ``jobs`` at once,
     each on its own GPUs, its output in ``<sweep>/logs/<arm>.log``. Identical stages are shared
@@ -76,24 +73,25 @@ def run_concurrently(
     running: set[subprocess.Popen] = set()
     stopping = False
 
-    def one(arm: Arm) -> str | None:
+    def one(arm: tuple[str, Recipe]) -> str | None:
+        name, recipe = arm
         devices = slots.get()
         if stopping:
             return None
         try:
-            recipe_file = folder / arm.name / "recipe.yaml"
-            save_recipe(arm.recipe, recipe_file)
+            recipe_file = folder / name / "recipe.yaml"
+            save_recipe(recipe, recipe_file)
             env = dict(os.environ)
             if devices is not None:
                 env["CUDA_VISIBLE_DEVICES"] = devices
-            logfile = folder / "logs" / f"{arm.name}.log"
+            logfile = folder / "logs" / f"{name}.log"
             cmd = [sys.executable, "-m", "launch.cli", "run", str(recipe_file), "--from", str(folder)]
             cmd += [a for d in donors for a in ("--from", str(d))]
             start = time.monotonic()
             log.info(
                 "sweep %s: arm %s started%s; log %s",
                 folder.name,
-                arm.name,
+                name,
                 f" on GPUs {devices}" if devices else "",
                 logfile,
             )
@@ -107,13 +105,13 @@ def run_concurrently(
                 log.error(
                     "sweep %s: arm %s failed (exit %d) after %.0f s; see %s",
                     folder.name,
-                    arm.name,
+                    name,
                     code,
                     took,
                     logfile,
                 )
-                return f"{arm.name} (exit {code}; log {logfile})"
-            log.info("sweep %s: arm %s done in %.0f s", folder.name, arm.name, took)
+                return f"{name} (exit {code}; log {logfile})"
+            log.info("sweep %s: arm %s done in %.0f s", folder.name, name, took)
             return None
         finally:
             slots.put(devices)

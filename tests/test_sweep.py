@@ -233,9 +233,13 @@ def test_concurrent_arms_that_want_more_gpus_than_they_get_are_refused(tmp_path,
     from launch.sweep_jobs import gpu_slots
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
-    arms = expand(TINY, {"rl.lam": [0, 4.0]}, [0], ["sft.nproc_per_node=2"], tmp_path)
+    arms = [
+        (a.name, a.recipe)
+        for a in expand(TINY, {"rl.lam": [0, 4.0]}, [0], ["sft.nproc_per_node=2"], tmp_path)
+    ]
     assert gpu_slots(2, None, arms) == ["0,1", "2,3"]
-    assert gpu_slots(4, 1, expand(TINY, {"rl.lam": [0]}, [0], [], tmp_path)) == ["0", "1", "2", "3"]
+    one = [(a.name, a.recipe) for a in expand(TINY, {"rl.lam": [0]}, [0], [], tmp_path)]
+    assert gpu_slots(4, 1, one) == ["0", "1", "2", "3"]
     with pytest.raises(RecipeError, match=r"sft.nproc_per_node=2 but each of 4 concurrent arms gets 1 GPUs"):
         gpu_slots(4, None, arms)
     with pytest.raises(RecipeError, match="--jobs 3 x 2 GPUs per arm: this machine shows 4 GPUs"):
