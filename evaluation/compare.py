@@ -48,7 +48,7 @@ from typing import Any
 
 from core.errors import SSPError
 from core.tables import markdown_table
-from evaluation.curves import arm_curves, label, plot_curves
+from evaluation.curves import arm_curves, label, plot_curves, stage_folder
 from evaluation.intervals import interval
 
 IGNORED = ("run_name", "output_root")
@@ -108,7 +108,7 @@ def load_run(path: Path) -> Run:
     if not (path / "recipe.yaml").is_file():
         raise CompareError(f"{path}: no recipe.yaml (the recipe the run ran)")
     recipe = _flatten(OmegaConf.to_container(OmegaConf.load(path / "recipe.yaml")))
-    eval_dir = Path(entry.get("shared_from") or path / "eval")  # a shared eval lives in its donor
+    eval_dir = stage_folder(path, entry, "eval")  # a shared eval lives in its donor
     results = json.loads((eval_dir / "results.json").read_text())["results"]
     cost: dict[str, float] = defaultdict(float)
     for stage in manifest.values():

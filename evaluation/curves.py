@@ -53,13 +53,26 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return history
 
 
+def stage_folder(run: Path, entry: dict[str, Any], stage: str) -> Path:
+    """Where a completed stage's outputs are: ``run/<stage>``, or for a shared stage its donor's
+    folder. ``shared_from`` is recorded as the sweep named it (relative to where the sweep ran):
+    compared from elsewhere, it is found under the first ancestor of ``run`` that holds it."""
+    shared = entry.get("shared_from")
+    if not shared:
+        return run / stage
+    path = Path(shared)
+    if path.is_absolute() or path.exists():
+        return path
+    return next((a / path for a in run.resolve().parents if (a / path).exists()), path)
+
+
 def stage_logs(run: Path, stage: str) -> list[dict[str, Any]]:
     """The logged steps of a completed ``sft`` or ``rl`` stage of ``run`` (RL phases end to end,
     steps renumbered); [] when the stage did not complete in this run."""
     entry = json.loads((run / "manifest.json").read_text())["stages"].get(stage) or {}
     if entry.get("status") != "completed":
         return []
-    folder = Path(entry.get("shared_from") or run / stage)
+    folder = stage_folder(run, entry, stage)
     if stage == "sft":
         return _read(folder / "log_history.json")
     steps: list[dict[str, Any]] = []

@@ -210,6 +210,18 @@ def test_training_curves_across_arms_phases_end_to_end_and_shared_stages(tmp_pat
     assert res["benchmarks"]["heldout"]["rl.lam=4.0"]["sft"]["pass@1_problem_se"] == pytest.approx(0.25)
     assert res["curves"]["rl:mgpo/weight_mean"]["rl.lam=0.0"]["mean"] == pytest.approx([0.05, 0.15, 0.25])
     assert res["curves"]["sft:loss"]["rl.lam=0.0"]["over_steps"]["mean"] == pytest.approx(2.5)
+    # shared_from as a sweep records it, relative to where it ran: compared from another directory
+    # (the test's cwd is not tmp_path), the donor's folders are found under the runs' ancestors
+    for run in runs[3:]:
+        m = json.loads((run / "manifest.json").read_text())
+        for stage in ("rl", "eval"):
+            m["stages"][stage]["shared_from"] = f"{tmp_path.name}/lam-4_seed-0/{stage}"
+        (run / "manifest.json").write_text(json.dumps(m))
+    reloaded = [load_run(p) for p in runs]
+    assign_arms(reloaded)
+    again = compare(reloaded)
+    assert again["curves"]["rl:reward"]["rl.lam=4.0"]["mean"] == pytest.approx([0.1, 0.1, 0.1])
+    assert again["benchmarks"] == res["benchmarks"]
     out = tmp_path / "cmp"
     md = compare_runs(runs, out)
     assert "## Training curves" in md and "| RL reward | rl.lam=0.0 | 0.3 ± 1.3 (n=2) | 0.5 | 3 |" in md
