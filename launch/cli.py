@@ -74,6 +74,13 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
 
 
+def _from_arg(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--from RUN`` (repeatable): run folders whose identical completed stages are shared."""
+    parser.add_argument(
+        "--from", dest="donors", metavar="RUN", type=Path, action="append", default=[], help=help
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssp", description="Spectrum-to-Signal post-training pipeline.")
     p.add_argument("--version", action="version", version=f"ssp {_version()}")
@@ -83,14 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--force", metavar="STAGE", choices=STAGE_ORDER, help="redo this stage and every stage after it"
     )
-    run.add_argument(
-        "--from",
-        dest="donors",
-        metavar="RUN",
-        type=Path,
-        action="append",
-        default=[],
-        help="branch from another run folder (or every run of a folder of runs, such as a sweep): its "
+    _from_arg(
+        run,
+        "branch from another run folder (or every run of a folder of runs, such as a sweep): its "
         "completed stages this recipe would run identically are shared, not run again (repeatable)",
     )
     sweep = sub.add_parser(
@@ -117,15 +119,10 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="recipe keys a seed is added to (default: sweep.seed_keys, sft.seed,rl.seed)",
     )
-    sweep.add_argument(
-        "--from",
-        dest="donors",
-        metavar="RUN",
-        type=Path,
-        action="append",
-        default=[],
-        help="branch the sweep from a run: its completed stages an arm would run identically are "
-        "shared (repeatable)",
+    _from_arg(
+        sweep,
+        "branch the sweep from a run: its completed stages an arm would run identically are shared "
+        "(repeatable)",
     )
     sweep.add_argument(
         "--jobs",
