@@ -26,6 +26,17 @@ from config.recipe import to_container
 log = logging.getLogger("ssp")
 
 
+def _init(cfg, **kwargs):
+    """``wandb.init`` with the recipe's project, entity and mode (WANDB_MODE in the environment wins)."""
+    import wandb
+
+    os.environ.setdefault("WANDB_MODE", cfg.mode)
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return wandb.init(
+        project=cfg.project, entity=cfg.entity, settings=wandb.Settings(console="off"), **kwargs
+    )
+
+
 class StageTracker:
     """The W&B run of one stage, or nothing (``report_to`` is not wandb, or not rank 0)."""
 
@@ -37,18 +48,13 @@ class StageTracker:
         cfg = recipe.tracking
         if cfg.report_to != "wandb" or not is_main:
             return cls()
-        import wandb
 
         id_file = stage_dir / "wandb_run_id"
         run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
         id_file.write_text(run_id)
-        os.environ.setdefault("WANDB_MODE", cfg.mode)
-        os.environ.setdefault("WANDB_SILENT", "true")
-        wandb_dir = recipe.run_dir / "wandb"
-        wandb_dir.mkdir(parents=True, exist_ok=True)
-        run = wandb.init(
-            project=cfg.project,
-            entity=cfg.entity,
+        (recipe.run_dir / "wandb").mkdir(parents=True, exist_ok=True)
+        run = _init(
+            cfg,
             group=cfg.group or recipe.run_name,
             job_type=stage,
             name=f"{recipe.run_name}/{stage}",
@@ -56,7 +62,6 @@ class StageTracker:
             resume="allow",
             dir=str(recipe.run_dir),
             config=to_container(recipe),
-            settings=wandb.Settings(console="off"),
         )
         log.info("stage %s: W&B run %s (%s mode) in %s", stage, run_id, os.environ["WANDB_MODE"], run.dir)
         return cls(run)
@@ -99,17 +104,13 @@ def log_comparison(recipe, folder: Path, result: dict[str, Any], pngs: list[Path
         return None
     import wandb
 
-    os.environ.setdefault("WANDB_MODE", cfg.mode)
-    os.environ.setdefault("WANDB_SILENT", "true")
-    run = wandb.init(
-        project=cfg.project,
-        entity=cfg.entity,
+    run = _init(
+        cfg,
         group=cfg.group or folder.name,
         job_type="compare",
         name=f"{folder.name}/compare",
         dir=str(folder),
         config={"baseline": result["baseline"], "arms": {a: v["values"] for a, v in result["arms"].items()}},
-        settings=wandb.Settings(console="off"),
     )
     try:
         for bench, by_arm in result["benchmarks"].items():
