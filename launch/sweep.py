@@ -70,13 +70,17 @@ def parse_grid(items: list[str]) -> dict[str, list[Any]]:
             raise RecipeError(f"--grid {item!r}: expected KEY=V1,V2,... with at least one value")
         if key in grid:
             raise RecipeError(f"--grid: {key} is given twice")
-        values = [yaml.safe_load(v) for v in _split_top(text)]
-        if len(set(map(json.dumps, values))) != len(values):
-            raise RecipeError(f"--grid {item!r}: a value is repeated")
-        grid[key] = values
+        grid[key] = _distinct([yaml.safe_load(v) for v in _split_top(text)], f"--grid {item!r}")
     if not grid:
         raise RecipeError("--grid: an empty grid (give at least one KEY=V1,V2,...)")
     return grid
+
+
+def _distinct(values: list[Any], where: str) -> list[Any]:
+    """``values``, refused when one is repeated (two arms would be the same)."""
+    if len(set(map(json.dumps, values))) != len(values):
+        raise RecipeError(f"{where}: a value is repeated in {values}")
+    return values
 
 
 def _split_top(text: str) -> list[str]:
@@ -245,10 +249,7 @@ def resolve_plan(
         grid = parse_grid(grid_items) if grid_items else {}
         presets = presets or []
     else:
-        grid = {k: list(v) for k, v in cfg.grid.items()}
-        for key, values in grid.items():
-            if len(set(map(json.dumps, values))) != len(values):
-                raise RecipeError(f"sweep.grid.{key}: a value is repeated in {values}")
+        grid = {k: _distinct(list(v), f"sweep.grid.{k}") for k, v in cfg.grid.items()}
         presets = cfg.presets
     for preset in presets:
         for key, values in preset_grid(preset, base).items():
@@ -300,14 +301,15 @@ def run_sweep(
         "overrides": list(overrides),
         "seed_keys": list(seed_keys),
     }
-    if jobs > 1:
-        gpu_slots(jobs, gpus_per_arm, [(a.name, a.recipe) for a in arms])  # refuse a bad split first
+    pairs = [(a.name, a.recipe) for a in arms]
+    slots = gpu_slots(jobs, gpus_per_arm, pairs) if jobs > 1 else []  # a bad split fails before any folder
     _check_folder(folder, spec)
     if jobs > 1:
-        run_concurrently([(a.name, a.recipe) for a in arms], folder, jobs, gpus_per_arm, list(donors))
-    for i, arm in enumerate(arms if jobs == 1 else [], start=1):
-        log.info("sweep %s: arm %d of %d: %s", folder.name, i, len(arms), arm.name)
-        run_pipeline(arm.recipe, donors=[folder, *donors])
+        run_concurrently(pairs, folder, slots, list(donors))
+    else:
+        for i, arm in enumerate(arms, start=1):
+            log.info("sweep %s: arm %d of %d: %s", folder.name, i, len(arms), arm.name)
+            run_pipeline(arm.recipe, donors=[folder, *donors])
     from evaluation.compare import compare_runs
 
     if all("eval" in a.recipe.stages for a in arms):

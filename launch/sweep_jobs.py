@@ -50,11 +50,11 @@ def gpu_slots(jobs: int, per_arm: int | None, arms: list[tuple[str, Recipe]]) ->
 
 
 def run_concurrently(
-    arms: list[tuple[str, Recipe]], folder: Path, jobs: int, per_arm: int | None, donors: list[Path]
+    arms: list[tuple[str, Recipe]], folder: Path, gpu_sets: list[str | None], donors: list[Path]
 ) -> None:
-    """Each arm as ``ssp run <arm>/recipe.yaml --from <sweep>`` in its own process, ``jobs`` at once,
-    each on its own GPUs, its output in ``<sweep>/logs/<arm>.log``. Identical stages are shared
-    through ``launch/runner.py: share_lock``. A failed arm does not stop the others; the sweep
+    """Each arm as ``ssp run <arm>/recipe.yaml --from <sweep>`` in its own process, as many at once
+    as ``gpu_sets`` has slots (``gpu_slots``), each on its slot's GPUs, its output in
+    ``<sweep>/logs/<arm>.log``. Identical stages are shared through ``launch/runner.py: share_lock``. A failed arm does not stop the others; the sweep
     then fails naming every failed arm and its log."""
     import queue
     import subprocess
@@ -66,8 +66,8 @@ def run_concurrently(
     from core.process import tied_command
 
     slots: queue.Queue = queue.Queue()
-    for s in gpu_slots(jobs, per_arm, arms):
-        slots.put(s)
+    for gpus in gpu_sets:
+        slots.put(gpus)
     (folder / "logs").mkdir(exist_ok=True)
 
     running: set[subprocess.Popen] = set()
@@ -116,7 +116,7 @@ def run_concurrently(
         finally:
             slots.put(devices)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
+    with ThreadPoolExecutor(max_workers=len(gpu_sets)) as pool:
         try:
             failed = [f for f in pool.map(one, arms) if f]
         except BaseException:  # Ctrl-C: stop the arms (each resumes where it was on the next sweep)
