@@ -66,10 +66,9 @@ def stage_folder(run: Path, entry: dict[str, Any], stage: str) -> Path:
     return next((a / path for a in run.resolve().parents if (a / path).exists()), path)
 
 
-def stage_logs(run: Path, stage: str) -> list[dict[str, Any]]:
-    """The logged steps of a completed ``sft`` or ``rl`` stage of ``run`` (RL phases end to end,
-    steps renumbered); [] when the stage did not complete in this run."""
-    entry = json.loads((run / "manifest.json").read_text())["stages"].get(stage) or {}
+def stage_logs(run: Path, entry: dict[str, Any], stage: str) -> list[dict[str, Any]]:
+    """The logged steps of a completed ``sft`` or ``rl`` stage of ``run`` (its manifest ``entry``;
+    RL phases end to end, steps renumbered); [] when the stage did not complete in this run."""
     if entry.get("status") != "completed":
         return []
     folder = stage_folder(run, entry, stage)
@@ -87,8 +86,9 @@ def stage_logs(run: Path, stage: str) -> list[dict[str, Any]]:
 def run_curves(run: Path) -> dict[str, dict[int, float]]:
     """key -> {step: value} of every curve this run logged."""
     out: dict[str, dict[int, float]] = {}
+    stages = json.loads((run / "manifest.json").read_text())["stages"]
     for stage, keys in CURVES.items():
-        logs = stage_logs(run, stage)
+        logs = stage_logs(run, stages.get(stage) or {}, stage)
         for key, _ in keys:
             points = {int(r["step"]): float(r[key]) for r in logs if key in r}
             if points:
