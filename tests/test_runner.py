@@ -195,7 +195,8 @@ def test_pipeline_skip_and_force_through_the_cli(tmp_path):
     through `ssp run`)."""
     from .conftest import FAST
 
-    args = ["run", str(TINY), f"output_root={tmp_path}", *FAST, "stages=[data,sft]"]
+    quick = ["sft.max_steps=2", "sft.save_every=2", "sft.eval_base=false", "sft.eval_limit=4"]
+    args = ["run", str(TINY), f"output_root={tmp_path}", *FAST, *quick, "stages=[data,sft]"]
 
     def run(*extra):
         out = subprocess.run(ssp_cmd(*args, *extra), capture_output=True, text=True)
