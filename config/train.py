@@ -28,6 +28,16 @@ class ModelConfig:
     """Weights' dtype when loading: 'auto' (bfloat16 on a bf16-capable GPU, float32 on CPU), 'bfloat16', 'float32'."""
     attn_implementation: str = "sdpa"
     """'sdpa' works everywhere; 'flash_attention_2' on GPUs with flash-attn installed."""
+    rope_theta: float | None = None
+    """Context extension: the RoPE base written into the model's config before SFT (None = the
+    model's own; Qwen2.5-Math-1.5B has 10,000). Carried by every checkpoint into probe, merge, RL and
+    eval (docs/sft.md: long traces)."""
+    max_position_embeddings: int | None = None
+    """Context extension: the position limit written into the model's config (None = the model's own;
+    Qwen2.5-Math-1.5B allows 4,096). vLLM engines take their default context from it."""
+    rope_scaling: dict[str, Any] = field(default_factory=dict)
+    """Context extension by RoPE scaling, transformers' rope_parameters besides rope_theta, e.g.
+    {rope_type: yarn, factor: 4.0, original_max_position_embeddings: 4096}; empty = none."""
 
     def __post_init__(self):
         check(self, "name_or_path", bool(self.name_or_path), "must not be empty")
@@ -36,6 +46,60 @@ class ModelConfig:
             "dtype",
             self.dtype in ("auto", "bfloat16", "float32", "float16"),
             f"must be auto, bfloat16, float16 or float32, got {self.dtype!r}",
+        )
+        check(self, "rope_theta", self.rope_theta is None or self.rope_theta > 0, "must be > 0 or null")
+        check(
+            self,
+            "max_position_embeddings",
+            self.max_position_embeddings is None or self.max_position_embeddings > 0,
+            "must be > 0 or null",
+        )
+        check(
+            self,
+            "rope_scaling",
+            not self.rope_scaling or "rope_type" in self.rope_scaling,
+            f"needs a rope_type (linear, dynamic, yarn, longrope, llama3), got {dict(self.rope_scaling)}",
+        )
+
+    @property
+    def extends_context(self) -> bool:
+        return bool(self.rope_theta or self.max_position_embeddings or self.rope_scaling)
+
+
+@dataclass
+class LoraConfig:
+    """LoRA through peft: train low-rank adapters instead of every weight."""
+
+    enabled: bool = False
+    """False = full fine-tuning."""
+    r: int = 64
+    """Rank of each adapter."""
+    alpha: int = 128
+    """Scale numerator: the update is (alpha / r) * B A."""
+    dropout: float = 0.0
+    """Dropout on the adapter's input."""
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    """Modules that get adapters: peft names (q_proj, v_proj, ...) or 'all-linear' (every linear layer
+    but the output head)."""
+
+    def __post_init__(self):
+        check_positive(self, "r", "alpha")
+        check(self, "dropout", 0 <= self.dropout < 1, f"must be in [0, 1), got {self.dropout}")
+        check(self, "target_modules", bool(self.target_modules), "must name at least one module")
+
+    def peft_config(self):
+        """The peft LoraConfig, or None when LoRA is off."""
+        if not self.enabled:
+            return None
+        import peft
+
+        targets = list(self.target_modules)
+        return peft.LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=targets[0] if targets == ["all-linear"] else targets,
+            task_type="CAUSAL_LM",
         )
 
 
@@ -79,9 +143,25 @@ class SFTStageConfig:
     deepspeed: str | None = None
     """Path to a DeepSpeed JSON config (recipes/deepspeed/zero2.json, zero3.json); GPU only."""
     gradient_checkpointing: bool = False
-    """Trade compute for memory on long sequences."""
+    """Trade compute for memory on long sequences (docs/sft.md has the measured cost)."""
+    padding_free: bool = False
+    """Each micro-batch as one row without padding tokens; position ids mark where examples start and
+    attention stays inside each example (exact: flash attention's varlen kernel, or a block mask with
+    sdpa). Same examples per step as padded batches."""
     packing: bool = False
-    """Pack examples into max_length blocks (TRL 'bfd'; needs flash attention for exact masking)."""
+    """Pack examples into max_length rows (TRL 'bfd', padding-free, attention inside each example).
+    Fewer, fuller rows: steps then count rows, not examples."""
+    group_by_length: bool = False
+    """Draw micro-batches of similar lengths (transformers' LengthGroupedSampler): less padding, a
+    less random data order."""
+    torch_compile: bool = False
+    """torch.compile the model (transformers' torch_compile)."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """LoRA adapters instead of full fine-tuning; checkpoints are then adapter folders, merged into
+    their base where probe, merge and eval sample or fuse them."""
+    trl: dict[str, Any] = field(default_factory=dict)
+    """Other SFTConfig options under their TRL names (activation_offloading, optim, ...); they win
+    over the keys above."""
     seed: int = 42
     """Seed of training randomness (data order, dropout). The tiny model's initial weights follow data.seed."""
     eval_max_new_tokens: int = 96
@@ -324,6 +404,9 @@ class RLConfig:
     """Sample the held-out set with the spectrum model and the final RL model (probe's sampling settings)."""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     """The rollout engine of every phase (a phase's `trl` options can still override TRL's vllm_* keys)."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """LoRA adapters on the phase's starting model; each phase ends with the adapter merged into a full
+    model (the next phase's start and the eval stage's signal model)."""
 
     def __post_init__(self):
         check_nproc(self)

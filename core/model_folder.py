@@ -37,6 +37,8 @@ def is_training_state(name: str) -> bool:
 
 
 INDEX = "model.safetensors.index.json"
+# A LoRA adapter folder (core/adapters.py) holds these instead of config.json and model weights.
+ADAPTER_CONFIG, ADAPTER_WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 # Files a tokenizer is saved in (any one of them means the folder has a tokenizer).
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -96,11 +98,13 @@ def check_model_folder(path: str | Path, tokenizer: bool = True) -> None:
     """Fail with a DataError naming the file unless ``path`` is a complete model folder: a
     config.json that parses, a tokenizer (unless ``tokenizer=False``: weights only), and
     safetensors weights that hold every byte their headers promise. Cheap (headers and sizes
-    only): run it before spending time on a model."""
+    only): run it before spending time on a model. A LoRA adapter folder passes with a readable
+    adapter_config.json and complete adapter weights (its base is checked when it is merged)."""
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"{path}: model folder not found")
-    config = path / "config.json"
+    adapter = (path / ADAPTER_CONFIG).is_file()
+    config = path / (ADAPTER_CONFIG if adapter else "config.json")
     try:
         json.loads(config.read_text())
     except FileNotFoundError:
@@ -109,6 +113,11 @@ def check_model_folder(path: str | Path, tokenizer: bool = True) -> None:
         raise DataError(f"{config}: not valid JSON ({err})") from None
     if tokenizer and not any((path / f).is_file() for f in TOKENIZER_FILES):
         raise DataError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}, ...)")
+    if adapter:
+        if not (path / ADAPTER_WEIGHTS).is_file():
+            raise DataError(f"{path / ADAPTER_WEIGHTS}: missing (an adapter folder without its weights)")
+        safetensors_header(path / ADAPTER_WEIGHTS)
+        return
     for file in weight_files(path):
         if not file.is_file():
             raise DataError(f"{file}: missing (named by {path / INDEX})")

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from core.adapters import full_model_folder
 from core.errors import check
 
 # recipe name of a sampling setting -> SamplingParams field
@@ -65,9 +66,10 @@ class HFGenerator:
         self.load(model_dir)
 
     def load(self, model_dir: str | Path) -> None:
-        """Load (or swap in) the weights of ``model_dir``."""
+        """Load (or swap in) the weights of ``model_dir`` (a LoRA adapter folder: merged into its base)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        model_dir = full_model_folder(model_dir)
         self.model_dir = str(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
         if self.tokenizer.pad_token is None:
@@ -177,6 +179,7 @@ def make_generator(model_dir: str | Path, cfg: GenerationConfig | None = None, b
     import importlib
 
     cfg = cfg or GenerationConfig()
+    model_dir = full_model_folder(model_dir)  # a LoRA adapter folder: its base with the adapter merged in
     module, name = BACKENDS[cfg.backend].split(":")
     cls = getattr(importlib.import_module(module), name)
     if cfg.backend == "hf":

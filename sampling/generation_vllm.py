@@ -50,6 +50,7 @@ from pathlib import Path
 
 import torch
 
+from core.adapters import full_model_folder
 from sampling.generation import Completion, GenerationConfig, SamplingParams
 
 log = logging.getLogger("ssp")
@@ -82,13 +83,17 @@ def _local(model_dir: str | Path) -> Path:
 
 
 def _architecture(model_dir: str | Path) -> tuple:
-    """What must be equal for one engine to serve both models: config shape and tokenizer."""
+    """What must be equal for one engine to serve both models: config shape, positions (RoPE and the
+    position limit: a context-extended model gets an engine of its own) and tokenizer."""
     from core.model_folder import tokenizer_identity
 
     local = _local(model_dir)
     cfg = json.loads((local / "config.json").read_text())
     keys = ("architectures", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads")
-    shape = tuple(json.dumps(cfg.get(k)) for k in (*keys, "intermediate_size", "vocab_size"))
+    positions = ("rope_parameters", "rope_theta", "rope_scaling", "max_position_embeddings")
+    shape = tuple(
+        json.dumps(cfg.get(k), sort_keys=True) for k in (*keys, "intermediate_size", "vocab_size", *positions)
+    )
     return (*shape, tokenizer_identity(local))
 
 
@@ -158,7 +163,9 @@ class VLLMGenerator:
         self.max_model_len = self.llm.llm_engine.model_config.max_model_len
 
     def load(self, model_dir: str | Path) -> None:
-        """Swap in the weights of ``model_dir`` (a new engine only for another architecture)."""
+        """Swap in the weights of ``model_dir`` (a new engine only for another architecture; a LoRA
+        adapter folder: merged into its base)."""
+        model_dir = full_model_folder(model_dir)
         if str(model_dir) == self.model_dir:
             return
         if _architecture(model_dir) != self.arch:

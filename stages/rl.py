@@ -154,6 +154,7 @@ def _run_phase(
 ) -> dict[str, Any]:
     import datasets
 
+    from core.adapters import full_model_folder
     from core.model_folder import is_training_state
     from reward.config import build_rewards
     from train.checkpoints import AtomicCheckpoints, clear_staging, latest_checkpoint
@@ -201,6 +202,7 @@ def _run_phase(
                 reward_funcs=funcs,
                 args=args,
                 train_dataset=ds,
+                peft_config=recipe.rl.lora.peft_config(),
                 callbacks=[
                     AtomicCheckpoints(
                         phase_dir, f"RL phase {phase.name} of the ssp run {recipe.run_name}", start_model
@@ -233,7 +235,8 @@ def _run_phase(
         tmp = phase_dir / f".final.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(
-            latest_checkpoint(phase_dir),
+            # with LoRA, the final model is the last adapter merged into the phase's starting model
+            full_model_folder(latest_checkpoint(phase_dir)),
             tmp,
             ignore=lambda _, names: [n for n in names if is_training_state(n)],
         )

@@ -15,6 +15,11 @@ run, each on purpose:
   data order (the Trainer's own resume).
 - The stage ends with a greedy held-out accuracy of the final checkpoint, beside the starting
   model's, as a quick check that SFT learned something.
+- ``model.rope_theta`` / ``max_position_embeddings`` / ``rope_scaling`` extend the context before
+  training (``train/context_length.py``); ``sft.lora`` trains peft LoRA adapters (checkpoints are
+  adapter folders, merged into their base where they are sampled or fused: ``core/adapters.py``).
+  The speed keys (padding_free, packing, group_by_length, torch_compile) are TRL's and
+  transformers' own; docs/sft.md has their measured effect.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 from config.recipe import Recipe
 from core.context import StageContext, StageResult
 from core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples
+from core.errors import RecipeError
 from train.device import bf16_supported, trainer_device_args
 
 log = logging.getLogger("ssp")
@@ -74,13 +80,28 @@ def _checkpointing_kwarg(enabled: bool) -> dict[str, bool]:
     return {name: enabled} if enabled else {}
 
 
+def check_position_limit(recipe: Recipe, model: str) -> None:
+    """sft.max_length within the model's position limit (after the context extension)."""
+    from transformers import AutoConfig
+
+    limit = getattr(AutoConfig.from_pretrained(model), "max_position_embeddings", None)
+    if limit and recipe.sft.max_length > limit:
+        raise RecipeError(
+            f"sft.max_length={recipe.sft.max_length} is beyond the position limit of {model} ({limit}): "
+            "extend the context (model.max_position_embeddings with model.rope_theta or "
+            "model.rope_scaling, docs/sft.md) or lower sft.max_length"
+        )
+
+
 def trl_config(recipe: Recipe, output_dir: Path):
     from trl import SFTConfig
 
     cfg = recipe.sft
-    return SFTConfig(
+    options = dict(
         output_dir=str(output_dir),
-        max_length=cfg.max_length,
+        # padding-free batches without packing: TRL does not cut them, and asks for None; the stage
+        # has already dropped every example over sft.max_length (build_dataset)
+        max_length=None if cfg.padding_free and not cfg.packing else cfg.max_length,
         num_train_epochs=cfg.num_train_epochs,
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
@@ -98,7 +119,11 @@ def trl_config(recipe: Recipe, output_dir: Path):
         **trainer_device_args(_bf16(recipe)),
         deepspeed=cfg.deepspeed,
         **_checkpointing_kwarg(cfg.gradient_checkpointing),
+        padding_free=cfg.padding_free,
         packing=cfg.packing,
+        packing_strategy="bfd",  # whole examples into max_length rows, attention kept inside each
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
+        torch_compile=cfg.torch_compile,
         completion_only_loss=True,  # loss on the assistant turn only
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -108,14 +133,37 @@ def trl_config(recipe: Recipe, output_dir: Path):
         disable_tqdm=False,
         save_only_model=False,
     )
+    options.update(cfg.trl)  # TRL options under their TRL names win
+    return SFTConfig(**options)
+
+
+def build_trainer(recipe: Recipe, start_model: str, train_ds, tokenizer, output_dir: Path, callbacks=()):
+    """The stage's SFTTrainer (also what benchmarks/sft_throughput.py times): TRL's config from the
+    recipe, the model loaded from ``start_model``, LoRA adapters when ``sft.lora.enabled``."""
+    from trl import SFTTrainer
+
+    return SFTTrainer(
+        model=start_model,
+        args=trl_config(recipe, output_dir),
+        train_dataset=train_ds,
+        processing_class=tokenizer,
+        peft_config=recipe.sft.lora.peft_config(),
+        callbacks=list(callbacks),
+    )
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     from transformers import AutoTokenizer
-    from trl import SFTTrainer
 
     from sampling.greedy import greedy_accuracy
-    from train.checkpoints import AtomicCheckpoints, clear_staging, complete_checkpoints, latest_checkpoint
+    from train.checkpoints import (
+        AtomicCheckpoints,
+        barrier,
+        clear_staging,
+        complete_checkpoints,
+        latest_checkpoint,
+    )
+    from train.context_length import extended_start_model
     from train.telemetry import CostCallback
 
     cfg, data = recipe.sft, ctx.inputs["data"]
@@ -162,13 +210,20 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
             )
             base_file.write_text(json.dumps(base, indent=2))
 
-    trainer = SFTTrainer(
-        model=start_model,
-        args=trl_config(recipe, ctx.stage_dir / "_staging"),
-        train_dataset=train_ds,
-        processing_class=tokenizer,
+    # The context extension is written once, by rank 0 (launch/worker.py set up the process group).
+    if ctx.is_main:
+        extended_start_model(recipe.model, start_model, ctx.stage_dir, _dtype(recipe))
+    barrier()
+    trained_from = extended_start_model(recipe.model, start_model, ctx.stage_dir, _dtype(recipe))
+    check_position_limit(recipe, trained_from)
+    trainer = build_trainer(
+        recipe,
+        trained_from,
+        train_ds,
+        tokenizer,
+        ctx.stage_dir / "_staging",
         callbacks=[
-            AtomicCheckpoints(ctx.stage_dir, f"the sft stage of the ssp run {recipe.run_name}", start_model),
+            AtomicCheckpoints(ctx.stage_dir, f"the sft stage of the ssp run {recipe.run_name}", trained_from),
             budget := CostCallback(ctx),
         ],
     )

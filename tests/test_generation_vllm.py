@@ -26,7 +26,16 @@ from sampling.generation_vllm import VLLMGenerator, shutdown, vllm_sampling  # n
 
 from .conftest import fast_recipe  # noqa: E402
 
-SFT = ["sft.max_steps=60", "sft.save_every=30", "sft.eval_base=false"]
+# The context extended as in the reference recipe (RoPE base and position limit): every test below
+# samples the extended checkpoints, and vLLM must agree with transformers on them.
+THETA, POSITIONS = 20000.0, 1024
+SFT = [
+    "sft.max_steps=60",
+    "sft.save_every=30",
+    "sft.eval_base=false",
+    f"model.rope_theta={THETA}",
+    f"model.max_position_embeddings={POSITIONS}",
+]
 CONTEXT = 160  # tokens: the tiny prompts (~30) plus 96 new tokens fit; the over-long test does not
 
 
@@ -169,11 +178,27 @@ def test_over_long_problems_are_named_by_id_when_scored(trained, engine, caplog)
     assert scores[4:] == [0.0, 0.0] and [c.finish_reason for c in flat[4:]] == ["prompt_too_long"] * 2
 
 
+def test_an_engine_never_swaps_in_weights_of_another_context(trained, tmp_path):
+    """A checkpoint and the same weights at another RoPE base are different architectures for the
+    engine (a weight swap would keep the first one's rotary tables): checked without an engine."""
+    from config.train import ModelConfig
+    from sampling.generation_vllm import _architecture
+    from train.context_length import extended_start_model
+
+    other = extended_start_model(ModelConfig(rope_theta=THETA * 2), trained["late"], tmp_path, "float32")
+    assert _architecture(other) != _architecture(trained["late"])
+    assert _architecture(trained["early"]) == _architecture(trained["late"])
+
+
 def test_teardown_leaves_nothing_running(trained):
     import psutil
 
     before = {p.pid for p in psutil.Process().children(recursive=True)}
-    gen = VLLMGenerator(trained["early"], GenerationConfig(backend="vllm", max_model_len=CONTEXT))
+    gen = VLLMGenerator(trained["early"], GenerationConfig(backend="vllm"))  # the model's own context
+    # the SFT stage's context extension reached the engine: its context and its RoPE base
+    assert gen.max_model_len == POSITIONS
+    hf_config = gen.llm.llm_engine.model_config.hf_config
+    assert hf_config.rope_parameters["rope_theta"] == THETA
     assert gen.generate(_prompts(trained["rows"][:2]), SamplingParams(n=1, temperature=0.0, max_new_tokens=8))
     gen.close()
     gen.close()  # idempotent
@@ -265,8 +290,8 @@ def _train_colocated(args, trained, rows):
 
 
 def test_probe_and_eval_stages_start_one_engine_each(trained, tmp_path, monkeypatch):
-    """generation.backend=vllm in the recipe: probing two checkpoints and evaluating two models
-    each start one engine and swap weights into it."""
+    """generation.backend=vllm in the recipe: probing two checkpoints starts one engine and swaps
+    weights into it; evaluating two models of different contexts starts one engine per model."""
     import shutil
 
     from core.manifest import Manifest
@@ -289,6 +314,8 @@ def test_probe_and_eval_stages_start_one_engine_each(trained, tmp_path, monkeypa
     assert len(starts) == 1
     assert Manifest(recipe.run_dir).stage("probe")["metrics"]["checkpoints_probed"] == 2
     execute_here("eval", recipe)
-    assert len(starts) == 2
+    # the base model keeps its own context (512 positions, RoPE base 10,000): the extended SFT
+    # checkpoint gets an engine of its own instead of a weight swap into the base's
+    assert len(starts) == 3 and starts[1].endswith("base_model") and starts[2].endswith("checkpoint-60")
     results = json.loads((recipe.run_dir / "eval" / "results.json").read_text())["results"]
     assert set(results) == {"base", "sft"} and results["sft"]["tiny_heldout"]["samples_per_problem"] == 4

@@ -45,7 +45,8 @@ def clear_staging(stage_dir: Path) -> None:
     shutil.rmtree(Path(stage_dir) / STAGING, ignore_errors=True)
 
 
-def _barrier() -> None:
+def barrier() -> None:
+    """Wait for every rank (a no-op outside a distributed job)."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
@@ -76,11 +77,11 @@ class AtomicCheckpoints(TrainerCallback):
         return control
 
     def on_save(self, args, state, control, **kwargs):
-        _barrier()  # every rank has finished writing its shards
+        barrier()  # every rank has finished writing its shards
         if state.is_world_process_zero:
             name = f"checkpoint-{state.global_step}"
             self.final.mkdir(parents=True, exist_ok=True)
             os.replace(self.staging / name, self.final / name)
             self._model_card(self.final / name, state.global_step)
-        _barrier()
+        barrier()
         return control

@@ -12,7 +12,8 @@ whatever the model or tensor size. Sources
 are read tensor by tensor with plain reads (a memory map would keep every page read resident). Averages are taken in float32 and cast back to the
 source dtype.
 
-Checks before anything is written: every source is a complete model folder whose safetensors
+A LoRA adapter checkpoint is merged into its base first (``core/adapters.py``) and averaged as
+that full model. Checks before anything is written: every source is a complete model folder whose safetensors
 files hold every byte their headers promise (a truncated checkpoint fails naming its file; it
 is never read as zeros), all sources share one tokenizer, and they have the same tensor names,
 shapes and dtypes (an error names the tensor and both files); weights are >= 0 and sum to 1
@@ -35,6 +36,7 @@ from typing import Any
 
 import torch
 
+from core.adapters import full_model_folder
 from core.atomic import remove_stale
 from core.errors import DataError, SSPError
 from core.model_folder import (
@@ -111,12 +113,16 @@ def check_weights(weights: list[float], normalize: bool, normalize_name: str = "
     return list(weights)
 
 
+def _check_folder(d: str | Path) -> None:
+    try:
+        check_model_folder(d, tokenizer=False)  # weights can be averaged without one
+    except DataError as err:
+        raise MergeError(f"cannot merge {d}: {err}") from None
+
+
 def check_compatible(dirs: list[Path]) -> list[dict[str, tuple[str, tuple[int, ...], Path]]]:
     for d in dirs:
-        try:
-            check_model_folder(d, tokenizer=False)  # weights can be averaged without one
-        except DataError as err:
-            raise MergeError(f"cannot merge {d}: {err}") from None
+        _check_folder(d)
     tokenizers = {d: tokenizer_identity(d) for d in dirs}
     for d in dirs[1:]:
         if tokenizers[d] != tokenizers[dirs[0]]:
@@ -235,7 +241,11 @@ def merge_checkpoints(
     ``option_names``: how the caller's user sets ``normalize`` and ``overwrite`` (``--normalize``),
     for messages."""
     names = {"normalize": "normalize", "overwrite": "overwrite", **(option_names or {})}
-    dirs = [Path(d) for d, _ in sources]
+    given = [str(d) for d, _ in sources]
+    for d in given:
+        _check_folder(d)  # a broken adapter fails here, before it is merged into its base
+    # LoRA adapter checkpoints are averaged as the full models they stand for (core/adapters.py)
+    dirs = [Path(full_model_folder(d)) for d in given]
     weights = check_weights([w for _, w in sources], normalize, names["normalize"])
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
@@ -260,7 +270,7 @@ def merge_checkpoints(
                     continue
                 shutil.copy2(item, tmp / item.name)
         (tmp / "merge_info.json").write_text(
-            json.dumps({"sources": [str(d) for d in dirs], "weights": weights, **(info or {})}, indent=2)
+            json.dumps({"sources": given, "weights": weights, **(info or {})}, indent=2)
         )
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
