@@ -265,7 +265,8 @@ def run_setting(name, overrides, recipe_file, model_dir, rows, steps, warmup, fp
     if recipe.sft.deepspeed:
         _single_process_env()
         recipe.sft.deepspeed = str(ROOT / recipe.sft.deepspeed)
-    start = extended_start_model(recipe.model, str(model_dir), work / f"ext-{name}", _dtype(recipe))
+    extension = recipe.model.context_extension()
+    start = extended_start_model(str(model_dir), work / f"ext-{name}", _dtype(recipe), **extension)
     tok = AutoTokenizer.from_pretrained(start)
     _reset_peak_memory()
     trainer = build_trainer(recipe, start, datasets.Dataset.from_list(rows), tok, work / name)

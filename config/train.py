@@ -61,9 +61,13 @@ class ModelConfig:
             f"needs a rope_type (linear, dynamic, yarn, longrope, llama3), got {dict(self.rope_scaling)}",
         )
 
-    @property
-    def extends_context(self) -> bool:
-        return bool(self.rope_theta or self.max_position_embeddings or self.rope_scaling)
+    def context_extension(self) -> dict[str, Any]:
+        """The keyword arguments of train/context_length.py's functions."""
+        return {
+            "rope_theta": self.rope_theta,
+            "max_position_embeddings": self.max_position_embeddings,
+            "rope_scaling": dict(self.rope_scaling),
+        }
 
 
 @dataclass

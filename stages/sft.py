@@ -212,9 +212,11 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
 
     # The context extension is written once, by rank 0 (launch/worker.py set up the process group).
     if ctx.is_main:
-        extended_start_model(recipe.model, start_model, ctx.stage_dir, _dtype(recipe))
+        extended_start_model(start_model, ctx.stage_dir, _dtype(recipe), **recipe.model.context_extension())
     barrier()
-    trained_from = extended_start_model(recipe.model, start_model, ctx.stage_dir, _dtype(recipe))
+    trained_from = extended_start_model(
+        start_model, ctx.stage_dir, _dtype(recipe), **recipe.model.context_extension()
+    )
     check_position_limit(recipe, trained_from)
     trainer = build_trainer(
         recipe,

@@ -181,11 +181,10 @@ def test_over_long_problems_are_named_by_id_when_scored(trained, engine, caplog)
 def test_an_engine_never_swaps_in_weights_of_another_context(trained, tmp_path):
     """A checkpoint and the same weights at another RoPE base are different architectures for the
     engine (a weight swap would keep the first one's rotary tables): checked without an engine."""
-    from config.train import ModelConfig
     from sampling.generation_vllm import _architecture
     from train.context_length import extended_start_model
 
-    other = extended_start_model(ModelConfig(rope_theta=THETA * 2), trained["late"], tmp_path, "float32")
+    other = extended_start_model(trained["late"], tmp_path, "float32", rope_theta=THETA * 2)
     assert _architecture(other) != _architecture(trained["late"])
     assert _architecture(trained["early"]) == _architecture(trained["late"])
 

@@ -20,8 +20,8 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
-from config.train import ModelConfig
 from core.model_folder import check_model_folder
 
 log = logging.getLogger("ssp")
@@ -29,25 +29,32 @@ log = logging.getLogger("ssp")
 FOLDER = "start_model"
 
 
-def extend_config(config, model: ModelConfig) -> dict:
-    """Write the recipe's context extension into a transformers config; returns what was set."""
+def extend_config(
+    config,
+    rope_theta: float | None = None,
+    max_position_embeddings: int | None = None,
+    rope_scaling: dict[str, Any] | None = None,
+) -> dict:
+    """Write a context extension (the recipe's model keys) into a transformers config; returns
+    what was set."""
     rope = dict(getattr(config, "rope_parameters", None) or {})
-    if model.rope_scaling:
-        rope = {"rope_theta": rope.get("rope_theta", 10000.0), **dict(model.rope_scaling)}
-    if model.rope_theta:
-        rope["rope_theta"] = float(model.rope_theta)
+    if rope_scaling:
+        rope = {"rope_theta": rope.get("rope_theta", 10000.0), **dict(rope_scaling)}
+    if rope_theta:
+        rope["rope_theta"] = float(rope_theta)
     rope.setdefault("rope_type", "default")
     config.rope_parameters = rope
-    if model.max_position_embeddings:
-        config.max_position_embeddings = int(model.max_position_embeddings)
+    if max_position_embeddings:
+        config.max_position_embeddings = int(max_position_embeddings)
     return {"rope_parameters": rope, "max_position_embeddings": config.max_position_embeddings}
 
 
-def extended_start_model(model: ModelConfig, start_model: str, stage_dir: Path, dtype: str) -> str:
-    """``start_model`` itself without a context extension; otherwise ``<stage_dir>/start_model``, the
-    same weights and tokenizer with the extended config (written once, atomically; rank 0 only:
-    other ranks wait at the caller's barrier)."""
-    if not model.extends_context:
+def extended_start_model(start_model: str, stage_dir: Path, dtype: str, **extension: Any) -> str:
+    """``start_model`` itself without a context extension (``extension``: the keyword arguments of
+    ``extend_config``, ``ModelConfig.context_extension()``); otherwise ``<stage_dir>/start_model``,
+    the same weights and tokenizer with the extended config (written once, atomically; rank 0
+    only: other ranks wait at the caller's barrier)."""
+    if not any(extension.values()):
         return start_model
     out = Path(stage_dir) / FOLDER
     if (out / "config.json").is_file():
@@ -57,7 +64,7 @@ def extended_start_model(model: ModelConfig, start_model: str, stage_dir: Path, 
 
     config = AutoConfig.from_pretrained(start_model)
     before = {"rope_parameters": dict(config.rope_parameters or {}), "max": config.max_position_embeddings}
-    after = extend_config(config, model)
+    after = extend_config(config, **extension)
     log.info("sft: context extension %s -> %s (written to %s)", before, after, out)
     weights = AutoModelForCausalLM.from_pretrained(start_model, config=config, dtype=dtype)
     tmp = out.with_name(f".{FOLDER}.tmp-{os.getpid()}")
