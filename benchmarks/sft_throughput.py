@@ -385,7 +385,9 @@ def main(argv: list[str] | None = None) -> list[Result]:
         work = Path(tmp)
         model_dir = write_random_model(args.shape, work / "model", longest)
         vocab = SHAPES[args.shape]["vocab_size"]
-        rows = random_corpus(lengths, args.examples or per_step * (args.steps + 1), vocab)
+        # 200 steps' worth: transformers' length grouping sorts mega-batches of up to 50 x the batch,
+        # and only when the corpus holds 4 of them (a corpus of a few batches is not grouped at all)
+        rows = random_corpus(lengths, args.examples or per_step * max(args.steps + 1, 200), vocab)
         peak, where = device_peak_flops()
         fpt = flops_per_token(model_dir, rows)
         print(f"# {args.shape}: {where}; lengths {lengths}; {len(rows)} examples; {per_step} per step")

@@ -9,6 +9,8 @@ model (the first from the merged "spectrum" model). TRL options pass through und
 names (``rl.phases[i].trl``). A phase writes ``rl/<i>-<name>/checkpoints/checkpoint-N``
 (atomic, like SFT) and ``rl/<i>-<name>/final``; a finished phase (its ``final`` exists) is not
 rerun, an interrupted one resumes from its last complete checkpoint with the same data order.
+With ``rl.lora`` a phase trains peft LoRA adapters; its ``final`` is the last adapter merged into
+the phase's starting model (``core/adapters.py``), a full model for the next phase and eval.
 
 Choices where the report is silent, each a recipe key: lambda (``rl.lam``, default 4.0 as a
 public re-implementation), the clipped objective's eps (TRL's default 0.2 unless
