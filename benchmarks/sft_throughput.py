@@ -42,29 +42,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from benchmarks.merge import QWEN25_MATH_15B  # noqa: E402
+from data_pipeline.tiny.model import TinyModelConfig  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 
+# The model shapes: the tiny task's (data_pipeline/tiny/model.py's defaults) and Qwen2.5-Math-1.5B's
+# (benchmarks/merge.py holds its config.json values).
+_SHAPE_KEYS = (
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "intermediate_size",
+    "vocab_size",
+    "max_position_embeddings",
+)
 SHAPES = {
-    # data_pipeline/tiny/model.py's defaults
-    "tiny": dict(
-        hidden_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        intermediate_size=512,
-        vocab_size=512,
-        max_position_embeddings=512,
-    ),
-    # Qwen/Qwen2.5-Math-1.5B's config.json
-    "qwen2.5-math-1.5b": dict(
-        hidden_size=1536,
-        num_hidden_layers=28,
-        num_attention_heads=12,
-        num_key_value_heads=2,
-        intermediate_size=8960,
-        vocab_size=151936,
-        max_position_embeddings=4096,
-    ),
+    "tiny": {k: getattr(TinyModelConfig(), k) for k in _SHAPE_KEYS},
+    "qwen2.5-math-1.5b": {k: QWEN25_MATH_15B[k] for k in _SHAPE_KEYS},
 }
 RECIPES = {
     "tiny": ROOT / "recipes" / "tiny.yaml",

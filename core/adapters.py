@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 from pathlib import Path
 
 from core.errors import DataError
-from core.model_folder import ADAPTER_CONFIG, check_model_folder
+from core.model_folder import ADAPTER_CONFIG, check_model_folder, save_model_folder
 
 log = logging.getLogger("ssp")
 
@@ -58,20 +56,9 @@ def full_model_folder(path: str | Path) -> str:
     if Path(base).is_dir():
         check_model_folder(base, tokenizer=False)
     log.info("merging the LoRA adapter %s into its base %s", path_str, base)
-    import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype="auto")
     model = PeftModel.from_pretrained(model, path_str, torch_device="cpu").merge_and_unload()
-    tmp = merged.with_name(f".{MERGED}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        with torch.no_grad():
-            model.save_pretrained(tmp)
-        AutoTokenizer.from_pretrained(path_str).save_pretrained(tmp)
-        tmp.rename(merged)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return str(merged)
+    return str(save_model_folder(model, path_str, merged))

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import struct
 from pathlib import Path
 
@@ -157,3 +159,22 @@ def tokenizer_identity(path: str | Path) -> str:
         tok.decode(tok(_PROBE_TEXT)["input_ids"]),
     ]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
+
+
+def save_model_folder(model, tokenizer_source: str, out: str | Path) -> Path:
+    """``model`` (weights, config, generation config) and the tokenizer of ``tokenizer_source``
+    into ``out``, atomically: built under a temporary name beside it, then renamed; removed on any
+    error. The context extension and the LoRA merge both write their model folders with it."""
+    from transformers import AutoTokenizer
+
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model.save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(tmp)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

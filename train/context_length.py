@@ -17,12 +17,10 @@ is built, which is why the change goes into the config before loading, not onto 
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
-from core.model_folder import check_model_folder
+from core.model_folder import check_model_folder, save_model_folder
 
 log = logging.getLogger("ssp")
 
@@ -60,20 +58,11 @@ def extended_start_model(start_model: str, stage_dir: Path, dtype: str, **extens
     if (out / "config.json").is_file():
         check_model_folder(out)
         return str(out)
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(start_model)
     before = {"rope_parameters": dict(config.rope_parameters or {}), "max": config.max_position_embeddings}
     after = extend_config(config, **extension)
     log.info("sft: context extension %s -> %s (written to %s)", before, after, out)
     weights = AutoModelForCausalLM.from_pretrained(start_model, config=config, dtype=dtype)
-    tmp = out.with_name(f".{FOLDER}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        weights.save_pretrained(tmp)
-        AutoTokenizer.from_pretrained(start_model).save_pretrained(tmp)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return str(out)
+    return str(save_model_folder(weights, start_model, out))
