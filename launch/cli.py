@@ -1,7 +1,8 @@
 """The ``ssp`` command.
 
 ssp run RECIPE [key=value ...] [--force STAGE] [--from RUN]   every stage of the recipe, in order
-ssp stage NAME RECIPE [key=value ...] [--force]    one stage
+ssp stage NAME RECIPE [key=value ...] [--force] [--nnodes N --node-rank R --rdzv-endpoint H:P]   one stage
+ssp slurm RECIPE --nodes N --gpus-per-node G [--partition P] [--submit]   an sbatch script of the recipe
 ssp show RECIPE [key=value ...]                    the resolved recipe, validated
 ssp merge --out DIR CKPT[:WEIGHT] ...              weighted average of model folders
 ssp eval MODEL ... --benchmarks NAME[=SOURCE] ...  benchmark models outside a run
@@ -81,6 +82,22 @@ def _from_arg(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
+def _topology_args(p: argparse.ArgumentParser) -> None:
+    """Multi-node flags of a training stage, passed to torchrun (``launch/topology.py``)."""
+    g = p.add_argument_group("several nodes (training stages; docs/cluster.md)")
+    g.add_argument("--nnodes", type=int, default=1, help="nodes the stage spans (one launcher per node)")
+    g.add_argument("--node-rank", type=int, default=0, help="this node's rank, 0..nnodes-1")
+    g.add_argument("--rdzv-endpoint", default="", help="HOST:PORT of node 0, the same on every node")
+    g.add_argument("--rdzv-backend", default="static", choices=["static", "c10d"])
+    g.add_argument("--rdzv-id", default="ssp", help="c10d: the job's id, the same on every node")
+
+
+def _topology(args: argparse.Namespace):
+    from launch.topology import Topology
+
+    return Topology(args.nnodes, args.node_rank, args.rdzv_endpoint, args.rdzv_backend, args.rdzv_id)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ssp", description="Spectrum-to-Signal post-training pipeline.")
     p.add_argument("--version", action="version", version=f"ssp {_version()}")
@@ -134,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     stage.add_argument("name", choices=STAGE_ORDER)
     _recipe_args(stage)
     stage.add_argument("--force", action="store_true", help="redo the stage even if it is up to date")
+    _topology_args(stage)
     _merge_args(sub.add_parser("merge", help="weighted parameter average of model folders"))
     _eval_args(sub.add_parser("eval", help="benchmark models outside a run"))
     cmp = sub.add_parser("compare", help="compare runs: arms over seeds, intervals, deltas, cost")
@@ -283,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(OmegaConf.to_yaml(OmegaConf.structured(recipe)), end="")
         elif args.command == "stage":
-            run_stage(args.name, recipe, force=args.force)
+            run_stage(args.name, recipe, force=args.force, topology=_topology(args))
         else:
             _check_donors(args.donors)
             report = run_pipeline(recipe, force=args.force, donors=args.donors)

@@ -43,6 +43,7 @@ from core.process import tied_command
 from core.progress import Progress
 from launch.preflight import check_recipe
 from launch.stages import STAGES, StageSpec, file_identity
+from launch.topology import SINGLE_NODE, Topology
 from launch.tracking import StageTracker, flat_numbers
 
 log = logging.getLogger("ssp")
@@ -304,6 +305,9 @@ def _run_locked(
             ctx.cost.hardware.unit_label,
             cost["usd"],
         )
+    # Every launcher (one per node) reads the manifest once its torchrun exits: no rank may exit
+    # before rank 0 has recorded the completion, or another node's launcher would find none.
+    _barrier()
     return result
 
 
@@ -327,10 +331,19 @@ def _cost_meter(recipe: Recipe, ctx: StageContext, manifest: Manifest, gpus: int
     )
 
 
-def run_stage(name: str, recipe: Recipe, force: bool = False, checked: bool = False) -> None:
+def run_stage(
+    name: str, recipe: Recipe, force: bool = False, checked: bool = False, topology: Topology = SINGLE_NODE
+) -> None:
     """Run one stage from the CLI: in this process, or through torchrun for training stages.
-    ``checked``: the recipe's references were already checked (``run_pipeline`` does it once)."""
+    ``checked``: the recipe's references were already checked (``run_pipeline`` does it once).
+    ``topology``: the nodes a training stage spans; this process is the launcher of one of them
+    (``launch/topology.py``). Only node 0's launcher moves a forced stage's folder aside."""
     spec = STAGES[name]
+    if topology.multi_node and not spec.distributed:
+        raise StageError(
+            f"stage {name!r} runs on one node (its sampling uses every GPU of that node: "
+            f"generation.data_parallel); launch it there without --nnodes"
+        )
     if not checked:
         check_recipe(recipe, [name])
     if not spec.distributed or "LOCAL_RANK" in os.environ:
@@ -339,33 +352,50 @@ def run_stage(name: str, recipe: Recipe, force: bool = False, checked: bool = Fa
     manifest = Manifest(recipe.run_dir)
     if _identity_unless_current(spec, recipe, manifest, force) is None:
         return
-    if force:
+    if force and topology.is_node_zero:
         _move_aside(recipe.run_dir / name, recipe.keep_replaced)
         manifest.reset(name)
     resolved = recipe.run_dir / "recipe.yaml"
-    save_recipe(recipe, resolved)
+    save_recipe(recipe, resolved)  # the same file from every node: launch settings are not in it
     cmd = [
         sys.executable,
         "-m",
         "torch.distributed.run",
-        "--standalone",
-        f"--nproc_per_node={spec.nproc(recipe)}",
+        *topology.torchrun_args(spec.nproc(recipe)),
         "-m",
         "launch.worker",
         name,
         str(resolved),
     ]
-    log.info("stage %s: launching %s", name, " ".join(cmd[1:]))
+    where = f" (node {topology.node_rank} of {topology.nnodes})" if topology.multi_node else ""
+    log.info("stage %s%s: launching %s", name, where, " ".join(cmd[1:]))
     code = subprocess.call(tied_command(cmd))
-    entry = Manifest(recipe.run_dir).stage(name) or {}  # what the workers recorded
+    entry = _recorded(recipe, name, wait=MANIFEST_WAIT_S if topology.multi_node and code == 0 else 0)
     if code != 0:
         reason = f": {entry['error']}" if entry.get("status") == "failed" and entry.get("error") else ""
         raise StageError(
-            f"stage {name!r} failed: torchrun exited with code {code}{reason} (see the log above; "
+            f"stage {name!r} failed{where}: torchrun exited with code {code}{reason} (see the log above; "
             f"re-running resumes from the last complete checkpoint)"
         )
     if entry.get("status") != "completed":
-        raise StageError(f"stage {name!r}: torchrun exited 0 but the manifest does not record completion")
+        raise StageError(
+            f"stage {name!r}{where}: torchrun exited 0 but the manifest does not record completion"
+        )
+
+
+# A shared filesystem (NFS) may show another node's manifest write a few seconds late.
+MANIFEST_WAIT_S = 30.0
+
+
+def _recorded(recipe: Recipe, name: str, wait: float) -> dict[str, Any]:
+    """The stage's manifest entry as the workers left it; waits up to ``wait`` seconds for one
+    recording completion (another node's rank 0 wrote it)."""
+    deadline = time.monotonic() + wait
+    while True:
+        entry = Manifest(recipe.run_dir).stage(name) or {}
+        if entry.get("status") == "completed" or time.monotonic() >= deadline:
+            return entry
+        time.sleep(1.0)
 
 
 def donor_runs(donors: list[Path]) -> list[Path]:

@@ -214,28 +214,6 @@ def test_killing_ssp_stops_its_torchrun_workers(tmp_path):
     assert sorted(p.name for p in (sft_dir / "checkpoints").iterdir()) == published
 
 
-@pytest.mark.slow
-def test_two_torchrun_workers_train_as_one_data_parallel_job(tmp_path):
-    """`sft.nproc_per_node=2` on CPU: torchrun, gloo DDP, checkpoints published once by rank 0."""
-    overrides = [
-        f"output_root={tmp_path}",
-        *FAST,
-        "sft.max_steps=-1",
-        "sft.num_train_epochs=1",
-        "sft.per_device_train_batch_size=4",
-        "sft.save_every=10",
-        "sft.nproc_per_node=2",
-    ]
-    out = subprocess.run(ssp_cmd("run", str(TINY), *overrides), capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr[-3000:]
-    entry = Manifest(tmp_path / "tiny").stage("sft")
-    examples = entry["metrics"]["examples"]
-    # One epoch at 4 examples per worker and 2 workers: half the steps of a single process.
-    assert entry["world_size"] == 2 and entry["metrics"]["steps"] == -(-examples // 8)
-    steps = [int(p.rsplit("-", 1)[1]) for p in entry["outputs"]["checkpoints"]]
-    assert steps[-1] == entry["metrics"]["steps"] and steps[0] == 10
-
-
 def test_a_second_attempt_cannot_run_while_the_first_holds_the_stage(tmp_path):
     from core.errors import StageError
     from launch.runner import stage_lock
