@@ -30,7 +30,7 @@ def timed_generate(gen, prompts, params) -> float:
 
 def main() -> None:
     from core.corpus import chat_prompt
-    from sampling.generation import GenerationConfig, SamplingParams, make_generator
+    from sampling.generation import GenerationConfig, SamplingParams, make_backend
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")
@@ -46,9 +46,9 @@ def main() -> None:
     rows = [json.loads(line) for line in Path(args.prompts).read_text().splitlines() if line.strip()]
     prompts = [chat_prompt(r["problem"], "") for r in rows[: args.n_prompts]]
     params = SamplingParams(n=args.n, temperature=1.0, top_p=0.95, max_new_tokens=args.max_new_tokens, seed=0)
-    hf = make_generator(args.model, GenerationConfig(backend="hf"), batch_size=args.batch_size)
+    hf = make_backend(args.model, GenerationConfig(backend="hf"), batch_size=args.batch_size)
     start = time.perf_counter()
-    vllm = make_generator(args.model, GenerationConfig(backend="vllm", max_model_len=512))
+    vllm = make_backend(args.model, GenerationConfig(backend="vllm", max_model_len=512))
     startup = time.perf_counter() - start
     reload_s = None
     if args.reload_from:

@@ -439,7 +439,8 @@ def _sample(
     (in ``folder``, or in ``opts.samples_dir`` shared with other runs)."""
     from data_pipeline.teacher import sample_shards
     from reward.config import make_reward
-    from sampling.generation import SamplingParams, make_generator
+    from sampling.data_parallel import make_generator
+    from sampling.generation import SamplingParams
 
     params = SamplingParams(opts.n_samples, opts.temperature, opts.top_p, -1, opts.max_new_tokens, opts.seed)
     reward = make_reward(opts.reward, opts.reward_options, f"{key}.reward_options")

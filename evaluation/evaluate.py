@@ -34,7 +34,8 @@ from core.tables import markdown_table
 from evaluation.benchmarks import load_benchmark
 from evaluation.metrics import summarize, vote_key
 from reward.config import make_reward
-from sampling.generation import GenerationConfig, SamplingParams, make_generator
+from sampling.data_parallel import make_generator
+from sampling.generation import GenerationConfig, SamplingParams
 from sampling.scoring import sample_and_score, save_completions
 
 log = logging.getLogger("ssp")

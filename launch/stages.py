@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -53,7 +53,22 @@ def _sft_files(r: Recipe) -> list[str]:
 
 
 def _engine_gpus(r: Recipe) -> int:
-    return r.generation.tensor_parallel_size if r.generation.backend == "vllm" else 1
+    """GPUs a sampling stage holds: every engine's (data_parallel x tensor_parallel_size for vLLM)."""
+    from sampling.data_parallel import engine_count
+
+    per_engine = r.generation.tensor_parallel_size if r.generation.backend == "vllm" else 1
+    return engine_count(r.generation) * per_engine
+
+
+def _data_gpus(r: Recipe) -> int:
+    return _engine_gpus(r) if r.data.sampled_models() else 1
+
+
+def _sampling(r: Recipe):
+    """The generation config as results depend on it: how many engines sample is left out (the
+    seeded shards make 1 engine and 8 sample alike, sampling/data_parallel.py), so moving a run to
+    more GPUs does not redo its sampling stages."""
+    return replace(r.generation, data_parallel=1)
 
 
 def _eval_needs(r: Recipe) -> tuple[str, ...]:
@@ -80,9 +95,10 @@ STAGES: dict[str, StageSpec] = {
         sections=lambda r: (
             (r.data, r.tiny_model, r.model.name_or_path)
             + ((r.eval.benchmarks,) if r.data.source == "build" else ())
-            + ((r.generation,) if r.data.sampled_models() else ())
+            + ((_sampling(r),) if r.data.sampled_models() else ())
         ),
         external_files=_data_files,
+        gpus=_data_gpus,
     ),
     "sft": StageSpec(
         "sft",
@@ -98,7 +114,7 @@ STAGES: dict[str, StageSpec] = {
         probe,
         needs=("data", "sft"),
         distributed=False,
-        sections=lambda r: (r.probe, r.generation, r.data.prompt_suffix),
+        sections=lambda r: (r.probe, _sampling(r), r.data.prompt_suffix),
         gpus=_engine_gpus,
     ),
     "merge": StageSpec(
@@ -106,7 +122,7 @@ STAGES: dict[str, StageSpec] = {
         merge,
         needs=("data", "sft", "probe"),
         distributed=False,
-        sections=lambda r: (r.merge, r.probe, r.generation, r.data.prompt_suffix),
+        sections=lambda r: (r.merge, r.probe, _sampling(r), r.data.prompt_suffix),
         gpus=_engine_gpus,
     ),
     "rl": StageSpec(
@@ -114,7 +130,7 @@ STAGES: dict[str, StageSpec] = {
         rl,
         needs=("data", "merge"),
         distributed=True,
-        sections=lambda r: (r.rl, r.probe, r.generation, r.data.prompt_suffix),
+        sections=lambda r: (r.rl, r.probe, _sampling(r), r.data.prompt_suffix),
         nproc=lambda r: resolve_nproc(r.rl.nproc_per_node, "rl.nproc_per_node"),
     ),
     "eval": StageSpec(
@@ -122,7 +138,7 @@ STAGES: dict[str, StageSpec] = {
         eval_stage,
         needs=_eval_needs,
         distributed=False,
-        sections=lambda r: (r.eval, r.generation, r.data.prompt_suffix),
+        sections=lambda r: (r.eval, _sampling(r), r.data.prompt_suffix),
         external_files=_eval_files,
         gpus=_engine_gpus,
     ),

@@ -1,7 +1,7 @@
 """Sampling completions from a model folder: the one interface probing, evaluation and data
 generation use.
 
-    gen = make_generator(model_dir, GenerationConfig(backend="hf"), batch_size=256)
+    gen = make_backend(model_dir, GenerationConfig(backend="hf"), batch_size=256)
     outs = gen.generate(chat_prompts, SamplingParams(n=8, temperature=1.0, max_new_tokens=96, seed=0))
     outs[0][3].text, outs[0][3].num_tokens, outs[0][3].finish_reason   # prompt 0, sample 3
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import torch
 from tqdm.auto import tqdm
@@ -152,6 +152,13 @@ class GenerationConfig:
     """vLLM on CPU: GiB of KV cache (VLLM_CPU_KVCACHE_SPACE, unless the environment sets it)."""
     seed: int = 0
     """vLLM: engine seed (each request also carries the stage's sampling seed)."""
+    data_parallel: Union[int, str] = 1  # noqa: UP007 - OmegaConf reads typing.Union, not int | str
+    """Engines sampling at once, each in its own process on tensor_parallel_size GPUs of this node:
+    probe, held-out checks, the RL filter, eval and teacher sampling; 'auto' = every visible GPU
+    (1 on a CPU). The cost counts every engine's GPUs."""
+    shard_prompts: int = 256
+    """Prompts per shard: a call is cut into shards, shard k sampled with seed + k, so 1 engine and 8
+    give the same samples (sampling/data_parallel.py)."""
 
     def __post_init__(self):
         check(
@@ -168,14 +175,24 @@ class GenerationConfig:
             "must be in (0, 1] or null",
         )
         check(self, "max_model_len", self.max_model_len >= 0, "must be >= 0 (0 = the model's)")
+        n = self.data_parallel
+        check(
+            self,
+            "data_parallel",
+            n == "auto" or (isinstance(n, int) and n >= 1),
+            f"must be a positive integer or 'auto', got {n!r}",
+        )
+        check(self, "shard_prompts", self.shard_prompts >= 1, "must be >= 1")
 
 
 BACKENDS = {"hf": "sampling.generation:HFGenerator", "vllm": "sampling.generation_vllm:VLLMGenerator"}
 
 
-def make_generator(model_dir: str | Path, cfg: GenerationConfig | None = None, batch_size: int = 256):
-    """The recipe's backend, loaded with ``model_dir``. ``batch_size``: sequences per transformers
-    ``generate`` call (vLLM schedules its own batches)."""
+def make_backend(model_dir: str | Path, cfg: GenerationConfig | None = None, batch_size: int = 256):
+    """One engine of the recipe's backend in this process, loaded with ``model_dir``. The stages
+    sample through ``sampling/data_parallel.py: make_generator`` (seeded shards over
+    ``generation.data_parallel`` engines). ``batch_size``: sequences per transformers ``generate``
+    call (vLLM schedules its own batches)."""
     import importlib
 
     cfg = cfg or GenerationConfig()

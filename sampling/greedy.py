@@ -14,7 +14,7 @@ from typing import Any
 
 from core.corpus import chat_prompt
 from reward import get_reward
-from sampling.generation import SamplingParams, make_generator
+from sampling.generation import SamplingParams, make_backend
 
 
 def greedy_accuracy(
@@ -26,7 +26,7 @@ def greedy_accuracy(
     max_new_tokens: int = 96,
     desc: str = "greedy eval",
 ) -> dict[str, Any]:
-    generator = make_generator(model_dir, batch_size=batch_size)  # transformers: runs inside the SFT workers
+    generator = make_backend(model_dir, batch_size=batch_size)  # transformers: runs inside the SFT workers
     try:
         outs = generator.generate(
             [chat_prompt(r["problem"], suffix) for r in rows],

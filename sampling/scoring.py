@@ -23,7 +23,8 @@ from core.atomic import write_atomic
 from core.corpus import chat_prompt
 from reward.config import RewardSpec, make_reward
 from reward.outcome import ERROR, TIMEOUT, UNSCORABLE, CallReport, call_report
-from sampling.generation import GenerationConfig, SamplingParams, make_generator
+from sampling.data_parallel import make_generator
+from sampling.generation import GenerationConfig, SamplingParams
 from sampling.pass_at_k import per_domain
 
 log = logging.getLogger("ssp")

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.xdist_group("vllm")
 
 from core.corpus import chat_prompt  # noqa: E402
 from launch.runner import execute_here  # noqa: E402
-from sampling.generation import GenerationConfig, SamplingParams, make_generator  # noqa: E402
+from sampling.data_parallel import make_generator  # noqa: E402
+from sampling.generation import GenerationConfig, SamplingParams  # noqa: E402
 from sampling.generation_vllm import VLLMGenerator, shutdown, vllm_sampling  # noqa: E402
 
 from .conftest import fast_recipe  # noqa: E402
