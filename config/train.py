@@ -145,7 +145,8 @@ class SFTStageConfig:
     bf16: bool | None = None
     """Mixed precision. None = on where a CUDA GPU supports bf16, off on CPU."""
     deepspeed: str | None = None
-    """Path to a DeepSpeed JSON config (recipes/deepspeed/zero2.json, zero3.json); GPU only."""
+    """Path to a DeepSpeed JSON config (recipes/deepspeed/zero2.json, zero3.json); on CPU too (gloo: the
+    tests run ZeRO-2 and ZeRO-3 with 2 processes), where it only shows that the path works."""
     gradient_checkpointing: bool = False
     """Trade compute for memory on long sequences (docs/sft.md has the measured cost)."""
     padding_free: bool = False
@@ -353,6 +354,11 @@ class RolloutConfig:
     """server: its port."""
     server_timeout: float = 240.0
     """server: seconds to wait for it to come up."""
+    server_gpus: int = 0
+    """server: the rl stage starts `trl vllm-serve` itself on the last server_gpus visible GPUs of the
+    node (tensor parallel over them), waits for its health, trains on the other GPUs and stops the
+    server when the stage ends or fails (single-node jobs; docs/cluster.md). 0 = a server you
+    started yourself, at server_base_url or server_host:server_port."""
 
     def __post_init__(self):
         check(self, "engine", self.engine in ("hf", "vllm"), f"must be hf or vllm, got {self.engine!r}")
@@ -363,6 +369,13 @@ class RolloutConfig:
             f"must be colocate or server, got {self.vllm_mode!r}",
         )
         check(self, "gpu_memory_utilization", 0 < self.gpu_memory_utilization <= 1, "must be in (0, 1]")
+        check(self, "server_gpus", self.server_gpus >= 0, "must be >= 0 (0 = a server started separately)")
+        check(
+            self,
+            "server_gpus",
+            not self.server_gpus or (self.engine == "vllm" and self.vllm_mode == "server"),
+            "starts a vLLM server: set engine: vllm and vllm_mode: server too",
+        )
 
     def trl_options(self) -> dict[str, Any]:
         """The GRPOConfig options under TRL's names."""

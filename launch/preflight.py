@@ -15,7 +15,9 @@ cheaply and without a network:
   sources, ``sft.deepspeed``): an alias, an existing local file or complete model folder
   (``check_model_folder``: config, tokenizer, untruncated weights), or something shaped like a
   hub id (``owner/name``), which is left to the hub;
-- training stages' process counts against the visible GPUs (``train/device.resolve_nproc``);
+- training stages' process counts and sampling stages' engines (``generation.data_parallel``)
+  against the visible GPUs (``train/device.resolve_nproc``, ``sampling/data_parallel.py``), and an
+  rl stage's own vLLM server (``rl.rollout.server_gpus``: GPUs left to train, CUDA at all);
 - a ``code_tests`` reward (an RL phase's, the probe's, a LiveCodeBench benchmark's) in strict mode
   on a machine where bubblewrap cannot isolate programs: it would refuse when its stage starts.
 """
@@ -96,11 +98,15 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
                     f"stage {name!r} needs stage {need!r}, which is neither run before it here nor "
                     f"completed in {recipe.run_dir}"
                 )
-        if STAGES[name].distributed:
-            try:
-                STAGES[name].nproc(recipe)
-            except RecipeError as err:
-                problems.append(str(err))
+        try:  # process counts and sampling engines against the visible GPUs
+            STAGES[name].nproc(recipe) if STAGES[name].distributed else STAGES[name].gpus(recipe)
+            if name == "rl" and recipe.rl.rollout.server_gpus:
+                from launch.rollout_server import gpu_split, training_nproc
+                from sampling.data_parallel import visible_gpus
+
+                training_nproc(recipe, gpu_split(recipe, visible_gpus())[1])
+        except RecipeError as err:
+            problems.append(str(err))
     data = recipe.data
     if "data" in stages and data.source == "files":
         _file(data.train_file, "data.train_file", problems)

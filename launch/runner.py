@@ -357,11 +357,14 @@ def run_stage(
         manifest.reset(name)
     resolved = recipe.run_dir / "recipe.yaml"
     save_recipe(recipe, resolved)  # the same file from every node: launch settings are not in it
+    nproc, env, server = spec.nproc(recipe), None, contextlib.nullcontext()
+    if name == "rl" and recipe.rl.rollout.server_gpus:
+        nproc, env, server = _with_rollout_server(recipe, manifest, topology)
     cmd = [
         sys.executable,
         "-m",
         "torch.distributed.run",
-        *topology.torchrun_args(spec.nproc(recipe)),
+        *topology.torchrun_args(nproc),
         "-m",
         "launch.worker",
         name,
@@ -369,7 +372,8 @@ def run_stage(
     ]
     where = f" (node {topology.node_rank} of {topology.nnodes})" if topology.multi_node else ""
     log.info("stage %s%s: launching %s", name, where, " ".join(cmd[1:]))
-    code = subprocess.call(tied_command(cmd))
+    with server:
+        code = subprocess.call(tied_command(cmd), env=env)
     entry = _recorded(recipe, name, wait=MANIFEST_WAIT_S if topology.multi_node and code == 0 else 0)
     if code != 0:
         reason = f": {entry['error']}" if entry.get("status") == "failed" and entry.get("error") else ""
@@ -381,6 +385,24 @@ def run_stage(
         raise StageError(
             f"stage {name!r}{where}: torchrun exited 0 but the manifest does not record completion"
         )
+
+
+def _with_rollout_server(recipe: Recipe, manifest: Manifest, topology: Topology):
+    """(processes, torchrun's environment, the server's context) of an rl stage that starts its own
+    vLLM server on the node's last rl.rollout.server_gpus GPUs (``launch/rollout_server.py``)."""
+    from launch.rollout_server import gpu_split, rollout_server, running, training_nproc
+    from sampling.data_parallel import visible_gpus
+
+    if topology.multi_node:
+        raise StageError(
+            "rl.rollout.server_gpus: the rl stage starts its vLLM server on one node only; across nodes, "
+            "start `trl vllm-serve` yourself and set rl.rollout.server_base_url (docs/cluster.md)"
+        )
+    serve, train = gpu_split(recipe, visible_gpus())
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(train)}
+    model = manifest.stage("merge")["outputs"]["model"]
+    log_file = recipe.run_dir / "logs" / "rl-vllm-server.log"
+    return training_nproc(recipe, train), env, running(rollout_server(recipe, model, serve, log_file))
 
 
 # A shared filesystem (NFS) may show another node's manifest write a few seconds late.

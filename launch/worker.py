@@ -20,7 +20,7 @@ from launch.logs import setup_logging
 from launch.runner import execute_here
 
 
-def _init_distributed(name: str) -> None:
+def _init_distributed(name: str, deepspeed: bool = False) -> None:
     import torch
     import torch.distributed as dist
 
@@ -34,7 +34,15 @@ def _init_distributed(name: str) -> None:
                 f"{visible} visible GPU(s): give torchrun --nproc_per_node <= {visible}"
             )
         torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend)
+    if deepspeed:
+        # DeepSpeed's own communication layer, on the group above. accelerate does this on GPUs, not
+        # with use_cpu; without it ZeRO-3's model construction (deepspeed.zero.Init) takes the world
+        # size for 1 and refuses the batch sizes ("train_batch_size is not equal to ...").
+        import deepspeed as ds
+
+        ds.init_distributed(dist_backend=backend)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -53,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         recipe = load_recipe(args[1], args[2:])
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            _init_distributed(name)
+            _init_distributed(name, deepspeed=name == "sft" and bool(recipe.sft.deepspeed))
         execute_here(name, recipe, force)
     except SSPError as err:
         print(f"ssp: error: {err}", file=sys.stderr)

@@ -245,6 +245,12 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     )
     if ctx.is_main:
         (ctx.stage_dir / "log_history.json").write_text(json.dumps(history, indent=2))
+    if recipe.sft.deepspeed:
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        # The Trainer's ZeRO-3 setting outlives training: rank 0's model load for the eval below
+        # would partition parameters with a collective the other ranks never join (a hang).
+        unset_hf_deepspeed_config()
     if ctx.is_main and not eval_rows:
         metrics["heldout_greedy_accuracy"] = "skipped: no held-out split"
     elif ctx.is_main:
