@@ -72,6 +72,11 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
         help="generation engine (default: vllm where it can be imported)",
     )
     p.add_argument("--tensor-parallel-size", type=int, default=1)
+    p.add_argument(
+        "--data-parallel",
+        default="1",
+        help="engines sampling at once, each on --tensor-parallel-size GPUs; auto = every GPU (docs/cluster.md)",
+    )
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -205,11 +210,22 @@ def _benchmark_arg(text: str) -> BenchmarkSpec:
     return BenchmarkSpec(name=name, source=source)
 
 
+def _positive_int(text: str, flag: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise RecipeError(f"{flag} {text!r}: a positive integer or auto")
+    return value
+
+
 def evaluate_models(args: argparse.Namespace) -> int:
     """``ssp eval``: ``evaluation/evaluate.py`` on models outside a recipe run."""
     from core.atomic import write_atomic
     from core.cost import CostConfig, CostMeter, detect_hardware
     from evaluation.evaluate import evaluate
+    from sampling.data_parallel import engine_count
     from sampling.generation import GenerationConfig
 
     models = {}
@@ -227,12 +243,18 @@ def evaluate_models(args: argparse.Namespace) -> int:
         for b in args.benchmarks
     ]
     cfg = EvalConfig(models=list(models), benchmarks=specs, batch_size=args.batch_size, seed=args.seed)
-    generation = GenerationConfig(backend=args.backend, tensor_parallel_size=args.tensor_parallel_size)
+    dp = (
+        args.data_parallel
+        if args.data_parallel == "auto"
+        else _positive_int(args.data_parallel, "--data-parallel")
+    )
+    generation = GenerationConfig(
+        backend=args.backend, tensor_parallel_size=args.tensor_parallel_size, data_parallel=dp
+    )
+    per_engine = args.tensor_parallel_size if args.backend == "vllm" else 1
     out = Path(args.out or f"runs/eval-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
-    meter = CostMeter(
-        CostConfig(), detect_hardware(args.tensor_parallel_size if args.backend == "vllm" else 1)
-    )
+    meter = CostMeter(CostConfig(), detect_hardware(engine_count(generation) * per_engine))
     summary = evaluate(models, specs, cfg, out, generation=generation)
     summary["cost"] = meter.record()
     write_atomic(out / "results.json", json.dumps(summary, indent=2))
