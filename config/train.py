@@ -3,18 +3,12 @@
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from core.errors import check, check_positive
+from core.errors import check, check_count_or_auto, check_positive
 from reward.config import RewardSpec
 
 
 def check_nproc(cfg) -> None:
-    n = cfg.nproc_per_node
-    check(
-        cfg,
-        "nproc_per_node",
-        n == "auto" or (isinstance(n, int) and n >= 1),
-        f"must be a positive integer or 'auto', got {n!r}",
-    )
+    check_count_or_auto(cfg, "nproc_per_node")
 
 
 @dataclass

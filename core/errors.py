@@ -41,3 +41,14 @@ def check_positive(owner: object, *fields: str, zero_ok: bool = False) -> None:
         value = getattr(owner, field)
         ok = value >= 0 if zero_ok else value > 0
         check(owner, field, ok, f"must be {'>=' if zero_ok else '>'} 0, got {value}")
+
+
+def check_count_or_auto(owner: object, field: str) -> None:
+    """``check`` for a count that may also be ``'auto'`` (processes, engines)."""
+    n = getattr(owner, field)
+    check(
+        owner,
+        field,
+        n == "auto" or (isinstance(n, int) and n >= 1),
+        f"must be a positive integer or 'auto', got {n!r}",
+    )

@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from core.adapters import full_model_folder
-from core.errors import check
+from core.errors import check, check_count_or_auto
 
 # recipe name of a sampling setting -> SamplingParams field
 _SETTINGS = {n: n for n in ("temperature", "top_p", "top_k", "max_new_tokens")} | {"n_samples": "n"}
@@ -175,13 +175,7 @@ class GenerationConfig:
             "must be in (0, 1] or null",
         )
         check(self, "max_model_len", self.max_model_len >= 0, "must be >= 0 (0 = the model's)")
-        n = self.data_parallel
-        check(
-            self,
-            "data_parallel",
-            n == "auto" or (isinstance(n, int) and n >= 1),
-            f"must be a positive integer or 'auto', got {n!r}",
-        )
+        check_count_or_auto(self, "data_parallel")
         check(self, "shard_prompts", self.shard_prompts >= 1, "must be >= 1")
 
 

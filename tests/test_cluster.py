@@ -168,43 +168,22 @@ def test_the_sbatch_script_of_a_two_node_recipe_is_the_reviewed_one():
     assert subprocess.run(["bash", "-n", str(EXPECTED)]).returncode == 0
 
 
+def _ssp_slurm(tmp_path, override: str) -> subprocess.CompletedProcess:
+    args = ["slurm", str(TINY), f"output_root={tmp_path}", override, "--nodes", "2", "--gpus-per-node", "4"]
+    return subprocess.run(ssp_cmd(*args), capture_output=True, text=True)
+
+
 def test_ssp_slurm_writes_the_job_and_its_resolved_recipe(tmp_path):
     from config.recipe import load_recipe
 
-    out = subprocess.run(
-        ssp_cmd(
-            "slurm",
-            str(TINY),
-            f"output_root={tmp_path}",
-            "sft.learning_rate=1e-3",
-            "--nodes",
-            "2",
-            "--gpus-per-node",
-            "4",
-        ),
-        capture_output=True,
-        text=True,
-    )
+    out = _ssp_slurm(tmp_path, "sft.learning_rate=1e-3")
     assert out.returncode == 0, out.stderr
     script = tmp_path / "tiny" / "slurm" / "job.sbatch"
     assert f"Written: {script}" in out.stdout and script.stat().st_mode & 0o111
     assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
     assert (tmp_path / "tiny" / "logs").is_dir()  # Slurm does not create its --output folder
     assert load_recipe(tmp_path / "tiny" / "slurm" / "recipe.yaml").sft.learning_rate == 1e-3
-    bad = subprocess.run(
-        ssp_cmd(
-            "slurm",
-            str(TINY),
-            f"output_root={tmp_path}",
-            "sft.nproc_per_node=8",
-            "--nodes",
-            "2",
-            "--gpus-per-node",
-            "4",
-        ),
-        capture_output=True,
-        text=True,
-    )
+    bad = _ssp_slurm(tmp_path, "sft.nproc_per_node=8")
     assert bad.returncode == 2
     assert "sft.nproc_per_node=8, but the job asks for --gpus-per-node 4" in bad.stderr
 

@@ -16,9 +16,8 @@ from launch.runner import execute_here
 from sampling.data_parallel import SamplingError, ShardedGenerator, engine_gpu_sets, shards
 from sampling.generation import GenerationConfig, SamplingParams
 
-from .conftest import fast_recipe
 from .helpers.scripted_model import build_scripted_model
-from .helpers.scripted_run import complete, write_problems
+from .helpers.scripted_run import scripted_probe_run
 
 
 def test_engines_get_disjoint_gpu_sets():
@@ -40,25 +39,7 @@ def _scripted_probe(root: Path, *overrides: str) -> tuple[dict, list[dict]]:
     """The probe stage on two scripted checkpoints (P(7) = 0.6 and 0.3): 16 problems x 8 samples."""
     import pyarrow.parquet as pq
 
-    recipe = fast_recipe(
-        root,
-        "probe.domains=[algebra,counting]",
-        "probe.n_samples=8",
-        "probe.k=[1,4,8]",
-        "probe.select_k=8",
-        "probe.max_new_tokens=4",
-        *overrides,
-    )
-    ckpts = [
-        str(build_scripted_model(recipe.run_dir / "sft" / "checkpoints" / f"checkpoint-{s}", p=p))
-        for s, p in ((100, 0.6), (200, 0.3))
-    ]
-    files = {
-        d: write_problems(root / f"{d}.jsonl", d, g, count=8)
-        for d, g in (("algebra", "7"), ("counting", "8"))
-    }
-    complete(recipe, "data", {"probe": files})
-    complete(recipe, "sft", {"checkpoints": ckpts, "final": ckpts[-1]})
+    recipe, _ = scripted_probe_run(root, (0.6, 0.3), *overrides)
     execute_here("probe", recipe)
     table = json.loads((recipe.run_dir / "probe" / "probe_table.json").read_text())
     samples = [

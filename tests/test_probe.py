@@ -14,7 +14,7 @@ from stages.probe import probed_checkpoints, select_specialists
 
 from .conftest import fast_recipe
 from .helpers.scripted_model import build_scripted_model, expected_answer
-from .helpers.scripted_run import complete, write_problems
+from .helpers.scripted_run import PROBE_GOLDS, complete, scripted_probe_run, write_problems
 
 
 def test_select_specialists_argmax_with_ties_to_the_later_checkpoint():
@@ -134,22 +134,8 @@ def test_probe_finds_the_specialists_a_scripted_run_was_built_with(tmp_path):
     on those counts; a reward that always returns 0 or always fails makes this test fail."""
     import pyarrow.parquet as pq
 
-    recipe = fast_recipe(
-        tmp_path,
-        "probe.domains=[algebra,counting]",
-        "probe.n_samples=8",
-        "probe.k=[1,4,8]",
-        "probe.select_k=8",
-        "probe.max_new_tokens=4",
-    )
-    ckpts = [
-        str(build_scripted_model(recipe.run_dir / "sft" / "checkpoints" / f"checkpoint-{s}", p=p))
-        for s, p in ((100, 0.8), (200, 0.2))
-    ]
-    golds = {"algebra": "7", "counting": "8"}
-    probe_files = {d: write_problems(tmp_path / f"{d}.jsonl", d, g, count=8) for d, g in golds.items()}
-    complete(recipe, "data", {"probe": probe_files})
-    complete(recipe, "sft", {"checkpoints": ckpts, "final": ckpts[-1]})
+    recipe, ckpts = scripted_probe_run(tmp_path, (0.8, 0.2))
+    golds = PROBE_GOLDS
     execute_here("probe", recipe)
 
     out = Manifest(recipe.run_dir).stage("probe")["outputs"]

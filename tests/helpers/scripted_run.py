@@ -35,3 +35,32 @@ def complete(recipe, stage: str, outputs: dict) -> None:
         fingerprint="hand-made",
         ended_at=now(),
     )
+
+
+PROBE_GOLDS = {"algebra": "7", "counting": "8"}
+
+
+def scripted_probe_run(root: Path, rates: tuple[float, ...], *overrides: str):
+    """(recipe, checkpoints) of a run whose data and sft stages are hand-made: checkpoint-100, -200,
+    ... answer "7" with probability ``rates[i]`` (else "8"); 8 algebra problems (gold 7) and 8
+    counting problems (gold 8) to probe with 8 samples each."""
+    from tests.conftest import fast_recipe
+    from tests.helpers.scripted_model import build_scripted_model
+
+    recipe = fast_recipe(
+        root,
+        "probe.domains=[algebra,counting]",
+        "probe.n_samples=8",
+        "probe.k=[1,4,8]",
+        "probe.select_k=8",
+        "probe.max_new_tokens=4",
+        *overrides,
+    )
+    ckpts = [
+        str(build_scripted_model(recipe.run_dir / "sft" / "checkpoints" / f"checkpoint-{100 * (i + 1)}", p=p))
+        for i, p in enumerate(rates)
+    ]
+    files = {d: write_problems(root / f"{d}.jsonl", d, g, count=8) for d, g in PROBE_GOLDS.items()}
+    complete(recipe, "data", {"probe": files})
+    complete(recipe, "sft", {"checkpoints": ckpts, "final": ckpts[-1]})
+    return recipe, ckpts
