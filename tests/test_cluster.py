@@ -19,6 +19,7 @@ from launch.runner import execute_here, run_stage
 from launch.topology import Topology
 
 from .conftest import FAST, ROOT, TINY, fast_recipe, ssp_cmd
+from .helpers.scripted_run import complete
 
 
 def _free_port() -> int:
@@ -120,8 +121,9 @@ def test_two_nodes_train_sft_and_mgpo_as_one_job(tmp_path):
         (recipe.run_dir / "sft" / "_staging").iterdir()
     )
 
-    execute_here("probe", recipe)
-    execute_here("merge", recipe)
+    # probe and merge are single-node stages tested elsewhere: the last SFT checkpoint is handed on
+    complete(recipe, "probe", {"enabled": False, "specialists": {}})
+    complete(recipe, "merge", {"model": entry["outputs"]["checkpoints"][-1], "merged": False})
     nodes = _two_nodes("rl", overrides)
     for rank, out in zip((1, 0), nodes, strict=True):
         assert out.returncode == 0, f"node {rank}:\n{out.stdout[-3000:]}"
@@ -211,17 +213,22 @@ def test_deepspeed_zero2_and_zero3_train_on_two_cpu_processes(tmp_path):
     run_stage("data", recipe)
     losses = {}
     for name, extra in (
-        ("single", ["sft.per_device_train_batch_size=8"]),
+        ("single", ["sft.per_device_train_batch_size=8"]),  # in this process: no torchrun
         ("zero2", ["sft.nproc_per_node=2", f"sft.deepspeed={ROOT}/recipes/deepspeed/zero2.json"]),
         ("zero3", ["sft.nproc_per_node=2", f"sft.deepspeed={ROOT}/recipes/deepspeed/zero3.json"]),
     ):
-        out = subprocess.run(
-            ssp_cmd("stage", "sft", str(TINY), f"output_root={tmp_path}", *FAST, *common, *extra, "--force"),
-            capture_output=True,
-            text=True,
-            timeout=420,
-        )
-        assert out.returncode == 0, f"{name}:\n{out.stderr[-3000:]}"
+        if name == "single":
+            execute_here("sft", fast_recipe(tmp_path, *common, *extra), force=True)
+        else:
+            out = subprocess.run(
+                ssp_cmd(
+                    "stage", "sft", str(TINY), f"output_root={tmp_path}", *FAST, *common, *extra, "--force"
+                ),
+                capture_output=True,
+                text=True,
+                timeout=420,
+            )
+            assert out.returncode == 0, f"{name}:\n{out.stderr[-3000:]}"
         entry = Manifest(recipe.run_dir).stage("sft")
         assert entry["status"] == "completed" and entry["metrics"]["steps"] == 2
         assert isinstance(entry["metrics"]["heldout_greedy_accuracy"], dict), entry["metrics"]
