@@ -225,7 +225,7 @@ def evaluate_models(args: argparse.Namespace) -> int:
     from core.atomic import write_atomic
     from core.cost import CostConfig, CostMeter, detect_hardware
     from evaluation.evaluate import evaluate
-    from sampling.data_parallel import engine_count
+    from sampling.data_parallel import engine_count, gpus_per_engine
     from sampling.generation import GenerationConfig
 
     models = {}
@@ -251,10 +251,9 @@ def evaluate_models(args: argparse.Namespace) -> int:
     generation = GenerationConfig(
         backend=args.backend, tensor_parallel_size=args.tensor_parallel_size, data_parallel=dp
     )
-    per_engine = args.tensor_parallel_size if args.backend == "vllm" else 1
     out = Path(args.out or f"runs/eval-{datetime.now():%Y%m%d-%H%M%S}")
     out.mkdir(parents=True, exist_ok=True)
-    meter = CostMeter(CostConfig(), detect_hardware(engine_count(generation) * per_engine))
+    meter = CostMeter(CostConfig(), detect_hardware(engine_count(generation) * gpus_per_engine(generation)))
     summary = evaluate(models, specs, cfg, out, generation=generation)
     summary["cost"] = meter.record()
     write_atomic(out / "results.json", json.dumps(summary, indent=2))

@@ -54,10 +54,9 @@ def _sft_files(r: Recipe) -> list[str]:
 
 def _engine_gpus(r: Recipe) -> int:
     """GPUs a sampling stage holds: every engine's (data_parallel x tensor_parallel_size for vLLM)."""
-    from sampling.data_parallel import engine_count
+    from sampling.data_parallel import engine_count, gpus_per_engine
 
-    per_engine = r.generation.tensor_parallel_size if r.generation.backend == "vllm" else 1
-    return engine_count(r.generation) * per_engine
+    return engine_count(r.generation) * gpus_per_engine(r.generation)
 
 
 def _data_gpus(r: Recipe) -> int:

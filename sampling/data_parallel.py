@@ -56,11 +56,16 @@ def visible_gpus() -> list[str]:
     return [str(i) for i in range(torch.cuda.device_count())]
 
 
+def gpus_per_engine(cfg: GenerationConfig) -> int:
+    """tensor_parallel_size for vLLM; a transformers engine uses one GPU."""
+    return cfg.tensor_parallel_size if cfg.backend == "vllm" else 1
+
+
 def engine_count(cfg: GenerationConfig, gpus: list[str] | None = None) -> int:
     """Engines ``cfg`` asks for: ``auto`` = as many as the visible GPUs hold at tensor_parallel_size
     each (1 without a GPU). More than the GPUs hold is a RecipeError naming the keys."""
     gpus = visible_gpus() if gpus is None else gpus
-    tp = cfg.tensor_parallel_size
+    tp = gpus_per_engine(cfg)
     if cfg.data_parallel == "auto":
         return max(1, len(gpus) // tp)
     if gpus and cfg.data_parallel * tp > len(gpus):
@@ -74,7 +79,7 @@ def engine_count(cfg: GenerationConfig, gpus: list[str] | None = None) -> int:
 def engine_gpu_sets(cfg: GenerationConfig, gpus: list[str] | None = None) -> list[str | None]:
     """CUDA_VISIBLE_DEVICES of each engine (None for every engine on a CPU machine)."""
     gpus = visible_gpus() if gpus is None else gpus
-    n, tp = engine_count(cfg, gpus), cfg.tensor_parallel_size
+    n, tp = engine_count(cfg, gpus), gpus_per_engine(cfg)
     if not gpus:
         return [None] * n
     return [",".join(gpus[i * tp : (i + 1) * tp]) for i in range(n)]
@@ -132,7 +137,11 @@ class _EngineProcess:
         os.close(from_child_w)
         self.send = Connection(to_child_w, readable=False)
         self.recv = Connection(from_child_r, writable=False)
-        self._call("start", cfg, batch_size, threads)
+        try:
+            self._call("start", cfg, batch_size, threads)
+        except BaseException:
+            self.close()
+            raise
 
     def _call(self, *request):
         try:
