@@ -208,9 +208,13 @@ def to_container(obj: Any) -> Any:
 
 def save_recipe(recipe: Recipe, path: str | Path) -> None:
     """Write the fully resolved recipe as YAML (what a stage subprocess loads back)."""
+    import os
+    import socket
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # every node's launcher writes the same file at once: a temp name of its own for each writer
+    tmp = path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
     tmp.write_text(OmegaConf.to_yaml(OmegaConf.structured(recipe)))
     tmp.replace(path)
 

@@ -370,6 +370,12 @@ class RolloutConfig:
             not self.server_gpus or (self.engine == "vllm" and self.vllm_mode == "server"),
             "starts a vLLM server: set engine: vllm and vllm_mode: server too",
         )
+        check(
+            self,
+            "server_base_url",
+            not (self.server_gpus and self.server_base_url),
+            "with server_gpus the stage starts the server on this node (server_port): leave server_base_url empty",
+        )
 
     def trl_options(self) -> dict[str, Any]:
         """The GRPOConfig options under TRL's names."""

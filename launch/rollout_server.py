@@ -5,13 +5,13 @@
 The rl stage's launcher (``launch/runner.py``) splits the node's visible GPUs: the last
 ``server_gpus`` run TRL's ``trl vllm-serve`` (tensor parallel over them) on the spectrum model,
 the others run the torchrun workers. It waits for the server's ``/health`` before starting
-training, logs the server to ``rl/vllm_server.log``, and stops it (SIGTERM to its process group,
+training, logs the server to ``logs/rl-vllm-server.log``, and stops it (SIGTERM to its process group,
 SIGKILL after ``STOP_GRACE_S``) when the stage ends, fails or is interrupted; the server is also
 tied to ``ssp`` by the kernel (``core/process.py``), so ``kill -9 ssp`` stops it too. Every phase
 uses the same server: TRL pushes the policy's weights to it before each step's rollouts, so it
 starts from the spectrum model and follows the training from there.
 
-GPU only: TRL's trainer sends weights to the server over NCCL and refuses a CPU trainer ("Weight
+The server's GPUs count in the stage's cost (``launch/stages.py: extra_gpus``). GPU only: TRL's trainer sends weights to the server over NCCL and refuses a CPU trainer ("Weight
 synchronization ... needs a CUDA device"); on a machine without CUDA the recipe is refused before
 anything starts. Single node: across nodes, start the server yourself and set ``server_base_url``
 (docs/cluster.md). TRL 1.16's ``vllm-serve`` execs ``vllm serve`` (the official vLLM's command).
@@ -131,18 +131,21 @@ class Server:
             time.sleep(1.0)
 
     def stop(self) -> None:
-        """SIGTERM to the server's process group, SIGKILL after ``STOP_GRACE_S``; nothing stays."""
+        """SIGTERM to the server's process group, SIGKILL after ``STOP_GRACE_S``; nothing stays
+        (also when a second Ctrl-C interrupts the wait)."""
         pgid = self.proc.pid  # start_new_session: the server leads its own group
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
         try:
-            self.proc.wait(timeout=STOP_GRACE_S)
-        except subprocess.TimeoutExpired:
-            log.warning("rl: the vLLM server did not stop in %.0f s; killed", STOP_GRACE_S)
-        with contextlib.suppress(ProcessLookupError):  # children (engine core, workers) left behind
-            os.killpg(pgid, signal.SIGKILL)
-        self.proc.wait()
-        self._log.close()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                log.warning("rl: the vLLM server did not stop in %.0f s; killed", STOP_GRACE_S)
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # children (engine core, workers) left behind
+                os.killpg(pgid, signal.SIGKILL)
+            self.proc.wait()
+            self._log.close()
 
 
 @contextlib.contextmanager
@@ -155,9 +158,24 @@ def running(server: Server):
         server.stop()
 
 
+def _check_port_free(port: int) -> None:
+    """Another server already on the port would answer our health check, and ours would fail."""
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise StageError(
+                f"rl.rollout.server_port={port} is taken on this node (a server left running, or another "
+                "job's): stop it or pick another port"
+            ) from None
+
+
 def rollout_server(recipe: Recipe, model: str, server_gpus: list[str], log_file: Path) -> Server:
     """Start ``trl vllm-serve`` for ``model`` on ``server_gpus`` (not yet waited for)."""
     r = recipe.rl.rollout
+    _check_port_free(r.server_port)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(server_gpus)}
     url = f"http://127.0.0.1:{r.server_port}/health"  # on this node
     cmd = server_command(recipe, model, len(server_gpus))

@@ -265,7 +265,8 @@ def _run_locked(
     _barrier()
     log.info("stage %s: running into %s", name, stage_dir)
     start = time.monotonic()
-    ctx.cost = _cost_meter(recipe, ctx, manifest, ctx.world_size if spec.distributed else spec.gpus(recipe))
+    gpus = ctx.world_size + spec.extra_gpus(recipe) if spec.distributed else spec.gpus(recipe)
+    ctx.cost = _cost_meter(recipe, ctx, manifest, gpus)
     ctx.tracker = StageTracker.start(recipe, name, stage_dir, ctx.is_main)
     try:
         result = spec.module.run(recipe, ctx)
@@ -352,14 +353,14 @@ def run_stage(
     manifest = Manifest(recipe.run_dir)
     if _identity_unless_current(spec, recipe, manifest, force) is None:
         return
+    nproc, env, server = spec.nproc(recipe), None, contextlib.nullcontext
+    if name == "rl" and recipe.rl.rollout.server_gpus:  # checked before anything is moved aside
+        nproc, env, server = _with_rollout_server(recipe, manifest, topology)
     if force and topology.is_node_zero:
         _move_aside(recipe.run_dir / name, recipe.keep_replaced)
         manifest.reset(name)
     resolved = recipe.run_dir / "recipe.yaml"
     save_recipe(recipe, resolved)  # the same file from every node: launch settings are not in it
-    nproc, env, server = spec.nproc(recipe), None, contextlib.nullcontext()
-    if name == "rl" and recipe.rl.rollout.server_gpus:
-        nproc, env, server = _with_rollout_server(recipe, manifest, topology)
     cmd = [
         sys.executable,
         "-m",
@@ -372,7 +373,7 @@ def run_stage(
     ]
     where = f" (node {topology.node_rank} of {topology.nnodes})" if topology.multi_node else ""
     log.info("stage %s%s: launching %s", name, where, " ".join(cmd[1:]))
-    with server:
+    with server():
         code = subprocess.call(tied_command(cmd), env=env)
     entry = _recorded(recipe, name, wait=MANIFEST_WAIT_S if topology.multi_node and code == 0 else 0)
     if code != 0:
@@ -388,8 +389,9 @@ def run_stage(
 
 
 def _with_rollout_server(recipe: Recipe, manifest: Manifest, topology: Topology):
-    """(processes, torchrun's environment, the server's context) of an rl stage that starts its own
-    vLLM server on the node's last rl.rollout.server_gpus GPUs (``launch/rollout_server.py``)."""
+    """(processes, torchrun's environment, the server's context, to enter at launch) of an rl stage
+    that starts its own vLLM server on the node's last rl.rollout.server_gpus GPUs
+    (``launch/rollout_server.py``). Checks only: nothing starts here."""
     from launch.rollout_server import gpu_split, rollout_server, running, training_nproc
     from sampling.data_parallel import visible_gpus
 
@@ -402,7 +404,8 @@ def _with_rollout_server(recipe: Recipe, manifest: Manifest, topology: Topology)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(train)}
     model = manifest.stage("merge")["outputs"]["model"]
     log_file = recipe.run_dir / "logs" / "rl-vllm-server.log"
-    return training_nproc(recipe, train), env, running(rollout_server(recipe, model, serve, log_file))
+    nproc = training_nproc(recipe, train)
+    return nproc, env, lambda: running(rollout_server(recipe, model, serve, log_file))
 
 
 # A shared filesystem (NFS) may show another node's manifest write a few seconds late.

@@ -11,7 +11,9 @@ the job runs what was asked even if the YAML file changes before it starts) and
 - sampling stages (data, probe, merge, eval): ``srun`` on the first node only, its GPUs sampling
   through ``generation.data_parallel`` engines (``sampling/data_parallel.py``).
 
-Each stage logs to ``runs/<name>/logs/<stage>-<job id>[-node<n>].log``. The job is requeueable:
+Each stage logs to ``runs/<name>/logs/<stage>-<job id>[-node<n>].log`` (appended to by a requeued
+job, which keeps its id). A failed node ends its step at once (``--kill-on-bad-exit``) instead of
+leaving the others in the rendezvous until its timeout. The job is requeueable:
 after a preemption Slurm starts it again, completed stages are skipped (the manifest) and the
 interrupted one resumes from its last complete checkpoint; nothing in the script tracks progress.
 Departure: the sampling stages leave the other nodes idle (their GPUs still count in Slurm's
@@ -101,9 +103,15 @@ def sbatch_script(recipe: Recipe, recipe_file: str, opts: SlurmOptions) -> str:
         f"export SSP={q(opts.python + ' -m launch.cli')}",
         f"export LOGS={q(str(logs))}",
         'mkdir -p "$LOGS"',
+        *(
+            ['export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"  # srun does not inherit it (Slurm 22.05+)']
+            if opts.cpus_per_node
+            else []
+        ),
         "# node 0 of every training stage: the first node of the allocation",
-        'export HEAD_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
-        f"export RDZV_PORT=$(({RDZV_PORT_BASE} + SLURM_JOB_ID % 1000))",
+        'HEAD_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        "export HEAD_NODE",
+        f"export RDZV_PORT=$(({RDZV_PORT_BASE} + SLURM_JOB_ID % 1000 * 10))  # + the stage's index",
         'echo "ssp: job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $SLURM_JOB_NODELIST, '
         'head $HEAD_NODE:$RDZV_PORT"',
         "",
@@ -115,7 +123,8 @@ def sbatch_script(recipe: Recipe, recipe_file: str, opts: SlurmOptions) -> str:
         if STAGES[name].distributed and opts.nodes > 1:
             lines += [  # a port per stage: the previous stage's may linger in TIME_WAIT
                 f"# {name}: one torchrun per node, {opts.nodes} nodes joined at the head node",
-                f'srun --nodes={opts.nodes} --ntasks-per-node=1 --output="$LOGS/{name}-%j-node%n.log" \\',
+                f"srun --nodes={opts.nodes} --ntasks-per-node=1 --kill-on-bad-exit=1 --open-mode=append \\",
+                f'  --output="$LOGS/{name}-%j-node%n.log" \\',
                 f'  bash -c \'$SSP stage {name} "$RECIPE" --nnodes {opts.nodes} --node-rank "$SLURM_NODEID" '
                 f'--rdzv-endpoint "$HEAD_NODE:$((RDZV_PORT + {i}))"\'',
             ]
@@ -127,7 +136,7 @@ def sbatch_script(recipe: Recipe, recipe_file: str, opts: SlurmOptions) -> str:
             }.get(name, "on the first node, every GPU of it sampling (generation.data_parallel)")
             lines += [
                 f"# {name}: {what}",
-                f'srun --nodes=1 --ntasks=1 --output="$LOGS/{name}-%j.log" $SSP stage {name} "$RECIPE"',
+                f'srun --nodes=1 --ntasks=1 --open-mode=append --output="$LOGS/{name}-%j.log" $SSP stage {name} "$RECIPE"',
             ]
     lines += [
         "",

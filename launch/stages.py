@@ -28,6 +28,8 @@ class StageSpec:
     nproc: Callable[[Recipe], int] = lambda r: 1
     # GPUs a non-distributed stage occupies (its cost): a vLLM engine spans tensor_parallel_size
     gpus: Callable[[Recipe], int] = lambda r: 1
+    # GPUs a training stage holds besides its processes' (rl's own vLLM server)
+    extra_gpus: Callable[[Recipe], int] = lambda r: 0
 
     def upstream(self, recipe: Recipe) -> tuple[str, ...]:
         return self.needs(recipe) if callable(self.needs) else self.needs
@@ -131,6 +133,7 @@ STAGES: dict[str, StageSpec] = {
         distributed=True,
         sections=lambda r: (r.rl, r.probe, _sampling(r), r.data.prompt_suffix),
         nproc=lambda r: resolve_nproc(r.rl.nproc_per_node, "rl.nproc_per_node"),
+        extra_gpus=lambda r: r.rl.rollout.server_gpus,
     ),
     "eval": StageSpec(
         "eval",

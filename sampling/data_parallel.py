@@ -112,6 +112,9 @@ class _InProcess:
     def generate(self, prompts, params, desc) -> list[list[Completion]]:
         return self.engine.generate(prompts, params, desc=desc)
 
+    def kill(self) -> None:
+        pass  # the call runs in this thread: nothing else to stop
+
     def close(self) -> None:
         if self.engine is not None:
             self.engine.close()
@@ -159,6 +162,10 @@ class _EngineProcess:
     def load(self, model_dir: str) -> None:
         self._call("load", model_dir)
 
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+
     def generate(self, prompts, params, desc) -> list[list[Completion]]:
         return self._call("generate", prompts, params, desc)
 
@@ -202,7 +209,7 @@ class ShardedGenerator:
         model_dir = str(full_model_folder(model_dir))
         if model_dir == self.model_dir:
             return
-        self._each(lambda e, _: e.load(model_dir), list(range(len(self.engines))), [None] * len(self.engines))
+        self._each(lambda e, _: e.load(model_dir), [None] * len(self.engines), one_each=True)
         self.model_dir = model_dir
 
     def generate(
@@ -216,11 +223,15 @@ class ShardedGenerator:
             label = f"{desc} shard {k + 1}/{len(parts)}" if many else desc
             results[k] = engine.generate([prompts[i] for i in parts[k]], shard_params(params, k), label)
 
-        self._each(work, list(range(len(parts))), results)
+        self._each(work, list(range(len(parts))))
         return [outs for part in results for outs in part]
 
-    def _each(self, work, jobs: list[int], results: list) -> None:
-        """Run ``work(engine, job)`` for every job, each engine taking the next job when free."""
+    def _each(self, work, jobs: list, one_each: bool = False) -> None:
+        """Run ``work(engine, job)`` for every job, each engine taking the next job when free
+        (``one_each``: engine i does job i, as loading a model must happen on every engine). The
+        first error kills the other engines at once and is raised here."""
+        if not self.engines:
+            raise SamplingError("the sampling engines were stopped after an earlier error")
         if len(self.engines) == 1:
             for k in jobs:
                 work(self.engines[0], k)
@@ -230,14 +241,18 @@ class ShardedGenerator:
         def drive(engine):
             while True:
                 with lock:
-                    if not queue or errors:
+                    if errors or not queue:
                         return
-                    k = queue.pop(0)
+                    k = queue[self.engines.index(engine)] if one_each else queue.pop(0)
                 try:
                     work(engine, k)
                 except BaseException as err:  # noqa: BLE001 - re-raised below, in the caller's thread
                     with lock:
                         errors.append(err)
+                    for other in self.engines:  # no GPU keeps sampling for a call that failed
+                        other.kill()
+                    return
+                if one_each:
                     return
 
         threads = [threading.Thread(target=drive, args=(e,), daemon=True) for e in self.engines]
@@ -246,13 +261,18 @@ class ShardedGenerator:
         for t in threads:
             t.join()
         if errors:
-            self.close()  # the other engines stop too: no half-used GPUs left running
-            raise errors[0]
+            self.close()
+            raise _first_cause(errors)
 
     def close(self) -> None:
         for engine in getattr(self, "engines", []):
             engine.close()
         self.engines = []
+
+
+def _first_cause(errors: list[BaseException]) -> BaseException:
+    """The error that started it: engines killed because of it report that they died."""
+    return next((e for e in errors if "died (exit code -9)" not in str(e)), errors[0])
 
 
 def _serve(inbox: Connection, outbox: Connection) -> None:

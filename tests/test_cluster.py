@@ -345,3 +345,31 @@ def test_an_rl_stage_with_its_own_server_is_refused_without_cuda(tmp_path):
     server = ["rl.rollout.engine=vllm", "rl.rollout.vllm_mode=server", "rl.rollout.server_gpus=1"]
     with pytest.raises(RecipeError, match="rl.rollout.server_gpus: a vLLM server for RL needs CUDA GPUs"):
         run_stage("rl", fast_recipe(tmp_path, *server))
+
+
+def test_a_refused_server_moves_nothing_aside(tmp_path):
+    """`ssp stage rl --force` with a server the stage cannot start (here: across nodes) is refused
+    before the forced stage's folder, with its checkpoints, is moved aside."""
+    server = ["rl.rollout.engine=vllm", "rl.rollout.vllm_mode=server", "rl.rollout.server_gpus=1"]
+    recipe = fast_recipe(tmp_path, *server)
+    complete(recipe, "data", {})
+    complete(recipe, "merge", {"model": str(tmp_path / "spectrum")})
+    kept = recipe.run_dir / "rl" / "0-math" / "checkpoints" / "checkpoint-5"
+    kept.mkdir(parents=True)
+    with pytest.raises(StageError, match="starts its vLLM server on one node only"):
+        run_stage("rl", recipe, force=True, checked=True, topology=Topology(2, 0, "h:1"))
+    assert kept.is_dir() and not list(recipe.run_dir.glob("rl.replaced-*"))
+
+
+def test_a_taken_server_port_is_refused(tmp_path):
+    import socket
+
+    from launch.rollout_server import _check_port_free
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(StageError, match=f"rl.rollout.server_port={port} is taken on this node"):
+            _check_port_free(port)
+    _check_port_free(port)  # free again
