@@ -57,19 +57,13 @@ def _check(recipe: Recipe, opts: SlurmOptions) -> None:
                 f"{stage}.nproc_per_node={want}, but the job asks for --gpus-per-node {opts.gpus_per_node}: "
                 f"set {stage}.nproc_per_node=auto (every GPU of each node) or ask for more GPUs"
             )
-    rollout = recipe.rl.rollout
-    if (
-        "rl" in recipe.stages
-        and rollout.engine == "vllm"
-        and rollout.vllm_mode == "server"
-        and opts.nodes > 1
-    ):
-        if rollout.server_gpus:
-            raise RecipeError(
-                "rl.rollout.server_gpus: the rl stage starts its vLLM server on single-node jobs only; "
-                "across nodes, start `trl vllm-serve` yourself and set rl.rollout.server_base_url "
-                "(docs/cluster.md)"
-            )
+    # (server_gpus implies engine vllm and vllm_mode server: RolloutConfig checks it)
+    if "rl" in recipe.stages and recipe.rl.rollout.server_gpus and opts.nodes > 1:
+        raise RecipeError(
+            "rl.rollout.server_gpus: the rl stage starts its vLLM server on single-node jobs only; "
+            "across nodes, start `trl vllm-serve` yourself and set rl.rollout.server_base_url "
+            "(docs/cluster.md)"
+        )
 
 
 def sbatch_script(recipe: Recipe, recipe_file: str, opts: SlurmOptions) -> str:

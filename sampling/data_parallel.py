@@ -132,7 +132,7 @@ class _EngineProcess:
         env = dict(os.environ)
         if gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpus
-        else:  # CPU: split the cores instead of every engine using all of them
+        else:  # CPU: split the cores instead of every engine using all of them (torch reads it)
             env["OMP_NUM_THREADS"] = str(threads)
         cmd = [sys.executable, "-m", "sampling.data_parallel", str(to_child_r), str(from_child_w)]
         self.proc = subprocess.Popen(cmd, env=env, pass_fds=(to_child_r, from_child_w))
@@ -141,7 +141,7 @@ class _EngineProcess:
         self.send = Connection(to_child_w, readable=False)
         self.recv = Connection(from_child_r, writable=False)
         try:
-            self._call("start", cfg, batch_size, threads)
+            self._call("start", cfg, batch_size)
         except BaseException:
             self.close()
             raise
@@ -209,7 +209,7 @@ class ShardedGenerator:
         model_dir = str(full_model_folder(model_dir))
         if model_dir == self.model_dir:
             return
-        self._each(lambda e, _: e.load(model_dir), [None] * len(self.engines), one_each=True)
+        self._each(lambda e, _: e.load(model_dir), None)
         self.model_dir = model_dir
 
     def generate(
@@ -226,24 +226,24 @@ class ShardedGenerator:
         self._each(work, list(range(len(parts))))
         return [outs for part in results for outs in part]
 
-    def _each(self, work, jobs: list, one_each: bool = False) -> None:
+    def _each(self, work, jobs: list | None) -> None:
         """Run ``work(engine, job)`` for every job, each engine taking the next job when free
-        (``one_each``: engine i does job i, as loading a model must happen on every engine). The
-        first error kills the other engines at once and is raised here."""
+        (``jobs=None``: ``work(engine, None)`` once on every engine, as loading a model). The first
+        error kills the other engines at once and is raised here."""
         if not self.engines:
             raise SamplingError("the sampling engines were stopped after an earlier error")
         if len(self.engines) == 1:
-            for k in jobs:
+            for k in [None] if jobs is None else jobs:
                 work(self.engines[0], k)
             return
-        queue, lock, errors = list(jobs), threading.Lock(), []
+        queue, lock, errors = list(jobs or []), threading.Lock(), []
 
         def drive(engine):
             while True:
                 with lock:
-                    if errors or not queue:
+                    if errors or (jobs is not None and not queue):
                         return
-                    k = queue[self.engines.index(engine)] if one_each else queue.pop(0)
+                    k = None if jobs is None else queue.pop(0)
                 try:
                     work(engine, k)
                 except BaseException as err:  # noqa: BLE001 - re-raised below, in the caller's thread
@@ -252,7 +252,7 @@ class ShardedGenerator:
                     for other in self.engines:  # no GPU keeps sampling for a call that failed
                         other.kill()
                     return
-                if one_each:
+                if jobs is None:
                     return
 
         threads = [threading.Thread(target=drive, args=(e,), daemon=True) for e in self.engines]
@@ -260,19 +260,14 @@ class ShardedGenerator:
             t.start()
         for t in threads:
             t.join()
-        if errors:
+        if errors:  # the first is the cause: the engines it killed failed after it was recorded
             self.close()
-            raise _first_cause(errors)
+            raise errors[0]
 
     def close(self) -> None:
         for engine in getattr(self, "engines", []):
             engine.close()
         self.engines = []
-
-
-def _first_cause(errors: list[BaseException]) -> BaseException:
-    """The error that started it: engines killed because of it report that they died."""
-    return next((e for e in errors if "died (exit code -9)" not in str(e)), errors[0])
 
 
 def _serve(inbox: Connection, outbox: Connection) -> None:
@@ -288,13 +283,7 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
             break
         try:
             if op == "start":
-                cfg, batch_size, threads = args
-                engine = _InProcess(cfg, batch_size)
-                if not os.environ.get("CUDA_VISIBLE_DEVICES"):
-                    import torch
-
-                    torch.set_num_threads(threads)
-                value = None
+                engine, value = _InProcess(*args), None
             elif op == "load":
                 value = engine.load(*args)
             elif op == "generate":
@@ -309,16 +298,16 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
         engine.close()
 
 
+def make_generator(model_dir: str | Path, cfg: GenerationConfig | None = None, batch_size: int = 256):
+    """The recipe's sampling engine(s), loaded with ``model_dir``: ``generation.data_parallel``
+    engines of ``generation.backend``. ``batch_size``: sequences per transformers ``generate`` call
+    (vLLM schedules its own batches)."""
+    return ShardedGenerator(model_dir, cfg or GenerationConfig(), batch_size)
+
+
 if __name__ == "__main__":  # python -m sampling.data_parallel INBOX_FD OUTBOX_FD
     from core.process import die_with_parent
 
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ssp %(message)s", datefmt="%H:%M:%S")
     _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
-
-
-def make_generator(model_dir: str | Path, cfg: GenerationConfig | None = None, batch_size: int = 256):
-    """The recipe's sampling engine(s), loaded with ``model_dir``: ``generation.data_parallel``
-    engines of ``generation.backend``. ``batch_size``: sequences per transformers ``generate`` call
-    (vLLM schedules its own batches)."""
-    return ShardedGenerator(model_dir, cfg or GenerationConfig(), batch_size)

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from core.adapters import full_model_folder
+from core.adapters import full_model_folder, is_adapter
 from core.atomic import remove_stale
 from core.errors import DataError, SSPError
 from core.model_folder import (
@@ -242,7 +242,7 @@ def merge_checkpoints(
     for messages."""
     names = {"normalize": "normalize", "overwrite": "overwrite", **(option_names or {})}
     given = [str(d) for d, _ in sources]
-    for d in given:
+    for d in filter(is_adapter, given):
         _check_folder(d)  # a broken adapter fails here, before it is merged into its base
     # LoRA adapter checkpoints are averaged as the full models they stand for (core/adapters.py)
     dirs = [Path(full_model_folder(d)) for d in given]
