@@ -302,6 +302,13 @@ class RLPhase:
     """Completions per process per step (a multiple of num_generations / processes)."""
     filter_solved: bool = False
     """Drop prompts whose pass rate at the phase's starting model is exactly 0 or 1 (the 3B report)."""
+    dynamic_sampling: bool = False
+    """Dynamic sampling (DAPO; verl's filter_groups): every step drops groups whose correctness rewards are
+    all equal (zero advantage) and samples fresh prompts of the phase's set until the batch holds only
+    groups with a signal, or max_refills extra rounds were drawn (train/dynamic_sampling.py)."""
+    max_refills: int = 4
+    """Dynamic sampling: extra generation rounds per step at most, each as large as the step's batch. If
+    the batch is still short, dropped groups fill it with their loss masked out, and the step is counted."""
     trl: dict[str, Any] = field(default_factory=dict)
     """GRPOConfig options passed through under their TRL names (loss_type, scale_rewards, epsilon,
     epsilon_high, beta, num_iterations, ...)."""
@@ -315,6 +322,18 @@ class RLPhase:
         )
         check(self, "num_generations", self.num_generations >= 2, "must be >= 2 (group statistics)")
         check(self, "max_steps", self.max_steps > 0, "must be > 0")
+        check(self, "max_refills", self.max_refills >= 0, f"must be >= 0, got {self.max_refills}")
+        local = self.per_device_train_batch_size * int(
+            self.trl.get("steps_per_generation") or self.trl.get("gradient_accumulation_steps") or 1
+        )
+        check(
+            self,
+            "per_device_train_batch_size",
+            not self.dynamic_sampling or local % self.num_generations == 0,
+            f"with dynamic_sampling every process must generate whole groups: {local} completions per "
+            f"generation (per_device_train_batch_size x trl steps_per_generation or gradient_accumulation_steps) "
+            f"is not a multiple of num_generations ({self.num_generations})",
+        )
         check(
             self,
             "rewards",
@@ -353,6 +372,13 @@ class RolloutConfig:
     node (tensor parallel over them), waits for its health, trains on the other GPUs and stops the
     server when the stage ends or fails (single-node jobs; docs/cluster.md). 0 = a server you
     started yourself, at server_base_url or server_host:server_port."""
+    sync_check_every: int = 10
+    """vllm: at each phase's first step and every this many steps, a fixed prompt is sampled by the
+    engine and scored by the trainer; the stage stops if they disagree (stale weights, another
+    model on the server). 0 = never (train/rollout_mismatch.py)."""
+    sync_check_tolerance: float = 0.1
+    """vllm: largest mean |engine - trainer| log-probability per token (nats) the check accepts; a bf16
+    engine on its own differs from an fp32 trainer by ~0.01-0.05."""
 
     def __post_init__(self):
         check(self, "engine", self.engine in ("hf", "vllm"), f"must be hf or vllm, got {self.engine!r}")
@@ -364,6 +390,8 @@ class RolloutConfig:
         )
         check(self, "gpu_memory_utilization", 0 < self.gpu_memory_utilization <= 1, "must be in (0, 1]")
         check(self, "server_gpus", self.server_gpus >= 0, "must be >= 0 (0 = a server started separately)")
+        check(self, "sync_check_every", self.sync_check_every >= 0, "must be >= 0 (0 = never)")
+        check(self, "sync_check_tolerance", self.sync_check_tolerance > 0, "must be > 0")
         check(
             self,
             "server_gpus",
@@ -381,7 +409,12 @@ class RolloutConfig:
         """The GRPOConfig options under TRL's names."""
         if self.engine != "vllm":
             return {"use_vllm": False}
-        opts: dict[str, Any] = {"use_vllm": True, "vllm_mode": self.vllm_mode}
+        opts: dict[str, Any] = {
+            "use_vllm": True,
+            "vllm_mode": self.vllm_mode,
+            "weight_sync_check_every": self.sync_check_every,
+            "weight_sync_tolerance": self.sync_check_tolerance,
+        }
         if self.max_model_length:
             opts["vllm_max_model_length"] = self.max_model_length
         if self.vllm_mode == "colocate":
@@ -419,6 +452,14 @@ class RLConfig:
     """The curriculum, in order (the reference run: math 16K, math 32K, code)."""
     eval_heldout: bool = True
     """Sample the held-out set with the spectrum model and the final RL model (probe's sampling settings)."""
+    heldout_every: int = 0
+    """The held-out curve: every this many steps of a phase (and at its start), Pass@1 of the policy being
+    trained on the held-out set, in the log, W&B (heldout/pass@1) and the report; 0 = off."""
+    heldout_problems: int = 0
+    """The curve's problems: this many of the held-out set, taken in turn from each domain, the same at
+    every point (0 = all)."""
+    heldout_samples: int = 2
+    """The curve's samples per problem (probe's temperature, top_p and length)."""
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     """The rollout engine of every phase (a phase's `trl` options can still override TRL's vllm_* keys)."""
     lora: LoraConfig = field(default_factory=LoraConfig)
@@ -430,5 +471,8 @@ class RLConfig:
         check(self, "lam", self.lam >= 0, f"must be >= 0, got {self.lam}")
         check(self, "p0", 0 < self.p0 < 1, f"must be in (0, 1), got {self.p0}")
         check(self, "phases", len(self.phases) > 0, "needs at least one phase")
+        check(self, "heldout_every", self.heldout_every >= 0, "must be >= 0 (0 = no curve)")
+        check(self, "heldout_problems", self.heldout_problems >= 0, "must be >= 0 (0 = all)")
+        check(self, "heldout_samples", self.heldout_samples >= 1, "must be >= 1")
         names = [p.name for p in self.phases]
         check(self, "phases", len(set(names)) == len(names), f"phase names must be unique, got {names}")

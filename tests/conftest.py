@@ -38,6 +38,8 @@ FAST = [
     "rl.phases[0].num_generations=4",
     "rl.phases[0].per_device_train_batch_size=8",
     "rl.phases[0].max_completion_length=16",
+    "rl.phases[0].max_refills=1",
+    "rl.heldout_every=0",  # the held-out curve has its own test (tests/test_rl.py)
     "rl.save_every=1",
     "eval.benchmarks[0].n_samples=4",
     "eval.benchmarks[0].max_new_tokens=24",
@@ -85,6 +87,20 @@ def tiny_grpo_args(output_dir: Path, **overrides) -> dict:
         "seed": 0,
         **overrides,
     }
+
+
+@pytest.fixture(scope="module")
+def tiny_rl_data(tmp_path_factory):
+    """The fast recipe's data stage: (the tiny model folder, the RL prompt rows)."""
+    import json
+
+    from core.manifest import Manifest
+    from launch.runner import run_stage
+
+    recipe = fast_recipe(tmp_path_factory.mktemp("rl-data"))
+    run_stage("data", recipe)
+    outputs = Manifest(recipe.run_dir).stage("data")["outputs"]
+    return outputs["model"], [json.loads(line) for line in open(outputs["rl"])]
 
 
 @pytest.fixture

@@ -212,7 +212,10 @@ def test_rl_rollouts_through_colocated_vllm_on_cpu(trained, tmp_path):
     switch the first weight sync fails inside vLLM ("'Parameter' object has no attribute
     'weight_loader'"). A large learning rate moves the weights every step: after training, the
     engine holds the trainer's weights of the last synced step, not the starting model's, and
-    vLLM's sampling log-probs stay close to the trainer's."""
+    vLLM's sampling log-probs stay close to the trainer's. The mismatch metrics are in the log
+    history every step and in the phase's report lines; the weight-sync check passed at every step;
+    then, on the same engine, weights that stop reaching it (sync made a no-op, the trainer moved on)
+    are caught by the check, which names the step."""
     import torch
 
     from stages.rl import grpo_config
@@ -221,6 +224,7 @@ def test_rl_rollouts_through_colocated_vllm_on_cpu(trained, tmp_path):
         tmp_path,
         "rl.rollout.engine=vllm",
         f"rl.rollout.max_model_length={CONTEXT}",
+        "rl.rollout.sync_check_every=1",
         "rl.phases[0].max_steps=3",
         "rl.phases[0].learning_rate=0.01",
         "rl.phases[0].max_completion_length=48",
@@ -228,11 +232,14 @@ def test_rl_rollouts_through_colocated_vllm_on_cpu(trained, tmp_path):
     )
     args = grpo_config(recipe, recipe.rl.phases[0], tmp_path / "out")
     assert args.use_vllm and args.vllm_mode == "colocate" and args.vllm_gpu_memory_utilization == 0.3
+    assert args.weight_sync_check_every == 1
     rows = trained["rows"]
     env = dict(os.environ)  # TRL sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_* for its engine
     trainer = None
     try:
         trainer = _train_colocated(args, trained, rows)
+        _mismatch_is_reported(trainer, args)
+        _stale_weights_are_caught(trainer)
     finally:
         if trainer is not None:
             shutdown(trainer.vllm_generation.llm)
@@ -287,6 +294,52 @@ def _train_colocated(args, trained, rows):
     ]
     assert len(diffs) == 3 and max(diffs) < 0.05, diffs
     return trainer
+
+
+def _mismatch_is_reported(trainer, args):
+    from launch.report import _rl_health
+    from stages.rl import phase_health
+    from train.rollout_mismatch import correction_in_use
+
+    history = trainer.state.log_history
+    steps = [h for h in history if "mismatch/ratio_mean" in h]
+    assert len(steps) == 3
+    for h in steps:
+        # the raw ratio is exp(trainer - engine): near 1 here (fp32 trainer, bf16 engine), never NaN
+        assert 0.8 < h["mismatch/ratio_mean"] < 1.2 and h["mismatch/ratio_min"] <= h["mismatch/ratio_max"]
+        assert 0 <= h["mismatch/frac_outside_bounds"] <= 1
+        # TRL's own after-correction figure agrees with ours on |delta log p| (the same tokens)
+        assert h["mismatch/logp_abs_diff_mean"] == pytest.approx(
+            h["sampling/sampling_logp_difference/mean"], rel=1e-3
+        )
+    assert [c["step"] for c in trainer.sync_checks] == [0, 1, 2]
+    assert all(c["logp_abs_diff_mean"] < c["tolerance"] for c in trainer.sync_checks)
+    phase = {
+        **phase_health(history, ["format"]),
+        "rollouts": correction_in_use(args),
+        "sync_checks": trainer.sync_checks,
+    }
+    text = "\n".join(_rl_health(phase))
+    assert "Rollouts from vllm (colocate); importance-sampling correction: sequence_mask [None, 3.0]." in text
+    assert "Trainer/engine token ratio: mean" in text and "outside the correction's bounds" in text
+    assert "Weight-sync checks: 3 passed (steps [0, 1, 2])" in text
+
+
+def _stale_weights_are_caught(trainer):
+    """The engine keeps its weights (sync does nothing, as with TRL #5312's sleep mode) while the
+    trainer's move: the next check must stop, naming the step and the cause."""
+    import torch
+
+    from train.rollout_mismatch import SyncCheckFailed
+
+    trainer.vllm_generation.sync_weights = lambda: None
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)  # a few large steps' worth of drift
+    trainer.state.global_step = 7
+    trainer.args.weight_sync_check_every = 7
+    with pytest.raises(SyncCheckFailed, match=r"not the trainer's at step 7.*TRL #5312"):
+        trainer._maybe_check_sync()
 
 
 def test_probe_and_eval_stages_start_one_engine_each(trained, tmp_path, monkeypatch):

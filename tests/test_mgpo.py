@@ -8,11 +8,9 @@ import sys
 import pytest
 import torch
 
-from core.manifest import Manifest
-from launch.runner import run_stage
 from train.mgpo import group_weights, max_entropy_weight
 
-from .conftest import ROOT, fast_recipe, prompt_dataset, tiny_grpo_args
+from .conftest import ROOT, prompt_dataset, tiny_grpo_args
 
 
 @pytest.mark.parametrize(
@@ -61,12 +59,9 @@ def format_reward(completions, **kwargs):
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    recipe = fast_recipe(tmp_path_factory.mktemp("mgpo"))
-    run_stage("data", recipe)
-    outputs = Manifest(recipe.run_dir).stage("data")["outputs"]
-    rows = [json.loads(line) for line in open(outputs["rl"])][:4]
-    return outputs["model"], rows
+def tiny_model(tiny_rl_data):
+    model, rows = tiny_rl_data
+    return model, rows[:4]
 
 
 def _one_step(trainer_cls, config_cls, model, rows, out, **extra):
@@ -148,6 +143,19 @@ def test_two_processes_weight_like_one(tiny_model, tmp_path):
     after = torch.tensor(ranks[0]["after"] + ranks[1]["after"])
     torch.testing.assert_close(after, before * weights)
     assert ranks[0]["local"] == 2 and ranks[1]["local"] == 2  # a group of 4 straddles the two ranks
+    # dynamic sampling on the same two processes: one group each, the same decisions on both ranks,
+    # only mixed prompts trained on, with GRPO's advantages of the pattern times MGPO's weight
+    dyn = [r["dynamic"] for r in ranks]
+    assert dyn[0]["kept_groups"] == dyn[1]["kept_groups"] and len(dyn[0]["kept_groups"]) == 2
+    assert dyn[0]["filler"] == dyn[1]["filler"] == 0
+    for d in dyn:
+        kept = {p for p, k in d["kinds"].items() if k == "mixed" and any(p in t for t in d["prompts"])}
+        assert len(kept) == 1 and all(next(iter(kept)) in t for t in d["prompts"]), d["prompts"]
+        reward = torch.tensor([1.0, 0.0, 0.0, 0.0])
+        grpo = (reward - reward.mean()) / (reward.std() + 1e-4)
+        torch.testing.assert_close(
+            torch.tensor(d["advantages"]), grpo * max_entropy_weight(torch.tensor([0.25]), 4.0)
+        )
 
 
 def test_evaluation_mode_uses_num_generations_eval(tiny_model, tmp_path):

@@ -9,8 +9,9 @@ and into ``log_history``. After each optimizer step it checks the budget; the pr
 through one all-reduce, and on crossing the step is saved as a checkpoint and training stops.
 
 ``StepTimeSplit`` (RL) splits each GRPO step's ``step_time`` into ``perf/generation_seconds``
-(rollouts), ``perf/scoring_seconds`` (reward functions) and ``perf/training_seconds`` (the rest:
-log-probabilities, loss, backward, optimizer).
+(rollouts), ``perf/scoring_seconds`` (reward functions), ``perf/refill_seconds`` (dynamic sampling's
+extra rounds, whole: their rollouts, rewards and log-probabilities) and ``perf/training_seconds``
+(the rest: log-probabilities, loss, backward, optimizer).
 """
 
 from __future__ import annotations
@@ -70,16 +71,23 @@ class CostCallback(TrainerCallback):
 class StepTimeSplit:
     """Mixin for TRL's GRPOTrainer (before it in the bases): times rollouts and rewards per step."""
 
+    PARTS = ("generation", "scoring", "refills")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._split = {"generation": 0.0, "scoring": 0.0}
+        self._split = dict.fromkeys(self.PARTS, 0.0)
+        self._inside_refill = False
 
     def _timed(self, part: str, fn, *args, **kwargs):
+        if self._inside_refill:  # a refill round is timed as a whole
+            return fn(*args, **kwargs)
+        self._inside_refill = part == "refills"
         start = time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
             self._split[part] += time.perf_counter() - start
+            self._inside_refill = False
 
     def _generate(self, *args, **kwargs):
         return self._timed("generation", super()._generate, *args, **kwargs)
@@ -87,14 +95,17 @@ class StepTimeSplit:
     def _calculate_rewards(self, *args, **kwargs):
         return self._timed("scoring", super()._calculate_rewards, *args, **kwargs)
 
+    def _refill_round(self, *args, **kwargs):
+        return self._timed("refills", super()._refill_round, *args, **kwargs)
+
     def training_step(self, *args, **kwargs):
         step_times = self._metrics["train"]["step_time"]
         before = len(step_times)
         out = super().training_step(*args, **kwargs)
         if len(step_times) > before:  # an optimizer step ended: TRL appended its step_time
-            m, gen, score = self._metrics["train"], self._split["generation"], self._split["scoring"]
-            m["perf/generation_seconds"].append(gen)
-            m["perf/scoring_seconds"].append(score)
-            m["perf/training_seconds"].append(max(0.0, step_times[-1] - gen - score))
-            self._split = {"generation": 0.0, "scoring": 0.0}
+            m, split = self._metrics["train"], self._split
+            for part in self.PARTS:
+                m[f"perf/{part.removesuffix('s')}_seconds"].append(split[part])
+            m["perf/training_seconds"].append(max(0.0, step_times[-1] - sum(split.values())))
+            self._split = dict.fromkeys(self.PARTS, 0.0)
         return out
