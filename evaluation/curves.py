@@ -3,7 +3,9 @@
 ``ssp compare`` reads every run's trainer logs (``log_history.json``: the SFT stage's, and each
 RL phase's, phases laid end to end) and, per arm, averages each curve over the seeds at the
 steps every seed logged. The curves (``CURVES``): SFT loss; RL reward, the MGPO problem weight's
-mean and minimum, the share of groups with p_c in {0, 1} (no signal), policy entropy. A stage
+mean and minimum, the share of groups with p_c in {0, 1} among those trained on (no signal), the
+share of mixed groups in each step's first batch (before dynamic sampling), the held-out curve,
+policy entropy. A stage
 shared from another run (``shared_from`` in the manifest) is read from that run's folder.
 
 Each curve is also summarised per seed as its mean over the logged steps, and those means get a
@@ -34,6 +36,8 @@ CURVES: dict[str, list[tuple[str, str]]] = {
         ("mgpo/weight_mean", "MGPO weight, mean"),
         ("mgpo/weight_min", "MGPO weight, min"),
         ("mgpo/frac_pc_0_or_1", "groups with p_c in {0,1}"),
+        ("dynamic_sampling/frac_mixed_first_round", "mixed groups before dynamic sampling"),
+        ("heldout/pass@1", "held-out pass@1 during RL"),
         ("entropy", "RL policy entropy"),
     ],
 }

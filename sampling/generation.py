@@ -16,6 +16,7 @@ Departure: with ``temperature=0`` the ``n`` samples are one greedy completion re
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -64,6 +65,18 @@ class HFGenerator:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = self.tokenizer = None
         self.load(model_dir)
+
+    @classmethod
+    def around(cls, model, tokenizer, batch_size: int = 256) -> HFGenerator:
+        """A generator over a model already in memory (the policy a trainer is training), on its device."""
+        gen = cls.__new__(cls)
+        gen.batch_size, gen.device = batch_size, model.device
+        gen.model, gen.model_dir = model, getattr(model, "name_or_path", "")
+        gen.tokenizer = copy.copy(tokenizer)
+        gen.tokenizer.padding_side = "left"
+        eos = model.generation_config.eos_token_id
+        gen.stop_ids = set(eos if isinstance(eos, list) else [eos]) | {tokenizer.eos_token_id}
+        return gen
 
     def load(self, model_dir: str | Path) -> None:
         """Load (or swap in) the weights of ``model_dir`` (a LoRA adapter folder: merged into its base)."""

@@ -40,6 +40,7 @@ import torch
 from config.recipe import Recipe
 from config.train import RLPhase
 from core.context import StageContext, StageResult
+from core.errors import StageError
 from core.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
 from core.model_folder import check_model_folder
 from sampling.generation import SamplingParams
@@ -74,22 +75,68 @@ def pass_rate_filter(rows, model_dir: str, phase: RLPhase, recipe: Recipe) -> tu
     return kept, counts
 
 
+def _mean(rows: list[dict[str, Any]], key: str) -> float | None:
+    values = [h[key] for h in rows if h.get(key) is not None]
+    return sum(values) / len(values) if values else None
+
+
 def phase_health(history: list[dict[str, Any]], reward_names: list[str]) -> dict[str, Any]:
-    """Signal and reward-failure summary of a phase from its trainer's log history."""
+    """Signal and reward-failure summary of a phase from its trainer's log history.
+
+    A step without signal trained on no group whose rewards differ: with dynamic sampling, one that
+    kept no group (``dynamic_sampling/groups_kept`` = 0); without it, TRL's ``frac_reward_zero_std`` = 1."""
     steps = [h for h in history if "frac_reward_zero_std" in h]
-    silent = [h.get("step") for h in steps if h["frac_reward_zero_std"] >= 1.0]
+    silent = [
+        h.get("step")
+        for h in steps
+        if (
+            h["dynamic_sampling/groups_kept"] == 0
+            if "dynamic_sampling/groups_kept" in h
+            else h["frac_reward_zero_std"] >= 1.0
+        )
+    ]
     rates = {}
     for name in reward_names:
         for kind in ("timeout_rate", "error_rate", "unscorable_rate"):
             values = [h[f"rewards/{name}/{kind}"] for h in history if f"rewards/{name}/{kind}" in h]
             if values:
                 rates.setdefault(name, {})[kind] = sum(values) / len(values)
-    return {
+    health: dict[str, Any] = {
         "logged_steps": len(steps),
         "steps_without_signal": len(silent),
         "steps_without_signal_list": silent[:100],
         "reward_failure_rates": rates,
     }
+    dyn = [h for h in steps if "dynamic_sampling/groups_drawn" in h]
+    if dyn:
+        short = [h.get("step") for h in dyn if h["dynamic_sampling/filler_groups"] > 0]
+        health["dynamic_sampling"] = {
+            "groups_drawn": int(sum(h["dynamic_sampling/groups_drawn"] for h in dyn)),
+            "groups_kept": int(sum(h["dynamic_sampling/groups_kept"] for h in dyn)),
+            "rounds_mean": _mean(dyn, "dynamic_sampling/rounds"),
+            "frac_mixed_first_round": _mean(dyn, "dynamic_sampling/frac_mixed_first_round"),
+            "frac_mixed_drawn": _mean(dyn, "dynamic_sampling/frac_mixed_drawn"),
+            "steps_refill_bound_hit": len(short),
+            "steps_refill_bound_hit_list": short[:100],
+        }
+    split = {
+        part: _mean(steps, f"perf/{part}_seconds") for part in ("generation", "refill", "scoring", "training")
+    }
+    if any(v is not None for v in split.values()):
+        health["step_seconds"] = {k: v for k, v in split.items() if v is not None}
+    mismatch = {k.removeprefix("mismatch/"): _mean(steps, k) for k in _MISMATCH_KEYS}
+    if any(v is not None for v in mismatch.values()):
+        health["mismatch"] = {k: v for k, v in mismatch.items() if v is not None}
+        health["mismatch"]["ratio_min"] = min(
+            h["mismatch/ratio_min"] for h in steps if "mismatch/ratio_min" in h
+        )
+        health["mismatch"]["ratio_max"] = max(
+            h["mismatch/ratio_max"] for h in steps if "mismatch/ratio_max" in h
+        )
+    return health
+
+
+_MISMATCH_KEYS = ("mismatch/ratio_mean", "mismatch/logp_abs_diff_mean", "mismatch/frac_outside_bounds")
 
 
 def _warn_on_health(phase: RLPhase, health: dict[str, Any]) -> None:
@@ -107,6 +154,34 @@ def _warn_on_health(phase: RLPhase, health: dict[str, Any]) -> None:
     for name, rates in health["reward_failure_rates"].items():
         if rates.get("timeout_rate", 0) or rates.get("error_rate", 0):
             log.warning("rl: phase %s: reward %s failed on some items: %s", phase.name, name, rates)
+    dyn = health.get("dynamic_sampling")
+    if dyn and dyn["steps_refill_bound_hit"]:
+        log.warning(
+            "rl: phase %s: dynamic sampling reached its bound (max_refills) in %d steps %s: those steps trained "
+            "on fewer groups with a signal than the batch holds (the rest masked out).",
+            phase.name,
+            dyn["steps_refill_bound_hit"],
+            dyn["steps_refill_bound_hit_list"][:20],
+        )
+
+
+def _heldout_curve(recipe: Recipe, ctx: StageContext, phase: RLPhase, reward):
+    """The phase's held-out curve (train/heldout_curve.py): rl.heldout_problems held-out problems taken
+    in turn from each domain, rl.heldout_samples each, with the probe's temperature, top_p and length."""
+    from train.heldout_curve import HeldoutCurve
+
+    if "eval" not in ctx.inputs["data"]:
+        raise StageError("rl.heldout_every: the held-out curve needs the data stage's eval set; this run has none")
+    rows = load_rows(ctx.inputs["data"]["eval"], PROBLEM_FIELDS, "eval")
+    if 0 < recipe.rl.heldout_problems < len(rows):
+        rank: dict[str, int] = {}
+        order = []
+        for i, r in enumerate(rows):
+            rank[r["domain"]] = rank.get(r["domain"], -1) + 1
+            order.append((rank[r["domain"]], i))
+        rows = [rows[i] for _, i in sorted(order)[: recipe.rl.heldout_problems]]
+    params = SamplingParams.from_settings(recipe.probe, seed=recipe.rl.seed, n=recipe.rl.heldout_samples)
+    return HeldoutCurve(rows, reward, params, recipe.rl.heldout_every, recipe.data.prompt_suffix)
 
 
 def grpo_config(recipe: Recipe, phase: RLPhase, output_dir: Path):
@@ -136,6 +211,8 @@ def grpo_config(recipe: Recipe, phase: RLPhase, output_dir: Path):
         mgpo_lambda=rl.lam,
         mgpo_p0=rl.p0,
         mgpo_correctness_index=next(i for i, r in enumerate(phase.rewards) if r.correctness),
+        dynamic_sampling=phase.dynamic_sampling,
+        dynamic_sampling_max_refills=phase.max_refills,
         **rl.rollout.trl_options(),
     )
     options.update(phase.trl)  # TRL options under their TRL names win
@@ -161,6 +238,7 @@ def _run_phase(
     from reward.config import build_rewards
     from train.checkpoints import AtomicCheckpoints, clear_staging, latest_checkpoint
     from train.mgpo import MGPOTrainer
+    from train.rollout_mismatch import correction_in_use
     from train.telemetry import CostCallback, StepTimeSplit
 
     class TimedMGPOTrainer(StepTimeSplit, MGPOTrainer):
@@ -190,7 +268,8 @@ def _run_phase(
             for r in rows
         ]
     )
-    funcs, _, _ = build_rewards(phase.rewards, where=f"rl.phases[{index}].rewards")
+    funcs, _, correct_index = build_rewards(phase.rewards, where=f"rl.phases[{index}].rewards")
+    curve = _heldout_curve(recipe, ctx, phase, funcs[correct_index]) if recipe.rl.heldout_every else None
     resume = latest_checkpoint(phase_dir)
     if ctx.is_main:
         clear_staging(phase_dir)
@@ -210,8 +289,11 @@ def _run_phase(
                         phase_dir, f"RL phase {phase.name} of the ssp run {recipe.run_name}", start_model
                     ),
                     budget := CostCallback(ctx),
+                    *([curve] if curve else []),
                 ],
             )
+            if curve:
+                curve.bind(trainer)
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     finally:
         for f in funcs:
@@ -221,6 +303,13 @@ def _run_phase(
     history = trainer.state.log_history
     health = phase_health(history, [r.name for r in phase.rewards])
     _warn_on_health(phase, health)
+    if curve and curve.curve:
+        log.info(
+            "rl: phase %s: held-out pass@1 (%d samples) %s",
+            phase.name,
+            curve.curve[0]["samples"],
+            ", ".join(f"step {p['step']}: {p['pass@1']:.3f}" for p in curve.curve),
+        )
     summary = {
         "phase": phase.name,
         "start_model": start_model,
@@ -230,6 +319,9 @@ def _run_phase(
         "resumed_from": str(resume) if resume else None,
         "final": str(final),
         **health,
+        "rollouts": correction_in_use(args),
+        "sync_checks": trainer.sync_checks,
+        "heldout_curve": curve.curve if curve else None,
     }
     if ctx.is_main:
         (phase_dir / "log_history.json").write_text(json.dumps(history, indent=2))

@@ -17,7 +17,8 @@ from .helpers.scripted_run import complete, write_problems
 PHASES = (
     "rl.phases=[{name: warm, max_steps: 2, num_generations: 4, per_device_train_batch_size: 8, "
     "max_completion_length: 16, learning_rate: 1e-4}, {name: more, max_steps: 2, num_generations: 4, "
-    "per_device_train_batch_size: 8, max_completion_length: 16, trl: {epsilon_high: 0.28}}]"
+    "per_device_train_batch_size: 8, max_completion_length: 16, trl: {epsilon_high: 0.28}, "
+    "dynamic_sampling: true, max_refills: 1}]"
 )
 RL = [PHASES, "rl.save_every=1", "rl.eval_heldout=false"]
 
@@ -51,6 +52,9 @@ def test_phases_chain_and_resume(spectrum, tmp_path):
     history = json.loads((recipe.run_dir / "rl" / "1-more" / "log_history.json").read_text())
     assert any("mgpo/weight_mean" in h for h in history), "MGPO metrics are logged"
 
+    drawn = [(h["reward"], h["dynamic_sampling/groups_drawn"]) for h in history if "reward" in h]
+    assert len(drawn) == 2, "phase 2 runs dynamic sampling"
+
     # Interrupt phase 2 after its first step: drop its final model and its step-2 checkpoint.
     phase2 = recipe.run_dir / "rl" / "1-more"
     shutil.rmtree(phase2 / "final")
@@ -66,6 +70,11 @@ def test_phases_chain_and_resume(spectrum, tmp_path):
         "phase 1 reran"
     )
     assert more2["resumed_from"].endswith("checkpoint-1") and more2["steps"] == 2
+    history2 = json.loads((phase2 / "log_history.json").read_text())
+    # the resumed step 2 drew the same rollouts and refills (the refill stream is a function of the step)
+    assert [(h["reward"], h["dynamic_sampling/groups_drawn"]) for h in history2 if "reward" in h][
+        -1
+    ] == drawn[-1]
 
 
 def test_trl_options_pass_through(spectrum):
@@ -140,6 +149,7 @@ def test_a_phase_without_learning_signal_says_so(tmp_path, caplog):
         "rl.phases=[{name: solved, max_steps: 2, num_generations: 4, per_device_train_batch_size: 8, "
         "max_completion_length: 4}]",
         "rl.eval_heldout=false",
+        "rl.heldout_every=0",
         "rl.save_every=1",
     )
     model = build_scripted_model(tmp_path / "spectrum", p=1.0)
@@ -162,10 +172,7 @@ def test_a_phase_without_learning_signal_says_so(tmp_path, caplog):
     }
     assert "2 of 2 logged steps carried no learning signal" in caplog.text
     report = write_report(recipe).read_text()
-    assert (
-        "Steps without learning signal (every group's rewards equal, frac_reward_zero_std = 1): 2 of 2."
-        in report
-    )
+    assert "Steps without learning signal (no group with differing rewards trained on): 2 of 2." in report
     assert "No learning signal in most steps" in report
 
 
@@ -182,3 +189,48 @@ def test_phase_health_counts_silent_steps_and_reward_failures():
     assert health["logged_steps"] == 3 and health["steps_without_signal"] == 2
     assert health["steps_without_signal_list"] == [1, 3]
     assert health["reward_failure_rates"] == {"math_correctness": {"timeout_rate": 0.25}}
+
+
+def test_the_heldout_curve_measures_the_policy_without_changing_training(spectrum, tmp_path):
+    """heldout_every=1: a point at the start and after each step. The last point equals Pass@1 of the
+    saved final model sampled here with the same rows, settings and seed (an independent sampling
+    through the generation interface); and the phase trains on the same rollouts as without the
+    curve (the random state is restored around each measurement)."""
+    from core.corpus import chat_prompt
+    from reward import get_reward
+    from sampling.generation import HFGenerator, SamplingParams
+
+    def run(name, *extra):
+        shutil.copytree(spectrum / "tiny", tmp_path / name / "tiny")
+        one_phase = PHASES.split("}, {")[0] + "}]"  # the warm phase alone
+        recipe = fast_recipe(tmp_path / name, one_phase, *RL[1:], *extra)
+        execute_here("rl", recipe)
+        phase = Manifest(recipe.run_dir).stage("rl")["metrics"]["phases"][0]
+        history = json.loads((recipe.run_dir / "rl" / "0-warm" / "log_history.json").read_text())
+        return recipe, phase, history
+
+    recipe, phase, history = run(
+        "curve", "rl.heldout_every=1", "rl.heldout_samples=3", "rl.heldout_problems=0"
+    )
+    _, plain, plain_history = run("plain", "rl.heldout_every=0")
+    curve = phase["heldout_curve"]
+    assert [p["step"] for p in curve] == [0, 1, 2] and plain["heldout_curve"] is None
+    assert [h["heldout/pass@1"] for h in history if "heldout/pass@1" in h] == [p["pass@1"] for p in curve[1:]]
+
+    def rollouts(hist):  # what depends on the sampled completions, not only on their rewards
+        return [(h["reward"], h["completions/mean_length"], h["entropy"]) for h in hist if "reward" in h]
+
+    assert rollouts(history) == rollouts(plain_history)
+    rows = [json.loads(line) for line in (recipe.run_dir / "data" / "eval.jsonl").read_text().splitlines()]
+    params = SamplingParams.from_settings(recipe.probe, seed=recipe.rl.seed, n=3)
+    gen = HFGenerator(phase["final"], batch_size=256)  # the curve's batch size
+    outs = gen.generate([chat_prompt(r["problem"], "") for r in rows], params)
+    reward = get_reward("math_correctness")
+    try:
+        scores = reward(
+            [c.text for o in outs for c in o], answer=[r["answer"] for r in rows for _ in range(3)]
+        )
+    finally:
+        reward.close()
+    assert curve[-1]["samples"] == 3 * len(rows)
+    assert curve[-1]["pass@1"] == sum(s == 1.0 for s in scores) / len(scores)
