@@ -64,29 +64,38 @@ def test_answers_are_right():
         + generate("statistics", 100, seed=5)
     ):
         nums = [int(n) for n in re.findall(r"-?\d+", p.problem.replace(" - ", " -"))]
+        answer = int(p.answer)
         if p.kind == "linear_equation":
             a, b, c = nums
-            assert a * int(p.answer) + b == c
-        elif p.kind == "evaluate_quadratic":
-            x, a, _, b, c = nums  # "If x = X, what is Ax^2 + Bx + C?"
-            assert a * x * x + b * x + c == int(p.answer)
+            assert a * answer + b == c
+        elif p.kind == "one_step_equation":  # "x + a = b", "x - a = b" (read as x, -a, b) or "ax = b"
+            if "x + " in p.problem or "x - " in p.problem:
+                a, b = nums
+                assert answer + a == b
+            else:
+                a, b = nums
+                assert a * answer == b
         elif p.kind == "gcd":
-            assert math.gcd(*nums) == int(p.answer)
+            assert math.gcd(*nums) == answer
         elif p.kind == "remainder":
-            assert nums[0] % nums[1] == int(p.answer)
+            assert nums[0] % nums[1] == answer
         elif p.kind == "choose":
-            k, n = nums
-            assert math.comb(n, k) == int(p.answer)
-        elif p.kind == "arrangements":
-            n = nums[0]
-            k = p.problem.count(",") + 1 if "third" in p.problem else 2
-            assert math.perm(n, k) == int(p.answer)
-        elif p.kind == "handshakes":
-            (n,) = nums
-            assert n * (n - 1) // 2 == int(p.answer)
+            k, n = nums  # "... can K items be chosen from a group of N?", "... to pick K of the N items ...?"
+            assert math.comb(n, k) == answer
+        elif p.kind == "product_rule":
+            a, b = nums
+            assert a * b == answer
+        elif p.kind == "multiples":
+            if "multiples of" in p.problem:  # "How many multiples of K are there from 1 to N?"
+                k, _, n = nums
+            else:  # "How many of the numbers 1 to N are divisible by K?"
+                _, n, k = nums
+            assert n // k == answer
         elif p.kind == "mean":
-            assert sum(nums) == int(p.answer) * len(nums)
+            assert sum(nums) == answer * len(nums)
         elif p.kind == "median":
-            assert sorted(nums)[len(nums) // 2] == int(p.answer)
+            assert sorted(nums)[len(nums) // 2] == answer
+        elif p.kind == "mode":
+            assert max(nums, key=nums.count) == answer and nums.count(answer) == 2
         else:
             raise AssertionError(f"untested kind {p.kind}")

@@ -9,11 +9,14 @@ SSP's diversity-first SFT is meant to keep alive. Solutions are a few dozen toke
     rng = random.Random(0)
     p = make_problem("number_theory", rng)
     p.problem, p.answer, [s.strategy for s in p.solutions]
-    # ('Find the greatest common divisor of 84 and 60.', '12', ['euclid', 'factorisation'])
+    # ('What is the remainder when 36 is divided by 9?', '0', ['division', 'split_multiple', 'count_by'])
 
-Numbers are kept small (two- and three-digit) so that a 1M-parameter model can learn some of
-the arithmetic in minutes but not all of it: the trained tiny model must stay clearly below
-100% so that probing, fusion and RL have something left to improve.
+Numbers are kept small (mostly one- and two-digit) so that a 1M-parameter model learns a fair
+share of the arithmetic in minutes but not all of it: the trained tiny model sits around 30-40%
+greedy accuracy, where groups of RL samples are often mixed, and clearly below 100%, so that
+probing, fusion and RL have something left to improve. Each type has several wordings, so every
+domain has hundreds of distinct problems beyond the SFT split for a fresh RL pool
+(docs/tiny_task.md has the counts).
 """
 
 from __future__ import annotations
@@ -50,12 +53,12 @@ def _signed(b: int) -> str:
 
 # ---------------------------------------------------------------- algebra
 def linear_equation(rng: random.Random) -> Problem:
-    a, x = rng.randint(2, 9), rng.randint(-9, 15)
-    b = rng.choice([i for i in range(-20, 21) if i != 0])
+    a, x = rng.randint(2, 5), rng.randint(1, 9)
+    b = rng.choice([i for i in range(-9, 10) if i != 0])
     c = a * x + b
-    q = f"Solve for x: {a}x {_signed(b)} = {c}."
+    eq = f"{a}x {_signed(b)} = {c}"
+    q = rng.choice([f"Solve for x: {eq}.", f"Find x if {eq}.", f"What is x when {eq}?"])
     move = f"Subtract {b} from both sides" if b > 0 else f"Add {-b} to both sides"
-    lo = x - 1
     return Problem(
         "algebra",
         "linear_equation",
@@ -71,36 +74,42 @@ def linear_equation(rng: random.Random) -> Problem:
                 f"For ax + b = c, x = (c - b) / a = ({c} - ({b})) / {a} = {c - b} / {a} = {x}. {_boxed(x)}",
             ),
             Solution(
-                "guess_and_check",
-                f"Try x = {lo}: {a}*{lo} {_signed(b)} = {a * lo + b}, not {c}. "
-                f"Try x = {x}: {a}*{x} {_signed(b)} = {c}. It works. {_boxed(x)}",
+                "trial",
+                f"Try x = {', '.join(map(str, range(1, x + 1)))}: {a}x {_signed(b)} = "
+                f"{', '.join(str(a * t + b) for t in range(1, x + 1))}. At x = {x} it is {c}. {_boxed(x)}",
             ),
         ),
     )
 
 
-def evaluate_quadratic(rng: random.Random) -> Problem:
-    a, x = rng.randint(2, 4), rng.randint(1, 6)
-    b, c = rng.choice([-6, -5, -4, -3, -2, 2, 3, 4, 5, 6]), rng.randint(-9, 9)
-    value = a * x * x + b * x + c
-    q = f"If x = {x}, what is {a}x^2 {_signed(b)}x {_signed(c)}?"
-    inner = a * x + b
+def one_step_equation(rng: random.Random) -> Problem:
+    x, a = rng.randint(1, 12), rng.randint(2, 9)
+    form = rng.choice(["add", "sub", "mul"])
+    if form == "add":
+        eq, b = f"x + {a} = {x + a}", x + a
+        inverse = f"Subtract {a} from both sides: x = {b} - {a} = {x}."
+        think = f"What plus {a} makes {b}? {x} + {a} = {b}, so {x}."
+        count = f"Count up from {a} to {b}: {', '.join(map(str, range(a + 1, b + 1)))}. That is {x} steps."
+    elif form == "sub":
+        eq, b = f"x - {a} = {x - a}", x - a
+        inverse = f"Add {a} to both sides: x = {b} + {a} = {x}."
+        think = f"x is {a} more than {b}: {b} + {a} = {x}."
+        count = f"Count up {a} from {b}: {', '.join(map(str, range(b + 1, x + 1)))}. x = {x}."
+    else:
+        eq, b = f"{a}x = {a * x}", a * x
+        inverse = f"Divide both sides by {a}: x = {b} / {a} = {x}."
+        think = f"What times {a} makes {b}? {a}*{x} = {b}, so {x}."
+        count = f"Count by {a} to {b}: {', '.join(str(a * t) for t in range(1, x + 1))}. That is {x} numbers."
+    q = rng.choice([f"Solve for x: {eq}.", f"Find x if {eq}."])
     return Problem(
         "algebra",
-        "evaluate_quadratic",
+        "one_step_equation",
         q,
-        str(value),
+        str(x),
         (
-            Solution(
-                "term_by_term",
-                f"x^2 = {x * x}. {a}x^2 = {a * x * x}. {b}x = {b * x}. "
-                f"Sum: {a * x * x} {_signed(b * x)} {_signed(c)} = {value}. {_boxed(value)}",
-            ),
-            Solution(
-                "horner",
-                f"Write it as ({a}x {_signed(b)})x {_signed(c)}. {a}x {_signed(b)} = {inner}. "
-                f"{inner}*{x} = {inner * x}. {inner * x} {_signed(c)} = {value}. {_boxed(value)}",
-            ),
+            Solution("inverse_operation", f"{inverse} {_boxed(x)}"),
+            Solution("think_forward", f"{think} {_boxed(x)}"),
+            Solution("count", f"{count} {_boxed(x)}"),
         ),
     )
 
@@ -123,10 +132,10 @@ def _factor_text(f: dict[int, int]) -> str:
 
 
 def gcd(rng: random.Random) -> Problem:
-    g = rng.choice([2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 15])
-    m, n = rng.sample([i for i in range(2, 13)], 2)
+    g = rng.randint(2, 12)
+    m, n = rng.sample(range(2, 10), 2)
     while math.gcd(m, n) != 1:
-        m, n = rng.sample([i for i in range(2, 13)], 2)
+        m, n = rng.sample(range(2, 10), 2)
     a, b = sorted((g * m, g * n), reverse=True)
     steps, x, y = [], a, b
     while y:
@@ -134,7 +143,14 @@ def gcd(rng: random.Random) -> Problem:
         x, y = y, x % y
     fa, fb = _factor(a), _factor(b)
     common = {p: min(e, fb[p]) for p, e in fa.items() if p in fb}
-    q = f"Find the greatest common divisor of {a} and {b}."
+    q = rng.choice(
+        [
+            f"Find the greatest common divisor of {a} and {b}.",
+            f"What is the GCD of {a} and {b}?",
+            f"What is the largest number that divides both {a} and {b}?",
+            f"Compute gcd({a}, {b}).",
+        ]
+    )
     return Problem(
         "number_theory",
         "gcd",
@@ -152,12 +168,17 @@ def gcd(rng: random.Random) -> Problem:
 
 
 def remainder(rng: random.Random) -> Problem:
-    m = rng.randint(3, 12)
-    n = rng.randint(30, 250)
+    m, n = rng.randint(3, 9), rng.randint(10, 50)
     r, qt = n % m, n // m
     big = (n // (10 * m)) * 10 * m  # a round multiple of m to split off first
     rest = n - big
-    q = f"What is the remainder when {n} is divided by {m}?"
+    q = rng.choice(
+        [
+            f"What is the remainder when {n} is divided by {m}?",
+            f"Find the remainder of {n} divided by {m}.",
+            f"What is left over when {n} is divided by {m}?",
+        ]
+    )
     split = (
         f"{n} = {big} + {rest}. {big} = {10 * m}*{big // (10 * m)} is a multiple of {m}. "
         if big
@@ -174,6 +195,11 @@ def remainder(rng: random.Random) -> Problem:
                 "split_multiple",
                 split + f"{rest} = {rest // m}*{m} + {rest % m}. The remainder is {r}. {_boxed(r)}",
             ),
+            Solution(
+                "count_by",
+                f"Count by {m} up to {n}: {', '.join(str(m * t) for t in range(1, qt + 1))}. "
+                f"{n} - {m * qt} = {r}. {_boxed(r)}",
+            ),
         ),
     )
 
@@ -188,16 +214,25 @@ _GROUPS = [
     ("colours", "a palette"),
     ("toppings", "a menu"),
     ("flowers", "a garden"),
+    ("stamps", "an album"),
+    ("games", "a box"),
+    ("apps", "a phone"),
+    ("films", "a list"),
 ]
 
 
 def choose(rng: random.Random) -> Problem:
-    n, k = rng.randint(4, 20), rng.choice([2, 3, 4])
+    n, k = rng.randint(4, 10), rng.choice([2, 3])
     items, group = rng.choice(_GROUPS)
     value = math.comb(n, k)
     falling = "*".join(str(n - i) for i in range(k))
     prod = math.perm(n, k)
-    q = f"In how many ways can {k} {items} be chosen from {group} of {n}?"
+    q = rng.choice(
+        [
+            f"In how many ways can {k} {items} be chosen from {group} of {n}?",
+            f"How many ways are there to pick {k} of the {n} {items} in {group}?",
+        ]
+    )
     return Problem(
         "counting",
         "choose",
@@ -218,53 +253,62 @@ def choose(rng: random.Random) -> Problem:
     )
 
 
-def arrangements(rng: random.Random) -> Problem:
-    n, k = rng.randint(4, 15), rng.choice([2, 3])
-    who = rng.choice(["runners", "horses", "swimmers", "cyclists"])
-    places = ["first", "second", "third"][:k]
-    value = math.perm(n, k)
-    q = f"{n} {who} race. In how many ways can the {', '.join(places)} places be filled?"
+_PAIRS = [
+    ("shirts", "pairs of trousers", "outfits"),
+    ("drinks", "snacks", "drink-and-snack combos"),
+    ("starters", "main courses", "two-course meals"),
+    ("roads from A to B", "roads from B to C", "routes from A to C through B"),
+    ("pens", "notebooks", "pen-and-notebook sets"),
+    ("hats", "scarves", "hat-and-scarf pairs"),
+]
+
+
+def product_rule(rng: random.Random) -> Problem:
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
+    first, second, what = rng.choice(_PAIRS)
+    value = a * b
+    q = f"There are {a} {first} and {b} {second}. How many {what} are possible?"
+    running = ", ".join(str(b * i) for i in range(1, a + 1))
     return Problem(
         "counting",
-        "arrangements",
+        "product_rule",
         q,
         str(value),
         (
+            Solution("multiply", f"{a} choices, then {b} choices: {a}*{b} = {value}. {_boxed(value)}"),
             Solution(
-                "product",
-                f"{' then '.join(f'{n - i} choices' for i in range(k))}: "
-                f"{'*'.join(str(n - i) for i in range(k))} = {value}. {_boxed(value)}",
-            ),
-            Solution(
-                "choose_then_order",
-                f"Choose the {k} who place: C({n},{k}) = {math.comb(n, k)}. Order them: {k}! = "
-                f"{math.factorial(k)}. {math.comb(n, k)}*{math.factorial(k)} = {value}. {_boxed(value)}",
+                "count_up", f"Each of the {a} goes with {b}: counting by {b}: {running}. {_boxed(value)}"
             ),
         ),
     )
 
 
-def handshakes(rng: random.Random) -> Problem:
-    n = rng.randint(3, 40)
-    value = n * (n - 1) // 2
-    if rng.random() < 0.5:
-        q = f"At a party {n} people each shake hands with everyone else once. How many handshakes are there?"
-    else:
-        q = f"In a league of {n} teams every team plays every other team once. How many games are played?"
-    terms = " + ".join(str(i) for i in range(n - 1, 0, -1)) if n <= 8 else f"{n - 1} + {n - 2} + ... + 1"
+def multiples(rng: random.Random) -> Problem:
+    k = rng.randint(3, 9)
+    n = rng.randint(10, min(60, 12 * k))
+    value, r = n // k, n % k
+    q = rng.choice(
+        [
+            f"How many multiples of {k} are there from 1 to {n}?",
+            f"How many of the numbers 1 to {n} are divisible by {k}?",
+        ]
+    )
     return Problem(
         "counting",
-        "handshakes",
+        "multiples",
         q,
         str(value),
         (
+            Solution("divide", f"{n} = {value}*{k} + {r}, so there are {value} multiples. {_boxed(value)}"),
             Solution(
-                "pairs", f"Each one is a pair: {n}*{n - 1} / 2 = {n * (n - 1)} / 2 = {value}. {_boxed(value)}"
+                "last_multiple",
+                f"The largest multiple of {k} up to {n} is {k * value} = {k}*{value}. "
+                f"The multiples are {k}*1 to {k}*{value}. {_boxed(value)}",
             ),
             Solution(
-                "sum",
-                f"The first meets {n - 1} others, the next {n - 2} new ones, and so on: "
-                f"{terms} = {value}. {_boxed(value)}",
+                "list",
+                f"Multiples of {k} up to {n}: {', '.join(str(k * t) for t in range(1, value + 1))}. "
+                f"That is {value}. {_boxed(value)}",
             ),
         ),
     )
@@ -272,15 +316,18 @@ def handshakes(rng: random.Random) -> Problem:
 
 # ---------------------------------------------------------------- statistics
 def mean(rng: random.Random) -> Problem:
-    k = rng.choice([3, 4, 5])
-    target = rng.randint(5, 40)
-    xs = [target + rng.randint(-6, 6) for _ in range(k - 1)]
-    xs.append(target * k - sum(xs))
+    k = rng.choice([2, 3])
+    target = rng.randint(3, 15)
+    xs = [0]
+    while min(xs) < 1:  # positive values only
+        xs = [target + rng.randint(-3, 3) for _ in range(k - 1)]
+        xs.append(target * k - sum(xs))
     rng.shuffle(xs)
     total = sum(xs)
     base = xs[0]
     devs = [x - base for x in xs]
-    q = f"What is the mean of {', '.join(map(str, xs))}?"
+    listed = ", ".join(map(str, xs))
+    q = rng.choice([f"What is the mean of {listed}?", f"Find the average of {listed}."])
     dev_text = ", ".join(str(d) for d in devs)
     return Problem(
         "statistics",
@@ -302,11 +349,12 @@ def mean(rng: random.Random) -> Problem:
 
 
 def median(rng: random.Random) -> Problem:
-    k = rng.choice([5, 7])
-    xs = rng.sample(range(1, 60), k)
+    k = rng.choice([3, 5])
+    xs = rng.sample(range(1, 30), k)
     s = sorted(xs)
     med = s[k // 2]
-    q = f"What is the median of {', '.join(map(str, xs))}?"
+    listed = ", ".join(map(str, xs))
+    q = rng.choice([f"What is the median of {listed}?", f"Find the median of {listed}."])
     trims, rest = [], s
     while len(rest) > 1:
         trims.append(f"drop {rest[0]} and {rest[-1]}")
@@ -326,11 +374,36 @@ def median(rng: random.Random) -> Problem:
     )
 
 
+def mode(rng: random.Random) -> Problem:
+    k = rng.choice([4, 5])
+    common = rng.randint(1, 20)
+    others = rng.sample([i for i in range(1, 21) if i != common], k - 2)
+    xs = [common, common, *others]
+    rng.shuffle(xs)
+    listed = ", ".join(map(str, xs))
+    q = rng.choice([f"What is the mode of {listed}?", f"Which value appears most often in {listed}?"])
+    tally = ", ".join(
+        f"{v} appears {xs.count(v)} time{'s' if xs.count(v) > 1 else ''}" for v in dict.fromkeys(xs)
+    )
+    return Problem(
+        "statistics",
+        "mode",
+        q,
+        str(common),
+        (
+            Solution(
+                "sort", f"Sorted: {', '.join(map(str, sorted(xs)))}. {common} appears twice. {_boxed(common)}"
+            ),
+            Solution("tally", f"Tally: {tally}. The mode is {common}. {_boxed(common)}"),
+        ),
+    )
+
+
 GENERATORS: dict[str, list[Callable[[random.Random], Problem]]] = {
-    "algebra": [linear_equation, evaluate_quadratic],
+    "algebra": [linear_equation, one_step_equation],
     "number_theory": [gcd, remainder],
-    "counting": [choose, arrangements, handshakes],
-    "statistics": [mean, median],
+    "counting": [choose, product_rule, multiples],
+    "statistics": [mean, median, mode],
 }
 TINY_DOMAINS = list(GENERATORS)
 
