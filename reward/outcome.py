@@ -9,6 +9,10 @@ sandbox that cannot start, a bug) subclasses ``CheckedReward`` and returns, per 
     timeout     None: the verifier outlived its hard timeout on this item
     error       None: the verifier raised, its worker died or could not run the item
 
+A scored 0.0 may also say why: the completion held *no answer* (``reward.math_answer``:
+no final answer, or reasoning cut inside ``<think>``). Those are counted as ``no_answer_rate``
+beside the failure rates, so a policy that stops answering shows in the logs.
+
 Timed-out and errored items are never 0.0: they are ``None`` (TRL turns None into NaN; MGPO and
 Pass@k count them as not correct) and they are counted where a researcher looks:
 
@@ -43,10 +47,12 @@ class RewardError(SSPError):
 
 @dataclass
 class CallReport:
-    """The statuses of one call's items, in order, and the first failure's message."""
+    """The statuses of one call's items, in order, the first failure's message, and per item why
+    it held no answer (``""`` if it did; empty for rewards that do not tell)."""
 
     statuses: list[str] = field(default_factory=list)
     first_failure: str = ""
+    missing: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -58,9 +64,16 @@ class CallReport:
         c = self.counts
         return c[TIMEOUT] + c[ERROR]
 
+    @property
+    def no_answer(self) -> int:
+        return sum(1 for m in self.missing if m)
+
     def rates(self) -> dict[str, float]:
         n = max(1, len(self.statuses))
-        return {f"{s}_rate": v / n for s, v in self.counts.items() if s != SCORED}
+        rates = {f"{s}_rate": v / n for s, v in self.counts.items() if s != SCORED}
+        if self.missing:
+            rates["no_answer_rate"] = self.no_answer / n
+        return rates
 
 
 def plain_statuses(scores: list) -> list[str]:
@@ -92,15 +105,17 @@ class CheckedReward:
         self.totals: Counter = Counter()
         self._warned_at = -WARN_EVERY_SECONDS
 
-    def _outcomes(self, completions: list, **columns) -> list[tuple[str, float | None, str]]:
-        """(status, score, message) per completion."""
+    def _outcomes(self, completions: list, **columns) -> list[tuple]:
+        """(status, score, message) per completion, or (status, score, message, missing) from a
+        reward that tells why a completion held no answer."""
         raise NotImplementedError
 
     def __call__(self, completions: list, **columns) -> list[float | None]:
-        outcomes = self._outcomes(completions, **columns)
-        statuses = [s for s, _, _ in outcomes]
-        first = next((f"{s}: {m}" for s, _, m in outcomes if s in (TIMEOUT, ERROR)), "")
-        self.last = CallReport(statuses, first)
+        outcomes = [o if len(o) == 4 else (*o, None) for o in self._outcomes(completions, **columns)]
+        statuses = [s for s, _, _, _ in outcomes]
+        first = next((f"{s}: {m}" for s, _, m, _ in outcomes if s in (TIMEOUT, ERROR)), "")
+        missing = [m or "" for _, _, _, m in outcomes] if any(o[3] is not None for o in outcomes) else []
+        self.last = CallReport(statuses, first, missing)
         self.totals.update(statuses)
         self.totals["calls"] += 1
         log_metric = columns.get("log_metric")
@@ -108,7 +123,7 @@ class CheckedReward:
             for key, value in self.last.rates().items():
                 log_metric(f"rewards/{self.__name__}/{key}", value)
         self._check(self.last)
-        return [score if status == SCORED else None for status, score, _ in outcomes]
+        return [score if status == SCORED else None for status, score, _, _ in outcomes]
 
     def _check(self, report: CallReport) -> None:
         n, failed = len(report.statuses), report.failed

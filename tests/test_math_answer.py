@@ -2,7 +2,7 @@
 
 import pytest
 
-from reward.math_answer import extract_boxed, normalise
+from reward.math_answer import extract_boxed, final_answer, normalise
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,33 @@ def test_extract_boxed(text, expected):
 )
 def test_normalise(answer, expected):
     assert normalise(answer) == expected
+
+
+@pytest.mark.parametrize(
+    "text, answer, missing",
+    [
+        ("so \\boxed{12}", "12", ""),
+        ("<think>\\boxed{1}</think>so \\boxed{2}", "2", ""),  # the reasoning is never graded
+        ("the template opened it\n</think>\n\\boxed{2}", "2", ""),  # only the closing tag
+        ("<think>\\boxed{1}</think>I am done.", None, "no_answer"),
+        ("<think>so the answer is \\boxed{1}", None, "unclosed_think"),
+        ("Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", "\\frac{1}{2}", ""),
+        ("2 + 3 = 5\n#### 5", "5", ""),
+        ("Answer: (B)", "(B)", ""),
+        ("perhaps the answer is 25. But let me verify", None, "no_answer"),
+        ("The answer is 18.\n\nQuestion: Tom has 3 apples", "18", ""),  # a base model running on
+        ("x = 3, y = 4, so 7", None, "no_answer"),  # the last number is not an answer
+        ("\\fbox{7}", "7", ""),
+        ("so $\\boxed 9$", "9", ""),  # a box without braces, as some MATH solutions write it
+        ("", None, "no_answer"),
+        ("Answer: Let's think step by step.", None, "no_answer"),  # a sentence is not an answer
+        # a closing Answer: section of one finished sentence: its one number
+        ("Answer:\nIt will take Max 215 minutes to watch them.", "215", ""),
+        ("Answer:\nThe difference is 50 - 5 = 45 chairs.", "45", ""),
+        ("Answer:\nTerry spends $75.00 in 30 days.", None, "no_answer"),  # which number?
+        ("Answer:\nIt takes 215 minutes. Then he", None, "no_answer"),  # a second sentence
+    ],
+)
+def test_final_answer_policy(text, answer, missing):
+    found = final_answer(text)
+    assert (found.text, found.missing) == (answer, missing)

@@ -71,9 +71,36 @@ EQUIVALENCE = [
     (r"\$32,\!348", r"\boxed{32348}", 1.0),
     (r"\$32,\!348", r"\boxed{\$32,\!348}", 1.0),
     (r"\$36", r"\boxed{37}", 0.0),
-    # no boxed answer: math-verify's own extraction of the last answer
+    # no boxed answer: an explicit final-answer statement on the last line counts, nothing else
     ("3", "The answer is 3.", 1.0),
+    ("72", "48/2 = 24 clips in May.\n#### 72", 1.0),
+    ("5", "Final Answer: The final answer is $5$. I hope it is correct.", 1.0),
     ("3", "no answer at all", 0.0),
+    ("3", "so x = 3", 0.0),  # the last number is not an answer
+    # classes of errors found on real model outputs (issue 28); each scored wrongly before
+    ("25", "Let me think... perhaps the answer is 25. But let me verify", 0.0),  # trailing off
+    ("25", "<think>the answer is \\boxed{25}, but wait", 0.0),  # cut inside <think>
+    ("25", "<think>maybe \\boxed{24}</think>So the answer is \\boxed{25}.", 1.0),  # after </think>
+    ("25", "<think>maybe \\boxed{25}</think>So the answer is \\boxed{24}.", 0.0),
+    ("4.5e33", r"\boxed{4.5 \times 10^{33}}", 1.0),  # scientific notation: not 4.5 * e * 33
+    (r"4.5 \times 10^{33}", r"\boxed{4.5e33}", 1.0),
+    ("4.5e33", r"\boxed{4.5 \times 10^{32}}", 0.0),
+    ("D", r"\boxed{(D) $4(x+1)=4x$}", 1.0),  # a multiple-choice gold: compared by letter
+    ("D", r"\boxed{(C) $4(x+1)=4x$}", 0.0),
+    ("5am", r"\boxed{5pm}", 0.0),  # am/pm are not units
+    (r"5\text{ pm}", r"\boxed{17:00}", 1.0),
+    ("4t", r"\boxed{4}", 0.0),  # a single letter is a variable, not a unit
+    ("C(h)=4h+4", r"\boxed{C(h)=4+4}", 0.0),
+    (r"5.3\%", r"\boxed{5.3}", 1.0),  # percent either way round
+    ("5.3", r"\boxed{5.3\%}", 1.0),
+    (r"8\%", r"\boxed{0.08}", 1.0),
+    (r"8\%", r"\boxed{9}", 0.0),
+    (r"(-\infty, 0) \cup\{1\}.", r"\boxed{\{1\}\cup(-\infty,0)}", 1.0),  # a gold's full stop
+    (r"\ln 2", r"\boxed{\log 2}", 1.0),  # \log without a base is natural
+    (r"\log_2 8", r"\boxed{3}", 1.0),
+    (r"f(x) = 2x+1", r"\boxed{y = 2x+1}", 1.0),  # a simple left-hand side is a name
+    (r"y = 2x+1", r"\boxed{y = 2x+2}", 0.0),
+    ("9", "so \\boxed 9", 1.0),  # a box without braces
     # a number sympy cannot read (Arabic-Indic digits) makes math-verify raise: no answer, not an
     # error (a base model's garbage in the demo did this)
     ("3", "smallest \u06f93 value", 0.0),
