@@ -75,6 +75,9 @@ class EvalConfig:
     """Sampling seed (the same for every model)."""
     save_completions: bool = True
     """Write every sampled completion with its score to eval/completions/<model>__<benchmark>.parquet."""
+    graders: list[str] = field(default_factory=list)
+    """Also grade every math sample with these graders (ssp, deepscaler, qwen25math: reward/graders.py)
+    and tabulate Pass@1 per grader and how many samples each pair disagrees on (results.md)."""
 
     def __post_init__(self):
         check(self, "models", bool(self.models), "needs at least one model")
@@ -83,3 +86,7 @@ class EvalConfig:
         names = [b.name for b in self.benchmarks]
         check(self, "benchmarks", len(set(names)) == len(names), f"a benchmark is listed twice: {names}")
         check(self, "batch_size", self.batch_size > 0, "must be > 0")
+        from reward.graders import GRADERS
+
+        unknown = [g for g in self.graders if g not in GRADERS]
+        check(self, "graders", not unknown, f"unknown grader(s) {unknown}; known: {', '.join(GRADERS)}")

@@ -27,6 +27,7 @@ import json
 import pickle
 import random
 import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -311,6 +312,25 @@ def _read_hub(bench: Benchmark, spec, where: str) -> list[dict[str, Any]]:
         ) from None
 
 
+SOURCE_COLUMNS = ("data_source", "source", "benchmark", "dataset")
+
+
+def check_one_benchmark(raw: list[dict[str, Any]], name: str, origin: str) -> None:
+    """Refuse a file whose rows name several sources (a column ``data_source``, ``source``,
+    ``benchmark`` or ``dataset`` with more than one value): AIME, HMMT and MATH rows mixed under one
+    benchmark's name would be reported as that benchmark, with its protocol."""
+    for column in SOURCE_COLUMNS:
+        values = Counter(str(r[column]) for r in raw if isinstance(r, dict) and r.get(column) is not None)
+        if len(values) > 1:
+            shown = ", ".join(f"{v!r}: {c}" for v, c in values.most_common(6))
+            more = f" and {len(values) - 6} more" if len(values) > 6 else ""
+            raise DataError(
+                f"{origin}: benchmark {name}: its rows name {len(values)} sources in column {column!r} "
+                f"({shown}{more}): one benchmark per file; split it by {column!r} and name each part "
+                f"as its own benchmark"
+            )
+
+
 def load_benchmark(
     spec, where: str = "eval.benchmarks", default_source: str = ""
 ) -> tuple[Benchmark, list[dict], Protocol]:
@@ -327,6 +347,7 @@ def load_benchmark(
         raw, origin = _read_hub(bench, spec, where), source or bench.hub[0]
     else:
         raise DataError(f"{where}: benchmark {bench.name} has no hub dataset: set its source to a file")
+    check_one_benchmark(raw, bench.name, origin)
     rows = bench.convert(raw, origin)
     if spec.limit:
         rows = rows[: spec.limit]

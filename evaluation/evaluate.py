@@ -36,7 +36,7 @@ from evaluation.metrics import summarize, vote_key
 from reward.config import make_reward
 from sampling.data_parallel import make_generator
 from sampling.generation import GenerationConfig, SamplingParams
-from sampling.scoring import sample_and_score, save_completions
+from sampling.scoring import sample_and_score, save_completions, zero_truncated
 
 log = logging.getLogger("ssp")
 
@@ -74,7 +74,7 @@ def evaluate(
     (out_dir / "by_unit").mkdir(parents=True, exist_ok=True)
     (out_dir / "completions").mkdir(exist_ok=True)
     results: dict[str, dict[str, Any]] = {m: {} for m in models}
-    generator, rewards = None, {}
+    generator, rewards, graders = None, {}, {}
     progress = Progress(len(models) * len(loaded))
     try:
         for i, (bench, _, _, options) in enumerate(loaded):  # a bad reward option fails before sampling
@@ -114,6 +114,7 @@ def evaluate(
                         "keys": keys[i * n : (i + 1) * n],
                         "tokens": [c.num_tokens for c in flat[i * n : (i + 1) * n]],
                         "finish": [c.finish_reason for c in flat[i * n : (i + 1) * n]],
+                        "missing": report.missing[i * n : (i + 1) * n],
                     }
                     for i, r in enumerate(rows)
                 ]
@@ -127,6 +128,13 @@ def evaluate(
                     seconds=round(seconds, 2),
                     tokens_per_second=tokens / seconds if seconds else None,
                     protocol={**proto.__dict__, "k": list(proto.k)},
+                    grader=getattr(rewards[key], "grader", None),
+                    context_length=context_length(path, generation),
+                )
+                if cfg.graders and bench.reward == "math_correctness":
+                    metrics["graders"] = grade_with_each(cfg.graders, flat, rows, n, options, graders)
+                metrics["max_new_tokens_used"] = min(
+                    proto.max_new_tokens, metrics["context_length"] or proto.max_new_tokens
                 )
                 if cfg.save_completions:
                     save_completions(
@@ -165,7 +173,7 @@ def evaluate(
     finally:
         if generator is not None:
             generator.close()
-        for r in rewards.values():
+        for r in [*rewards.values(), *graders.values()]:
             if hasattr(r, "close"):
                 r.close()
     summary = {
@@ -177,6 +185,37 @@ def evaluate(
     write_atomic(out_dir / "results.md", markdown(summary))
     chart(summary, out_dir / "pass1.png")
     return summary
+
+
+def grade_with_each(names: list[str], flat, rows, n: int, options: dict, cache: dict) -> dict[str, Any]:
+    """The same samples graded by each grader (``reward/graders.py``): Pass@1 per grader and, per
+    pair, the number of samples one calls correct and the other not (``cache`` keeps the rewards)."""
+    columns = {k: [r[k] for r in rows for _ in range(n)] for k in rows[0] if k != "problem"}
+    correct = {}
+    for name in names:
+        if name not in cache:
+            cache[name] = make_reward("math_correctness", {**options, "grader": name}, "eval.graders")
+        scores = zero_truncated(cache[name], flat, cache[name]([c.text for c in flat], **columns))
+        correct[name] = [s == 1.0 for s in scores]
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    return {
+        "samples": len(flat),
+        "pass@1": {g: sum(c) / max(1, len(c)) for g, c in correct.items()},
+        "disagreements": {
+            f"{a} vs {b}": sum(x != y for x, y in zip(correct[a], correct[b], strict=True)) for a, b in pairs
+        },
+    }
+
+
+def context_length(path: str, generation: GenerationConfig | None) -> int | None:
+    """The context the model was sampled with: the recipe's ``generation.max_model_len``, else the
+    model folder's ``max_position_embeddings``; None when neither is known (a hub name)."""
+    if generation is not None and generation.max_model_len:
+        return generation.max_model_len
+    config = Path(path) / "config.json"
+    if config.is_file():
+        return json.loads(config.read_text()).get("max_position_embeddings")
+    return None
 
 
 def _fmt(v: Any, pct: bool = True) -> str:
@@ -196,7 +235,19 @@ def markdown(summary: dict[str, Any]) -> str:
         first = next(per[b] for per in results.values() if b in per)
         p, n = first["protocol"], first["samples_per_problem"]
         ks = [f"pass@{k}" for k in p["k"] if k > 1]
-        cols = ["pass@1", *ks, f"cons@{n}", "truncated", "unscorable", "timed out", "errors", "mean tokens"]
+        cols = [
+            "pass@1",
+            *ks,
+            f"cons@{n}",
+            "truncated",
+            "no answer",
+            "unscorable",
+            "timed out",
+            "errors",
+            "skipped",
+            "token limit",
+            "mean tokens",
+        ]
         rows = [
             [
                 model,
@@ -204,7 +255,12 @@ def markdown(summary: dict[str, Any]) -> str:
                 *(_fmt(m.get(k)) for k in ks),
                 _fmt(m.get(f"cons@{n}")),
                 _fmt(m["truncated"]),
-                *(_fmt(m.get(k)) for k in ("unscorable_rate", "timeout_rate", "error_rate")),
+                *(
+                    _fmt(m.get(k))
+                    for k in ("no_answer_rate", "unscorable_rate", "timeout_rate", "error_rate")
+                ),
+                str(m.get("skipped", 0)),
+                str(m.get("max_new_tokens_used", p["max_new_tokens"])),
                 _fmt(m["mean_tokens"], pct=False),
             ]
             for model, per in results.items()
@@ -212,8 +268,31 @@ def markdown(summary: dict[str, Any]) -> str:
         ]
         parts += [
             f"{summary['benchmarks'][b]['title']}: {first['problems']} problems x {n} samples, temperature "
-            f"{p['temperature']}, top_p {p['top_p']}, max {p['max_new_tokens']} tokens (%, except tokens)",
+            f"{p['temperature']}, top_p {p['top_p']}, max_new_tokens {p['max_new_tokens']} asked; graded by "
+            f"{first.get('grader') or 'its reward'} (%, except: skipped = problems whose prompt did not fit the "
+            f"context, never sampled and counted wrong; token limit = the new tokens the model's context "
+            f"allowed at most; mean tokens)",
             markdown_table(["model", *cols], rows),
+        ]
+    graded = [
+        (model, b, m["graders"]) for model, per in results.items() for b, m in per.items() if "graders" in m
+    ]
+    if graded:
+        names = list(graded[0][2]["pass@1"])
+        pairs = list(graded[0][2]["disagreements"])
+        rows = [
+            [
+                model,
+                b,
+                str(g["samples"]),
+                *(_fmt(g["pass@1"][x]) for x in names),
+                *(str(g["disagreements"][p]) for p in pairs),
+            ]
+            for model, b, g in graded
+        ]
+        parts += [
+            "Pass@1 (%) by grader, and samples each pair of graders disagrees on (reward/graders.py)",
+            markdown_table(["model", "benchmark", "samples", *names, *pairs], rows),
         ]
     return "\n\n".join(parts) + "\n"
 

@@ -9,6 +9,10 @@
   split their votes). Samples without an answer do not vote; ties go to the answer reached
   first (lowest sample index); a problem where nobody voted counts as unsolved.
 - truncation rate (share of samples that hit max_new_tokens) and mean response length;
+- ``no_answer_rate``: the share of samples that held no final answer (``reward/math_answer.py``:
+  no ``\\boxed{}`` or final-answer line, or cut inside ``<think>``), from rewards that tell;
+- ``skipped``: problems whose prompt did not fit the model's context (never sampled, counted
+  as not solved);
 - the share of samples the reward could not score, by cause (``reward/outcome.py``):
   ``unscorable_rate``, ``timeout_rate``, ``error_rate``. They count as not correct above.
 """
@@ -18,7 +22,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from reward.math_answer import extract_boxed, normalise, words_to_number
+from reward.answer_forms import canonical
+from reward.math_answer import final_answer, normalise
 from reward.multiple_choice import choice_letter
 from reward.outcome import ERROR, TIMEOUT, UNSCORABLE, plain_statuses
 from sampling.pass_at_k import pass_at_k
@@ -30,10 +35,10 @@ def vote_key(text: str, reward: str) -> str | None:
     """The final answer a completion votes for, or None."""
     if reward == "multiple_choice":
         return choice_letter(text)
-    boxed = extract_boxed(text)
-    if boxed is None or len(boxed) > 1000:
+    answer = final_answer(text).text
+    if answer is None or len(answer) > 1000:
         return None
-    return normalise(words_to_number(boxed) or boxed)
+    return normalise(canonical(answer))
 
 
 def majority_correct(keys: list[str | None], scores: list[float | None]) -> bool:
@@ -52,7 +57,7 @@ def majority_correct(keys: list[str | None], scores: list[float | None]) -> bool
 def summarize(problems: list[dict[str, Any]], ks: tuple[int, ...], votes: bool) -> dict[str, Any]:
     """Metrics over problems; each problem is ``{"domain", "scores", "keys", "tokens", "finish"}``
     and optionally ``"statuses"`` (the reward's status per sample; without it, a None score is
-    unscorable)."""
+    unscorable) and ``"missing"`` (per sample, why it held no answer, ``""`` if it did)."""
     n = len(problems[0]["scores"])
     correct = [sum(1 for s in p["scores"] if s == 1.0) for p in problems]
     samples = n * len(problems)
@@ -69,6 +74,9 @@ def summarize(problems: list[dict[str, Any]], ks: tuple[int, ...], votes: bool) 
     }
     statuses = Counter(st for p in problems for st in p.get("statuses") or plain_statuses(p["scores"]))
     out["unscorable"] = statuses[UNSCORABLE]
+    missing = [m for p in problems for m in p.get("missing") or []]
+    out["no_answer_rate"] = sum(1 for m in missing if m) / samples if missing else None
+    out["skipped"] = sum(1 for p in problems if p["finish"] and p["finish"][0] == "prompt_too_long")
     out.update({f"{st}_rate": statuses[st] / samples for st in (UNSCORABLE, TIMEOUT, ERROR)})
     domains = sorted({p["domain"] for p in problems})
     if len(domains) > 1:

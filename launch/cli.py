@@ -66,6 +66,14 @@ def _eval_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=0, help="first N problems of each benchmark (smoke runs)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument(
+        "--graders",
+        nargs="+",
+        default=[],
+        metavar="GRADER",
+        help="also grade math samples with these graders (ssp deepscaler qwen25math) and tabulate their "
+        "Pass@1 and disagreements",
+    )
+    p.add_argument(
         "--backend",
         default="vllm" if importlib.util.find_spec("vllm") is not None else "hf",
         choices=["vllm", "hf"],
@@ -242,7 +250,13 @@ def evaluate_models(args: argparse.Namespace) -> int:
         )
         for b in args.benchmarks
     ]
-    cfg = EvalConfig(models=list(models), benchmarks=specs, batch_size=args.batch_size, seed=args.seed)
+    cfg = EvalConfig(
+        models=list(models),
+        benchmarks=specs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        graders=args.graders,
+    )
     dp = (
         args.data_parallel
         if args.data_parallel == "auto"

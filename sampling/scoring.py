@@ -8,7 +8,8 @@ comparisons, the RL pass-rate filter and evaluation share.
 Each row is one problem (``id, domain, problem`` plus the reward's columns); its ``params.n``
 samples are scored by the reward with the row's other columns. Samples the reward could not score
 (unscorable gold, verifier timeout or error: ``reward/outcome.py``) count as incorrect in Pass@k
-and are counted by cause in the result; a reward failing on too many raises. ``save_completions``
+and are counted by cause in the result; a reward failing on too many raises. A sample cut at the
+token limit scores 0 under a reward that does not grade unfinished work (``zero_truncated``). ``save_completions``
 keeps every sample with its score and status as Parquet.
 """
 
@@ -50,7 +51,19 @@ def sample_and_score(generator, rows, reward, params: SamplingParams, desc: str,
         )
     columns = {k: [r[k] for r in rows for _ in range(params.n)] for k in rows[0] if k not in ("problem",)}
     scores = reward([c.text for c in flat], **columns)
-    return flat, scores, seconds, call_report(reward, scores)
+    return flat, zero_truncated(reward, flat, scores), seconds, call_report(reward, scores)
+
+
+def zero_truncated(reward, flat, scores: list) -> list:
+    """Scores with every completion cut at the token limit (finish reason ``length``) set to 0.0,
+    under a reward that does not grade unfinished work (``grades_truncated = False``: the
+    ``ssp`` and ``deepscaler`` math graders); a reward without the attribute grades them as they
+    are. Items the reward could not score stay None (counted by cause)."""
+    if getattr(reward, "grades_truncated", True):
+        return scores
+    return [
+        0.0 if s is not None and c.finish_reason == "length" else s for c, s in zip(flat, scores, strict=True)
+    ]
 
 
 def failure_counts(report: CallReport) -> dict[str, int]:

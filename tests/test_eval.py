@@ -398,6 +398,10 @@ def test_ssp_eval_cli_scores_two_models_with_different_tokenizers_independently(
             "4",
             "--out",
             str(tmp_path / "e"),
+            "--graders",
+            "ssp",
+            "deepscaler",
+            "qwen25math",
         ),
         capture_output=True,
         text=True,
@@ -414,6 +418,12 @@ def test_ssp_eval_cli_scores_two_models_with_different_tokenizers_independently(
         assert m["pass@1"] == pytest.approx(answers.count("7") / 128)
         assert abs(m["pass@1"] - p) < 0.12, (name, m["pass@1"])
         assert (m["timeout_rate"], m["error_rate"], m["unscorable_rate"]) == (0, 0, 0)
+        assert (m["no_answer_rate"], m["skipped"], m["max_new_tokens_used"]) == (0, 0, 4)
+        # every answer is a plain boxed 7 or 8: the three graders must agree sample by sample
+        g = m["graders"]
+        assert g["samples"] == 128 and set(g["disagreements"].values()) == {0}
+        assert all(v == pytest.approx(m["pass@1"]) for v in g["pass@1"].values())
+    assert "Pass@1 (%) by grader" in out.stdout and "| skipped | token limit |" in out.stdout
     assert summary["cost"]["unit"] in ("cpu_core_hours", "gpu_hours")
 
 

@@ -121,8 +121,33 @@ class MGPOTrainer(GRPOTrainer):
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        rewards_per_func = self._zero_truncated(rewards_per_func, completion_ids_list)
         self._mgpo_rewards = rewards_per_func  # [B_all_processes, n_funcs]
         return rewards_per_func
+
+    def _zero_truncated(self, rewards: torch.Tensor, completion_ids_list) -> torch.Tensor:
+        """A completion cut at ``max_completion_length`` is unfinished work: rewards that do not grade
+        it (``grades_truncated = False``, the ssp and deepscaler math graders) score it 0, as
+        ``sampling.scoring.zero_truncated`` does in evaluation. Logged per step as
+        ``rewards/<name>/truncated_zeroed`` (the share of completions whose reward this changed);
+        TRL's ``completions/clipped_ratio`` is the share truncated."""
+        columns = [
+            i for i, f in enumerate(self.reward_funcs) if getattr(f, "grades_truncated", True) is False
+        ]
+        if not columns:
+            return rewards
+        eos_and_pad = {*self.eos_token_ids, self._tokenizer.pad_token_id}
+        local = torch.tensor(
+            [not ids or ids[-1] not in eos_and_pad for ids in completion_ids_list], device=rewards.device
+        )
+        truncated = self.accelerator.gather(local)
+        mode = "train" if self.model.training else "eval"
+        for i in columns:
+            hit = truncated & ~torch.isnan(rewards[:, i]) & (rewards[:, i] != 0)
+            rewards[hit, i] = 0.0
+            name = getattr(self.reward_funcs[i], "__name__", f"reward_{i}")
+            self._metrics[mode][f"rewards/{name}/truncated_zeroed"].append(hit.float().mean().item())
+        return rewards
 
     def _generate_and_score_completions(self, inputs):
         mode = "train" if self.model.training else "eval"
