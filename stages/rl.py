@@ -40,8 +40,8 @@ import torch
 from config.recipe import Recipe
 from config.train import RLPhase
 from core.context import StageContext, StageResult
-from core.errors import StageError
 from core.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
+from core.errors import StageError
 from core.model_folder import check_model_folder
 from sampling.generation import SamplingParams
 from stages.shared import heldout_comparison, probe_sampler
@@ -171,7 +171,9 @@ def _heldout_curve(recipe: Recipe, ctx: StageContext, phase: RLPhase, reward):
     from train.heldout_curve import HeldoutCurve
 
     if "eval" not in ctx.inputs["data"]:
-        raise StageError("rl.heldout_every: the held-out curve needs the data stage's eval set; this run has none")
+        raise StageError(
+            "rl.heldout_every: the held-out curve needs the data stage's eval set; this run has none"
+        )
     rows = load_rows(ctx.inputs["data"]["eval"], PROBLEM_FIELDS, "eval")
     if 0 < recipe.rl.heldout_problems < len(rows):
         rank: dict[str, int] = {}
