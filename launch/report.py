@@ -240,6 +240,20 @@ def _rl_health(phase: dict) -> list[str]:
             f"{100 * dyn['frac_mixed_drawn']:.1f}% of all drawn; the refill bound was hit in "
             f"{dyn['steps_refill_bound_hit']} steps."
         )
+    answers = phase.get("answers") or {}
+    shares = [
+        f"{name}: {100 * v['no_answer_rate']:.1f}% held no final answer"
+        + (f", {100 * v['truncated_zeroed']:.1f}% scored 0 for truncation" if "truncated_zeroed" in v else "")
+        for name, v in answers.items()
+        if isinstance(v, dict) and "no_answer_rate" in v
+    ]
+    if shares or answers.get("clipped_ratio") is not None:
+        clipped = answers.get("clipped_ratio")
+        lines.append(
+            "Rollout answers (mean per step): "
+            + "; ".join(shares + ([f"{100 * clipped:.1f}% truncated"] if clipped is not None else []))
+            + "."
+        )
     split = phase.get("step_seconds")
     if split:
         lines.append("Mean seconds per step: " + ", ".join(f"{k} {v:.2f}" for k, v in split.items()) + ".")

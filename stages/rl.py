@@ -101,8 +101,18 @@ def phase_health(history: list[dict[str, Any]], reward_names: list[str]) -> dict
             values = [h[f"rewards/{name}/{kind}"] for h in history if f"rewards/{name}/{kind}" in h]
             if values:
                 rates.setdefault(name, {})[kind] = sum(values) / len(values)
+    answers: dict[str, Any] = {}
+    for name in reward_names:
+        for kind in ("no_answer_rate", "truncated_zeroed"):
+            mean = _mean(history, f"rewards/{name}/{kind}")
+            if mean is not None:
+                answers.setdefault(name, {})[kind] = mean
+    clipped = _mean(history, "completions/clipped_ratio")
+    if answers or clipped is not None:
+        answers["clipped_ratio"] = clipped
     health: dict[str, Any] = {
         "logged_steps": len(steps),
+        "answers": answers,
         "steps_without_signal": len(silent),
         "steps_without_signal_list": silent[:100],
         "reward_failure_rates": rates,

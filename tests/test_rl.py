@@ -191,6 +191,39 @@ def test_phase_health_counts_silent_steps_and_reward_failures():
     assert health["reward_failure_rates"] == {"math_correctness": {"timeout_rate": 0.25}}
 
 
+def test_phase_health_and_report_show_rollouts_without_an_answer():
+    """The share of rollouts with no final answer (and scored 0 for truncation) reaches phase.json and
+    the report: a policy that stops answering, or runs into the token limit, is visible there."""
+    from launch.report import _rl_health
+    from stages.rl import phase_health
+
+    history = [
+        {
+            "step": 1,
+            "frac_reward_zero_std": 0.0,
+            "rewards/math_correctness/no_answer_rate": 0.5,
+            "rewards/math_correctness/truncated_zeroed": 0.25,
+            "completions/clipped_ratio": 0.5,
+        },
+        {
+            "step": 2,
+            "frac_reward_zero_std": 0.0,
+            "rewards/math_correctness/no_answer_rate": 0.25,
+            "rewards/math_correctness/truncated_zeroed": 0.0,
+            "completions/clipped_ratio": 0.25,
+        },
+    ]
+    health = phase_health(history, ["math_correctness"])
+    assert health["answers"] == {
+        "math_correctness": {"no_answer_rate": 0.375, "truncated_zeroed": 0.125},
+        "clipped_ratio": 0.375,
+    }
+    text = "\n".join(_rl_health(health))
+    assert (
+        "math_correctness: 37.5% held no final answer, 12.5% scored 0 for truncation; 37.5% truncated" in text
+    )
+
+
 def test_the_heldout_curve_measures_the_policy_without_changing_training(spectrum, tmp_path):
     """heldout_every=1: a point at the start and after each step. The last point equals Pass@1 of the
     saved final model sampled here with the same rows, settings and seed (an independent sampling
