@@ -8,11 +8,12 @@ import json
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from reward import get_reward
-from reward.code_tests import LCB_PRELUDE, extract_program, stdout_matches, with_prelude
+from reward.code_tests import LCB_COMMIT, LCB_PRELUDE, extract_program, stdout_matches, with_prelude
 from reward.outcome import RewardError
 from reward.sandbox import NOBODY, Limits, isolation, run_python
 
@@ -258,6 +259,10 @@ def test_prelude_keeps_future_imports_first():
         ("3", "4", False),
         ("3\n4", "3", False),
         ("abc", "abd", False),
+        # floats: exact Decimal equality per token, no tolerance (testing_util.py lines 398-422)
+        ("0.30000000000000004", "0.3", False),
+        ("1e3 -0 2.50", "1000 0 2.5", True),
+        ("0.1", "0.1000001", False),
     ],
 )
 def test_stdout_comparison_is_livecodebenchs(got, expected, same):
@@ -290,3 +295,208 @@ def test_extract_program_takes_the_last_python_block():
 def test_implicit_imports_can_be_turned_off(no_leaks):
     bare = get_reward("code_tests", implicit_imports=False)
     assert bare([STARTER_STYLE], tests=[STARTER_TESTS], fn_name=["maxSum"]) == [0.0]  # NameError: List
+
+
+# ------------------------------------------------------------ parity with LiveCodeBench's runner
+# The runner: LiveCodeBench/LiveCodeBench, lcb_runner/evaluation/testing_util.py at LCB_COMMIT
+# (line numbers below are that file's) and compute_code_generation_metrics.py. Each test scores
+# small programs under the default harness ("lcb", the runner reproduced) and under "script"
+# (plain python3), one row of docs/rewards.md's table each.
+ONE = [{"testtype": "stdin", "input": "1 2\n", "output": "3\n"}]
+SUM = [{"testtype": "stdin", "input": "1 2\n3\n", "output": "6\n"}]  # two lines: 1 + 2 + 3
+
+
+def _scores(programs: list[str], tests, fn_name=None, **options) -> dict[str, list]:
+    """{"lcb": scores, "script": scores} of bare programs, each against ``tests``."""
+    completions = [f"```python\n{p}\n```" for p in programs]
+
+    def score(harness: str) -> list:
+        reward = get_reward("code_tests", harness=harness, **options)
+        return reward(completions, tests=[tests] * len(programs), fn_name=[fn_name] * len(programs))
+
+    with ThreadPoolExecutor(2) as pool:
+        return dict(zip(("lcb", "script"), pool.map(score, ("lcb", "script")), strict=True))
+
+
+def _expect(rows):
+    """(programs, {"lcb": [...], "script": [...]}) from rows of (program, lcb score, script score)."""
+    return [r[0] for r in rows], {"lcb": [r[1] for r in rows], "script": [r[2] for r in rows]}
+
+
+def test_the_runner_read_is_recorded():
+    assert len(LCB_COMMIT) == 40 and get_reward("code_tests").harness == "lcb"
+    with pytest.raises(ValueError, match="harness must be 'lcb' or 'script'"):
+        get_reward("code_tests", harness="livecodebench")
+
+
+def test_output_a_thread_prints_after_the_call_is_lost_as_in_the_runner(no_leaks):
+    """grade_stdio (lines 338-370) captures stdout only while call_method runs the wrapped
+    program: a thread still running when it returns prints to the runner's own stdout, and the
+    test sees no output. `harness: script` keeps it (the interpreter waits for the thread)."""
+    late = (
+        "import threading, time\ndef main():\n    time.sleep(0.3)\n    a, b = map(int, input().split())\n"
+        "    print(a + b)\nthreading.Thread(target=main).start()"
+    )
+    joined = late.replace(
+        "threading.Thread(target=main).start()", "t = threading.Thread(target=main)\nt.start()\nt.join()"
+    )
+    programs, expected = _expect([(late, 0.0, 1.0), (joined, 1.0, 1.0)])
+    assert _scores(programs, ONE) == expected
+
+
+def test_the_time_limit_is_the_runners_alarm_around_the_call(no_leaks):
+    """Per test, signal.alarm(timeout) around the call (lines 334-368); its handler prints a line
+    and raises TimeoutException (lines 51-53), which a program can catch and go on printing."""
+    catches = "import time\ntry:\n    time.sleep(5)\nexcept Exception as e:\n    print(type(e).__name__)"
+    sleeps = "import time\ntime.sleep(5)\nprint(3)"
+    tests = [
+        {"testtype": "stdin", "input": "", "output": "timeout occured: alarm went off\nTimeoutException"}
+    ]
+    start = time.monotonic()
+    assert _scores([catches, sleeps], tests, test_seconds=0.5) == {"lcb": [1.0, 0.0], "script": [0.0, 0.0]}
+    assert time.monotonic() - start < 0.5 + 2  # the alarm (lcb) or the wall clock (script), not 5 s
+
+
+def test_the_overall_limit_is_the_runners_global_timeout():
+    """check_correctness: p.join(timeout=(timeout + 1) * len(inputs) + 5), then all tests fail."""
+    assert get_reward("code_tests").budget(10) == (6 + 1) * 10 + 5
+    assert get_reward("code_tests", test_seconds=2).budget(3) == 14
+    assert get_reward("code_tests", total_seconds=60).budget(100) == 60
+
+
+def test_functional_results_compare_as_the_runners_equality(no_leaks):
+    """grade_call_based (lines 259-268): a returned tuple becomes a list, then prediction == the
+    JSON output: a tuple *inside* the result is not a list, floats compare exactly."""
+    base = "class Solution:\n    def f(self, a):\n        return {}"
+    tests = [{"testtype": "functional", "input": "1", "output": "[[1, 1]]"}]
+    programs, expected = _expect(
+        [
+            (base.format("[[a, a]]"), 1.0, 1.0),
+            (base.format("([a, a],)"), 1.0, 1.0),
+            (base.format("[(a, a)]"), 0.0, 1.0),
+        ]
+    )
+    assert _scores(programs, tests, fn_name="f") == expected
+    floats = [{"testtype": "functional", "input": "1", "output": "0.3"}]
+    assert _scores([base.format("0.1 + 0.2"), base.format("0.3 * a")], floats, fn_name="f") == {
+        "lcb": [0.0, 1.0],
+        "script": [0.0, 1.0],
+    }
+
+
+def test_the_recursion_limit_is_the_preludes_50000(no_leaks):
+    """import_string (line 27) ends with sys.setrecursionlimit(50000), for both test styles."""
+    deep = "def f(n):\n    return 0 if n == 0 else 1 + f(n - 1)\nprint(f(20000) - 19997)"
+    assert _scores([deep], ONE) == {"lcb": [1.0], "script": [1.0]}
+    assert _scores([deep], ONE, implicit_imports=False) == {"lcb": [0.0], "script": [0.0]}  # 1000
+
+
+def test_stdin_forms_behave_as_under_the_runners_patches(no_leaks):
+    """call_method (lines 154-181) patches sys.stdin with MockStdinWithBuffer (lines 74-103), after
+    replacing read/readline/readlines of the real sys.stdin, which the prelude's `from sys import *`
+    bound; the prelude's `from builtins import *` binds the real open, on an empty fd 0."""
+    rows = [
+        ("a, b = map(int, input().split())\nprint(a + b + int(input()))", 1.0, 1.0),
+        ("import sys\nprint(sum(map(int, sys.stdin.read().split())))", 1.0, 1.0),
+        (
+            "import sys\na, b = map(int, sys.stdin.readline().split())\nprint(a + b + int(sys.stdin.readline()))",
+            1.0,
+            1.0,
+        ),
+        ("import sys\nprint(sum(map(int, sys.stdin.buffer.read().split())))", 1.0, 1.0),
+        (
+            "import sys\nprint(sum(int(x) for line in sys.stdin for x in line.split()))",
+            0.0,
+            1.0,
+        ),  # no __iter__
+        # the real stdin's readline, patched: lines without their newline (line 169)
+        ("from sys import stdin\na, b = map(int, stdin.readline()[:-1].split())\nprint(a + b + 3)", 0.0, 1.0),
+        # MockBuffer.readline: always the first line (line 103)
+        ("import sys\nsys.stdin.buffer.readline()\nprint(3 + int(sys.stdin.buffer.readline()))", 0.0, 1.0),
+        ("import sys\nls = sys.stdin.readlines()\nprint(len(ls) + 4)", 0.0, 1.0),  # split("\n"): 3 items
+        ("print(sum(map(int, open(0).read().split())))", 0.0, 1.0),
+        ("import sys\nsys.stdout.buffer.write(b'6\\n')", 0.0, 1.0),  # Capturing's StringIO has no buffer
+    ]
+    programs, expected = _expect(rows)
+    assert _scores(programs, SUM) == expected
+
+
+def test_exit_forms_as_the_runner_handles_them(no_leaks):
+    """call_method swallows SystemExit (lines 176-177), whatever its code; reliability_guard sets
+    builtins.quit = None (line 540); os._exit ends the runner's process: every test fails (-1)."""
+    add = "a, b = map(int, input().split())\nprint(a + b)\n"
+    rows = [
+        (add + "import sys\nsys.exit(1)", 1.0, 0.0),
+        (add + "exit('done')", 1.0, 0.0),
+        (add + "exit()", 1.0, 1.0),
+        (add + "quit()", 0.0, 1.0),
+        (add + "import os, sys\nsys.stdout.flush()\nos._exit(0)", 0.0, 1.0),
+    ]
+    programs, expected = _expect(rows)
+    assert _scores(programs, ONE) == expected
+    exits = "import sys\nclass Solution:\n    def f(self, a):\n        sys.exit(0)"
+    tests = [{"testtype": "functional", "input": "1", "output": "1"}]
+    assert _scores([exits], tests, fn_name="f") == {"lcb": [0.0], "script": [0.0]}
+
+
+def test_main_blocks_as_the_runner_treats_them(no_leaks):
+    """clean_if_name (lines 106-119) unwraps an `if __name__ == '__main__':` only when it is the
+    last statement, written just so; the program runs as module tmp_sol (line 195), so any other
+    main block never runs, in a stdin program or a functional one."""
+    main = "def main():\n    a, b = map(int, input().split())\n    print(a + b)\n"
+    rows = [
+        (main + "if __name__ == '__main__':\n    main()", 1.0, 1.0),
+        (main + "if __name__ == '__main__':\n    main()\nDONE = True", 0.0, 1.0),
+        (main + "if '__main__' == __name__:\n    main()", 0.0, 1.0),
+    ]
+    programs, expected = _expect(rows)
+    assert _scores(programs, ONE) == expected
+    # a functional solution whose main block reads stdin and fails: never run by the runner
+    solution = (
+        "class Solution:\n    def f(self, a):\n        return a\n"
+        "if __name__ == '__main__':\n    input()\n    raise SystemExit(1)"
+    )
+    tests = [{"testtype": "functional", "input": "1", "output": "1"}]
+    assert _scores([solution], tests, fn_name="f") == {"lcb": [1.0], "script": [0.0]}
+
+
+def test_programs_are_wrapped_and_prefixed_as_the_runner_does(no_leaks):
+    """make_function (lines 122-151) moves every top-level statement but imports into a function
+    after import_string: a `global` finds no module variable, and a `__future__` import comes
+    after the prelude (a SyntaxError); reliability_guard blocks `import resource` (line 590)."""
+    rows = [
+        (
+            "total = 0\ndef add(x):\n    global total\n    total += x\nfor x in input().split():\n"
+            "    add(int(x))\nprint(total)",
+            0.0,
+            1.0,
+        ),
+        ("from __future__ import annotations\na, b = map(int, input().split())\nprint(a + b)", 0.0, 1.0),
+        ("import resource\na, b = map(int, input().split())\nprint(a + b)", 0.0, 1.0),
+    ]
+    programs, expected = _expect(rows)
+    assert _scores(programs, ONE) == expected
+
+
+def test_big_integers_and_big_outputs_pass_as_in_the_runner(no_leaks):
+    """The runner's evaluation sets sys.set_int_max_str_digits(50000) (compute_code_generation_
+    metrics.py line 7) and keeps any amount of output; here the cap on output grows with the
+    expected output (twice its size)."""
+    digits = [{"testtype": "stdin", "input": "", "output": "6001"}]
+    assert _scores(["print(len(str(10 ** 6000)))"], digits) == {"lcb": [1.0], "script": [1.0]}
+    n = 300_000  # 2.4 MB of output, more than the sandbox's default 1 MiB cap
+    big = [{"testtype": "stdin", "input": f"{n}\n", "output": "1234567\n" * n}]
+    program = "print('\\n'.join(['1234567'] * int(input())))"
+    assert _scores([program], big) == {"lcb": [1.0], "script": [1.0]}
+
+
+def test_each_test_starts_afresh_unlike_the_runner(no_leaks):
+    """Not matched, on purpose: the runner runs all tests of a completion in one process, on one
+    Solution() (line 202), so state a program keeps between calls carries over (this solution
+    fails its second test there). Here each test is a fresh sandboxed process: it passes."""
+    stateful = (
+        "class Solution:\n    seen = []\n    def f(self, a):\n        self.seen.append(a)\n"
+        "        return len(self.seen)"
+    )
+    tests = [{"testtype": "functional", "input": "1", "output": "1"}] * 2
+    assert _scores([stateful], tests, fn_name="f") == {"lcb": [1.0], "script": [1.0]}
