@@ -7,7 +7,10 @@ established grader (docs/rewards.md, "What counts as equal"):
 
 - currency: an escaped dollar (``\\$36``) is dropped;
 - number words: ``\\text{five}`` -> ``5``;
-- a trailing full stop ends a sentence, not an answer: ``(-\\infty, 0) \\cup\\{1\\}.``;
+- a trailing full stop ends a sentence, not an answer: ``(-\\infty, 0) \\cup\\{1\\}.``; a stray ``$``
+  and OlympiadBench's ``$,$`` between answers are delimiters, not part of it;
+- a one-character index in braces is the index: ``E_{1}`` = ``E_1``; an index that is a command is
+  a name: ``L_{\\odot}`` (math-verify could parse neither);
 - scientific notation ``4.5e33`` is ``4.5\\times10^{33}`` (math-verify reads ``4.5 * e * 33``);
 - ``\\log`` without a base is the natural logarithm, as ``\\ln`` (math-verify reads base 10);
 - percent: ``5.3\\%`` and ``5.3`` are the same answer, in either direction; a bare number
@@ -31,13 +34,15 @@ from reward.math_answer import words_to_number
 
 _TRAILING_STOP = re.compile(r"(?<![.\\])\.\s*$")
 _SCI = re.compile(r"(?<![\w.\\{])(\d+(?:\.\d+)?)\s*[eE]\s*([+-]?\d+)(?![\w.])")
+_BRACED_INDEX = re.compile(r"([_^])\{(\w)\}")
+_COMMAND_INDEX = re.compile(r"_\{\\([A-Za-z]+)\}")
 _LOG = re.compile(r"\\log(?![a-zA-Z_])")
 _PERCENT = re.compile(r"\s*(?:\\text\{\s*\\?%\s*\}|\\%|%|\\text\{\s*percent\s*\}|\s+percent)\s*$")
 _DEGREES = re.compile(
     r"\s*(?:\^\s*\{?\s*\\circ\s*\}?|\\circ|°|\\degree)\s*(?:\\?text\{\s*[CF]\s*\}|[CF](?![a-zA-Z]))?"
 )
 _TEXT_UNIT = re.compile(
-    r"(?<=[\d}\s])\s*\\(?:text|mbox|mathrm|textrm)\s*\{\s*(?![ap]\.?\s*m\.?\s*\})[A-Za-z][A-Za-z .]*\}"
+    r"(?<=[\d}\s])\s*\\(?:text|mbox|mathrm|textrm)\s*\{(?!\s*[ap]\.?\s*m\.?\s*\})[^{}]*[A-Za-z][^{}]*\}"
     r"(?:\s*\^\s*\{?\d\}?)?\s*$",
     re.IGNORECASE,
 )
@@ -71,8 +76,12 @@ def canonical(answer: str) -> str:
     percent rules, which compare pairs: ``option_letters``, ``times``, ``percent_forms``)."""
     a = answer.strip()
     a = words_to_number(a) or a
-    a = a.replace("\\$", "").strip()
+    a = a.replace("\\$", "").replace("$,$", ", ").strip()  # OlympiadBench joins answers with "$,$"
     a = _TRAILING_STOP.sub("", a)
+    if a.count("$") % 2:  # a stray delimiter: "(-\\infty, 0) \\cup\\{1\\}$."
+        a = a.strip("$ ")
+    a = _BRACED_INDEX.sub(r"\1\2", a)  # E_{1} -> E_1 (math-verify cannot parse E_{1})
+    a = _COMMAND_INDEX.sub(r"_{\1}", a)  # L_{\odot} -> L_{odot}: an index is a name
     a = _SCI.sub(r"\1\\times10^{\2}", a)
     a = _LOG.sub(r"\\ln", a)
     a = _DEGREES.sub("", a)

@@ -35,16 +35,17 @@ NO_ANSWER, UNCLOSED_THINK = "no_answer", "unclosed_think"
 
 # An explicit final-answer statement: the line's last marker, then the answer to the line's end.
 _STATED = re.compile(
-    r"^(?:(?:.*[\s*(])?(?:answer\s*(?:is|:)|####)|A:)\s*:?\s*(?P<answer>.*?)\s*$", re.IGNORECASE
+    r"^(?:(?:.*[\s*({])?(?:answer\s*(?:is|:)|####)|A:)\s*:?\s*(?P<answer>.*?)\s*$", re.IGNORECASE
 )
 # A base model in a few-shot prompt runs on into a question of its own (harnesses stop there).
 _NEXT_QUESTION = re.compile(r"\n\s*(?:Question|Q|Problem)\s*:")
+_DISPLAY_ENDS = ("\\]", "$$", "\\end{align*}", "\\end{equation*}")
 _HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"\.\s+(?=[A-Z][a-z])")  # "25. But let me verify": another sentence
-_WORD = re.compile(r"\b[A-Za-z]{2,}\b")
-_INLINE_MATH = re.compile(r"\$[^$]*\$")
+_WORD = re.compile(r"(?<!\\)\b[A-Za-z]{2,}\b")  # LaTeX commands are not words
+_INLINE_MATH = re.compile(r"\$[^$]*\$|\\\(.*?\\\)")
 MAX_ANSWER_WORDS = 4  # a stated "answer" of more words is a sentence, not an answer
-_HEADING = re.compile(r"(?:^|\n)[ \t]*\**(?:final[ \t]+)?answer\**[ \t]*:\**", re.IGNORECASE)
+_HEADING = re.compile(r"(?:^|\n)[ \t]*[#*]*[ \t]*(?:final[ \t]+)?answer\**[ \t]*:\**", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 MAX_SECTION_CHARS = 300
 _BARE_BOX = re.compile(r"\\boxed\s+([^\s${}\\]+)")
@@ -74,7 +75,7 @@ def final_answer(text: str) -> FinalAnswer:
     if region is None:
         return FinalAnswer(None, missing=UNCLOSED_THINK)
     boxed = extract_boxed(region)
-    if boxed is not None:
+    if boxed:  # an empty \\boxed{} answers nothing
         return FinalAnswer(boxed, "boxed")
     stated = stated_answer(region)
     if stated is None and (m := _NEXT_QUESTION.search(region)) and m.start() > 0:
@@ -88,10 +89,12 @@ def stated_answer(text: str) -> str | None:
     """The answer of an explicit final-answer statement on the last non-empty line, else the
     number of a closing one-sentence ``Answer:`` section, else None."""
     lines = [line for line in text.strip().splitlines() if line.strip()]
+    while lines and lines[-1].strip() in _DISPLAY_ENDS:  # "\\text{Answer: } 7" inside \\[ ... \\]
+        lines.pop()
     if not lines:
         return None
     m = _STATED.match(lines[-1])
-    answer = _HOPE.sub("", m.group("answer")).strip() if m else ""
+    answer = _HOPE.sub("", m.group("answer")).strip("* \t").lstrip("} ") if m else ""  # "**Answer:** $7$"
     if not answer or _SENTENCE_END.search(answer):  # "25. But let me verify": the line goes on
         return None if answer else _section_number(text)
     if len(_WORD.findall(_INLINE_MATH.sub("", answer))) > MAX_ANSWER_WORDS:  # a sentence
@@ -99,6 +102,8 @@ def stated_answer(text: str) -> str | None:
     answer = answer.rstrip(".").strip()
     if answer.startswith("$") and answer.endswith("$") and len(answer) > 1:
         answer = answer.strip("$").strip()
+    elif answer.startswith("\\(") and answer.endswith("\\)"):
+        answer = answer[2:-2].strip()
     return answer or None
 
 

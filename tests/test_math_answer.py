@@ -48,6 +48,7 @@ def test_normalise(answer, expected):
         ("so $\\boxed 9$", "9", ""),  # a box without braces, as some MATH solutions write it
         ("", None, "no_answer"),
         ("Answer: Let's think step by step.", None, "no_answer"),  # a sentence is not an answer
+        ("Please use \\boxed{} to highlight the final answer.", None, "no_answer"),  # an empty box
         # a closing Answer: section of one finished sentence: its one number
         ("Answer:\nIt will take Max 215 minutes to watch them.", "215", ""),
         ("Answer:\nThe difference is 50 - 5 = 45 chairs.", "45", ""),

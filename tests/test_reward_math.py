@@ -101,6 +101,15 @@ EQUIVALENCE = [
     (r"f(x) = 2x+1", r"\boxed{y = 2x+1}", 1.0),  # a simple left-hand side is a name
     (r"y = 2x+1", r"\boxed{y = 2x+2}", 0.0),
     ("9", "so \\boxed 9", 1.0),  # a box without braces
+    # forms met in the real-output set (tests/fixtures/real_outputs), each scored wrongly before
+    (r"\frac{1}{3}E_{1}+\frac{2}{3}E_{2}", r"\boxed{\frac{1}{3}E_1 + \frac{2}{3}E_2}", 1.0),
+    (r"\frac{10^{5}L_{\odot}}{0.007c^{2}}", r"\boxed{\frac{10^8 L_{\odot}}{7 c^2}}", 1.0),
+    (r"(-\infty, 0) \cup\{1\}$.", r"\boxed{0}", 0.0),  # OlympiadBench's stray "$." read as 0
+    (r"90^{\circ}$,$60^{\circ}", r"\boxed{90^\circ}", 0.0),  # two answers joined by "$,$"
+    ("0.006", r"\boxed{6 \times 10^{-3} \text{ m/s²}}", 1.0),
+    ("15x - 80", "**Answer:** $15x - 80$", 1.0),
+    (r"3 \pm 2 \sqrt{2}", "Final\n\\[\n\\text{Answer: } 3 + 2\\sqrt{2}, 3 - 2\\sqrt{2}\n\\]", 1.0),
+    ("225", "### Answer:\n\nThe total number of battalions is 225.", 1.0),
     # a number sympy cannot read (Arabic-Indic digits) makes math-verify raise: no answer, not an
     # error (a base model's garbage in the demo did this)
     ("3", "smallest \u06f93 value", 0.0),
