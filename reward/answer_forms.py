@@ -33,7 +33,9 @@ import re
 from reward.math_answer import words_to_number
 
 _TRAILING_STOP = re.compile(r"(?<![.\\])\.\s*$")
-_SCI = re.compile(r"(?<![\w.\\{])(\d+(?:\.\d+)?)\s*[eE]\s*([+-]?\d+)(?![\w.])")
+# Scientific notation, told apart from "2e+1" (2e + 1): a decimal mantissa, a minus sign or a
+# two-digit exponent ("4e33", "1e-8", "3.61e-10", "4.5e+33").
+_SCI = re.compile(r"(?<![\w.\\{])(\d+\.\d+|\d+(?=\s*[eE]\s*(?:-|\+?\d\d)))\s*[eE]\s*([+-]?\d+)(?![\w.])")
 _BRACED_INDEX = re.compile(r"([_^])\{(\w)\}")
 _COMMAND_INDEX = re.compile(r"_\{\\([A-Za-z]+)\}")
 _LOG = re.compile(r"\\log(?![a-zA-Z_])")
@@ -72,8 +74,8 @@ _SIMPLE_LHS = re.compile(
 
 
 def canonical(answer: str) -> str:
-    """The answer with the rules of the module docstring applied (not the letter, time or
-    percent rules, which compare pairs: ``option_letters``, ``times``, ``percent_forms``)."""
+    """The answer with the rules of the module docstring applied (not the rules that compare pairs:
+    ``option_letters``, ``times``, ``percent_forms``, ``right_hand_sides``)."""
     a = answer.strip()
     a = words_to_number(a) or a
     a = a.replace("\\$", "").replace("$,$", ", ").strip()  # OlympiadBench joins answers with "$,$"
@@ -88,10 +90,29 @@ def canonical(answer: str) -> str:
     for _ in range(2):
         a = _TEXT_UNIT.sub("", a).strip() or a
         a = _WORD_UNIT.sub("", a).strip() or a
-    m = _SIMPLE_LHS.match(a)
-    if m and "=" not in a[m.end() :] and "," not in a:
-        a = a[m.end() :].strip()
     return a
+
+
+def right_hand_sides(gold: str, predicted: str) -> tuple[str, str]:
+    """A simple left-hand side (a name, or ``f(x)``) is dropped where that makes the two comparable:
+    from both when both have one (``y = 2x+1`` vs ``f(x) = 2x+1``), from one when the other is no
+    equation (``x = 3`` vs ``3``). Other equations are left whole (``y = 2x+1`` vs
+    ``2x - y + 1 = 0`` is math-verify's to compare)."""
+    g, p = _rhs(gold), _rhs(predicted)
+    if g is not None and p is not None:
+        return g, p
+    if g is not None and "=" not in predicted:
+        return g, predicted
+    if p is not None and "=" not in gold:
+        return gold, p
+    return gold, predicted
+
+
+def _rhs(answer: str) -> str | None:
+    m = _SIMPLE_LHS.match(answer)
+    if m and "=" not in answer[m.end() :] and "," not in answer:
+        return answer[m.end() :].strip()
+    return None
 
 
 def percent_forms(gold: str, predicted: str) -> list[tuple[str, str]]:

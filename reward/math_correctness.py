@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import os
 
-from reward.answer_forms import canonical, option_letters, percent_forms, times
+from reward.answer_forms import canonical, option_letters, percent_forms, right_hand_sides, times
 from reward.graders import GRADERS
 from reward.math_answer import final_answer, normalise
 from reward.outcome import ERROR, SCORED, TIMEOUT, UNSCORABLE, CheckedReward, RewardError
@@ -111,6 +111,7 @@ def equal(gold: str, predicted: str) -> bool:
     clock = times(gold, predicted)
     if clock is not None:
         return clock[0] is not None and clock[0] == clock[1]
+    gold, predicted = right_hand_sides(gold, predicted)
     for g, p in percent_forms(gold, predicted):
         if normalise(g) == normalise(p):
             return True

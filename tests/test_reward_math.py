@@ -100,6 +100,9 @@ EQUIVALENCE = [
     (r"\log_2 8", r"\boxed{3}", 1.0),
     (r"f(x) = 2x+1", r"\boxed{y = 2x+1}", 1.0),  # a simple left-hand side is a name
     (r"y = 2x+1", r"\boxed{y = 2x+2}", 0.0),
+    (r"y = 2x+1", r"\boxed{2x - y + 1 = 0}", 1.0),  # a whole equation stays whole
+    ("2e+1", r"\boxed{2e+1}", 1.0),  # not scientific notation: 2e + 1
+    ("2e+1", r"\boxed{20}", 0.0),
     ("9", "so \\boxed 9", 1.0),  # a box without braces
     # forms met in the real-output set (tests/fixtures/real_outputs), each scored wrongly before
     (r"\frac{1}{3}E_{1}+\frac{2}{3}E_{2}", r"\boxed{\frac{1}{3}E_1 + \frac{2}{3}E_2}", 1.0),
