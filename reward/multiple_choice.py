@@ -1,6 +1,7 @@
 """``multiple_choice``: 1.0 if the completion's chosen option letter is the gold letter (GPQA).
 
-The choice is the last ``\\boxed{X}`` whose content is a single option letter (``\\boxed{B}``,
+Only the text after ``</think>`` is read (an unclosed ``<think>``: no choice). The choice is the
+last ``\\boxed{X}`` whose content is a single option letter (``\\boxed{B}``,
 ``\\boxed{(B)}``, ``\\boxed{\\text{B}}``); without one, the last "answer is (X)" / "Answer: X".
 No recognisable choice scores 0.0; a gold value that is not an option letter scores None.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from reward.math_answer import extract_boxed
+from reward.math_answer import answer_region, extract_boxed
 from reward.registry import completion_text
 
 _LETTER = re.compile(r"^\(?\s*(?:\\text(?:bf)?\{)?\s*([A-Z])\s*\}?\s*\)?\.?$")
@@ -17,7 +18,11 @@ _STATED = re.compile(r"answer\s*(?:is|:)\s*\(?\**([A-Z])\b", re.IGNORECASE)
 
 
 def choice_letter(text: str, letters: str = "ABCD") -> str | None:
-    """The option letter a completion commits to, or None."""
+    """The option letter a completion commits to, or None. As for math (``reward/math_answer.py``),
+    only the text after ``</think>`` counts, and a ``<think>`` never closed commits to nothing."""
+    text = answer_region(text)
+    if text is None:
+        return None
     boxed = extract_boxed(text)
     if boxed is not None:
         m = _LETTER.match(boxed.strip())

@@ -83,6 +83,8 @@ def test_vote_keys_and_multiple_choice():
     assert choice_letter("thus \\boxed{(C)}") == "C"
     assert choice_letter("The answer is (B).") == "B"
     assert choice_letter("\\boxed{E}") is None
+    assert choice_letter("<think>maybe \\boxed{A}</think>so \\boxed{C}") == "C"  # after </think> only
+    assert choice_letter("<think>it is \\boxed{A}") is None  # cut mid-thought
     mc = get_reward("multiple_choice")
     assert mc(["\\boxed{A}", "answer: d", "nothing", "\\boxed{A}"], answer=["A", "D", "A", "Z"]) == [
         1.0,
