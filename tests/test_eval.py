@@ -76,6 +76,41 @@ def test_summarize_hand_case():
     assert (m["unscorable_rate"], m["timeout_rate"], m["error_rate"]) == (1 / 8, 1 / 8, 1 / 8)
 
 
+def test_skipped_prompts_and_unanswered_samples_are_their_own_columns():
+    """A prompt too long for the context is never sampled: counted as skipped (and wrong), not as
+    truncated; samples without a final answer are their share (from rewards that tell)."""
+    from evaluation.evaluate import markdown
+
+    problems = [
+        {
+            "domain": "a",
+            "scores": [0.0, 0.0],
+            "keys": [None, None],
+            "tokens": [0, 0],
+            "finish": ["prompt_too_long"] * 2,
+            "missing": ["", ""],
+        },
+        {
+            "domain": "a",
+            "scores": [1.0, 0.0],
+            "keys": ["3", None],
+            "tokens": [5, 9],
+            "finish": ["stop", "stop"],
+            "missing": ["", "no_answer"],
+        },
+    ]
+    m = summarize(problems, (1,), votes=False)
+    assert (m["skipped"], m["truncated"], m["pass@1"], m["no_answer_rate"]) == (1, 0.0, 0.25, 0.25)
+    m.update(
+        protocol={"k": [1], "temperature": 1.0, "top_p": 1.0, "max_new_tokens": 40960},
+        max_new_tokens_used=512,
+        grader="ssp",
+    )
+    table = markdown({"benchmarks": {"b": {"title": "B"}}, "results": {"m": {"b": m}}})
+    assert "max_new_tokens 40960 asked; graded by ssp" in table
+    assert "| m | 25.0 | - | 0.0 | 25.0 | 0.0 | 0.0 | 0.0 | 1 | 512 | 4 |" in table
+
+
 def test_vote_keys_and_multiple_choice():
     assert vote_key("so \\boxed{ five }.", "math_correctness") == "5"
     assert vote_key("\\boxed{x = 3}", "math_correctness") == "3"
