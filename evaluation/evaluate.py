@@ -36,7 +36,7 @@ from evaluation.metrics import summarize, vote_key
 from reward.config import make_reward
 from sampling.data_parallel import make_generator
 from sampling.generation import GenerationConfig, SamplingParams
-from sampling.scoring import sample_and_score, save_completions, zero_truncated
+from sampling.scoring import sample_and_score, sample_columns, save_completions, zero_truncated
 
 log = logging.getLogger("ssp")
 
@@ -132,7 +132,7 @@ def evaluate(
                     context_length=context_length(path, generation),
                 )
                 if cfg.graders and bench.reward == "math_correctness":
-                    metrics["graders"] = grade_with_each(cfg.graders, flat, rows, n, options, graders)
+                    metrics["graders"] = grade_with_each(cfg.graders, flat, rows, n, options, graders, scores)
                 metrics["max_new_tokens_used"] = min(
                     proto.max_new_tokens, metrics["context_length"] or proto.max_new_tokens
                 )
@@ -187,15 +187,24 @@ def evaluate(
     return summary
 
 
-def grade_with_each(names: list[str], flat, rows, n: int, options: dict, cache: dict) -> dict[str, Any]:
+def grade_with_each(
+    names: list[str], flat, rows, n: int, options: dict, cache: dict, scored: list
+) -> dict[str, Any]:
     """The same samples graded by each grader (``reward/graders.py``): Pass@1 per grader and, per
-    pair, the number of samples one calls correct and the other not (``cache`` keeps the rewards)."""
-    columns = {k: [r[k] for r in rows for _ in range(n)] for k in rows[0] if k != "problem"}
+    pair, the number of samples one calls correct and the other not. ``scored`` are the samples'
+    scores under the benchmark's own reward (``options``), reused for its grader; ``cache`` keeps
+    the other rewards, keyed on the grader and every option they were built with."""
+    own = options.get("grader", "ssp")
     correct = {}
     for name in names:
-        if name not in cache:
-            cache[name] = make_reward("math_correctness", {**options, "grader": name}, "eval.graders")
-        scores = zero_truncated(cache[name], flat, cache[name]([c.text for c in flat], **columns))
+        if name == own:
+            scores = scored
+        else:
+            key = (name, json.dumps(options, sort_keys=True))
+            if key not in cache:
+                cache[key] = make_reward("math_correctness", {**options, "grader": name}, "eval.graders")
+            reward = cache[key]
+            scores = zero_truncated(reward, flat, reward([c.text for c in flat], **sample_columns(rows, n)))
         correct[name] = [s == 1.0 for s in scores]
     pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
     return {

@@ -135,7 +135,8 @@ def _sympy_equal(gold: str, given: str) -> bool:
     if len(letters) > 2:  # PRM800K's should_allow_eval: no simplify over many unknowns
         return False
     try:
-        return bool(_sympy(gold) - _sympy(given) == 0 or (_sympy(gold) - _sympy(given)).simplify() == 0)
+        difference = _sympy(gold) - _sympy(given)
+        return bool(difference == 0 or difference.simplify() == 0)
     except Exception:  # noqa: BLE001 - an unparseable side is not equal
         return False
 

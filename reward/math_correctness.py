@@ -35,6 +35,7 @@ that know finish reasons apply it (``sampling/scoring.py``, ``train/mgpo.py``).
 
 from __future__ import annotations
 
+import functools
 import os
 
 from reward.answer_forms import canonical, option_letters, percent_forms, right_hand_sides, times
@@ -64,18 +65,24 @@ def _config() -> list:
 def _parse(text: str) -> list:
     """math-verify's parse, its own timeouts off; what it cannot parse, even by raising (sympy on a
     number written with non-ASCII digits, say), is nothing parsed. A MemoryError is not swallowed:
-    it is the worker's limit, an error of the item."""
+    it is the worker's limit, an error of the item. Remembered per text in the worker: a gold is
+    checked, then compared, and its n samples share it."""
+    return list(_parse_once(text))
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_once(text: str) -> tuple:
     global _CONFIG
     from math_verify import parse
 
     if _CONFIG is None:
         _CONFIG = _config()
     try:
-        return parse(text, extraction_config=_CONFIG, parsing_timeout=None, raise_on_error=True)
+        return tuple(parse(text, extraction_config=_CONFIG, parsing_timeout=None, raise_on_error=True))
     except MemoryError:
         raise
     except Exception:  # noqa: BLE001 - an unparseable text: no answer in it
-        return []
+        return ()
 
 
 def _math(answer: str) -> str:

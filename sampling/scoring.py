@@ -49,9 +49,14 @@ def sample_and_score(generator, rows, reward, params: SamplingParams, desc: str,
             len(too_long),
             too_long[:50],
         )
-    columns = {k: [r[k] for r in rows for _ in range(params.n)] for k in rows[0] if k not in ("problem",)}
-    scores = reward([c.text for c in flat], **columns)
+    scores = reward([c.text for c in flat], **sample_columns(rows, params.n))
     return flat, zero_truncated(reward, flat, scores), seconds, call_report(reward, scores)
+
+
+def sample_columns(rows, n: int) -> dict[str, list]:
+    """The reward's dataset columns for ``n`` samples per row, flattened row-major (every column of
+    the rows but the problem text)."""
+    return {k: [r[k] for r in rows for _ in range(n)] for k in rows[0] if k != "problem"}
 
 
 def zero_truncated(reward, flat, scores: list) -> list:

@@ -110,3 +110,31 @@ def test_a_file_mixing_benchmarks_is_refused():
     ):
         check_one_benchmark(rows, "math500", "mixed.jsonl")
     check_one_benchmark([{"problem": "p", "answer": "1", "source": "math"}] * 5, "math500", "one.jsonl")
+
+
+def test_graders_side_by_side_reuse_a_reward_only_for_the_options_it_was_built_with():
+    """ssp eval --graders: one benchmark reads its gold from `answer`, the next from `gold`; a grader
+    built for the first must not grade the second (its cache is keyed on grader and options), and
+    the benchmark's own grader reuses the scores already computed."""
+    from evaluation.evaluate import grade_with_each
+
+    flat = [Completion("\\boxed{1}", 3, "stop"), Completion("\\boxed{2}", 3, "stop")]
+    cache: dict = {}
+    try:
+        first = grade_with_each(
+            ["ssp", "qwen25math"], flat, [{"problem": "p", "answer": "1"}], 2, {}, cache, [1.0, 0.0]
+        )
+        rows = [{"problem": "p", "answer": "x", "gold": "2"}]
+        second = grade_with_each(
+            ["ssp", "qwen25math"], flat, rows, 2, {"answer_column": "gold"}, cache, [0.0, 1.0]
+        )
+    finally:
+        for r in cache.values():
+            r.close()
+    assert first["pass@1"] == {"ssp": 0.5, "qwen25math": 0.5} and first["disagreements"] == {
+        "ssp vs qwen25math": 0
+    }
+    assert second["pass@1"] == {"ssp": 0.5, "qwen25math": 0.5} and second["disagreements"] == {
+        "ssp vs qwen25math": 0
+    }
+    assert len(cache) == 2  # one qwen25math reward per set of options; ssp's scores were reused

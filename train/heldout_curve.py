@@ -24,6 +24,7 @@ from transformers import TrainerCallback
 
 from core.corpus import chat_prompt
 from sampling.generation import HFGenerator, SamplingParams
+from sampling.scoring import sample_columns
 
 
 class HeldoutCurve(TrainerCallback):
@@ -75,8 +76,7 @@ class HeldoutCurve(TrainerCallback):
             if cuda is not None:
                 torch.cuda.set_rng_state_all(cuda)
         texts = [c.text for o in outs for c in o]
-        columns = {k: [r[k] for r in mine for _ in range(self.params.n)] for k in mine[0] if k != "problem"}
-        scores = self.reward(texts, **columns) if texts else []
+        scores = self.reward(texts, **sample_columns(mine, self.params.n)) if texts else []
         counts = torch.tensor(
             [sum(s == 1.0 for s in scores), len(scores), sum(s is None for s in scores)],
             dtype=torch.float64,
