@@ -263,9 +263,9 @@ def test_the_heldout_curve_measures_the_policy_without_changing_training(spectru
     outs = gen.generate([chat_prompt(r["problem"], "") for r in rows], params)
     reward = get_reward("math_correctness")
     try:
-        scores = reward(
-            [c.text for o in outs for c in o], answer=[r["answer"] for r in rows for _ in range(3)]
-        )
+        flat = [c for o in outs for c in o]
+        scores = reward([c.text for c in flat], answer=[r["answer"] for r in rows for _ in range(3)])
+        scores = [0.0 if c.finish_reason == "length" else s for c, s in zip(flat, scores, strict=True)]
     finally:
         reward.close()
     assert curve[-1]["samples"] == 3 * len(rows)

@@ -24,7 +24,7 @@ from transformers import TrainerCallback
 
 from core.corpus import chat_prompt
 from sampling.generation import HFGenerator, SamplingParams
-from sampling.scoring import sample_columns
+from sampling.scoring import sample_columns, zero_truncated
 
 
 class HeldoutCurve(TrainerCallback):
@@ -75,8 +75,10 @@ class HeldoutCurve(TrainerCallback):
             torch.random.set_rng_state(states[2])
             if cuda is not None:
                 torch.cuda.set_rng_state_all(cuda)
-        texts = [c.text for o in outs for c in o]
+        flat = [c for o in outs for c in o]
+        texts = [c.text for c in flat]
         scores = self.reward(texts, **sample_columns(mine, self.params.n)) if texts else []
+        scores = zero_truncated(self.reward, flat, scores)  # as evaluation scores them
         counts = torch.tensor(
             [sum(s == 1.0 for s in scores), len(scores), sum(s is None for s in scores)],
             dtype=torch.float64,
