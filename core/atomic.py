@@ -22,7 +22,7 @@ def write_atomic(path: Path, content: str | Callable[[Path], None]) -> None:
     tmp.replace(path)
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -38,7 +38,7 @@ def remove_stale(folder: Path, pattern: str) -> list[Path]:
     removed = []
     for path in Path(folder).glob(pattern):
         m = re.search(r"-(\d+)$", path.name)
-        if m and int(m.group(1)) != os.getpid() and not _pid_alive(int(m.group(1))):
+        if m and int(m.group(1)) != os.getpid() and not pid_alive(int(m.group(1))):
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
             removed.append(path)
     return removed

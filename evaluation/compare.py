@@ -42,6 +42,7 @@ import json
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ class Run:
     results: dict[str, dict[str, dict[str, Any]]]  # model -> benchmark -> metrics
     cost: dict[str, float]
     eval_dir: Path
+    shared: dict[str, dict[str, Any]] = field(default_factory=dict)  # stage -> {donor, cost}
     arm: str = ""
     seed: tuple = ()
     values: dict[str, Any] = field(default_factory=dict)  # the arm's keys and values
@@ -111,7 +113,8 @@ def load_run(path: Path) -> Run:
     eval_dir = stage_folder(path, entry, "eval")  # a shared eval lives in its donor
     results = json.loads((eval_dir / "results.json").read_text())["results"]
     cost: dict[str, float] = defaultdict(float)
-    for stage in manifest.values():
+    shared: dict[str, dict[str, Any]] = {}
+    for name, stage in manifest.items():
         c = stage.get("cost") or {}
         if c:
             cost[c["unit"]] += c["hours"]
@@ -119,7 +122,14 @@ def load_run(path: Path) -> Run:
             cost["wall_hours"] += c["seconds"] / 3600
         if stage.get("status") == "completed":  # a shared stage keeps the wall time its donor spent
             cost["unshared_wall_hours"] += (stage.get("wall_seconds") or 0) / 3600
-    return Run(path, recipe, results, dict(cost), eval_dir)
+        if stage.get("shared_from"):
+            donor = Path(stage["shared_from"]).parent
+            shared[name] = {
+                "donor": str(donor),
+                "wall_hours": (stage.get("wall_seconds") or 0) / 3600,
+                "cost": stage.get("shared_cost"),
+            }
+    return Run(path, recipe, results, dict(cost), eval_dir, shared)
 
 
 def _problem_se(eval_dir: Path, model: str, bench: str) -> float | None:
@@ -187,12 +197,27 @@ def compare(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
     if base not in arms:
         raise CompareError(f"--baseline {base!r} is not an arm; arms: {list(arms)}")
     out: dict[str, Any] = {"baseline": base, "arms": {}, "benchmarks": {}}
+    inside = {str(r.path.resolve()) for r in runs}
     for name, rs in arms.items():
         cost: dict[str, float] = defaultdict(float)
+        shared = []
         for r in rs:
             for k, v in r.cost.items():
                 cost[k] += v
-        out["arms"][name] = {"runs": [str(r.path) for r in rs], "values": rs[0].values, "cost": dict(cost)}
+            for stage, s in sorted(r.shared.items()):
+                outside = str(Path(s["donor"]).resolve()) not in inside
+                if outside:  # paid by a run outside this comparison: this arm inherited it
+                    cost["inherited_wall_hours"] += s["wall_hours"]
+                    for k, v in (s["cost"] or {}).items():
+                        if k in ("hours", "usd"):
+                            cost[f"inherited_{k}"] += v
+                shared.append({"run": str(r.path), "stage": stage, "donor": s["donor"], "outside": outside})
+        out["arms"][name] = {
+            "runs": [str(r.path) for r in rs],
+            "values": rs[0].values,
+            "cost": dict(cost),
+            "shared": shared,
+        }
 
     # (benchmark, arm, model) -> metric -> {seed: value}
     values: dict[tuple, dict[str, dict]] = {}
@@ -268,7 +293,14 @@ def markdown(result: dict[str, Any]) -> str:
             text += "\n\n**Trainer logs not read** (their arms have no curves):\n\n"
             text += "\n".join(f"- {u}" for u in unreadable)
         parts.append(text)
-    other = ("usd", "wall_hours", "unshared_wall_hours")
+    other = (
+        "usd",
+        "wall_hours",
+        "unshared_wall_hours",
+        "inherited_wall_hours",
+        "inherited_hours",
+        "inherited_usd",
+    )
     units = sorted({u for a in result["arms"].values() for u in a["cost"] if u not in other})
     cost_rows = [
         [
@@ -278,19 +310,39 @@ def markdown(result: dict[str, Any]) -> str:
             f"{a['cost'].get('wall_hours', 0):.3f}",
             f"{a['cost'].get('unshared_wall_hours', 0):.3f}",
             f"{a['cost'].get('usd', 0):.4f}",
+            f"{a['cost'].get('inherited_wall_hours', 0):.3f}",
         ]
         for arm, a in result["arms"].items()
     ]
-    header = ["arm", "runs", *units, "wall hours", "wall hours if run alone", "USD"]
+    header = [
+        "arm",
+        "runs",
+        *units,
+        "wall hours",
+        "wall hours if run alone",
+        "USD",
+        "inherited wall hours (paid outside)",
+    ]
     spent = sum(a["cost"].get("wall_hours", 0) for a in result["arms"].values())
     alone = sum(a["cost"].get("unshared_wall_hours", 0) for a in result["arms"].values())
+    inherited = sum(a["cost"].get("inherited_wall_hours", 0) for a in result["arms"].values())
     saved = (
-        f"\n\nStage wall time spent {spent:.3f} h; every run alone (each stage at the time its own run, "
-        f"or the run it was shared from, took) {alone:.3f} h: sharing saved {alone - spent:.3f} h "
-        f"({100 * (alone - spent) / alone:.0f}%)."
+        f"\n\nStage wall time spent by these runs {spent:.3f} h; every run alone (each stage at the time "
+        f"its own run, or the run it was shared from, took) {alone:.3f} h. Of the difference, "
+        f"{alone - spent - inherited:.3f} h was shared among these runs (paid once, here) and "
+        f"{inherited:.3f} h was inherited from runs outside this comparison (paid there, not here)."
         if alone
         else ""
     )
+    shared_rows = [
+        [arm, sh["run"], sh["stage"], sh["donor"], "outside" if sh["outside"] else "compared here"]
+        for arm, a in result["arms"].items()
+        for sh in a.get("shared", [])
+    ]
+    if shared_rows:
+        saved += "\n\n### Shared stages\n\n" + markdown_table(
+            ["arm", "run", "stage", "shared from", "donor"], shared_rows
+        )
     parts.append("## Cost\n\n" + markdown_table(header, cost_rows) + saved)
     return "\n\n".join(parts) + "\n"
 
@@ -384,12 +436,27 @@ def _plot_vs_value(bench: str, by_arm: dict, result: dict, key: str, out: Path) 
 
 
 def compare_runs(
-    paths: list[Path], out: Path, by: list[str] | None = None, baseline: str | None = None
+    paths: list[Path],
+    out: Path,
+    by: list[str] | None = None,
+    baseline: str | None = None,
+    check: Callable[[Path], list[str]] | None = None,
 ) -> str:
-    """``ssp compare``: load, group, measure, write compare.md/.json/.png under ``out``; the markdown."""
+    """``ssp compare``: load, group, measure, write compare.md/.json/.png under ``out``; the markdown.
+    ``check``: what keeps a run folder's results from being its recipe's (``launch/run_state.py``);
+    a run with any such problem is refused, named, before anything is written."""
     from core.atomic import write_atomic
 
-    runs = [load_run(p) for p in run_folders(paths)]
+    folders = run_folders(paths)
+    if check is not None:
+        stale = {p: problems for p in folders if (problems := check(p))}
+        if stale:
+            raise CompareError(
+                "runs whose results are not their recipe's (finish them with `ssp run <run>/recipe.yaml`, "
+                "or leave them out): "
+                + "; ".join(f"{p}: {', '.join(problems)}" for p, problems in stale.items())
+            )
+    runs = [load_run(p) for p in folders]
     assign_arms(runs, by)
     result = compare(runs, baseline)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,12 @@ the newest ``keep_replaced`` such folders of a stage are kept (a recipe key; old
 deleted, with a log line): replaced folders used to pile up to hundreds of MB.
 
 Training stages run under torchrun through one entry point: ``run_stage`` launches
-``torchrun --standalone --nproc_per_node=N -m launch.worker sft runs/<name>/recipe.yaml`` with the
-recipe resolved to a file, so the workers see exactly the parent's recipe. torchrun and its
+``torchrun --standalone --nproc_per_node=N -m launch.worker sft runs/<name>/.attempts/sft.<host>.<pid>.yaml``
+with the recipe resolved to a file of this launch's own, so the workers see exactly the parent's
+recipe (``runs/<name>/recipe.yaml`` is written only by the ``ssp run`` holding ``.run.lock``; a
+second ``ssp run`` into the folder is refused before it writes anything). What may be reused and
+when is one rule (docs/architecture.md, "Reuse"): a shared stage is current only while its donor
+holds it completed, with the same fingerprint and output id. torchrun and its
 workers are tied to ``ssp`` by the kernel (``core/process.py``): killing ``ssp``, even with
 ``kill -9``, stops them. Before the first stage runs, ``launch/preflight.py`` checks what the
 recipe refers to (files, models, stages, GPUs), so a typo fails in a second, not hours in.
@@ -20,10 +24,11 @@ recipe refers to (files, models, stages, GPUs), so a typo fails in a second, not
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -34,17 +39,18 @@ from pathlib import Path
 from typing import Any
 
 from config.recipe import STAGE_ORDER, Recipe, config_hash, save_recipe
-from core.atomic import remove_stale
+from core.atomic import pid_alive, remove_stale
 from core.context import StageContext, StageResult
 from core.cost import CostMeter, detect_hardware, totals
 from core.errors import StageError
+from core.locks import LockHeld, file_lock
 from core.manifest import Manifest, now
 from core.process import tied_command
 from core.progress import Progress
 from launch.preflight import check_recipe
 from launch.stages import STAGES, StageSpec, file_identity
 from launch.topology import SINGLE_NODE, Topology
-from launch.tracking import StageTracker, flat_numbers
+from launch.tracking import StageTracker, flat_numbers, log_shared_stage
 
 log = logging.getLogger("ssp")
 
@@ -63,6 +69,11 @@ def _require_upstream(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> No
                 f"stage {spec.name!r} needs stage {need!r}, which has not completed in {recipe.run_dir} "
                 f"(run `ssp stage {need} RECIPE` or `ssp run RECIPE` first)"
             )
+    if stale := stale_shared_inputs(spec, recipe, manifest):
+        raise StageError(
+            f"stage {spec.name!r} reads {', '.join(stale)}, which its donor no longer holds (re-run there "
+            f"or running now); `ssp run RECIPE` shares it again or runs it here"
+        )
 
 
 @dataclass(frozen=True)
@@ -90,18 +101,35 @@ def _up_to_date(name: str, fp: str, manifest: Manifest, stage_dir: Path) -> bool
     if not entry or entry["status"] != "completed" or entry.get("fingerprint") != fp:
         return False
     if entry.get("shared_from"):
-        return _donor_still_holds(name, entry)
+        return donor_still_holds(name, entry)
     return stage_dir.is_dir()
 
 
-def _donor_still_holds(name: str, entry: dict[str, Any]) -> bool:
-    """A shared stage is current while the run that ran it still records the same output there: a
-    donor re-run since (its folder deleted, then the stage run again) holds another output."""
+def donor_still_holds(name: str, entry: dict[str, Any]) -> bool:
+    """A shared stage is current while the run that ran it still records it completed, with the same
+    fingerprint and the same output: a donor re-running the stage (its entry ``running``, its folder
+    moved aside), killed while re-running it, or re-run since holds another output or none."""
     folder = Path(entry["shared_from"])
     donor = folder.parent
     if not folder.is_dir() or not (donor / "manifest.json").is_file():
         return False
-    return (Manifest(donor).stage(name) or {}).get("output_id") == entry.get("output_id")
+    held = Manifest(donor).stage(name) or {}
+    return (
+        held.get("status") == "completed"
+        and held.get("fingerprint") == entry.get("fingerprint")
+        and held.get("output_id") == entry.get("output_id")
+    )
+
+
+def stale_shared_inputs(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> list[str]:
+    """The upstream stages of ``spec`` that this run shares from a donor that no longer holds them
+    (``donor_still_holds``), each with its donor folder."""
+    out = []
+    for need in spec.upstream(recipe):
+        entry = manifest.stage(need) or {}
+        if entry.get("shared_from") and not donor_still_holds(need, entry):
+            out.append(f"{need} (shared from {entry['shared_from']})")
+    return out
 
 
 def adopt(name: str, recipe: Recipe, donors: list[Path]) -> Path | None:
@@ -131,8 +159,21 @@ def adopt(name: str, recipe: Recipe, donors: list[Path]) -> Path | None:
         if not folder.is_dir():
             continue
         cost = {**entry["cost"], "seconds": 0.0, "hours": 0.0, "usd": 0.0} if entry.get("cost") else None
-        manifest.update(name, **{**entry, "shared_from": str(folder), "cost": cost, "attempts": 0})
+        own = recipe.run_dir / name
+        if own.exists():  # this run's own earlier attempt (killed, or of another config): not mixed in
+            _move_aside(own, recipe.keep_replaced)
+        manifest.update(
+            name,
+            **{
+                **entry,
+                "shared_from": str(folder),
+                "shared_cost": entry.get("shared_cost") or entry.get("cost"),
+                "cost": cost,
+                "attempts": 0,
+            },
+        )
         log.info("stage %s: shared from %s (same fingerprint %s)", name, folder, identity.fingerprint)
+        log_shared_stage(recipe, name, folder, entry)
         return folder
     return None
 
@@ -173,37 +214,17 @@ def stage_lock(run_dir: Path, name: str):
 
     torchrun starts workers in their own sessions: killing only the launcher can leave a worker
     training. A second attempt started meanwhile would write into the same checkpoints, so it
-    fails here instead. The kernel drops the lock when its holder dies; a holder that ends removes
-    the file (one killed leaves it, unlocked, for the next attempt to take)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
+    fails here instead (``core/locks.py``: released by the kernel when its holder dies)."""
     path = run_dir / f".{name}.lock"
-    while True:
-        f = path.open("a+")
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "?"
-            f.close()
+            stack.enter_context(file_lock(path, wait=False, holder=os.getpid()))
+        except LockHeld as held:
             raise StageError(
                 f"stage {name!r} is already running in {run_dir} (lock {path} held by pid "
-                f"{holder}); stop that process first"
+                f"{held.holder}); stop that process first"
             ) from None
-        try:  # the holder before us may have removed the file after we opened it: lock the new one
-            if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
-                break
-        except FileNotFoundError:
-            pass
-        f.close()
-    try:
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
         yield
-    finally:
-        path.unlink(missing_ok=True)  # no .<stage>.lock left behind; removed while still held
-        f.close()
 
 
 def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult | None:
@@ -261,6 +282,8 @@ def _run_locked(
             attempts=attempts + 1,
             world_size=ctx.world_size,
             shared_from=None,  # run here now, whatever it was shared from before
+            shared_cost=None,
+            output_id=None,  # no output until it completes: a run sharing the old one sees it gone
         )
     _barrier()
     log.info("stage %s: running into %s", name, stage_dir)
@@ -282,6 +305,14 @@ def _run_locked(
             ctx.tracker.finish(failed=True)
         raise
     _barrier()
+    if ctx.is_main and (stale := stale_shared_inputs(spec, recipe, Manifest(recipe.run_dir))):
+        message = (
+            f"stage {name!r}: {', '.join(stale)} changed in its donor while this stage read it; its "
+            f"result is not kept (re-run `ssp run RECIPE` once the donor's stage has completed)"
+        )
+        manifest.update(name, status="failed", error=message, ended_at=now(), cost=ctx.cost.record())
+        ctx.tracker.finish(failed=True)
+        raise StageError(message)
     if ctx.is_main:
         cost = ctx.cost.record()
         manifest.update(
@@ -359,8 +390,24 @@ def run_stage(
     if force and topology.is_node_zero:
         _move_aside(recipe.run_dir / name, recipe.keep_replaced)
         manifest.reset(name)
-    resolved = recipe.run_dir / "recipe.yaml"
-    save_recipe(recipe, resolved)  # the same file from every node: launch settings are not in it
+    with _attempt_recipe(recipe, name) as resolved:
+        code = _launch(name, recipe, resolved, nproc, env, server, topology)
+    entry = _recorded(recipe, name, wait=MANIFEST_WAIT_S if topology.multi_node and code == 0 else 0)
+    where = f" (node {topology.node_rank} of {topology.nnodes})" if topology.multi_node else ""
+    if code != 0:
+        reason = f": {entry['error']}" if entry.get("status") == "failed" and entry.get("error") else ""
+        raise StageError(
+            f"stage {name!r} failed{where}: torchrun exited with code {code}{reason} (see the log above; "
+            f"re-running resumes from the last complete checkpoint)"
+        )
+    if entry.get("status") != "completed":
+        raise StageError(
+            f"stage {name!r}{where}: torchrun exited 0 but the manifest does not record completion"
+        )
+
+
+def _launch(name, recipe, resolved: Path, nproc, env, server, topology: Topology) -> int:
+    """torchrun's exit code for the stage's workers, given the recipe file they read."""
     cmd = [
         sys.executable,
         "-m",
@@ -374,18 +421,41 @@ def run_stage(
     where = f" (node {topology.node_rank} of {topology.nnodes})" if topology.multi_node else ""
     log.info("stage %s%s: launching %s", name, where, " ".join(cmd[1:]))
     with server():
-        code = subprocess.call(tied_command(cmd), env=env)
-    entry = _recorded(recipe, name, wait=MANIFEST_WAIT_S if topology.multi_node and code == 0 else 0)
-    if code != 0:
-        reason = f": {entry['error']}" if entry.get("status") == "failed" and entry.get("error") else ""
-        raise StageError(
-            f"stage {name!r} failed{where}: torchrun exited with code {code}{reason} (see the log above; "
-            f"re-running resumes from the last complete checkpoint)"
-        )
-    if entry.get("status") != "completed":
-        raise StageError(
-            f"stage {name!r}{where}: torchrun exited 0 but the manifest does not record completion"
-        )
+        return subprocess.call(tied_command(cmd), env=env)
+
+
+ATTEMPTS = ".attempts"
+
+
+@contextlib.contextmanager
+def _attempt_recipe(recipe: Recipe, name: str):
+    """The resolved recipe in a file of this attempt's own (``runs/<name>/.attempts/<stage>.<host>.
+    <pid>.yaml``, removed when torchrun has exited): the workers read the recipe their launcher
+    resolved, never ``runs/<name>/recipe.yaml``, which another ``ssp run`` may rewrite meanwhile."""
+    path = recipe.run_dir / ATTEMPTS / f"{name}.{socket.gethostname()}.{os.getpid()}.yaml"
+    save_recipe(recipe, path)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """What killed ``ssp`` processes on this host left in ``run_dir``: attempt recipes and temporary
+    recipe files of processes no longer alive (another host's files are left to that host)."""
+    host, removed = socket.gethostname(), []
+    candidates = [
+        (p, re.fullmatch(rf"[a-z]+\.{re.escape(host)}\.(\d+)\.yaml", p.name))
+        for p in (run_dir / ATTEMPTS).glob("*.yaml")
+    ] + [
+        (p, re.fullmatch(rf"\.recipe\.yaml\.tmp-{re.escape(host)}-(\d+)", p.name))
+        for p in run_dir.glob(".recipe.yaml.tmp-*")
+    ]
+    for path, m in candidates:
+        if m and not pid_alive(int(m.group(1))):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _with_rollout_server(recipe: Recipe, manifest: Manifest, topology: Topology):
@@ -445,13 +515,12 @@ def share_lock(name: str, recipe: Recipe, donors: list[Path]):
         return
     fp = fingerprint(spec, recipe, manifest).fingerprint
     path = recipe.run_dir.parent / ".share" / f"{name}-{fp}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as f:
+    with contextlib.ExitStack() as stack:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            stack.enter_context(file_lock(path, wait=False, holder=os.getpid()))
+        except LockHeld:
             log.info("stage %s: another run is running it with the same fingerprint; waiting to share", name)
-            fcntl.flock(f, fcntl.LOCK_EX)
+            stack.enter_context(file_lock(path, holder=os.getpid()))
         yield
 
 
@@ -462,7 +531,31 @@ def run_pipeline(recipe: Recipe, force: str | None = None, donors: list[Path] = 
     if force is not None and force not in recipe.stages:
         raise StageError(f"--force {force!r}: not a stage of this recipe (stages: {recipe.stages})")
     check_recipe(recipe, recipe.stages)
-    save_recipe(recipe, recipe.run_dir / "recipe.yaml")
+    with run_lock(recipe.run_dir):
+        return _run_stages(recipe, force, donors)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Hold ``runs/<name>/.run.lock`` while ``ssp run`` runs the pipeline: a second ``ssp run`` into
+    the same folder is refused before it writes anything (it used to rewrite ``recipe.yaml`` first,
+    under the first run's feet). ``ssp stage`` beside a running pipeline takes only its stage's lock."""
+    path = run_dir / ".run.lock"
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(file_lock(path, wait=False, holder=os.getpid()))
+        except LockHeld as held:
+            raise StageError(
+                f"{run_dir} is being run by another `ssp run` (lock {path} held by pid {held.holder}); "
+                f"nothing was changed: stop that process first, or give this run another run_name"
+            ) from None
+        yield
+
+
+def _run_stages(recipe: Recipe, force: str | None, donors: list[Path]) -> Path:
+    for leftover in remove_leftovers(recipe.run_dir):
+        log.info("removed %s, left by a killed ssp", leftover)
+    save_recipe(recipe, recipe.run_dir / "recipe.yaml")  # written only under the run lock
     progress = Progress(len(recipe.stages), eta=False)  # stages differ in size by 1000x
     for i, name in enumerate(recipe.stages, start=1):
         log.info("run %s: stage %d of %d: %s", recipe.run_name, i, len(recipe.stages), name)

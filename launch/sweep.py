@@ -311,12 +311,13 @@ def run_sweep(
             log.info("sweep %s: arm %d of %d: %s", folder.name, i, len(arms), arm.name)
             run_pipeline(arm.recipe, donors=[folder, *donors])
     from evaluation.compare import compare_runs
+    from launch.run_state import stale_stages
 
     if all("eval" in a.recipe.stages for a in arms):
         from launch.tracking import log_comparison
 
         out = folder / "compare"
-        compare_runs([folder / a.name for a in arms], out, by=list(grid))
+        compare_runs([folder / a.name for a in arms], out, by=list(grid), check=stale_stages)
         result = json.loads((out / "compare.json").read_text())
         log_comparison(base, folder, result, sorted(out.glob("*.png")))
     return folder

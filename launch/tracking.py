@@ -136,3 +136,39 @@ def log_comparison(recipe, folder: Path, result: dict[str, Any], pngs: list[Path
         return run.id
     finally:
         run.finish()
+
+
+def log_shared_stage(recipe, stage: str, folder: Path, entry: dict[str, Any]) -> str | None:
+    """A stage this run shares from another (``launch/runner.py: adopt``) as a W&B run of this run's
+    group too (``<name>/<stage>``, tag ``shared``): its metrics, its donor, and the trainers' curves
+    replayed from the donor's ``log_history.json`` files. Without it a sweep's group lacked the
+    stages its arms inherited (they stayed in the donor's group). Its id, or None when not tracking."""
+    cfg = recipe.tracking
+    if cfg.report_to != "wandb":
+        return None
+    import json
+
+    (recipe.run_dir / "wandb").mkdir(parents=True, exist_ok=True)
+    run = _init(
+        cfg,
+        group=cfg.group or recipe.run_name,
+        job_type=stage,
+        name=f"{recipe.run_name}/{stage}",
+        tags=["shared"],
+        dir=str(recipe.run_dir),
+        config={**to_container(recipe), "shared_from": str(folder)},
+    )
+    try:
+        for history in sorted(folder.rglob("log_history.json")):
+            if "checkpoint-" in str(history.relative_to(folder)):
+                continue
+            part = history.parent.relative_to(folder).as_posix()
+            prefix = "train/" if part == "." else f"train/{part}/"
+            for row in json.loads(history.read_text()):
+                numbers = flat_numbers({k: v for k, v in row.items() if k != "step"}, prefix)
+                if numbers:
+                    run.log(numbers)
+        run.summary.update({**flat_numbers(entry.get("metrics") or {}), "shared_from": str(folder)})
+        return run.id
+    finally:
+        run.finish()

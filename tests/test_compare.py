@@ -97,8 +97,21 @@ def test_means_intervals_paired_deltas_problem_se_and_cost(runs):
     assert cost["gpu_hours"] == pytest.approx(1.3) and cost["usd"] == pytest.approx(2.6)
     assert cost["wall_hours"] == pytest.approx(1.3) and cost["unshared_wall_hours"] == pytest.approx(1.8)
     assert res["arms"]["data.teacher.selection=maxmin"]["cost"]["wall_hours"] == pytest.approx(1.8)
-    # spent 3.1 h of 3.6 h alone: 0.5 h (14%) saved
-    assert "spent 3.100 h; every run alone" in markdown(res) and "saved 0.500 h (14%)" in markdown(res)
+    # spent 3.1 h of 3.6 h alone: the 0.5 h were paid by a run outside this comparison ("elsewhere"),
+    # not saved by it; the shared stages table names the donor
+    text = markdown(res)
+    assert "spent by these runs 3.100 h" in text and "alone (each stage" in text
+    assert "0.000 h was shared among these runs" in text and "0.500 h was inherited from runs outside" in text
+    assert f"| {runs[4]} | sft | elsewhere | outside |" in text
+    assert res["arms"]["data.teacher.selection=random"]["cost"]["inherited_wall_hours"] == pytest.approx(0.5)
+    # the same stage shared from an arm compared here: paid once, here, so it is saved, not inherited
+    manifest["stages"]["sft"]["shared_from"] = str(runs[1] / "sft")
+    (runs[4] / "manifest.json").write_text(json.dumps(manifest))
+    loaded = [load_run(p) for p in runs]
+    assign_arms(loaded)
+    text = markdown(compare(loaded, "data.teacher.selection=maxmin"))
+    assert "0.500 h was shared among these runs" in text and "0.000 h was inherited" in text
+    assert f"| {runs[4]} | sft | {runs[1]} | compared here |" in text
 
 
 def test_unpaired_delta_when_the_arms_ran_other_seeds(tmp_path):
@@ -141,7 +154,48 @@ def test_bad_folders_are_named(tmp_path, runs):
         load_run(runs[0])
 
 
+def as_ran(run: Path) -> Path:
+    """Make ``run``'s manifest what ``ssp run`` of its recipe.yaml leaves: every stage of the recipe
+    completed with the fingerprint the runner computes (``launch/runner.py: fingerprint``)."""
+    from config.recipe import load_recipe
+    from core.manifest import Manifest
+    from launch.runner import fingerprint
+    from launch.stages import STAGES
+
+    recipe, manifest = load_recipe(run / "recipe.yaml"), Manifest(run)
+    for i, name in enumerate(recipe.stages):
+        fp = fingerprint(STAGES[name], recipe, manifest).fingerprint
+        manifest.update(name, status="completed", fingerprint=fp, output_id=f"{run.name}-{i}")
+    return run
+
+
+def test_compare_refuses_a_run_whose_results_are_not_its_recipes(tmp_path, runs, capsys):
+    """A run finished with one recipe, then re-run with another and killed midway (issue 29: reported
+    as the new arm with the old eval): ``ssp compare`` recomputes each stage's fingerprint from the
+    run's recipe.yaml and refuses, naming the run and the stage."""
+    for r in runs:
+        as_ran(r)
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "c1")]) == 0
+    capsys.readouterr()
+    recipe = runs[0] / "recipe.yaml"  # re-run with 4 epochs: recipe.yaml rewritten, sft running
+    recipe.write_text(recipe.read_text().replace("num_train_epochs: 8.0", "num_train_epochs: 4.0"))
+    manifest = json.loads((runs[0] / "manifest.json").read_text())
+    manifest["stages"]["sft"].update(status="running", output_id=None)
+    (runs[0] / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "c2")]) == 2
+    err = capsys.readouterr().err
+    assert f"{runs[0]}: stage sft is running under its current recipe.yaml" in err
+    assert not (tmp_path / "c2").exists() and str(runs[1]) not in err
+    # completed under the old recipe, recipe.yaml edited since: another fingerprint
+    manifest["stages"]["sft"].update(status="completed", output_id="old")
+    (runs[0] / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "c3")]) == 2
+    assert f"{runs[0]}: stage sft was made from another recipe" in capsys.readouterr().err
+
+
 def test_cli_writes_markdown_json_and_plots_for_a_folder_of_runs(tmp_path, runs, capsys):
+    for r in runs:
+        as_ran(r)
     assert main(["compare", str(tmp_path), "--baseline", "data.teacher.selection=maxmin"]) == 0
     out = tmp_path / "compare"
     md = (out / "compare.md").read_text()

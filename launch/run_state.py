@@ -1,0 +1,50 @@
+"""Is a run folder's result the result of its recipe? What ``ssp compare`` asks before it names an arm.
+
+A run folder holds the recipe of its latest ``ssp run`` (``recipe.yaml``) and a manifest of what
+each stage did. A run finished with ``rl.lam=0``, then re-run with ``rl.lam=1`` and killed in RL,
+holds the lam=1 recipe beside the lam=0 eval: reporting it as the lam=1 arm names one arm's result
+after another. So each stage's fingerprint is recomputed from the recipe and the manifest, as the
+runner would before skipping it (``launch/runner.py: fingerprint``), and every stage of the recipe
+must be completed with that fingerprint; a shared stage's donor must still hold it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.recipe import load_recipe
+from core.errors import SSPError
+from core.manifest import Manifest
+from launch.runner import donor_still_holds, fingerprint
+from launch.stages import STAGES
+
+
+def stale_stages(run_dir: Path) -> list[str]:
+    """What keeps ``run_dir``'s results from being its recipe's: one line per stage, [] if none."""
+    run_dir = Path(run_dir)
+    try:
+        recipe = load_recipe(run_dir / "recipe.yaml")
+    except SSPError as err:
+        return [f"its recipe.yaml does not load ({err})"]
+    manifest = Manifest(run_dir)
+    problems: list[str] = []
+    for name in recipe.stages:
+        entry = manifest.stage(name)
+        if not entry or entry.get("status") != "completed":
+            status = (entry or {}).get("status", "not run")
+            problems.append(f"stage {name} is {status} under its current recipe.yaml")
+            break  # the stages after it were made from an older one, or not at all
+        spec = STAGES[name]
+        if any(not manifest.completed(n) for n in spec.upstream(recipe)):
+            problems.append(f"stage {name}: an upstream stage has not completed")
+            break
+        if entry.get("fingerprint") != fingerprint(spec, recipe, manifest).fingerprint:
+            problems.append(
+                f"stage {name} was made from another recipe or other upstream outputs than its "
+                f"recipe.yaml describes (fingerprint {entry.get('fingerprint')} is not the recipe's)"
+            )
+            break
+        if entry.get("shared_from") and not donor_still_holds(name, entry):
+            problems.append(f"stage {name} is shared from {entry['shared_from']}, which no longer holds it")
+            break
+    return problems
