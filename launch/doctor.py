@@ -9,7 +9,10 @@ CUDA; GPUs and bf16; DeepSpeed's accelerator; vLLM and whether TRL accepts its v
 flash-attn; the code sandbox's isolation (bubblewrap); W&B's mode; a real reward round trip
 (math: one right and one wrong answer; code: one passing and one failing program) from a
 process whose main module imports the training stack, as every stage's does
-(``launch/doctor_roundtrip.py``); and with a recipe, its references (``launch/preflight.py``).
+(``launch/doctor_roundtrip.py``); and with a recipe, the preflight (``launch/preflight.py``): its
+files, its hub models and datasets (in the local hub cache, or on a hub this machine reaches within
+a few seconds; ``HF_HUB_OFFLINE=1``: in the cache), its process counts against the GPUs, and
+GPU-only settings (``sft.bf16: true``, vLLM sleep mode) on a machine without CUDA.
 """
 
 from __future__ import annotations
@@ -212,7 +215,10 @@ def _recipe(args: list[str]) -> tuple[str, str]:
         check_recipe(recipe, recipe.stages)
     except SSPError as err:
         return FAIL, str(err).replace("\n", " ")
-    return OK, f"{args[0]}: stages {', '.join(recipe.stages)}; files, models and GPUs found"
+    return OK, (
+        f"{args[0]}: stages {', '.join(recipe.stages)}; files found, hub models and datasets cached or "
+        "reachable, GPU settings fit this machine"
+    )
 
 
 def main(recipe_args: list[str] | None = None) -> int:

@@ -5,7 +5,7 @@
 A recipe names files, models, stages and a process count; a wrong one used to surface only when
 its stage started (an RL prompt set that does not exist, hours after SFT began; an eval model
 ``signa`` that the hub was asked for, after the eval folder had been moved aside). Checked here,
-cheaply and without a network:
+cheaply, in seconds (the network only for hub references that are not cached):
 
 - every stage's upstream stages run earlier in this invocation or have completed in the run;
 - ``data.source=files``: the files exist and pass the data stage's row checks (read here, before
@@ -13,17 +13,29 @@ cheaply and without a network:
   decontamination files exist; an RL phase with ``prompts: rl`` has an RL split to read;
 - model references (``model.name_or_path``, ``eval.models``, a phase's prompts file, benchmark
   sources, ``sft.deepspeed``): an alias, an existing local file or complete model folder
-  (``check_model_folder``: config, tokenizer, untruncated weights), or something shaped like a
-  hub id (``owner/name``), which is left to the hub;
+  (``check_model_folder``: config, tokenizer, untruncated weights), or a hub id (``owner/name``);
+- every hub model and dataset the stages will load (``model.name_or_path``, ``data.sources[i].path``,
+  ``data.teacher.model``, ``data.rl_pass_rate.model``, ``eval.models``, ``eval.benchmarks[i]``'s
+  hub dataset, read by eval and by a build's decontamination): in the local hub cache (with
+  ``HF_HUB_OFFLINE=1`` a cached model must be complete), or else on a hub this machine reaches:
+  one query per reference, all at once, ``HUB_TIMEOUT`` seconds at most (``_hub_problems``).
+  Where neither holds, the run would load it minutes later and fail with pages of tracebacks;
 - training stages' process counts and sampling stages' engines (``generation.data_parallel``)
   against the visible GPUs (``train/device.resolve_nproc``, ``sampling/data_parallel.py``), and an
   rl stage's own vLLM server (``rl.rollout.server_gpus``: GPUs left to train, CUDA at all);
+- settings only a CUDA GPU runs (``sft.bf16: true``, ``rl.rollout.enable_sleep_mode``,
+  ``model.attn_implementation: flash_attention_2``) on a machine where no GPU is visible: the
+  reference recipe on a CPU machine is refused here, not hours into a CPU run (``_gpu_settings``);
 - a ``code_tests`` reward (an RL phase's, the probe's, a LiveCodeBench benchmark's) in strict mode
   on a machine where bubblewrap cannot isolate programs: it would refuse when its stage starts.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from config.recipe import Recipe
@@ -31,8 +43,18 @@ from core.errors import DataError, RecipeError
 from core.manifest import Manifest
 from core.references import HUB_ID, looks_local
 
+HUB_TIMEOUT = 4.0  # seconds for the hub's answers (all references are asked at once)
+TRUE = {"1", "ON", "YES", "TRUE"}  # huggingface_hub's reading of a boolean environment variable
 
-def _model(ref: str, key: str, problems: list[str], aliases: tuple[str, ...] = ()) -> None:
+
+@dataclass(frozen=True)
+class HubRef:
+    key: str  # the recipe key that names it, for the message
+    ref: str  # the hub id
+    kind: str  # "model" or "dataset"
+
+
+def _model(ref: str, key: str, problems: list[str], hub: list[HubRef], aliases: tuple[str, ...] = ()) -> None:
     from core.model_folder import check_model_folder
 
     if looks_local(ref):
@@ -40,9 +62,124 @@ def _model(ref: str, key: str, problems: list[str], aliases: tuple[str, ...] = (
             check_model_folder(ref)
         except DataError as err:
             problems.append(f"{key}: {err}")
-    elif not HUB_ID.match(ref):
+    elif HUB_ID.match(ref):
+        hub.append(HubRef(key, ref, "model"))
+    else:
         known = f"a model alias ({', '.join(aliases)}), " if aliases else ""
         problems.append(f"{key}: {ref!r} is neither {known}a model folder here, nor a hub id (owner/name)")
+
+
+def _offline(kind: str) -> str:
+    """The variable that keeps the hub from being asked for ``kind`` ("" if none), read now: the
+    stages run in processes started with this environment."""
+    names = ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"] + (
+        ["HF_DATASETS_OFFLINE"] if kind == "dataset" else []
+    )
+    return next((f"{n}={os.environ[n]}" for n in names if os.environ.get(n, "").upper() in TRUE), "")
+
+
+def _hf_home() -> Path:
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface"
+    return Path(os.path.expandvars(os.environ.get("HF_HOME") or str(default))).expanduser()
+
+
+def _hub_cache() -> Path:
+    """The hub cache as huggingface_hub resolves it (HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME)."""
+    folder = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    return Path(os.path.expandvars(folder)).expanduser() if folder else _hf_home() / "hub"
+
+
+def _squash(name: str) -> str:
+    return "".join(c for c in name.lower() if c.isalnum())
+
+
+def _cached(ref: HubRef) -> Path | None:
+    """The local snapshot of ``ref`` in the hub cache; for a dataset also a folder of datasets' own
+    cache (``HF_DATASETS_CACHE``, where ``load_dataset`` keeps a prepared copy, named
+    ``owner___name`` with the name snake-cased)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(ref.ref, repo_type=ref.kind, cache_dir=_hub_cache(), local_files_only=True)
+        )
+    except Exception:  # noqa: BLE001 - not cached (or a malformed id): the hub decides below
+        pass
+    if ref.kind == "dataset":
+        prepared = Path(os.environ.get("HF_DATASETS_CACHE") or _hf_home() / "datasets").expanduser()
+        want = _squash(ref.ref.replace("/", "___"))
+        if prepared.is_dir():
+            return next((d for d in prepared.iterdir() if d.is_dir() and _squash(d.name) == want), None)
+    return None
+
+
+def _ask_hub(refs: list[HubRef], endpoint: str) -> dict[str, str]:
+    """{hub id: why it cannot be had, "" if it can}: one query per id, all at once, HUB_TIMEOUT s
+    in all (threads with a deadline, not the queries' own timeouts alone: a name lookup can hang
+    past them)."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    api = HfApi(endpoint=endpoint)
+    answers: dict[str, str] = {}
+
+    def ask(ref: HubRef) -> None:
+        try:
+            api.repo_info(ref.ref, repo_type=ref.kind, timeout=HUB_TIMEOUT)
+            answers[ref.ref] = ""
+        except GatedRepoError:  # a subclass of RepositoryNotFoundError: first
+            answers[ref.ref] = f"is gated on the hub ({endpoint}): accept its terms there and set HF_TOKEN"
+        except RepositoryNotFoundError:
+            answers[ref.ref] = (
+                f"is not a {ref.kind} on the hub ({endpoint}), or a private one (set HF_TOKEN): "
+                "check the name"
+            )
+        except Exception as err:  # noqa: BLE001 - refused, timed out, no route, no DNS: unreachable
+            reason = (str(err).splitlines() or [""])[0][:160] or type(err).__name__
+            answers[ref.ref] = f"cannot reach the hub ({endpoint}): {reason}"
+
+    threads = [threading.Thread(target=ask, args=(r,), daemon=True) for r in refs]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + HUB_TIMEOUT + 0.5
+    for t in threads:
+        t.join(timeout=max(0.0, deadline - time.monotonic()))
+    late = f"cannot reach the hub ({endpoint}): no answer within {HUB_TIMEOUT:.0f} s"
+    return {r.ref: answers.get(r.ref, late) for r in refs}
+
+
+def _hub_problems(refs: list[HubRef], problems: list[str]) -> None:
+    """Each hub reference: in the hub cache here, or on a hub this machine reaches."""
+    from core.model_folder import check_model_folder
+
+    missing: list[HubRef] = []
+    for ref in dict.fromkeys(refs):
+        snapshot = _cached(ref)
+        if snapshot is None:
+            missing.append(ref)
+        elif ref.kind == "model" and _offline("model"):  # nothing will complete it: check it now
+            try:
+                check_model_folder(snapshot)
+            except DataError as err:
+                problems.append(f"{ref.key}: {ref.ref!r} is incomplete in the hub cache: {err}")
+    if not missing:
+        return
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+    online = list({r.ref: r for r in missing if not _offline(r.kind)}.values())
+    answers = _ask_hub(online, endpoint) if online else {}
+    for ref in missing:
+        offline = _offline(ref.kind)
+        why = f"{offline} keeps the hub from being asked" if offline else answers[ref.ref]
+        if not why:
+            continue  # on the hub: the stage downloads it
+        if why.startswith("is "):  # the hub answered: not there, or gated
+            problems.append(f"{ref.key}: {ref.ref!r} {why}")
+            continue
+        fetch = f"hf download {ref.ref}" + (" --repo-type dataset" if ref.kind == "dataset" else "")
+        problems.append(
+            f"{ref.key}: {ref.ref!r} is not in the hub cache ({_hub_cache()}) and {why}: download it "
+            f"where the hub is reachable (`{fetch}`, into the same HF_HOME), or set {ref.key} to a local copy"
+        )
 
 
 def _file(ref: str | None, key: str, problems: list[str]) -> None:
@@ -84,12 +221,49 @@ def _code_sandbox(recipe: Recipe, stages: list[str], problems: list[str]) -> Non
         )
 
 
+def _gpu_settings(recipe: Recipe, stages: list[str], problems: list[str]) -> None:
+    """Settings only a CUDA GPU runs, on a machine that shows none: one line naming them. Process
+    counts alone are not among them (``auto`` is 1 process on a CPU: the tiny recipe's runs)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    asks = []
+    if "sft" in stages and recipe.sft.bf16:
+        asks.append("sft.bf16=true")
+    rollout = recipe.rl.rollout
+    if (
+        "rl" in stages
+        and rollout.engine == "vllm"
+        and rollout.vllm_mode == "colocate"
+        and rollout.enable_sleep_mode
+    ):
+        asks.append("rl.rollout.enable_sleep_mode=true")
+    if {"sft", "rl"} & set(stages) and recipe.model.attn_implementation == "flash_attention_2":
+        asks.append("model.attn_implementation=flash_attention_2")
+    if not asks:
+        return
+    auto = [
+        f"{s}.nproc_per_node=auto"
+        for s in ("sft", "rl")
+        if s in stages and getattr(recipe, s).nproc_per_node == "auto"
+    ]
+    devices = os.environ.get("CUDA_VISIBLE_DEVICES")
+    problems.append(
+        f"{', '.join(asks)}: the recipe is set up for GPUs, but no CUDA GPU is visible here"
+        + (f" (CUDA_VISIBLE_DEVICES={devices})" if devices is not None else "")
+        + (f"; {' and '.join(auto)} would train in 1 CPU process" if auto else "")
+        + ": run it on a GPU node (`ssp doctor RECIPE` there), or override these keys for a CPU run"
+    )
+
+
 def check_recipe(recipe: Recipe, stages: list[str]) -> None:
     """Raise one RecipeError listing every problem found for running ``stages`` of ``recipe``."""
     from config.eval import MODEL_ALIASES
     from launch.stages import STAGES
 
     problems: list[str] = []
+    hub: list[HubRef] = []  # hub models and datasets: checked together at the end (one wait at most)
     manifest = Manifest(recipe.run_dir)
     for i, name in enumerate(stages):
         for need in STAGES[name].upstream(recipe):
@@ -125,6 +299,8 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
         for i, src in enumerate(data.sources):
             if looks_local(src.path):
                 _file(src.path, f"data.sources[{i}].path", problems)
+            elif src.path:
+                hub.append(HubRef(f"data.sources[{i}].path", src.path, "dataset"))
         for name, path in data.build.decontaminate_files.items():
             _file(path, f"data.build.decontaminate_files.{name}", problems)
         if (
@@ -137,11 +313,12 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
                 "(fields.solution) and data.teacher.model is empty: map one, or set a teacher (docs/data.md)"
             )
         for key, model in data.sampled_models().items():
-            _model(model, key, problems)
+            _model(model, key, problems, hub)
     if "sft" in stages:
         _file(recipe.sft.deepspeed, "sft.deepspeed", problems)
-        if recipe.model.name_or_path != "tiny":
-            _model(recipe.model.name_or_path, "model.name_or_path", problems)
+    base = "sft" in stages or ("eval" in stages and "base" in recipe.eval.models)  # eval's base: the model
+    if base and recipe.model.name_or_path != "tiny":
+        _model(recipe.model.name_or_path, "model.name_or_path", problems, hub)
     if "rl" in stages:
         data_done = manifest.stage("data") if "data" not in stages else None
         has_rl_split = (
@@ -163,13 +340,22 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
     if "eval" in stages:
         for j, model in enumerate(recipe.eval.models):
             if model not in MODEL_ALIASES:
-                _model(model, f"eval.models[{j}]", problems, tuple(MODEL_ALIASES))
+                _model(model, f"eval.models[{j}]", problems, hub, tuple(MODEL_ALIASES))
+    decontaminates = "data" in stages and data.source == "build"  # a build reads every benchmark too
+    if "eval" in stages or decontaminates:
+        from evaluation.benchmarks import BENCHMARKS
+
         for j, bench in enumerate(recipe.eval.benchmarks):
+            hub_id = bench.source or BENCHMARKS[bench.name].hub[0]  # empty: the data stage's held-out split
             if looks_local(bench.source):
                 _file(bench.source, f"eval.benchmarks[{j}].source", problems)
+            elif hub_id:
+                hub.append(HubRef(f"eval.benchmarks[{j}].source", hub_id, "dataset"))
+    _gpu_settings(recipe, stages, problems)
+    _hub_problems(hub, problems)
     _code_sandbox(recipe, stages, problems)
     if problems:
         raise RecipeError(
-            "the recipe refers to things that are not there (nothing has run):\n  - "
-            + "\n  - ".join(problems)
+            "the recipe refers to things that are not there, or that this machine cannot run "
+            "(nothing has run):\n  - " + "\n  - ".join(problems)
         )

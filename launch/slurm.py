@@ -11,6 +11,12 @@ the job runs what was asked even if the YAML file changes before it starts) and
 - sampling stages (data, probe, merge, eval): ``srun`` on the first node only, its GPUs sampling
   through ``generation.data_parallel`` engines (``sampling/data_parallel.py``).
 
+Each node's one task gets ``--cpus-per-task`` = ``--cpus-per-node``, or else ``--gpus-per-node`` x
+``DEFAULT_CPUS_PER_GPU`` (8), exported to every step (``SRUN_CPUS_PER_TASK``): a partition without a
+per-GPU CPU default would give a step one CPU. Training stages meet at ports 20000-28999 derived
+from the job id (``RDZV_PORT_BASE``), below Linux's ephemeral range (32768-60999), where an
+outgoing connection of the node may already hold one.
+
 Each stage logs to ``runs/<name>/logs/<stage>-<job id>[-node<n>].log`` (appended to by a requeued
 job, which keeps its id). A failed node ends its step at once (``--kill-on-bad-exit``) instead of
 leaving the others in the rendezvous until its timeout. The job is requeueable:
@@ -32,7 +38,18 @@ from config.recipe import Recipe, save_recipe
 from core.errors import RecipeError
 from launch.stages import STAGES
 
-RDZV_PORT_BASE = 29500  # + job id mod 1000: two jobs sharing a node do not take the same port
+# Rendezvous ports: RDZV_PORT_BASE + (job id mod RDZV_PORT_SLOTS) * RDZV_PORT_STRIDE + the stage's
+# index, so 20000..28999: below Linux's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999
+# by default), where any outgoing connection of the node may hold the port, and clear of torchrun's
+# defaults (29400, 29500). Jobs sharing a node differ unless their ids differ by a multiple of 900.
+RDZV_PORT_BASE = 20000
+RDZV_PORT_SLOTS = 900
+RDZV_PORT_STRIDE = 10  # ports per job: one per stage (a stage's may linger in TIME_WAIT)
+EPHEMERAL_PORTS = range(32768, 61000)  # Linux's default ip_local_port_range
+# CPUs per GPU the job asks for when --cpus-per-node is not given: what most GPU nodes have (an
+# 8-GPU node with 64 or more cores). Without any, a partition with no per-GPU CPU default gives
+# each step one CPU for torchrun, its 8 ranks, their data loaders and vLLM.
+DEFAULT_CPUS_PER_GPU = 8
 
 
 @dataclass(frozen=True)
@@ -42,14 +59,29 @@ class SlurmOptions:
     partition: str = ""
     time: str = ""  # sbatch --time, e.g. 2-00:00:00; empty = the partition's default
     account: str = ""
-    cpus_per_node: int = 0  # sbatch --cpus-per-task (one task per node); 0 = the partition's default
+    cpus_per_node: int = 0  # sbatch --cpus-per-task (one task per node); 0 = gpus_per_node * cpus_per_gpu
+    cpus_per_gpu: int = DEFAULT_CPUS_PER_GPU
     python: str = "python"  # the interpreter with ssp installed, as the compute nodes see it
     workdir: str = "."  # where the job runs (relative run folders are relative to it)
+
+    @property
+    def cpus(self) -> int:
+        """sbatch --cpus-per-task: the CPUs of each node's one task, which every step runs in."""
+        return self.cpus_per_node or self.gpus_per_node * self.cpus_per_gpu
 
 
 def _check(recipe: Recipe, opts: SlurmOptions) -> None:
     if opts.nodes < 1 or opts.gpus_per_node < 0:
         raise RecipeError(f"--nodes {opts.nodes} --gpus-per-node {opts.gpus_per_node}: need >= 1 node")
+    if opts.cpus_per_node < 0 or opts.cpus_per_gpu < 1:
+        raise RecipeError(
+            f"--cpus-per-node {opts.cpus_per_node}, {opts.cpus_per_gpu} CPUs per GPU: must be >= 1"
+        )
+    if not opts.cpus:
+        raise RecipeError(
+            f"--gpus-per-node {opts.gpus_per_node}: say how many CPUs each node gives the job "
+            "(--cpus-per-node N): without it Slurm may give each step one CPU"
+        )
     for stage in ("sft", "rl"):
         want = getattr(recipe, stage).nproc_per_node
         if stage in recipe.stages and want != "auto" and opts.gpus_per_node and want > opts.gpus_per_node:
@@ -64,6 +96,13 @@ def _check(recipe: Recipe, opts: SlurmOptions) -> None:
             "across nodes, start `trl vllm-serve` yourself and set rl.rollout.server_base_url "
             "(docs/cluster.md)"
         )
+    port = recipe.rl.rollout.server_port
+    if "rl" in recipe.stages and recipe.rl.rollout.server_gpus and port in EPHEMERAL_PORTS:
+        raise RecipeError(
+            f"rl.rollout.server_port={port} is in Linux's ephemeral port range ({EPHEMERAL_PORTS.start}-"
+            f"{EPHEMERAL_PORTS.stop - 1}), where any outgoing connection of the node may hold it when the "
+            "server starts: pick one below 32768 (the default is 8000)"
+        )
 
 
 def sbatch_script(recipe: Recipe, recipe_file: str, opts: SlurmOptions) -> str:
@@ -76,7 +115,7 @@ def sbatch_script(recipe: Recipe, recipe_file: str, opts: SlurmOptions) -> str:
         f"--nodes={opts.nodes}",
         "--ntasks-per-node=1",
         *([f"--gpus-per-node={opts.gpus_per_node}"] if opts.gpus_per_node else []),
-        *([f"--cpus-per-task={opts.cpus_per_node}"] if opts.cpus_per_node else []),
+        f"--cpus-per-task={opts.cpus}",  # never Slurm's default: that can be 1 CPU for the whole node
         *([f"--partition={opts.partition}"] if opts.partition else []),
         *([f"--account={opts.account}"] if opts.account else []),
         *([f"--time={opts.time}"] if opts.time else []),
@@ -97,15 +136,12 @@ def sbatch_script(recipe: Recipe, recipe_file: str, opts: SlurmOptions) -> str:
         f"export SSP={q(opts.python + ' -m launch.cli')}",
         f"export LOGS={q(str(logs))}",
         'mkdir -p "$LOGS"',
-        *(
-            ['export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"  # srun does not inherit it (Slurm 22.05+)']
-            if opts.cpus_per_node
-            else []
-        ),
+        'export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"  # srun does not inherit it (Slurm 22.05+)',
         "# node 0 of every training stage: the first node of the allocation",
         'HEAD_NODE=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
         "export HEAD_NODE",
-        f"export RDZV_PORT=$(({RDZV_PORT_BASE} + SLURM_JOB_ID % 1000 * 10))  # + the stage's index",
+        f"export RDZV_PORT=$(({RDZV_PORT_BASE} + SLURM_JOB_ID % {RDZV_PORT_SLOTS} * {RDZV_PORT_STRIDE}))"
+        "  # + the stage's index; below the ephemeral ports (32768+)",
         'echo "ssp: job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $SLURM_JOB_NODELIST, '
         'head $HEAD_NODE:$RDZV_PORT"',
         "",
