@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from data_pipeline.decontaminate import Decontaminator
 from data_pipeline.dedup import Deduplicator
 from data_pipeline.filters import RULES, Limits, first_failed
 from data_pipeline.labels import OUTSIDE, held_out_accuracy, mapped_label, unit_hash
-from data_pipeline.sources import Source, read_source
+from data_pipeline.sources import Source, check_source, read_source
 from data_pipeline.splits import assign
 
 log = logging.getLogger(__name__)
@@ -222,7 +222,11 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
         seconds[step] = round(time.monotonic() - mark, 2)
         mark = time.monotonic()
 
-    # 1. ingest and filter, one source at a time (a kill redoes only the source it was reading)
+    # 1. ingest and filter, one source at a time (a kill redoes only the source it was reading);
+    # first, every source file still to read is checked (empty, truncated, not UTF-8: seconds)
+    for i, src in enumerate(plan.sources):
+        if f"ingest/{src.name}" not in state.done:
+            check_source(src, f"data.sources[{i}]")
     limits = Limits(plan.options.max_problem_chars, plan.options.max_answer_chars)
     for i, src in enumerate(plan.sources):
         step = f"ingest/{src.name}"
@@ -432,18 +436,33 @@ def _split(plan: Plan, work: Path, out: Path) -> dict[str, Path]:
     return {name: p for name, p in paths.items() if writers[name].count}
 
 
+ENGINE_SETTINGS_WITHOUT_EFFECT = (
+    "data_parallel",
+    "gpu_memory_utilization",
+    "cpu_kv_cache_gib",
+    "engine_timeout_s",
+)
+"""generation settings that do not change the samples, left out of a sample shard's made-from record
+(data_parallel engines give the samples one engine gives: sampling/data_parallel.py)."""
+
+
 def _sample(
     plan: Plan, opts: SamplerOptions, rows: list[dict[str, Any]], folder: Path, key: str
 ) -> list[Path]:
     """Sample ``opts.model`` on ``rows`` in resumable shards, every sample verified by the reward
-    (in ``folder``, or in ``opts.samples_dir`` shared with other runs)."""
+    (in ``folder``, or in ``opts.samples_dir`` shared with other runs). The shards are reused only
+    when made from the same rows (whole content), model, sampling, reward and engine settings
+    (data_pipeline/teacher.py)."""
     from data_pipeline.teacher import sample_shards
     from reward.config import make_reward
     from sampling.data_parallel import make_generator
-    from sampling.generation import SamplingParams
+    from sampling.generation import GenerationConfig, SamplingParams
 
     params = SamplingParams(opts.n_samples, opts.temperature, opts.top_p, -1, opts.max_new_tokens, opts.seed)
     reward = make_reward(opts.reward, opts.reward_options, f"{key}.reward_options")
+    engine = asdict(plan.generation or GenerationConfig())
+    for setting in ENGINE_SETTINGS_WITHOUT_EFFECT:
+        engine.pop(setting, None)
     try:
         return sample_shards(
             rows,
@@ -456,6 +475,8 @@ def _sample(
             plan.prompt_suffix,
             getattr(opts, "adaptive_max_samples", 0),
             shared=bool(opts.samples_dir),
+            reward_spec={"name": opts.reward, "options": opts.reward_options},
+            engine=engine,
         )
     finally:
         if hasattr(reward, "close"):
@@ -465,7 +486,7 @@ def _sample(
 def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
     """Each RL prompt's pass rate (correct and finished / samples), the prompts inside the window
     kept in ``rl.jsonl`` with their ``pass_rate``, the others in ``build/dropped/rl_window.jsonl``."""
-    from data_pipeline.teacher import correct, verification_counts
+    from data_pipeline.teacher import correct, sampled_rows, verification_counts
 
     o = plan.rl_pass_rate
     if "rl" not in splits:
@@ -476,16 +497,14 @@ def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any
     paths = _sample(plan, o, rows, work / "rl_pass_rates", "data.rl_pass_rate")
     rates, kept_rates = [], []
     with JsonlWriter(splits["rl"]) as out_, JsonlWriter(work / "dropped" / "rl_window.jsonl") as dropped:
-        for path in paths:
-            for row in iter_jsonl(path):
-                samples = row.pop("samples")
-                rate = sum(map(correct, samples)) / len(samples)
-                rates.append(rate)
-                if o.min_pass_rate < rate < o.max_pass_rate:
-                    kept_rates.append(rate)
-                    out_.write({**row, "pass_rate": round(rate, 4)})
-                else:
-                    dropped.write({**row, "rule": "outside_window", "pass_rate": round(rate, 4)})
+        for row, samples in sampled_rows(paths, rows):  # the current rows, never the shards' copies
+            rate = sum(map(correct, samples)) / len(samples)
+            rates.append(rate)
+            if o.min_pass_rate < rate < o.max_pass_rate:
+                kept_rates.append(rate)
+                out_.write({**row, "pass_rate": round(rate, 4)})
+            else:
+                dropped.write({**row, "rule": "outside_window", "pass_rate": round(rate, 4)})
     if not kept_rates:
         splits["rl"].unlink()
         splits.pop("rl")
@@ -509,7 +528,7 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
     rewrite ``sft.jsonl`` with them; problems with no correct finished sample are dropped (counted,
     and written to ``build/dropped/teacher.jsonl``)."""
     from data_pipeline.diversity import correct_pool, mean_pairwise_divergence, pick
-    from data_pipeline.teacher import verification_counts
+    from data_pipeline.teacher import sampled_rows, verification_counts
 
     t = plan.teacher
     rows = [
@@ -527,21 +546,19 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
     unsolved = 0
     sft = work.parent / "sft.jsonl"
     with JsonlWriter(sft) as out_, JsonlWriter(work / "dropped" / "teacher.jsonl") as dropped:
-        for path in paths:
-            for row in iter_jsonl(path):
-                samples = row.pop("samples")
-                pool = correct_pool(samples)
-                kept = pick(pool, t.solutions_per_problem, t.selection, seed=plan.seed)
-                if not kept:
-                    dropped.write({**row, "rule": "unsolved", "samples": len(samples)})
-                    unsolved += 1
-                    continue
-                sizes[len(kept)] += 1
-                out_.write({**row, "solutions": [s["text"] for s in kept]})
-                if len(pool) > t.solutions_per_problem >= 2:  # selection chose among more than m
-                    kept_div.append(mean_pairwise_divergence([s["text"] for s in kept]))
-                    rnd = pick(pool, t.solutions_per_problem, "random", seed=plan.seed + 1)
-                    random_div.append(mean_pairwise_divergence([s["text"] for s in rnd]))
+        for row, samples in sampled_rows(paths, rows):  # the current rows, never the shards' copies
+            pool = correct_pool(samples)
+            kept = pick(pool, t.solutions_per_problem, t.selection, seed=plan.seed)
+            if not kept:
+                dropped.write({**row, "rule": "unsolved", "samples": len(samples)})
+                unsolved += 1
+                continue
+            sizes[len(kept)] += 1
+            out_.write({**row, "solutions": [s["text"] for s in kept]})
+            if len(pool) > t.solutions_per_problem >= 2:  # selection chose among more than m
+                kept_div.append(mean_pairwise_divergence([s["text"] for s in kept]))
+                rnd = pick(pool, t.solutions_per_problem, "random", seed=plan.seed + 1)
+                random_div.append(mean_pairwise_divergence([s["text"] for s in rnd]))
     splits.pop("sft_problems", None)
     (work.parent / "sft_problems.jsonl").unlink(missing_ok=True)
     splits["sft"] = sft

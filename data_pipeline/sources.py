@@ -1,4 +1,4 @@
-"""Problem sources: public problem sets read through ``datasets``, one row at a time.
+"""Problem sources: public problem sets and local copies of them, read one row at a time.
 
     sources:
       - name: numina
@@ -9,22 +9,33 @@
         label_map: {Algebra: algebra, Inequalities: algebra, Geometry: geometry, Calculus: calculus}
         licence: Apache-2.0
 
-Every source is opened with ``datasets.load_dataset(..., streaming=True)``: a million-row set is
-never held in memory, and a hub id and a local copy in the hub's layout (a folder of
-``data/train-*.parquet``) take the same code path. Each row becomes
+A hub id is read with ``datasets.load_dataset(..., streaming=True)``. A local source is read here,
+file by file: a local file, or the split's files of a folder in the hub's layout (``data/
+train-*.parquet``) as ``datasets`` resolves them; JSON Lines line by line (strict JSON and UTF-8),
+Parquet with pyarrow (the mapped columns only). Either way a million-row set is never held in
+memory. Each row becomes
 
     uid, source, source_id, problem, answer[, solution, source_label, question_type]
 
 ``source_id`` is the source's own id column where ``fields.id`` names one, otherwise the row's
-0-based position in the split (stable for a fixed revision of the data). A mapped column missing
-from the rows, a duplicate id, or a file that cannot be parsed is an error naming the source, the
-recipe key and, for JSON Lines, the 1-based line.
+0-based position in the split (stable for a fixed revision of the data).
+
+Bad input is a DataError of one line naming the recipe key (``data.sources[2]``), the source, the
+file and the 1-based line (JSON Lines) or row (Parquet, "row N (1-based)"). Found before any row
+is read (``check_source``, which the build runs on every source before reading the first): an
+empty file, a Parquet file that does not open (truncated: no footer), a Parquet file without a
+mapped column, a JSON Lines file with bytes that are not UTF-8. Found at the row: a line that is not
+one JSON object, a mapped or ``where`` column missing from a row when the first row has it (a
+null is a value: an empty field, as before), a duplicate id (both places), a source with no rows.
+Through ``datasets`` (a hub id) a column missing from some rows reads as null: not told apart.
 """
 
 from __future__ import annotations
 
+import codecs
+import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,19 +95,16 @@ class Source:
 
 
 def _open(src: Source, key: str):
+    """A ``datasets`` stream of a source this module does not read itself (a hub id; a local file
+    or folder of another kind)."""
     import datasets
 
+    path = Path(src.path).expanduser()
     if looks_local(src.path):
-        path = Path(src.path).expanduser()
-        if not path.exists():
-            raise DataError(f"{key}.path: source {src.name!r}: file or folder not found: {path}")
         if path.is_file():
-            kind = FILE_KINDS.get(path.suffix)
-            if kind is None:
-                raise DataError(
-                    f"{key}.path: {path}: unsupported file type {path.suffix!r} (.jsonl, .json, .parquet)"
-                )
-            return datasets.load_dataset(kind, data_files=str(path), split="train", streaming=True)
+            return datasets.load_dataset(
+                FILE_KINDS[path.suffix], data_files=str(path), split="train", streaming=True
+            )
         return datasets.load_dataset(str(path), name=src.subset or None, split=src.split, streaming=True)
     try:
         return datasets.load_dataset(src.path, name=src.subset or None, split=src.split, streaming=True)
@@ -108,48 +116,245 @@ def _open(src: Source, key: str):
         ) from None
 
 
+def local_files(src: Source, key: str) -> list[Path] | None:
+    """The files of a local source in reading order: the file itself, or the split's files of a
+    folder in the hub's layout as ``datasets`` resolves them (subset, split); None for a hub id and
+    for a folder holding files of other kinds (read through ``datasets``)."""
+    if not looks_local(src.path):
+        return None
+    path = Path(src.path).expanduser()
+    if not path.exists():
+        raise DataError(f"{key}.path: source {src.name!r}: file or folder not found: {path}")
+    if path.is_file():
+        if path.suffix not in FILE_KINDS:
+            raise DataError(
+                f"{key}.path: {path}: unsupported file type {path.suffix!r} (.jsonl, .json, .parquet)"
+            )
+        return [path]
+    import datasets
+
+    try:
+        found = datasets.load_dataset_builder(str(path), name=src.subset or None).config.data_files or {}
+    except Exception as err:  # noqa: BLE001 - datasets raises a zoo of types for a folder it cannot read
+        raise DataError(
+            f"{key}: source {src.name!r}: {path}: not a folder in the hub's layout "
+            f"(subset {src.subset!r}): {err}"
+        ) from None
+    if src.split not in found:
+        raise DataError(
+            f"{key}.split: source {src.name!r}: {path} has no split {src.split!r}; its splits: {sorted(found)}"
+        )
+    files = [Path(f) for f in found[src.split]]
+    return files if all(f.suffix in FILE_KINDS for f in files) else None
+
+
+def _wanted(src: Source) -> dict[str, str]:
+    """{column: the recipe key that names it} of every column a row must have."""
+    return {**{c: f"fields.{r}" for r, c in src.fields.items() if c}, **{c: "where" for c in src.where}}
+
+
+def _is_json_lines(path: Path) -> bool:
+    """A .jsonl file, or a .json file whose first line is a JSON object (not one JSON document)."""
+    if path.suffix == ".jsonl":
+        return True
+    with path.open("rb") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    return isinstance(json.loads(line.decode("utf-8-sig")), dict)
+                except ValueError:  # UnicodeDecodeError is one
+                    return False
+    return True
+
+
+def check_source(src: Source, key: str) -> None:
+    """What can be checked before any row is read, in seconds: every file of a local source is
+    there and not empty, every Parquet file opens (footer) and holds every mapped column, every
+    JSON Lines file is UTF-8. A DataError names the recipe key, the file and the line or row."""
+    files = local_files(src, key)
+    for file in files or []:
+        _check_file(src, key, file, first=file == files[0])
+        if file.suffix != ".parquet" and _is_json_lines(file):
+            _check_utf8(src, key, file)
+
+
+def _check_file(src: Source, key: str, file: Path, first: bool):
+    """The cheap checks of one file (size; a Parquet file's footer and columns); returns the
+    opened ``pyarrow.parquet.ParquetFile`` of a Parquet file."""
+    where = f"{key}: source {src.name!r}: {file}"
+    if file.stat().st_size == 0:
+        raise DataError(f"{where}: empty file (0 bytes): no rows")
+    if file.suffix != ".parquet":
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(file)
+    except Exception as err:  # noqa: BLE001 - pyarrow's ArrowInvalid, OSError, ...
+        raise DataError(
+            f"{where}: not a readable Parquet file ({err}); truncated or not Parquet: copy it again"
+        ) from None
+    columns = parquet.schema_arrow.names
+    wanted = _wanted(src)
+    missing = sorted(c for c in wanted if c not in columns)
+    if missing:
+        roles = ", ".join(wanted[c] for c in missing)
+        if first:
+            raise DataError(
+                f"{key}: source {src.name!r}: column(s) {missing} ({roles}) not in the rows of {file}; "
+                f"its columns: {sorted(columns)}"
+            )
+        raise DataError(
+            f"{key}: source {src.name!r}: column(s) {missing} ({roles}) missing from {file} "
+            f"(rows 1-{parquet.metadata.num_rows}, 1-based), which the source's first file has"
+        )
+    return parquet
+
+
+def _check_utf8(src: Source, key: str, file: Path) -> None:
+    """Fail naming the 1-based line of the first byte of ``file`` that is not UTF-8 (one pass over
+    the bytes; the lines are looked at only when there is one)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with file.open("rb") as f:
+            while block := f.read(1 << 22):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        return
+    except UnicodeDecodeError:
+        pass
+    with file.open("rb") as f:
+        for n, raw in enumerate(f, start=1):  # a character never spans a line break
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                _not_utf8(src, key, file, n, raw, err)
+
+
+def _not_utf8(src: Source, key: str, file: Path, n: int, raw: bytes, err: UnicodeDecodeError):
+    raise DataError(
+        f"{key}: source {src.name!r}: {file}: line {n}: not UTF-8 (byte 0x{raw[err.start]:02x} at "
+        f"byte {err.start + 1} of the line): save the file as UTF-8"
+    ) from None
+
+
+def _json_lines(src: Source, key: str, file: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, row) of every non-blank line of a JSON Lines file, ``where`` = "<file>: line N"."""
+    with file.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                _not_utf8(src, key, file, n, raw, err)
+            if not text.strip():
+                continue
+            try:
+                row = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise DataError(
+                    f"{key}: source {src.name!r}: {file}: line {n}: not valid JSON ({err.msg} at column "
+                    f"{err.colno}): {text.strip()[:80]!r}"
+                ) from None
+            if not isinstance(row, dict):
+                raise DataError(
+                    f"{key}: source {src.name!r}: {file}: line {n}: a JSON {type(row).__name__}, "
+                    "not an object with named fields"
+                )
+            yield f"{file}: line {n}", row
+
+
+def _parquet_rows(src: Source, key: str, file: Path, parquet) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, row) of every row of a Parquet file (the mapped columns only), ``where`` =
+    "<file>: row N (1-based)"."""
+    columns = [c for c in _wanted(src) if c in parquet.schema_arrow.names]
+    n = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=1024, columns=columns):
+            for row in batch.to_pylist():
+                n += 1
+                yield f"{file}: row {n} (1-based)", row
+    except Exception as err:  # noqa: BLE001 - a corrupt page: pyarrow's ArrowInvalid, OSError, ...
+        raise DataError(
+            f"{key}: source {src.name!r}: {file}: row {n + 1} (1-based) onward cannot be read ({err}); "
+            "truncated or corrupt: copy it again"
+        ) from None
+
+
+def _datasets_rows(src: Source, key: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, row) of a source read through ``datasets`` streaming, ``where`` = "row N (1-based)"."""
+    rows = iter(_open(src, key))
+    n = 0
+    while True:
+        try:
+            raw = next(rows)
+        except StopIteration:
+            return
+        except Exception as err:  # datasets raises a zoo of types for malformed files
+            path = Path(src.path).expanduser()
+            where = bad_json_line(path) if path.is_file() else None
+            raise DataError(
+                f"{key}: source {src.name!r}: {src.path}: "
+                + (where or f"row {n + 1} (1-based) cannot be read: {err}")
+            ) from None
+        n += 1
+        yield f"{src.path}: row {n} (1-based)", raw
+
+
+def _raw_rows(src: Source, key: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    files = local_files(src, key)
+    if files is None:
+        yield from _datasets_rows(src, key)
+        return
+    parquets = {f: _check_file(src, key, f, first=f == files[0]) for f in files}  # before any row
+    for file, parquet in parquets.items():
+        if parquet is not None:
+            yield from _parquet_rows(src, key, file, parquet)
+        elif _is_json_lines(file):
+            yield from _json_lines(src, key, file)
+        else:  # one JSON document (an array of rows): datasets reads it
+            yield from _datasets_rows(replace(src, path=str(file)), key)
+
+
 def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
 def read_source(src: Source, key: str) -> Iterator[dict[str, Any]]:
     """The source's rows, mapped to the pipeline's fields, with provenance; ``key`` names the
-    recipe entry in errors (``data.sources[0]``)."""
-    ds = _open(src, key)
-    seen_ids: dict[str, int] = {}
-    rows = iter(ds)
-    index = 0
-    while not src.limit or index < src.limit:
-        try:
-            raw = next(rows)
-        except StopIteration:
-            return
-        except Exception as err:  # datasets raises a zoo of types for malformed files
-            where = bad_json_line(src.path) if Path(src.path).is_file() else None
+    recipe entry in errors (``data.sources[0]``). A local file is read here (JSON Lines line by
+    line, Parquet with pyarrow); a hub id through ``datasets`` streaming."""
+    seen_ids: dict[str, str] = {}
+    wanted = _wanted(src)
+    index, first_where = 0, ""
+    for where, raw in _raw_rows(src, key):
+        missing = sorted(c for c in wanted if c not in raw)
+        if missing and index == 0:
             raise DataError(
-                f"{key}: source {src.name!r}: {src.path}: " + (where or f"cannot be read: {err}")
-            ) from None
+                f"{key}: source {src.name!r}: column(s) {missing} ({', '.join(wanted[c] for c in missing)}) "
+                f"not in the rows of {src.path}; its columns: {sorted(raw)}"
+            )
+        if missing:  # a later row without a column the first had: never sent on with it empty
+            raise DataError(
+                f"{key}: source {src.name!r}: {where}: column(s) {missing} "
+                f"({', '.join(wanted[c] for c in missing)}) missing; the source's first row has them "
+                f"({first_where})"
+            )
         if index == 0:
-            wanted = {
-                **{c: f"fields.{r}" for r, c in src.fields.items() if c},
-                **{c: "where" for c in src.where},
-            }
-            missing = sorted(c for c in wanted if c not in raw)
-            if missing:
-                raise DataError(
-                    f"{key}: source {src.name!r}: column(s) {missing} ({', '.join(wanted[c] for c in missing)}) "
-                    f"not in the rows of {src.path}; its columns: {sorted(raw)}"
-                )
+            first_where = where
         row = _map(src, raw, index)
         if src.fields.get("id"):
-            first = seen_ids.setdefault(row["source_id"], index)
-            if first != index:
+            first = seen_ids.setdefault(row["source_id"], where)
+            if first != where:
                 raise DataError(
                     f"{key}: source {src.name!r}: id {row['source_id']!r} (column {src.fields['id']!r}) "
-                    f"appears in rows {first + 1} and {index + 1} (1-based)"
+                    f"appears twice: {first} and {where}"
                 )
         yield row
         index += 1
+        if index == src.limit:
+            return
+    if index == 0:
+        raise DataError(f"{key}: source {src.name!r}: {src.path}: no rows")
 
 
 def _map(src: Source, raw: dict[str, Any], index: int) -> dict[str, Any]:

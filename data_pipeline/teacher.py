@@ -1,50 +1,150 @@
 """Teacher sampling: N solutions per problem from a teacher model, each verified by a reward, written
 in shards so that a killed run redoes no finished shard.
 
-    paths = sample_shards(rows, out / "teacher", open_generator, reward, params, shard_size=256)
+    paths = sample_shards(rows, out / "teacher", open_generator, reward, params, shard_size=256,
+                          teacher=model, reward_spec={"name": "math_correctness", "options": {}})
+    for row, samples in sampled_rows(paths, rows): ...     # the current rows, with their samples
     counts = verification_counts(paths)
 
 Each shard is a JSON Lines file of the shard's problems, each with its samples:
-``{text, num_tokens, finish_reason, score, status}`` (``status``: the reward's verdict, scored /
-unscorable / timeout / error: ``reward/outcome.py``). Shards are written under a temporary name
-and renamed when complete; ``plan.json`` records what the shards were sampled for (problem ids,
-sampling parameters, teacher), and shards of another plan are removed, never mixed in. A folder
-``shared`` between runs instead holds one subfolder per plan (``<folder>/<plan id>/``) and removes
-nothing: runs that sample the same teacher on the same problems with the same settings (a selection
-ablation, a rebuild with other splits downstream) reuse the samples instead of paying for them
-again. The generator is opened only when a shard is missing (starting a vLLM engine costs ~30 s on CPU,
-minutes for a large teacher on GPU).
+``{text, num_tokens, finish_reason, score, status, round}`` (``status``: the reward's verdict,
+scored / unscorable / timeout / error: ``reward/outcome.py``). Shards are written under a
+temporary name and renamed when complete.
+
+Reuse (core/reuse.py). ``plan.json`` records what the shards were made from (``made_from``):
+
+- ``problems``: the hash of every row's whole content, in order (problem text, answer and every
+  other column: the prompt is built from the problem and the reward scores with the other columns),
+  and their count;
+- ``sampling``: the sampling parameters (n, temperature, top_p, top_k, max_new_tokens, seed);
+- ``teacher``: ``model_identity`` of the model: for a local folder the content hash of each file
+  that shapes its samples (weights, config, generation config, tokenizer, chat template; an
+  adapter's base too), for a hub id the id;
+- ``reward``: the reward's registry name and options the samples were scored with;
+- ``engine``: the sampling engine's settings that change samples (backend, dtype, context length,
+  tensor parallelism, ``shard_prompts``: not ``data_parallel``, which gives the same samples);
+- ``prompt_suffix``, ``shard_size``, ``adaptive_max_samples``, and ``seeds``: the seed scheme below.
+
+Shards are kept only under a ``plan.json`` whose record equals the current one; otherwise (another
+record, no record: a folder written by an older ssp, no plan.json) they are removed and sampled
+again, never mixed in. A folder ``shared`` between runs instead holds one subfolder per record
+(``<folder>/<made_from_id>/``) and removes nothing of other records: runs that sample the same
+teacher on the same rows with the same settings (a selection ablation, a rebuild with other splits
+downstream) reuse the samples instead of paying for them again, and a source corrected since (an
+answer, a problem's text) is sampled and verified again. The generator is opened only when a
+shard is missing (starting a vLLM engine costs ~30 s on CPU, minutes for a large teacher on GPU).
+Consumers read the samples with ``sampled_rows``, which hands out the current rows (never the
+shard's copy of them) and refuses a shard whose rows are not the current ones.
+
+Seeds (``shard_seeds``): every call that samples shard k, round r gets a seed of its own such that
+the per-sample seeds of two calls never meet. A call of P prompts with n samples each and seed s
+uses seeds in [s, s + P + n - 1): vLLM gives child i of a request seeded s the seed s + i
+(vllm/v1/engine/parallel_sampling.py), and ``sampling/data_parallel.py`` samples its d-th slice of
+the prompts with s + d, d < P. So round 0 of shard k starts at ``seed + stride * k`` (the stride
+7919, as before: first-round samples are unchanged), round 1 right after round 0's range, and the
+stride grows in steps of 7919 only when a shard's two ranges together need more than 7919 seeds.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from core.atomic import write_atomic
 from core.corpus import JsonlWriter, iter_jsonl
+from core.errors import DataError
 from core.progress import Progress
+from core.reuse import Stamp, file_digest, rows_digest
 from sampling.generation import SamplingParams
 from sampling.scoring import sample_and_score
 
 log = logging.getLogger("ssp")
-SHARD_SEED_STRIDE = 7919  # shard k samples with seed + 7919 k (its second round: + 1)
+SHARD_SEED_STRIDE = 7919
+"""Round 0 of shard k samples with seed + 7919 k (a multiple of 7919 when a shard needs more seeds)."""
+SEED_SCHEME = "disjoint-call-ranges"
+"""Recorded in plan.json: shards sampled under another seed scheme are sampled again."""
+MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt", ".tiktoken")
+"""The files of a model folder that shape its samples (weights, configs, tokenizer, chat template)."""
 
 
-def _plan_id(
-    rows: list[dict[str, Any]], params: SamplingParams, teacher: str, shard_size: int, adaptive: int
-) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps([asdict(params), teacher, shard_size, adaptive], sort_keys=True).encode())
-    for r in rows:
-        h.update(r["id"].encode() + b"\0")
-    return h.hexdigest()[:16]
+def call_span(prompts: int, n: int) -> int:
+    """How many consecutive seeds, from the call's own, a call of ``prompts`` prompts with ``n``
+    samples each can use: ``n`` per request (vLLM: child i gets seed + i) plus one per slice of the
+    prompts (sampling/data_parallel.py: slice d gets seed + d, at most one slice per prompt)."""
+    return prompts + n - 1
+
+
+def shard_seeds(seed: int, k: int, shard_size: int, n: int, adaptive_max_samples: int = 0) -> tuple[int, int]:
+    """(round 0 seed, round 1 seed) of shard ``k``: the ranges [s, s + call_span) of every round of
+    every shard are disjoint (module docstring). Round 0 is ``seed + 7919 k`` unless a shard's
+    rounds need more than 7919 seeds."""
+    first = call_span(shard_size, n)
+    second = call_span(shard_size, adaptive_max_samples - n) if adaptive_max_samples > n else 0
+    stride = SHARD_SEED_STRIDE * max(1, -(-(first + second) // SHARD_SEED_STRIDE))
+    start = seed + stride * k
+    return start, start + first
+
+
+@cache
+def _file_digest(path: str, stat: tuple[int, ...]) -> str:
+    return file_digest(path)  # the stat only keys this process's memo (a build hashes a model once)
+
+
+def model_identity(model: str) -> dict[str, Any]:
+    """What a model's samples depend on, for a made-from record: a hub id as it is; a local folder
+    as the content hash of each file that shapes its samples (``MODEL_FILE_SUFFIXES``, training
+    state left out; a LoRA adapter folder: its files and its base's identity). Content, not paths:
+    the same model copied elsewhere is the same teacher, new weights under the same path are not.
+    Hashing reads the weights (~1 GB/s)."""
+    from core.adapters import adapter_base, is_adapter
+    from core.model_folder import is_training_state
+
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        return {"hub": model}
+    files = {}
+    for f in sorted(path.iterdir()):
+        if f.is_file() and f.suffix in MODEL_FILE_SUFFIXES and not is_training_state(f.name):
+            st = f.stat()
+            stat = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            files[f.name] = _file_digest(str(f.resolve()), stat)
+    identity: dict[str, Any] = {"files": files}
+    if is_adapter(path):
+        identity["base"] = model_identity(adapter_base(path))
+    return identity
+
+
+def plan_stamp(
+    rows: list[dict[str, Any]],
+    params: SamplingParams,
+    teacher: str,
+    shard_size: int,
+    adaptive_max_samples: int = 0,
+    suffix: str = "",
+    reward_spec: Mapping[str, Any] | None = None,
+    engine: Mapping[str, Any] | None = None,
+) -> Stamp:
+    """The made-from record of ``sample_shards``' shards (module docstring)."""
+    return Stamp.of(
+        {
+            "problems": rows_digest(rows),
+            "count": len(rows),
+            "sampling": asdict(params),
+            "teacher": model_identity(teacher),
+            "reward": dict(reward_spec or {}),
+            "engine": dict(engine or {}),
+            "prompt_suffix": suffix,
+            "shard_size": shard_size,
+            "adaptive_max_samples": adaptive_max_samples,
+            "seeds": SEED_SCHEME,
+        }
+    )
 
 
 def sample_shards(
@@ -58,23 +158,43 @@ def sample_shards(
     suffix: str = "",
     adaptive_max_samples: int = 0,
     shared: bool = False,
+    reward_spec: Mapping[str, Any] | None = None,
+    engine: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Sample and score every row ``params.n`` times, shard by shard; returns the shard files.
     ``adaptive_max_samples`` > n: a row with no correct finished sample gets a second round that
-    brings it to that many samples (seed + 1), its samples marked ``round: 1``. ``shared``: the
-    shards go to ``folder/<plan id>/`` and samples of other plans are left where they are."""
-    plan = _plan_id(rows, params, teacher, shard_size, adaptive_max_samples)
+    brings it to that many samples, its samples marked ``round: 1``; seeds as ``shard_seeds``.
+    ``teacher``: the model (folder or hub id) ``open_generator`` opens; ``reward_spec``: the
+    reward's name and options, ``engine``: the engine's settings (both go into the made-from
+    record; None: the reward's ``__name__``, no engine settings). ``shared``: the shards go to
+    ``folder/<made_from_id>/`` and samples of other records are left where they are."""
+    stamp = plan_stamp(
+        rows,
+        params,
+        teacher,
+        shard_size,
+        adaptive_max_samples,
+        suffix,
+        reward_spec
+        if reward_spec is not None
+        else {"name": getattr(reward, "__name__", type(reward).__name__)},
+        engine,
+    )
     if shared:
-        folder = folder / plan
+        folder = folder / stamp.id
     folder.mkdir(parents=True, exist_ok=True)
     plan_file = folder / "plan.json"
-    if plan_file.is_file() and json.loads(plan_file.read_text()).get("plan") != plan:
-        for old in folder.glob("shard-*.jsonl"):
-            old.unlink()
-        log.info("teacher: %s holds shards of another plan; removed", folder)
-    write_atomic(
-        plan_file, json.dumps({"plan": plan, "teacher": teacher, "params": asdict(params)}, indent=1)
-    )
+    fresh = not plan_file.exists()  # nothing to reuse, nothing to say about it
+    if fresh or not stamp.matches(Stamp.read(plan_file), what=f"teacher samples in {folder}"):
+        old = sorted(folder.glob("shard-*.jsonl"))
+        for path in old:
+            path.unlink()
+        if old:
+            log.info("teacher: removed %d shards of %s sampled for another plan", len(old), folder)
+        write_atomic(
+            plan_file,
+            json.dumps({"teacher": teacher, "params": asdict(params), **stamp.as_dict()}, indent=1),
+        )
 
     shards = [rows[i : i + shard_size] for i in range(0, len(rows), shard_size)]
     paths = [folder / f"shard-{k:05d}.jsonl" for k in range(len(shards))]
@@ -93,15 +213,13 @@ def sample_shards(
             if generator is None:
                 generator = open_generator()
             desc = f"teacher shard {k + 1}/{len(shards)}"
-            # each shard its own seed: one seed for all would give every shard the same random stream
-            shard_params = replace(params, seed=params.seed + SHARD_SEED_STRIDE * k)
-            samples = _round(generator, shard, reward, shard_params, desc, suffix, 0)
+            # each shard its own seeds: one seed for all would give every shard the same random stream
+            seed0, seed1 = shard_seeds(params.seed, k, shard_size, params.n, adaptive_max_samples)
+            samples = _round(generator, shard, reward, replace(params, seed=seed0), desc, suffix, 0)
             if adaptive_max_samples > params.n:  # a second round where the first had no correct sample
                 unsolved = [i for i, ss in enumerate(samples) if not any(map(correct, ss))]
                 if unsolved:
-                    more = replace(
-                        shard_params, n=adaptive_max_samples - params.n, seed=shard_params.seed + 1
-                    )
+                    more = replace(params, n=adaptive_max_samples - params.n, seed=seed1)
                     extra = _round(
                         generator, [shard[i] for i in unsolved], reward, more, f"{desc} (more)", suffix, 1
                     )
@@ -115,6 +233,40 @@ def sample_shards(
         if generator is not None:
             generator.close()
     return paths
+
+
+def sampled_rows(
+    paths: list[Path], rows: list[dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """(row, its samples) for every row of ``rows``, the shards' samples in order. The row handed
+    out is the current one, never the shard's copy; a shard row that is not the current row (other
+    id or content: a shard edited or copied in by hand) is a DataError naming shard and line."""
+    current = iter(rows)
+    for path in paths:
+        with path.open(encoding="utf-8") as f:
+            for n, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                stored = json.loads(line)
+                samples = stored.pop("samples")
+                row = next(current, None)
+                if row is None or _canonical(stored) != _canonical(row):
+                    raise DataError(
+                        f"{path}: line {n}: samples of problem {stored.get('id')!r} as it was when "
+                        f"sampled, not of the current "
+                        + (f"problem {row.get('id')!r}" if row is not None else "rows (more rows than them)")
+                        + f"; remove {path.parent} to sample again"
+                    )
+                yield row, samples
+    extra = next(current, None)
+    if extra is not None:
+        raise DataError(
+            f"{paths[-1].parent if paths else 'teacher'}: no samples of problem {extra.get('id')!r}"
+        )
+
+
+def _canonical(row: Mapping[str, Any]) -> str:
+    return json.dumps(row, sort_keys=True, default=str)
 
 
 def correct(sample: dict[str, Any]) -> bool:

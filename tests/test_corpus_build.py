@@ -303,7 +303,9 @@ def test_source_errors_name_source_key_and_line(tmp_path):
         list(read_source(Source(name="b", path=str(bad)), "data.sources[0]"))
     dup = tmp_path / "dup.jsonl"
     dup.write_text('{"id": 1, "problem": "a", "answer": "1"}\n{"id": 1, "problem": "b", "answer": "2"}\n')
-    with pytest.raises(DataError, match=r"id '1' \(column 'id'\) appears in rows 1 and 2"):
+    with pytest.raises(
+        DataError, match=r"id '1' \(column 'id'\) appears twice: .*dup.jsonl: line 1 and .*: line 2"
+    ):
         list(read_source(Source(name="d", path=str(dup), fields={"id": "id"}), "data.sources[0]"))
 
 
