@@ -36,13 +36,12 @@ def _read(path: Path) -> list[dict[str, Any]]:
     if kind is None:
         raise DataError(f"{path}: unsupported file type {path.suffix!r} (use .jsonl or .parquet)")
     datasets.disable_progress_bars()
-    try:
-        ds = datasets.load_dataset(kind, data_files=str(path), split="train")
+    try:  # bytes that are not UTF-8 pass load_dataset and fail in to_list
+        return datasets.load_dataset(kind, data_files=str(path), split="train").to_list()
     except Exception as err:  # datasets raises a zoo of types for malformed files
         raise DataError(f"{path}: cannot be read as {kind}: {bad_json_line(path) or err}") from None
     finally:
         datasets.enable_progress_bars()
-    return ds.to_list()
 
 
 def _blank(path: Path) -> bool:
@@ -152,8 +151,14 @@ def bad_json_line(path: str | Path) -> str | None:
     path = Path(path)
     if path.suffix not in (".jsonl", ".json") or not path.is_file():
         return None
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for n, line in enumerate(f, start=1):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as err:
+                return (
+                    f"line {n}: not UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1} of the line)"
+                )
             if not line.strip():
                 continue
             try:

@@ -75,6 +75,15 @@ def test_malformed_jsonl_line_is_named_one_based(tmp_path):
         load_rows(path, SFT_FIELDS, "sft")
 
 
+def test_non_utf8_bytes_are_named_by_their_line(tmp_path):
+    """A Latin-1 byte on line 2 (issue 29: it was reported without a line)."""
+    path = tmp_path / "sft.jsonl"
+    good = json.dumps(GOOD).encode()
+    path.write_bytes(good + b"\n" + good.replace(b"Solve", b"R\xe9solve") + b"\n")
+    with pytest.raises(DataError, match=r"sft\.jsonl: cannot be read as json: line 2: not UTF-8 \(byte 0xe9"):
+        load_rows(path, SFT_FIELDS, "sft")
+
+
 def test_missing_file_names_the_recipe_key(tmp_path):
     with pytest.raises(DataError, match=r"^data\.train_file: file not found: .*nope\.jsonl"):
         load_rows(tmp_path / "nope.jsonl", SFT_FIELDS, "sft", key="data.train_file")
