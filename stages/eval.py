@@ -9,24 +9,23 @@ them, one table per benchmark (``ssp eval`` runs the same outside a recipe).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from config.eval import MODEL_ALIASES
 from config.recipe import Recipe
 from core.context import StageContext, StageResult
-from evaluation.evaluate import evaluate
+from evaluation.evaluate import evaluate, model_names
 
 
 def resolve_models(recipe: Recipe, ctx: StageContext) -> dict[str, str]:
     """{display name: model folder or hub id} for ``eval.models``: an alias is the model its stage
-    handed on (``outputs["model"]``), anything else is taken as it is."""
-    out = {}
-    for m in recipe.eval.models:
-        if m in MODEL_ALIASES:
-            out[m] = ctx.inputs[MODEL_ALIASES[m]]["model"]
-        else:
-            out[Path(m).name or m] = m
-    return out
+    handed on (``outputs["model"]``), shown under the alias; anything else is taken as it is, shown
+    as the shortest tail of its path no other model has (``model_names``)."""
+    return model_names(
+        [
+            (m, ctx.inputs[MODEL_ALIASES[m]]["model"]) if m in MODEL_ALIASES else (None, m)
+            for m in recipe.eval.models
+        ],
+        "eval.models",
+    )
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:

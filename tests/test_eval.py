@@ -372,7 +372,8 @@ def test_hub_sources_fail_clearly_where_no_hub_is_reachable(tmp_path):
 
 def test_eval_stage_compares_models_and_resumes(tmp_path):
     """data + SFT, then the eval stage on the base model and the last SFT checkpoint: JSON, Markdown,
-    PNG and one Parquet of scored completions per (model, benchmark); a second call reuses units."""
+    PNG and one Parquet of scored completions per (model, benchmark); a second call with the
+    stage's settings reuses units (tests/test_eval_reuse.py: and only then)."""
     import pyarrow.parquet as pq
 
     from evaluation.evaluate import evaluate
@@ -405,6 +406,8 @@ def test_eval_stage_compares_models_and_resumes(tmp_path):
         recipe.eval,
         out,
         default_sources={"tiny_heldout": str(recipe.run_dir / "data" / "eval.jsonl")},
+        default_suffixes={"tiny_heldout": recipe.data.prompt_suffix},
+        generation=recipe.generation,
     )
     assert (out / "by_unit" / "sft__tiny_heldout.json").stat().st_mtime_ns == stamp
     assert again["results"]["sft"]["tiny_heldout"] == m
