@@ -366,7 +366,8 @@ class RolloutConfig:
     server_port: int = 8000
     """server: its port."""
     server_timeout: float = 240.0
-    """server: seconds to wait for it to come up."""
+    """server: seconds to wait for it to come up; with server_gpus, also the longest it may leave
+    /health unanswered while training (then it is killed and the stage stops, naming it)."""
     server_gpus: int = 0
     """server: the rl stage starts `trl vllm-serve` itself on the last server_gpus visible GPUs of the
     node (tensor parallel over them), waits for its health, trains on the other GPUs and stops the

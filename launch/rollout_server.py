@@ -15,16 +15,26 @@ The server's GPUs count in the stage's cost (``launch/stages.py: extra_gpus``). 
 synchronization ... needs a CUDA device"); on a machine without CUDA the recipe is refused before
 anything starts. Single node: across nodes, start the server yourself and set ``server_base_url``
 (docs/cluster.md). TRL 1.16's ``vllm-serve`` execs ``vllm serve`` (the official vLLM's command).
+
+While the stage trains, a thread checks the server's ``/health`` every ``HEALTH_EVERY_S``: a server
+that exited, or did not answer for ``rl.rollout.server_timeout`` seconds (stopped, hung), is killed
+with its process group, which fails the trainer's pending requests; if the training has still not
+ended ``STOP_GRACE_S`` later (a weight sync blocked in NCCL), the launcher's main thread is
+interrupted, which kills torchrun. The error (logged at once; raised when the training had to be
+interrupted, else torchrun's exit code fails the stage) names the server, the silence, the key and
+the end of its log. Not caught: a server whose ``/health`` answers while its engine does not.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -36,6 +46,7 @@ from core.process import tied_command
 log = logging.getLogger("ssp")
 
 STOP_GRACE_S = 30.0
+HEALTH_EVERY_S = 10.0  # while training: seconds between health checks (a quarter of the limit if shorter)
 
 
 def gpu_split(recipe: Recipe, gpus: list[str]) -> tuple[list[str], list[str]]:
@@ -95,6 +106,8 @@ class Server:
 
     def __init__(self, cmd: list[str], url: str, log_file: Path, env: dict[str, str], timeout: float):
         self.cmd, self.url, self.log_file, self.timeout = cmd, url, log_file, timeout
+        self.failure: str | None = None  # why the watch stopped the server during training
+        self._done = threading.Event()
         log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_file.open("ab")
         self.proc = subprocess.Popen(
@@ -116,13 +129,9 @@ class Server:
                     f"the vLLM server exited with code {code} before it was healthy ({' '.join(self.cmd[1:4])} "
                     f"...); its log {self.log_file} ends:\n    {self._tail()}"
                 )
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.url, timeout=5) as reply:  # noqa: S310 - our own server
-                    if reply.status == 200:
-                        log.info(
-                            "rl: vLLM server healthy after %.0f s (%s)", time.monotonic() - start, self.url
-                        )
-                        return
+            if self._answers(timeout=5):
+                log.info("rl: vLLM server healthy after %.0f s (%s)", time.monotonic() - start, self.url)
+                return
             if time.monotonic() - start > self.timeout:
                 raise StageError(
                     f"the vLLM server was not healthy at {self.url} after {self.timeout:.0f} s "
@@ -130,9 +139,54 @@ class Server:
                 )
             time.sleep(1.0)
 
+    def _answers(self, timeout: float) -> bool:
+        """Whether ``/health`` answers 200 within ``timeout`` seconds."""
+        with contextlib.suppress(OSError, http.client.HTTPException):
+            with urllib.request.urlopen(self.url, timeout=timeout) as reply:  # noqa: S310 - our own server
+                return reply.status == 200
+        return False
+
+    def watch(self) -> None:
+        """Check the server's health until ``stop``, from a thread (see the module docstring). The
+        main thread is interrupted only when ``watch`` was called from it (the launcher's)."""
+        every = min(HEALTH_EVERY_S, self.timeout / 4)
+        here = threading.current_thread()
+        main = here if here is threading.main_thread() else None
+
+        def run():
+            last_answer = time.monotonic()
+            while not self._done.wait(every):
+                code = self.proc.poll()
+                if code is None and self._answers(timeout=every):
+                    last_answer = time.monotonic()
+                    continue
+                silent = time.monotonic() - last_answer
+                if code is None and silent < self.timeout:
+                    continue
+                if code is not None:
+                    self.failure = f"the vLLM server exited with code {code} during training"
+                else:
+                    self.failure = (
+                        f"the vLLM server did not answer at {self.url} for {silent:.0f} s during training "
+                        f"(rl.rollout.server_timeout={self.timeout:g}): hung or stopped; killed"
+                    )
+                self.failure += f"; its log {self.log_file} ends:\n    {self._tail()}"
+                log.error("rl: %s", self.failure)
+                with contextlib.suppress(ProcessLookupError):  # the trainer's pending requests fail now
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                if main is not None and not self._done.wait(STOP_GRACE_S):
+                    log.error(
+                        "rl: the training did not stop %.0f s after the server did: stopping it", STOP_GRACE_S
+                    )
+                    signal.pthread_kill(main.ident, signal.SIGINT)  # subprocess.call kills torchrun
+                return
+
+        threading.Thread(target=run, name="ssp vLLM server watch", daemon=True).start()
+
     def stop(self) -> None:
         """SIGTERM to the server's process group, SIGKILL after ``STOP_GRACE_S``; nothing stays
         (also when a second Ctrl-C interrupts the wait)."""
+        self._done.set()
         pgid = self.proc.pid  # start_new_session: the server leads its own group
         try:
             with contextlib.suppress(ProcessLookupError):
@@ -150,10 +204,19 @@ class Server:
 
 @contextlib.contextmanager
 def running(server: Server):
-    """The server, healthy, for the duration of the block; stopped however the block ends."""
+    """The server, healthy and watched, for the duration of the block; stopped however the block
+    ends. When the watch stopped the server (it exited or went silent) and the block then raised
+    (the interrupt that stops a training stuck without it), the error says so. A block that returns
+    returns: torchrun's exit code tells whether the training got through, the log says why not."""
     try:
         server.wait_healthy()
-        yield server
+        server.watch()
+        try:
+            yield server
+        except (Exception, KeyboardInterrupt) as err:
+            if server.failure:
+                raise StageError(server.failure) from err
+            raise
     finally:
         server.stop()
 

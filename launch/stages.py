@@ -9,7 +9,7 @@ from types import ModuleType
 from typing import Any
 
 from config.eval import MODEL_ALIASES
-from config.recipe import STAGE_ORDER, Recipe
+from config.recipe import STAGE_ORDER, Recipe, to_container
 from stages import data, merge, probe, rl, sft
 from stages import eval as eval_stage
 from train.device import resolve_nproc
@@ -65,11 +65,14 @@ def _data_gpus(r: Recipe) -> int:
     return _engine_gpus(r) if r.data.sampled_models() else 1
 
 
-def _sampling(r: Recipe):
+def _sampling(r: Recipe) -> dict[str, Any]:
     """The generation config as results depend on it: how many engines sample is left out (the
     seeded shards make 1 engine and 8 sample alike, sampling/data_parallel.py), so moving a run to
-    more GPUs does not redo its sampling stages."""
-    return replace(r.generation, data_parallel=1)
+    more GPUs does not redo its sampling stages; so is how long a silent engine is waited for
+    (``engine_timeout_s``), which changes no sample."""
+    sampling = to_container(replace(r.generation, data_parallel=1))
+    sampling.pop("engine_timeout_s")
+    return sampling
 
 
 def _eval_needs(r: Recipe) -> tuple[str, ...]:

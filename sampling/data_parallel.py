@@ -20,28 +20,73 @@ keeps an engine busy: 256 prompts x 16 samples is 4,096 sequences).
 An engine process that fails or dies stops the call with an error naming the engine, its GPUs
 and the cause; the other engines are stopped. Engine processes die with this one (``kill -9``
 included: ``core/process.py``); on a CPU machine the cores are split between them.
+
+An engine process that goes silent is declared hung: a thread in it sends a heartbeat every
+``heartbeat_interval`` (5 s; a tenth of the limit when that is shorter), and after
+``generation.engine_timeout_s`` (600 s) in which it sent nothing, heartbeat or reply, and its main
+thread used no CPU time (a main thread busy holding Python's lock delays the heartbeat, but runs),
+its process group is killed (SIGKILL) and its shard goes back to the queue for the other engines:
+the shard's seed is fixed by its index, so its samples are the same. With no engine left the call
+stops with an error naming the engine (index, GPUs, pid), the silence and the key. Caught: a
+stopped process (SIGSTOP, a frozen container), a main thread blocked while holding Python's lock,
+a reply that stops halfway through the pipe. Not caught: a process stuck in native code that
+released the lock (a collective that never completes, a deadlock on a lock, a kernel that never
+returns) while its heartbeat thread runs on, one spinning while it holds the lock, and the
+one-engine case, which samples in this process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import queue
+import signal
 import subprocess
 import sys
 import threading
+import time
 import traceback
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.adapters import full_model_folder
 from core.errors import RecipeError, SSPError
-from sampling.generation import Completion, GenerationConfig, SamplingParams, make_backend
+
+if TYPE_CHECKING:  # imported where used: an engine process starts its heartbeat before torch loads
+    from sampling.generation import Completion, GenerationConfig, SamplingParams
 
 log = logging.getLogger("ssp")
 
+CLOSE_GRACE_S = 60.0  # an engine asked to close gets this long before it is killed
+
 
 class SamplingError(SSPError):
-    """An engine process failed or died while sampling."""
+    """An engine process failed, died or went silent while sampling."""
+
+
+class EngineHung(SamplingError):
+    """An engine process sent nothing, not even a heartbeat, and its main thread ran nothing for
+    ``generation.engine_timeout_s``: it was killed."""
+
+
+def main_thread_cpu(pid: int) -> int | None:
+    """CPU time (clock ticks) the main thread of process ``pid`` has used; None where /proc does not say.
+    An engine busy holding Python's lock (importing torch: a second or two under load) sends no
+    heartbeat but runs; a stopped or blocked one does neither."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def heartbeat_interval(timeout_s: float) -> float:
+    """Seconds between an engine process's heartbeats: 5, or a tenth of the silence limit if shorter."""
+    return min(5.0, timeout_s / 10)
 
 
 def visible_gpus() -> list[str]:
@@ -105,6 +150,8 @@ class _InProcess:
 
     def load(self, model_dir: str) -> None:
         if self.engine is None:
+            from sampling.generation import make_backend
+
             self.engine = make_backend(model_dir, self.cfg, self.batch_size)
         else:
             self.engine.load(model_dir)
@@ -122,11 +169,20 @@ class _InProcess:
 
 
 class _EngineProcess:
-    """One engine in a child process, driven over two pipes (pickled requests and replies)."""
+    """One engine in a child process, driven over two pipes (pickled requests and replies).
 
-    def __init__(self, index: int, gpus: str | None, cfg: GenerationConfig, batch_size: int, threads: int):
-        self.index, self.gpus = index, gpus
+    The child sends a heartbeat every ``heartbeat_interval`` seconds from a thread of its own, and a
+    reader thread here takes every message off the pipe as it comes: a call waits for its reply on a
+    queue, and ``cfg.engine_timeout_s`` without any message (reply or heartbeat) and without CPU time
+    used by the child's main thread kills the engine's process group and raises EngineHung. Requests
+    are written from a thread too, so a child that stopped reading cannot block the caller either."""
+
+    def __init__(self, index: int, gpus: str | None, cfg: GenerationConfig, threads: int):
+        """Start the process (``start`` makes its engine: the processes of a generator start at once)."""
+        self.index, self.gpus, self.timeout = index, gpus, float(cfg.engine_timeout_s)
         self.name = f"engine {index}" + (f" (GPUs {gpus})" if gpus else " (CPU)")
+        self.killed, self.beats, self.heard = False, 0, time.monotonic()
+        self.replies: queue.SimpleQueue = queue.SimpleQueue()
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         env = dict(os.environ)
@@ -135,50 +191,114 @@ class _EngineProcess:
         else:  # CPU: split the cores instead of every engine using all of them (torch reads it)
             env["OMP_NUM_THREADS"] = str(threads)
         cmd = [sys.executable, "-m", "sampling.data_parallel", str(to_child_r), str(from_child_w)]
-        self.proc = subprocess.Popen(cmd, env=env, pass_fds=(to_child_r, from_child_w))
+        cmd.append(str(heartbeat_interval(self.timeout)))
+        # a process group of its own: a hung engine is killed with whatever it started (vLLM's workers)
+        self.proc = subprocess.Popen(cmd, env=env, pass_fds=(to_child_r, from_child_w), process_group=0)
         os.close(to_child_r)
         os.close(from_child_w)
         self.send = Connection(to_child_w, readable=False)
         self.recv = Connection(from_child_r, writable=False)
-        try:
-            self._call("start", cfg, batch_size)
-        except BaseException:
-            self.close()
-            raise
+        self.reader = threading.Thread(target=self._read, name=f"ssp {self.name} reader", daemon=True)
+        self.reader.start()
 
-    def _call(self, *request):
-        try:
-            self.send.send(request)
-            status, value = self.recv.recv()
-        except (EOFError, OSError, BrokenPipeError):
-            code = self.proc.wait()
+    def start(self, cfg: GenerationConfig, batch_size: int) -> None:
+        self._call("start", cfg, batch_size)
+
+    @property
+    def label(self) -> str:
+        """The engine as the hang message names it: index, GPUs and pid."""
+        return f"{self.name[:-1]}; pid {self.proc.pid})"
+
+    def _read(self) -> None:
+        """The reader thread: heartbeats mark the engine alive, anything else is a reply; None = the
+        pipe closed (the engine died)."""
+        while True:
+            try:
+                message = self.recv.recv()
+            except (EOFError, OSError):
+                self.replies.put(None)
+                return
+            except Exception as err:  # noqa: BLE001 - an unreadable reply fails the call that waits for it
+                self.replies.put(("error", f"its reply could not be read: {type(err).__name__}: {err}"))
+                return
+            self.heard = time.monotonic()
+            if message[0] == "beat":
+                self.beats += 1
+            else:
+                self.replies.put(message)
+
+    def _post(self, request: tuple) -> None:
+        """Write ``request`` from a thread (pickled here, so that a bad request fails the caller)."""
+        data = ForkingPickler.dumps(request)
+
+        def write():
+            with contextlib.suppress(Exception):  # a dead engine: its reader reports the closed pipe
+                self.send.send_bytes(data)
+
+        threading.Thread(target=write, name=f"ssp {self.name} writer", daemon=True).start()
+
+    def _call(self, op: str, *args, what: str = ""):
+        """Send a request and wait for its reply; hung (EngineHung) after ``timeout`` seconds in which
+        the engine sent nothing and its main thread ran nothing (see ``main_thread_cpu``)."""
+        self._post((op, *args))
+        during = f"{op!r}" + (f" ({what})" if what else "")
+        started = ran = time.monotonic()
+        cpu = main_thread_cpu(self.proc.pid)
+        while True:
+            silent = time.monotonic() - max(self.heard, started, ran)
+            if silent >= self.timeout:
+                break
+            try:
+                reply = self.replies.get(timeout=min(max(0.01, self.timeout - silent), 1.0))
+            except queue.Empty:
+                now_cpu = main_thread_cpu(self.proc.pid)
+                if now_cpu is not None and now_cpu != cpu:
+                    cpu, ran = now_cpu, time.monotonic()
+                continue
+            if reply is None:
+                code = self.proc.wait()
+                raise SamplingError(
+                    f"{self.name} died (exit code {code}) during {during}; its output is in the log above"
+                )
+            status, value = reply
+            if status == "error":
+                raise SamplingError(f"{self.name} failed during {op!r}: {value}")
+            return value
+        code = self.proc.poll()
+        self.kill()
+        if code is not None:  # it exited, but something it started still holds the pipe
             raise SamplingError(
-                f"{self.name} died (exit code {code}) during {request[0]!r}; its output is in the log above"
-            ) from None
-        if status == "error":
-            raise SamplingError(f"{self.name} failed during {request[0]!r}: {value}")
-        return value
+                f"{self.name} died (exit code {code}) during {during}; its output is in the log above"
+            )
+        raise EngineHung(
+            f"{self.label} sent nothing, not even a heartbeat, and ran nothing for {silent:.0f} s during "
+            f"{during} (generation.engine_timeout_s={self.timeout:g}): hung (stopped, or blocked holding "
+            "Python's lock); killed"
+        )
 
     def load(self, model_dir: str) -> None:
         self._call("load", model_dir)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
+        """SIGKILL the engine's process group (it and whatever it started; a stopped one too)."""
+        self.killed = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
     def generate(self, prompts, params, desc) -> list[list[Completion]]:
-        return self._call("generate", prompts, params, desc)
+        return self._call("generate", prompts, params, desc, what=desc)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self.send.send(("close",))
-                self.proc.wait(timeout=60)
-            except Exception:
-                self.proc.kill()
-                self.proc.wait()
-        for conn in (self.send, self.recv):
-            conn.close()
+        if not self.killed and self.proc.poll() is None:
+            self._post(("close",))
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=CLOSE_GRACE_S)
+        self.kill()  # what the engine left behind; the engine itself if it did not close in time
+        self.proc.wait()
+        self.reader.join(timeout=5)  # the pipe closed with the group: the reader has seen EOF
+        self.send.close()
+        if not self.reader.is_alive():
+            self.recv.close()
 
 
 class ShardedGenerator:
@@ -197,10 +317,11 @@ class ShardedGenerator:
             self.engines = []
             try:
                 for i, gpus in enumerate(gpu_sets):
-                    self.engines.append(_EngineProcess(i, gpus, cfg, batch_size, threads))
+                    self.engines.append(_EngineProcess(i, gpus, cfg, threads))
             except BaseException:
                 self.close()
                 raise
+            self._each(lambda e, _: e.start(cfg, batch_size), None)  # importing torch: all at once
             log.info("sampling: %d engines: %s", len(self.engines), ", ".join(e.name for e in self.engines))
         self.load(model_dir)
 
@@ -215,6 +336,7 @@ class ShardedGenerator:
     def generate(
         self, prompts: list[list[dict]], params: SamplingParams, desc: str = "sampling"
     ) -> list[list[Completion]]:
+        """Every prompt's samples, in prompt order; a shard an engine hung on is sampled by another."""
         parts = shards(len(prompts), self.cfg.shard_prompts)
         results: list = [None] * len(parts)
 
@@ -228,38 +350,76 @@ class ShardedGenerator:
 
     def _each(self, work, jobs: list | None) -> None:
         """Run ``work(engine, job)`` for every job, each engine taking the next job when free
-        (``jobs=None``: ``work(engine, None)`` once on every engine, as loading a model). The first
+        (``jobs=None``: ``work(engine, None)`` once on every engine, as loading a model). An engine
+        declared hung is dropped and its job goes to the others (an error if none is left); any other
         error kills the other engines at once and is raised here."""
         if not self.engines:
             raise SamplingError("the sampling engines were stopped after an earlier error")
-        if len(self.engines) == 1:
+        if isinstance(self.engines[0], _InProcess):
             for k in [None] if jobs is None else jobs:
                 work(self.engines[0], k)
             return
-        queue, lock, errors = list(jobs or []), threading.Lock(), []
+        cond, errors, pending, running = threading.Condition(), [], list(jobs or []), [0]
+
+        def hung(engine, err: EngineHung, k) -> None:
+            """``engine`` was killed: drop it, and put its job back for the others (under ``cond``)."""
+            self.engines = [e for e in self.engines if e is not engine]
+            if errors:
+                return
+            shard = "" if k is None else f"shard {k + 1}/{len(jobs)}"
+            if not self.engines:
+                errors.append(
+                    EngineHung(f"{err}; no engine is left" + (f" to sample {shard}" if shard else ""))
+                )
+                return
+            if k is not None:
+                pending.insert(0, k)
+            left = ", ".join(e.name for e in self.engines)
+            log.warning("sampling: %s; %s goes on with the engines left: %s", err, shard or "sampling", left)
 
         def drive(engine):
             while True:
-                with lock:
-                    if errors or (jobs is not None and not queue):
+                with cond:
+                    while jobs is not None and not pending and running[0] and not errors:
+                        cond.wait()  # a shard in progress may come back if its engine hangs
+                    if errors or (jobs is not None and not pending):
                         return
-                    k = None if jobs is None else queue.pop(0)
+                    k = None if jobs is None else pending.pop(0)
+                    running[0] += 1
                 try:
                     work(engine, k)
+                except EngineHung as err:
+                    engine.close()
+                    with cond:
+                        running[0] -= 1
+                        hung(engine, err, k)
+                        cond.notify_all()
+                    return
                 except BaseException as err:  # noqa: BLE001 - re-raised below, in the caller's thread
-                    with lock:
+                    with cond:
+                        running[0] -= 1
                         errors.append(err)
-                    for other in self.engines:  # no GPU keeps sampling for a call that failed
+                        cond.notify_all()
+                    for other in list(self.engines):  # no GPU keeps sampling for a call that failed
                         other.kill()
                     return
+                with cond:
+                    running[0] -= 1
+                    cond.notify_all()
                 if jobs is None:
                     return
 
         threads = [threading.Thread(target=drive, args=(e,), daemon=True) for e in self.engines]
         for t in threads:
             t.start()
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                t.join()
+        except BaseException:  # Ctrl-C: the engines' process groups do not get the terminal's signal
+            for engine in list(self.engines):
+                engine.kill()
+            self.close()
+            raise
         if errors:  # the first is the cause: the engines it killed failed after it was recorded
             self.close()
             raise errors[0]
@@ -270,8 +430,25 @@ class ShardedGenerator:
         self.engines = []
 
 
-def _serve(inbox: Connection, outbox: Connection) -> None:
-    """The engine process: answer requests until ``close`` (or the parent's end of the pipe closes)."""
+def _serve(inbox: Connection, outbox: Connection, heartbeat_s: float) -> None:
+    """The engine process: answer requests until ``close`` (or the parent's end of the pipe closes),
+    with a heartbeat every ``heartbeat_s`` seconds from a thread, whatever the engine is doing."""
+    lock = threading.Lock()
+
+    def post(message: tuple) -> None:
+        data = ForkingPickler.dumps(message)
+        with lock:
+            outbox.send_bytes(data)
+
+    def beat():
+        while True:
+            time.sleep(heartbeat_s)
+            try:
+                post(("beat",))
+            except OSError:  # the parent is gone
+                return
+
+    threading.Thread(target=beat, name="ssp engine heartbeat", daemon=True).start()
     engine = None
     while True:
         try:
@@ -290,10 +467,10 @@ def _serve(inbox: Connection, outbox: Connection) -> None:
                 value = engine.generate(*args)
             else:
                 raise ValueError(f"unknown request {op!r}")
-            outbox.send(("ok", value))
+            post(("ok", value))
         except Exception as err:  # noqa: BLE001 - reported to the parent, which raises it
             log.error("sampling engine: %s", traceback.format_exc())
-            outbox.send(("error", f"{type(err).__name__}: {err}"))
+            post(("error", f"{type(err).__name__}: {err}"))
     if engine is not None:
         engine.close()
 
@@ -302,12 +479,15 @@ def make_generator(model_dir: str | Path, cfg: GenerationConfig | None = None, b
     """The recipe's sampling engine(s), loaded with ``model_dir``: ``generation.data_parallel``
     engines of ``generation.backend``. ``batch_size``: sequences per transformers ``generate`` call
     (vLLM schedules its own batches)."""
+    from sampling.generation import GenerationConfig
+
     return ShardedGenerator(model_dir, cfg or GenerationConfig(), batch_size)
 
 
-if __name__ == "__main__":  # python -m sampling.data_parallel INBOX_FD OUTBOX_FD
+if __name__ == "__main__":  # python -m sampling.data_parallel INBOX_FD OUTBOX_FD HEARTBEAT_S
     from core.process import die_with_parent
 
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ssp %(message)s", datefmt="%H:%M:%S")
-    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
+    inbox, outbox = Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)
+    _serve(inbox, outbox, float(sys.argv[3]))

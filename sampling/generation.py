@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from core.adapters import full_model_folder
-from core.errors import check, check_count_or_auto
+from core.errors import check, check_count_or_auto, check_positive
 
 # recipe name of a sampling setting -> SamplingParams field
 _SETTINGS = {n: n for n in ("temperature", "top_p", "top_k", "max_new_tokens")} | {"n_samples": "n"}
@@ -172,6 +172,11 @@ class GenerationConfig:
     shard_prompts: int = 256
     """Prompts per shard: a call is cut into shards, shard k sampled with seed + k, so 1 engine and 8
     give the same samples (sampling/data_parallel.py)."""
+    engine_timeout_s: float = 600.0
+    """data_parallel > 1: seconds an engine process may send nothing (a thread in it sends a heartbeat
+    every 5 s, whatever the engine is doing) while its main thread runs nothing, before it is declared
+    hung: killed, its shard sampled by the other engines (the same samples), or an error naming it
+    when no engine is left."""
 
     def __post_init__(self):
         check(
@@ -190,6 +195,7 @@ class GenerationConfig:
         check(self, "max_model_len", self.max_model_len >= 0, "must be >= 0 (0 = the model's)")
         check_count_or_auto(self, "data_parallel")
         check(self, "shard_prompts", self.shard_prompts >= 1, "must be >= 1")
+        check_positive(self, "engine_timeout_s")
 
 
 BACKENDS = {"hf": "sampling.generation:HFGenerator", "vllm": "sampling.generation_vllm:VLLMGenerator"}
