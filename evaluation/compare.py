@@ -134,7 +134,9 @@ def load_run(path: Path) -> Run:
 
 def _problem_se(eval_dir: Path, model: str, bench: str) -> float | None:
     """Standard error of pass@1 with problems as the unit, from the eval's saved completions."""
-    f = eval_dir / "completions" / f"{model}__{bench}.parquet"
+    from evaluation.evaluate import unit_name
+
+    f = eval_dir / "completions" / f"{unit_name(model, bench)}.parquet"
     if not f.is_file():
         return None
     import pyarrow.parquet as pq

@@ -56,7 +56,8 @@ from sampling.scoring import sample_and_score, sample_columns, save_completions,
 log = logging.getLogger("ssp")
 
 
-def _unit_name(model: str, bench: str) -> str:
+def unit_name(model: str, bench: str) -> str:
+    """The file name (no suffix) of a (model, benchmark) pair's unit and completions."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", model) + "__" + bench
 
 
@@ -176,9 +177,9 @@ def evaluate(
     eval section, or what ``ssp eval`` builds from its flags); ``ctx``, in a stage, gets the
     metrics logged and the budget checked after each (model, benchmark) pair."""
     default_sources, default_suffixes = default_sources or {}, default_suffixes or {}
-    units = Counter(_unit_name(m, "") for m in models)
+    units = Counter(unit_name(m, "") for m in models)
     if max(units.values(), default=0) > 1:  # "a/b" and "a_b" would share files
-        same = [m for m in models if units[_unit_name(m, "")] > 1]
+        same = [m for m in models if units[unit_name(m, "")] > 1]
         raise RecipeError(f"models {same} would share result files; give them other names")
     for path in models.values():  # a broken local model fails now, naming its file
         if Path(path).exists():
@@ -204,7 +205,7 @@ def evaluate(
         for model, path in models.items():
             identity = model_identity(path)
             for bench, rows, proto, options in loaded:
-                unit = _unit_name(model, bench.name)
+                unit = unit_name(model, bench.name)
                 unit_file = out_dir / "by_unit" / f"{unit}.json"
                 completions = out_dir / "completions" / f"{unit}.parquet"
                 stamp = unit_made_from(identity, bench, rows, proto, options, cfg, engine)

@@ -178,7 +178,13 @@ def _parser() -> argparse.ArgumentParser:
     slurm.add_argument("--account", default="")
     slurm.add_argument("--time", default="", help="sbatch --time, e.g. 2-00:00:00")
     slurm.add_argument(
-        "--cpus-per-node", type=int, default=0, help="sbatch --cpus-per-task (one task per node)"
+        "--cpus-per-node",
+        type=int,
+        default=0,
+        help="sbatch --cpus-per-task (one task per node); default: GPUs per node x --cpus-per-gpu",
+    )
+    slurm.add_argument(
+        "--cpus-per-gpu", type=int, default=8, help="CPUs per GPU when --cpus-per-node is not given"
     )
     slurm.add_argument("--submit", action="store_true", help="sbatch the script once written")
     _merge_args(sub.add_parser("merge", help="weighted parameter average of model folders"))
@@ -301,6 +307,7 @@ def slurm_job(args: argparse.Namespace, recipe) -> int:
         time=args.time,
         account=args.account,
         cpus_per_node=args.cpus_per_node,
+        cpus_per_gpu=args.cpus_per_gpu,
         python=sys.executable,
         workdir=os.getcwd(),
     )

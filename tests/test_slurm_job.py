@@ -54,6 +54,9 @@ def test_ssp_slurm_asks_for_cpus_without_being_told(tmp_path):
     out = subprocess.run(ssp_cmd(*args), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert _directives((tmp_path / "tiny" / "slurm" / "job.sbatch").read_text()).get("cpus-per-task") == "32"
+    out = subprocess.run(ssp_cmd(*args, "--cpus-per-gpu", "12"), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert _directives((tmp_path / "tiny" / "slurm" / "job.sbatch").read_text()).get("cpus-per-task") == "48"
 
 
 def _ports(script: str):
