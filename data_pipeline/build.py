@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -436,16 +436,6 @@ def _split(plan: Plan, work: Path, out: Path) -> dict[str, Path]:
     return {name: p for name, p in paths.items() if writers[name].count}
 
 
-ENGINE_SETTINGS_WITHOUT_EFFECT = (
-    "data_parallel",
-    "gpu_memory_utilization",
-    "cpu_kv_cache_gib",
-    "engine_timeout_s",
-)
-"""generation settings that do not change the samples, left out of a sample shard's made-from record
-(data_parallel engines give the samples one engine gives: sampling/data_parallel.py)."""
-
-
 def _sample(
     plan: Plan, opts: SamplerOptions, rows: list[dict[str, Any]], folder: Path, key: str
 ) -> list[Path]:
@@ -456,13 +446,11 @@ def _sample(
     from data_pipeline.teacher import sample_shards
     from reward.config import make_reward
     from sampling.data_parallel import make_generator
-    from sampling.generation import GenerationConfig, SamplingParams
+    from sampling.generation import SamplingParams, engine_record
 
     params = SamplingParams(opts.n_samples, opts.temperature, opts.top_p, -1, opts.max_new_tokens, opts.seed)
     reward = make_reward(opts.reward, opts.reward_options, f"{key}.reward_options")
-    engine = asdict(plan.generation or GenerationConfig())
-    for setting in ENGINE_SETTINGS_WITHOUT_EFFECT:
-        engine.pop(setting, None)
+    engine = engine_record(plan.generation)  # make_generator's default batch size
     try:
         return sample_shards(
             rows,

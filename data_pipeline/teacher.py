@@ -94,9 +94,14 @@ def teacher_identity(teacher: str) -> dict[str, Any]:
     until the engine first downloads the model, so a record holding it would change after the first
     build and send every shard back to the teacher. A hub teacher is its id; for a pinned revision,
     point ``data.teacher.model`` at a local copy (then its files' content is the identity)."""
-    identity = model_identity(teacher)
-    identity.pop("revision", None)
-    return identity
+
+    def without_revision(identity: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in identity.items() if k != "revision" or "hub" not in identity}
+        if "base" in out:  # a LoRA adapter on a hub base
+            out["base"] = without_revision(out["base"])
+        return out
+
+    return without_revision(model_identity(teacher))
 
 
 def plan_stamp(

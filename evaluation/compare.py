@@ -123,9 +123,9 @@ def load_run(path: Path) -> Run:
         if stage.get("status") == "completed":  # a shared stage keeps the wall time its donor spent
             cost["unshared_wall_hours"] += (stage.get("wall_seconds") or 0) / 3600
         if stage.get("shared_from"):
-            donor = Path(stage["shared_from"]).parent
             shared[name] = {
-                "donor": str(donor),
+                "donor": str(Path(stage["shared_from"]).parent),  # as recorded
+                "donor_path": str(stage_folder(path, stage, name).parent.resolve()),  # found from here
                 "wall_hours": (stage.get("wall_seconds") or 0) / 3600,
                 "cost": stage.get("shared_cost"),
             }
@@ -207,7 +207,7 @@ def compare(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
             for k, v in r.cost.items():
                 cost[k] += v
             for stage, s in sorted(r.shared.items()):
-                outside = str(Path(s["donor"]).resolve()) not in inside
+                outside = s["donor_path"] not in inside
                 if outside:  # paid by a run outside this comparison: this arm inherited it
                     cost["inherited_wall_hours"] += s["wall_hours"]
                     for k, v in (s["cost"] or {}).items():
@@ -443,26 +443,36 @@ def compare_runs(
     by: list[str] | None = None,
     baseline: str | None = None,
     check: Callable[[Path], list[str]] | None = None,
+    allow_stale: bool = False,
 ) -> str:
     """``ssp compare``: load, group, measure, write compare.md/.json/.png under ``out``; the markdown.
     ``check``: what keeps a run folder's results from being its recipe's (``launch/run_state.py``);
-    a run with any such problem is refused, named, before anything is written."""
+    a run with any such problem is refused, named, before anything is written; with ``allow_stale``
+    it is compared, and listed with its problems at the top of compare.md and in compare.json."""
     from core.atomic import write_atomic
 
     folders = run_folders(paths)
-    if check is not None:
-        stale = {p: problems for p in folders if (problems := check(p))}
-        if stale:
-            raise CompareError(
-                "runs whose results are not their recipe's (finish them with `ssp run <run>/recipe.yaml`, "
-                "or leave them out): "
-                + "; ".join(f"{p}: {', '.join(problems)}" for p, problems in stale.items())
-            )
+    stale = {str(p): problems for p in folders if (problems := check(p))} if check is not None else {}
+    if stale and not allow_stale:
+        raise CompareError(
+            "runs whose results are not their recipe's (finish them with `ssp run <run>/recipe.yaml`, "
+            "leave them out, or compare them anyway with --allow-stale): "
+            + "; ".join(f"{p}: {', '.join(problems)}" for p, problems in stale.items())
+        )
     runs = [load_run(p) for p in folders]
     assign_arms(runs, by)
     result = compare(runs, baseline)
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(result)
+    if stale:
+        result["stale"] = stale
+        text = (
+            "**Runs whose results are not their recipe's** (compared with --allow-stale: their arm "
+            "names come from their current recipe.yaml, their results may not):\n\n"
+            + "\n".join(f"- {p}: {', '.join(problems)}" for p, problems in stale.items())
+            + "\n\n"
+            + text
+        )
     write_atomic(out / "compare.md", text)
     write_atomic(out / "compare.json", json.dumps(result, indent=1))
     plot(result, out)

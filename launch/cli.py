@@ -196,6 +196,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     cmp.add_argument("--baseline", default=None, help="the arm deltas are taken against (default: the first)")
     cmp.add_argument(
+        "--allow-stale",
+        action="store_true",
+        help="compare runs whose results are not their current recipe's (listed at the top of compare.md)",
+    )
+    cmp.add_argument(
         "--out", type=Path, default=None, help="output folder (default: <first run's parent>/compare)"
     )
     doctor = sub.add_parser(
@@ -351,7 +356,10 @@ def main(argv: list[str] | None = None) -> int:
             by = [k for k in args.by.split(",") if k]
             from launch.run_state import stale_stages
 
-            print(compare_runs(args.runs, out, by or None, args.baseline, check=stale_stages))
+            text = compare_runs(
+                args.runs, out, by or None, args.baseline, check=stale_stages, allow_stale=args.allow_stale
+            )
+            print(text)
             print(f"Written: {out}/compare.md, compare.json, compare_<benchmark>.png")
             return 0
         if args.command == "sweep":

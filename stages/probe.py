@@ -6,7 +6,9 @@ SSP's Stage 1 (docs/method.md): P_i(t) = Pass@K of checkpoint M_t on probing set
 specialist of subdomain i is argmax_t P_i(t). For each probed checkpoint the problems of all
 domains are sampled together in one pass (``probe.n_samples`` each), scored with the
 recipe's correctness reward, and turned into unbiased Pass@k per domain. Results are written
-per checkpoint as soon as it is done, so an interrupted stage resumes at the next checkpoint.
+per checkpoint as soon as it is done, so an interrupted stage resumes at the next checkpoint
+(a checkpoint's result is reused only when made from the same checkpoint content, probing rows,
+probe settings and engine: ``core/reuse.py``).
 
 Choices the report leaves open, exposed in the recipe: K (``probe.k``, ``probe.select_k``),
 which checkpoints (``probe.every``), sampling settings, and ties, which go to the later
@@ -23,14 +25,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from config.recipe import Recipe
+from config.recipe import Recipe, to_container
 from core.atomic import write_atomic
 from core.context import StageContext, StageResult
 from core.corpus import PROBLEM_FIELDS, load_rows
 from core.errors import DataError
 from core.model_folder import check_model_folder
+from core.model_identity import model_identity
 from core.progress import Progress
+from core.reuse import Stamp, rows_digest
 from core.tables import markdown_table
+from sampling.generation import engine_record
 from stages.shared import probe_sampler
 
 log = logging.getLogger("ssp")
@@ -136,17 +141,26 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         samples_dir.mkdir(exist_ok=True)
     table, stats = {}, {}
     progress = Progress(len(probed))
+    settings = {
+        "problems": rows_digest(rows),
+        "probe": to_container(cfg),
+        "prompt_suffix": recipe.data.prompt_suffix,
+        "engine": engine_record(recipe.generation, cfg.batch_size),
+    }
     with probe_sampler(recipe) as sampler:
         for ckpt in probed:
             result_file = out_dir / f"{Path(ckpt).name}.json"
-            reused = result_file.exists()
-            if reused:  # done by an interrupted earlier attempt
-                result = json.loads(result_file.read_text())
+            stamp = Stamp.of({"checkpoint": model_identity(ckpt), **settings})
+            reused = result_file.exists() and stamp.matches(
+                Stamp.read(result_file), f"probe {Path(ckpt).name}"
+            )
+            if reused:  # done by an interrupted earlier attempt, from this checkpoint and settings
+                result = json.loads(result_file.read_text())["result"]
                 log.info("probe: %s already probed, reusing %s", Path(ckpt).name, result_file)
             else:
                 parquet = samples_dir / f"{Path(ckpt).name}.parquet" if cfg.save_completions else None
                 result = sampler.score(ckpt, rows, desc=f"probe {Path(ckpt).name}", completions_file=parquet)
-                write_atomic(result_file, json.dumps(result, indent=2))
+                write_atomic(result_file, json.dumps({**stamp.as_dict(), "result": result}, indent=2))
                 log.info(
                     "probe: %s %s=%s (%.0f tokens/s)",
                     Path(ckpt).name,

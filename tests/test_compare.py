@@ -169,7 +169,7 @@ def as_ran(run: Path) -> Path:
     return run
 
 
-def test_compare_refuses_a_run_whose_results_are_not_its_recipes(tmp_path, runs, capsys):
+def test_compare_refuses_a_run_whose_results_are_not_its_recipes(tmp_path, runs, capsys, monkeypatch):
     """A run finished with one recipe, then re-run with another and killed midway (issue 29: reported
     as the new arm with the old eval): ``ssp compare`` recomputes each stage's fingerprint from the
     run's recipe.yaml and refuses, naming the run and the stage."""
@@ -191,6 +191,16 @@ def test_compare_refuses_a_run_whose_results_are_not_its_recipes(tmp_path, runs,
     (runs[0] / "manifest.json").write_text(json.dumps(manifest))
     assert main(["compare", str(tmp_path), "--out", str(tmp_path / "c3")]) == 2
     assert f"{runs[0]}: stage sft was made from another recipe" in capsys.readouterr().err
+    # compared anyway on request: listed, with its problem, at the top of compare.md
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "c4"), "--allow-stale"]) == 0
+    md = (tmp_path / "c4" / "compare.md").read_text()
+    assert md.startswith("**Runs whose results are not their recipe's**")
+    assert f"- {runs[0]}: stage sft was made from another recipe" in md
+    assert list(json.loads((tmp_path / "c4" / "compare.json").read_text())["stale"]) == [str(runs[0])]
+    # looked at from another folder: the same verdicts (paths are relative to where runs ran)
+    monkeypatch.chdir("/")
+    assert main(["compare", str(tmp_path), "--out", str(tmp_path / "c5"), "--allow-stale"]) == 0
+    assert list(json.loads((tmp_path / "c5" / "compare.json").read_text())["stale"]) == [str(runs[0])]
 
 
 def test_cli_writes_markdown_json_and_plots_for_a_folder_of_runs(tmp_path, runs, capsys):

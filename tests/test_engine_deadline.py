@@ -110,39 +110,62 @@ def test_a_stopped_engine_is_killed_and_its_shard_sampled_by_another(tmp_path, c
         gen.close()
 
 
-def test_a_rollout_server_that_stops_answering_mid_training_stops_the_stage(tmp_path, monkeypatch):
+LAUNCHER = """
+import os, signal, subprocess, sys, time
+from pathlib import Path
+from core.errors import StageError
+from launch import rollout_server
+from launch.rollout_server import Server, running
+
+rollout_server.STOP_GRACE_S = 1.0  # for the training to stop on its own
+port, tmp = int(sys.argv[1]), Path(sys.argv[2])
+cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp / "site")]
+server = Server(cmd, f"http://127.0.0.1:{port}/health", tmp / "server.log", dict(os.environ), 2.0)
+try:
+    with running(server):
+        os.killpg(server.proc.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        subprocess.call(["sleep", "60"])  # returns after 60 s unless the watch stops it
+    print("no error")
+except StageError as err:
+    print(f"took {time.monotonic() - started:.1f}")
+    print(f"code {server.proc.returncode}")
+    print(err)
+"""
+
+
+def test_a_rollout_server_that_stops_answering_mid_training_stops_the_stage(tmp_path):
     """RL's vLLM server (``launch/rollout_server.py``), with the stand-in of tests/test_cluster.py
     (Python's http.server serving a file named ``health``), frozen with SIGSTOP once the training
     runs; the training, a ``sleep``, stands for one stuck in a weight sync that will never end. The
     watch kills the server after ``rl.rollout.server_timeout`` without an answer, then interrupts
-    the launcher, whose ``subprocess.call`` kills the training: a StageError, not a hang."""
+    the launcher, whose ``subprocess.call`` kills the training: a StageError, not a hang. The
+    launcher is a process of its own, as ``ssp`` is: the watch interrupts the main thread, which a
+    pytest-xdist worker does not run tests in."""
     import socket
     import subprocess
     import sys
+    from pathlib import Path
 
-    from core.errors import StageError
-    from launch import rollout_server
-    from launch.rollout_server import Server, running
-
-    monkeypatch.setattr(rollout_server, "STOP_GRACE_S", 1.0)  # for the training to stop on its own
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "health").write_text("ok")
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "health").write_text("ok")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(site)]
-    server = Server(cmd, f"http://127.0.0.1:{port}/health", tmp_path / "server.log", dict(os.environ), 2.0)
-    started = None
-    with pytest.raises(StageError) as err, running(server):
-        os.killpg(server.proc.pid, signal.SIGSTOP)
-        started = time.monotonic()
-        subprocess.call(["sleep", "60"])  # returns after 60 s unless the watch stops it
-    took = time.monotonic() - started
-    assert 2.0 <= took < 15, took
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, str(port), str(tmp_path)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    lines = out.stdout.splitlines()
+    assert lines and lines[0].startswith("took "), (out.stdout, out.stderr[-2000:])
+    assert 2.0 <= float(lines[0].split()[1]) < 15, lines[0]
+    assert lines[1] == f"code {-signal.SIGKILL}"
     assert re.match(
         rf"the vLLM server did not answer at http://127.0.0.1:{port}/health for [23] s during training "
         r"\(rl.rollout.server_timeout=2\): hung or stopped; killed; its log .*server.log ends:",
-        str(err.value),
-    ), err.value
-    assert server.proc.returncode == -signal.SIGKILL
+        lines[2],
+    ), lines[2]

@@ -117,6 +117,21 @@ def test_interrupted_probe_resumes_checkpoint_by_checkpoint(trained, tmp_path):
     execute_here("probe", recipe)
     assert first.stat().st_mtime_ns == kept, "the finished checkpoint was probed again"
     assert second.is_file() and Manifest(recipe.run_dir).stage("probe")["status"] == "completed"
+    # a result that does not say what it was made from (an older ssp), or made from another
+    # checkpoint content, is probed again (issue 29: reuse is keyed on what it was made from)
+    import json
+
+    first.write_text(json.dumps(json.loads(first.read_text())["result"]))
+    stamped = json.loads(second.read_text())
+    stamped["made_from"]["checkpoint"]["files"]["model.safetensors"] = "other weights"
+    second.write_text(json.dumps(stamped))
+    Manifest(recipe.run_dir).update("probe", status="running")
+    execute_here("probe", recipe)
+    for f in (first, second):
+        assert (
+            json.loads(f.read_text())["made_from"]["checkpoint"]["files"]["model.safetensors"]
+            != "other weights"
+        )
 
 
 # --- against values computed independently: scripted checkpoints whose answers are known ----------

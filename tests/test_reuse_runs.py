@@ -230,3 +230,46 @@ def test_a_shared_stage_is_in_the_sharing_runs_wandb_group_with_its_curves(tmp_p
     assert info["group"] == "arm" and info["name"] == "arm/sft"
     assert info["config"]["shared_from"] == str(donor)
     assert [r["train/loss"] for r in history(run_file) if "train/loss" in r] == [2.5, 2.0]
+
+
+def test_a_stage_is_not_adopted_through_a_donor_whose_own_donor_re_ran_it(tmp_path):
+    """C would share data from B, which shares it from A; A is re-running it: C runs it itself."""
+    from launch import runner
+
+    a = fast_recipe(tmp_path / "a", "stages=[data]", "run_name=a")
+    run_pipeline(a)
+    b = fast_recipe(tmp_path / "b", "stages=[data]", "run_name=b")
+    assert runner.adopt("data", b, [a.run_dir]) == a.run_dir / "data"
+    Manifest(a.run_dir).update("data", status="running", output_id=None)  # as _run_locked records it
+    c = fast_recipe(tmp_path / "c", "stages=[data]", "run_name=c")
+    assert runner.adopt("data", c, [b.run_dir]) is None
+    assert Manifest(c.run_dir).stage("data") is None
+
+
+def test_a_stage_running_here_under_ssp_stage_is_not_replaced_by_adoption(tmp_path):
+    """``ssp stage data`` holds this run's data lock (another process): ``ssp run`` beside it must not
+    move its folder aside nor overwrite its manifest entry by sharing the stage from a donor."""
+    from launch import runner
+
+    donor = fast_recipe(tmp_path / "donor", "stages=[data]", "run_name=base")
+    run_pipeline(donor)
+    here = fast_recipe(tmp_path / "here", "stages=[data]", "run_name=arm")
+    (here.run_dir / "data").mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import time; from pathlib import Path; from launch.runner import stage_lock\n"
+            f"with stage_lock(Path({str(here.run_dir)!r}), 'data'):\n  print('held', flush=True); time.sleep(60)",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert runner.adopt("data", here, [donor.run_dir]) is None
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (here.run_dir / "data").is_dir() and Manifest(here.run_dir).stage("data") is None

@@ -227,6 +227,9 @@ def test_arms_at_once_share_an_identical_stage_instead_of_both_running_it(tmp_pa
     logs = sorted(p.name for p in (folder / "logs").glob("*.log"))
     assert logs == ["learning_rate-0.001_seed-0.log", "learning_rate-0.002_seed-0.log"]
     assert "Sweep: " in capsys.readouterr().out
+    # nothing left behind: share locks, run locks, attempt recipes (they used to pile up)
+    assert not list(folder.glob(".share/*.lock")) and not list(folder.glob("*/.*.lock"))
+    assert not list(folder.glob("*/.attempts/*")) and not list(folder.glob("*/.recipe.yaml.tmp-*"))
 
 
 def test_concurrent_arms_that_want_more_gpus_than_they_get_are_refused(tmp_path, monkeypatch):
