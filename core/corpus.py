@@ -144,6 +144,17 @@ def sft_examples(rows: list[dict[str, Any]], suffix: str) -> list[dict[str, Any]
     ]
 
 
+def decoded_line(raw: bytes, n: int) -> str:
+    """Line ``n`` (1-based) of a file, as text; a ValueError "line N: not UTF-8 (byte 0x.. at byte M
+    of the line)" where it is not UTF-8 (a byte-order mark on line 1 is dropped)."""
+    try:
+        return raw.decode("utf-8-sig" if n == 1 else "utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"line {n}: not UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1} of the line)"
+        ) from None
+
+
 def bad_json_line(path: str | Path) -> str | None:
     """The first line of a JSON Lines file that is not one JSON object, as "line N (1-based): why";
     None when every line parses. ``datasets`` reports a malformed line only as "An error occurred
@@ -154,11 +165,9 @@ def bad_json_line(path: str | Path) -> str | None:
     with path.open("rb") as f:
         for n, raw in enumerate(f, start=1):
             try:
-                line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
-            except UnicodeDecodeError as err:
-                return (
-                    f"line {n}: not UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1} of the line)"
-                )
+                line = decoded_line(raw, n)
+            except ValueError as err:
+                return str(err)
             if not line.strip():
                 continue
             try:

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.corpus import FILE_KINDS, bad_json_line
+from core.corpus import FILE_KINDS, bad_json_line, decoded_line
 from core.errors import DataError, check
 from core.references import looks_local
 from reward.math_answer import extract_boxed
@@ -226,16 +226,13 @@ def _check_utf8(src: Source, key: str, file: Path) -> None:
     with file.open("rb") as f:
         for n, raw in enumerate(f, start=1):  # a character never spans a line break
             try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                _not_utf8(src, key, file, n, raw, err)
+                decoded_line(raw, n)
+            except ValueError as err:
+                _not_utf8(src, key, file, err)
 
 
-def _not_utf8(src: Source, key: str, file: Path, n: int, raw: bytes, err: UnicodeDecodeError):
-    raise DataError(
-        f"{key}: source {src.name!r}: {file}: line {n}: not UTF-8 (byte 0x{raw[err.start]:02x} at "
-        f"byte {err.start + 1} of the line): save the file as UTF-8"
-    ) from None
+def _not_utf8(src: Source, key: str, file: Path, err: ValueError):
+    raise DataError(f"{key}: source {src.name!r}: {file}: {err}: save the file as UTF-8") from None
 
 
 def _json_lines(src: Source, key: str, file: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -243,9 +240,9 @@ def _json_lines(src: Source, key: str, file: Path) -> Iterator[tuple[str, dict[s
     with file.open("rb") as f:
         for n, raw in enumerate(f, start=1):
             try:
-                text = raw.decode("utf-8-sig" if n == 1 else "utf-8")
-            except UnicodeDecodeError as err:
-                _not_utf8(src, key, file, n, raw, err)
+                text = decoded_line(raw, n)
+            except ValueError as err:
+                _not_utf8(src, key, file, err)
             if not text.strip():
                 continue
             try:

@@ -60,7 +60,7 @@ from core.corpus import JsonlWriter, iter_jsonl
 from core.errors import DataError
 from core.model_identity import model_identity
 from core.progress import Progress
-from core.reuse import Stamp, rows_digest
+from core.reuse import Stamp, digest, rows_digest
 from sampling.generation import SamplingParams
 from sampling.scoring import sample_and_score
 
@@ -234,7 +234,7 @@ def sampled_rows(
                 stored = json.loads(line)
                 samples = stored.pop("samples")
                 row = next(current, None)
-                if row is None or _canonical(stored) != _canonical(row):
+                if row is None or digest(stored) != digest(row):
                     raise DataError(
                         f"{path}: line {n}: samples of problem {stored.get('id')!r} as it was when "
                         f"sampled, not of the current "
@@ -247,10 +247,6 @@ def sampled_rows(
         raise DataError(
             f"{paths[-1].parent if paths else 'teacher'}: no samples of problem {extra.get('id')!r}"
         )
-
-
-def _canonical(row: Mapping[str, Any]) -> str:
-    return json.dumps(row, sort_keys=True, default=str)
 
 
 def correct(sample: dict[str, Any]) -> bool:
