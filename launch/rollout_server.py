@@ -108,6 +108,7 @@ class Server:
         self.cmd, self.url, self.log_file, self.timeout = cmd, url, log_file, timeout
         self.failure: str | None = None  # why the watch stopped the server during training
         self._done = threading.Event()
+        self._previous_handler = None  # SIGUSR1 handler before watch() (main thread only)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_file.open("ab")
         self.proc = subprocess.Popen(
@@ -152,6 +153,8 @@ class Server:
         every = min(HEALTH_EVERY_S, self.timeout / 4)
         here = threading.current_thread()
         main = here if here is threading.main_thread() else None
+        if main is not None:  # SIGUSR1, not SIGINT: `nohup ssp run ... &` starts with SIGINT ignored
+            self._previous_handler = signal.signal(signal.SIGUSR1, _raise_server_lost)
 
         def run():
             last_answer = time.monotonic()
@@ -178,7 +181,7 @@ class Server:
                     log.error(
                         "rl: the training did not stop %.0f s after the server did: stopping it", STOP_GRACE_S
                     )
-                    signal.pthread_kill(main.ident, signal.SIGINT)  # subprocess.call kills torchrun
+                    signal.pthread_kill(main.ident, signal.SIGUSR1)  # subprocess.call kills torchrun
                 return
 
         threading.Thread(target=run, name="ssp vLLM server watch", daemon=True).start()
@@ -187,6 +190,9 @@ class Server:
         """SIGTERM to the server's process group, SIGKILL after ``STOP_GRACE_S``; nothing stays
         (also when a second Ctrl-C interrupts the wait)."""
         self._done.set()
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGUSR1, self._previous_handler)
+            self._previous_handler = None
         pgid = self.proc.pid  # start_new_session: the server leads its own group
         try:
             with contextlib.suppress(ProcessLookupError):
@@ -200,6 +206,14 @@ class Server:
                 os.killpg(pgid, signal.SIGKILL)
             self.proc.wait()
             self._log.close()
+
+
+class ServerLost(Exception):
+    """Raised in the launcher's main thread when the watch stopped a server the training outlived."""
+
+
+def _raise_server_lost(signum, frame):
+    raise ServerLost("the vLLM server was stopped by its watch")
 
 
 @contextlib.contextmanager

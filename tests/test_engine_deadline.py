@@ -117,6 +117,7 @@ from core.errors import StageError
 from launch import rollout_server
 from launch.rollout_server import Server, running
 
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under `nohup ssp run ... &`: the watch must not need it
 rollout_server.STOP_GRACE_S = 1.0  # for the training to stop on its own
 port, tmp = int(sys.argv[1]), Path(sys.argv[2])
 cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(tmp / "site")]
