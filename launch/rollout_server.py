@@ -20,7 +20,8 @@ While the stage trains, a thread checks the server's ``/health`` every ``HEALTH_
 that exited, or did not answer for ``rl.rollout.server_timeout`` seconds (stopped, hung), is killed
 with its process group, which fails the trainer's pending requests; if the training has still not
 ended ``STOP_GRACE_S`` later (a weight sync blocked in NCCL), the launcher's main thread is
-interrupted, which kills torchrun. The error (logged at once; raised when the training had to be
+interrupted, which kills torchrun: with SIGUSR1 and a handler of its own (``ServerLost``), not
+SIGINT, which a launcher started in the background (``nohup ssp run ... &``) ignores. The error (logged at once; raised when the training had to be
 interrupted, else torchrun's exit code fails the stage) names the server, the silence, the key and
 the end of its log. Not caught: a server whose ``/health`` answers while its engine does not.
 """
