@@ -224,14 +224,25 @@ def stage_lock(run_dir: Path, name: str):
     training. A second attempt started meanwhile would write into the same checkpoints, so it
     fails here instead (``core/locks.py``: released by the kernel when its holder dies)."""
     path = run_dir / f".{name}.lock"
+    with _held_or_refused(
+        path,
+        lambda pid: (
+            f"stage {name!r} is already running in {run_dir} (lock {path} held by pid "
+            f"{pid}); stop that process first"
+        ),
+    ):
+        yield
+
+
+@contextlib.contextmanager
+def _held_or_refused(path: Path, refusal):
+    """Hold ``path``'s lock for the block, or raise StageError(refusal(holder pid)) at once; an
+    error raised by the block itself is never taken for a refusal."""
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(file_lock(path, wait=False, holder=os.getpid()))
         except LockHeld as held:
-            raise StageError(
-                f"stage {name!r} is already running in {run_dir} (lock {path} held by pid "
-                f"{held.holder}); stop that process first"
-            ) from None
+            raise StageError(refusal(held.holder)) from None
         yield
 
 
@@ -551,14 +562,13 @@ def run_lock(run_dir: Path):
     the same folder is refused before it writes anything (it used to rewrite ``recipe.yaml`` first,
     under the first run's feet). ``ssp stage`` beside a running pipeline takes only its stage's lock."""
     path = run_dir / ".run.lock"
-    with contextlib.ExitStack() as stack:
-        try:
-            stack.enter_context(file_lock(path, wait=False, holder=os.getpid()))
-        except LockHeld as held:
-            raise StageError(
-                f"{run_dir} is being run by another `ssp run` (lock {path} held by pid {held.holder}); "
-                f"nothing was changed: stop that process first, or give this run another run_name"
-            ) from None
+    with _held_or_refused(
+        path,
+        lambda pid: (
+            f"{run_dir} is being run by another `ssp run` (lock {path} held by pid {pid}); "
+            f"nothing was changed: stop that process first, or give this run another run_name"
+        ),
+    ):
         yield
 
 

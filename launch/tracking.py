@@ -37,6 +37,20 @@ def _init(cfg, **kwargs):
     )
 
 
+def _stage_run(recipe, stage: str, **kwargs):
+    """The W&B run ``<name>/<stage>`` in the run's group (job type: the stage), under runs/<name>/wandb."""
+    (recipe.run_dir / "wandb").mkdir(parents=True, exist_ok=True)
+    cfg = recipe.tracking
+    return _init(
+        cfg,
+        group=cfg.group or recipe.run_name,
+        job_type=stage,
+        name=f"{recipe.run_name}/{stage}",
+        dir=str(recipe.run_dir),
+        **kwargs,
+    )
+
+
 class StageTracker:
     """The W&B run of one stage, or nothing (``report_to`` is not wandb, or not rank 0)."""
 
@@ -52,17 +66,7 @@ class StageTracker:
         id_file = stage_dir / "wandb_run_id"
         run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
         id_file.write_text(run_id)
-        (recipe.run_dir / "wandb").mkdir(parents=True, exist_ok=True)
-        run = _init(
-            cfg,
-            group=cfg.group or recipe.run_name,
-            job_type=stage,
-            name=f"{recipe.run_name}/{stage}",
-            id=run_id,
-            resume="allow",
-            dir=str(recipe.run_dir),
-            config=to_container(recipe),
-        )
+        run = _stage_run(recipe, stage, id=run_id, resume="allow", config=to_container(recipe))
         log.info("stage %s: W&B run %s (%s mode) in %s", stage, run_id, os.environ["WANDB_MODE"], run.dir)
         return cls(run)
 
@@ -148,15 +152,8 @@ def log_shared_stage(recipe, stage: str, folder: Path, entry: dict[str, Any]) ->
         return None
     import json
 
-    (recipe.run_dir / "wandb").mkdir(parents=True, exist_ok=True)
-    run = _init(
-        cfg,
-        group=cfg.group or recipe.run_name,
-        job_type=stage,
-        name=f"{recipe.run_name}/{stage}",
-        tags=["shared"],
-        dir=str(recipe.run_dir),
-        config={**to_container(recipe), "shared_from": str(folder)},
+    run = _stage_run(
+        recipe, stage, tags=["shared"], config={**to_container(recipe), "shared_from": str(folder)}
     )
     try:
         for history in sorted(folder.rglob("log_history.json")):

@@ -5,6 +5,7 @@ Each test uses real processes where the finding did (two writers, ``kill -9``, a
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -117,31 +118,33 @@ def test_a_stage_reading_a_donor_that_changed_meanwhile_is_not_kept(tmp_path, mo
     assert Manifest(branch.run_dir).stage("sft")["status"] == "failed"
 
 
+@contextlib.contextmanager
+def held_elsewhere(lock: str):
+    """A lock of ``launch.runner`` (``run_lock(...)``, ``stage_lock(...)``) held by another process
+    for the block."""
+    code = (
+        "import time; from pathlib import Path; from launch.runner import run_lock, stage_lock\n"
+        f"with {lock}:\n  print('held', flush=True); time.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_second_run_into_a_running_runs_folder_changes_nothing(tmp_path):
     """A second ``ssp run`` into a folder another ``ssp run`` holds is refused before it writes: it
     used to rewrite recipe.yaml first, which the first run's torchrun workers then read."""
     first = fast_recipe(tmp_path, "stages=[data]")
     (first.run_dir).mkdir(parents=True)
     (first.run_dir / "recipe.yaml").write_text("the first run's recipe\n")
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from pathlib import Path; from launch.runner import run_lock\n"
-            f"with run_lock(Path({str(first.run_dir)!r})):\n  print('held', flush=True); time.sleep(60)",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_elsewhere(f"run_lock(Path({str(first.run_dir)!r}))"):
         second = fast_recipe(tmp_path, "stages=[data]", "sft.learning_rate=0.5")
         with pytest.raises(StageError, match=r"is being run by another `ssp run` .* held by pid \d+"):
             run_pipeline(second)
-    finally:
-        holder.kill()
-        holder.wait()
     assert (first.run_dir / "recipe.yaml").read_text() == "the first run's recipe\n"
     assert not (first.run_dir / "manifest.json").exists()
 
@@ -255,21 +258,6 @@ def test_a_stage_running_here_under_ssp_stage_is_not_replaced_by_adoption(tmp_pa
     run_pipeline(donor)
     here = fast_recipe(tmp_path / "here", "stages=[data]", "run_name=arm")
     (here.run_dir / "data").mkdir(parents=True)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time; from pathlib import Path; from launch.runner import stage_lock\n"
-            f"with stage_lock(Path({str(here.run_dir)!r}), 'data'):\n  print('held', flush=True); time.sleep(60)",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with held_elsewhere(f"stage_lock(Path({str(here.run_dir)!r}), 'data')"):
         assert runner.adopt("data", here, [donor.run_dir]) is None
-    finally:
-        holder.kill()
-        holder.wait()
     assert (here.run_dir / "data").is_dir() and Manifest(here.run_dir).stage("data") is None
