@@ -51,6 +51,7 @@ from evaluation.curves import stage_folder
 from launch.preflight import check_recipe
 from launch.stages import STAGES, StageSpec, file_identity
 from launch.topology import SINGLE_NODE, Topology
+from launch.torchrun import CLEAN_STOP, ERROR_FILE_ENV
 from launch.tracking import StageTracker, flat_numbers, log_shared_stage
 
 log = logging.getLogger("ssp")
@@ -412,7 +413,23 @@ def run_stage(
         _move_aside(recipe.run_dir / name, recipe.keep_replaced)
         manifest.reset(name)
     with _attempt_recipe(recipe, name) as resolved:
-        code = _launch(name, recipe, resolved, nproc, env, server, topology)
+        error_file = resolved.with_suffix(".error")
+        error_file.unlink(missing_ok=True)
+        try:
+            code = _launch(
+                name,
+                recipe,
+                resolved,
+                nproc,
+                {**(env or os.environ), ERROR_FILE_ENV: str(error_file)},
+                server,
+                topology,
+            )
+            stopped = error_file.read_text() if code == CLEAN_STOP and error_file.exists() else None
+        finally:
+            error_file.unlink(missing_ok=True)
+    if stopped:  # a worker's clean stop (budget, user data): its own one line, nothing more
+        raise StageError(stopped)
     entry = _recorded(recipe, name, wait=MANIFEST_WAIT_S if topology.multi_node and code == 0 else 0)
     where = f" (node {topology.node_rank} of {topology.nnodes})" if topology.multi_node else ""
     if code != 0:
@@ -432,7 +449,7 @@ def _launch(name, recipe, resolved: Path, nproc, env, server, topology: Topology
     cmd = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        "launch.torchrun",
         *topology.torchrun_args(nproc),
         "-m",
         "launch.worker",
@@ -466,8 +483,8 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
     recipe files of processes no longer alive (another host's files are left to that host)."""
     host, removed = socket.gethostname(), []
     candidates = [
-        (p, re.fullmatch(rf"[a-z]+\.{re.escape(host)}\.(\d+)\.yaml", p.name))
-        for p in (run_dir / ATTEMPTS).glob("*.yaml")
+        (p, re.fullmatch(rf"[a-z]+\.{re.escape(host)}\.(\d+)\.(yaml|error)", p.name))
+        for p in (run_dir / ATTEMPTS).glob("*.*")
     ] + [
         (p, re.fullmatch(rf"\.recipe\.yaml\.tmp-{re.escape(host)}-(\d+)", p.name))
         for p in run_dir.glob(".recipe.yaml.tmp-*")

@@ -41,7 +41,7 @@ from config.recipe import Recipe
 from config.train import RLPhase
 from core.context import StageContext, StageResult
 from core.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
-from core.errors import StageError
+from core.errors import DataError, StageError
 from core.model_folder import check_model_folder
 from sampling.generation import SamplingParams
 from stages.shared import heldout_comparison, probe_sampler
@@ -268,7 +268,7 @@ def _run_phase(
         rows, filtered = pass_rate_filter(rows, start_model, phase, recipe)
         log.info("rl: phase %s pass-rate filter: %s", phase.name, filtered)
         if not rows:
-            raise ValueError(
+            raise DataError(
                 f"rl.phases[{index}] ({phase.name}): every prompt has pass rate 0 or 1: {filtered}"
             )
     ds = datasets.Dataset.from_list(

@@ -32,7 +32,7 @@ from typing import Any
 from config.recipe import Recipe
 from core.context import StageContext, StageResult
 from core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples
-from core.errors import RecipeError
+from core.errors import DataError, RecipeError
 from train.device import bf16_supported, trainer_device_args
 
 log = logging.getLogger("ssp")
@@ -192,7 +192,9 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
             longest,
         )
     if len(train_ds) == 0:
-        raise ValueError(f"sft: every example is longer than sft.max_length={cfg.max_length}")
+        raise DataError(
+            f"sft: every example is longer than sft.max_length={cfg.max_length} (raise sft.max_length or shorten the data)"
+        )
 
     metrics: dict[str, Any] = {"examples": len(train_ds), "dropped_too_long": dropped}
     eval_kw = dict(

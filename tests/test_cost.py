@@ -1,17 +1,20 @@
 """Cost accounting: arithmetic with a fake clock, resume, the budget, and the budget stop of a real
-SFT run (in process) that then resumes, with its W&B run (offline) kept across both attempts."""
+SFT run (through `ssp stage`, torchrun and all) that then resumes, with its W&B run (offline) kept
+across both attempts."""
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 
 import pytest
 
-from core.cost import BudgetExceeded, CostConfig, CostMeter, Hardware, detect_hardware, totals
+from core.cost import CostConfig, CostMeter, Hardware, detect_hardware, totals
 from core.manifest import Manifest
 from launch.runner import execute_here
 
-from .conftest import fast_recipe
+from .conftest import FAST, TINY, fast_recipe, ssp_cmd
 from .helpers.wandb_records import history, run_info
 
 
@@ -104,15 +107,29 @@ def test_recipe_rejects_a_bad_budget():
         load_recipe(None, ["cost.max_usd=-1"])
 
 
+@pytest.mark.slow
 def test_budget_stop_saves_a_checkpoint_then_resumes_the_same_wandb_run(tmp_path):
     """A price so high that the first optimizer step crosses cost.max_usd: SFT saves checkpoint-1,
-    stops with the budget message; re-running without the budget resumes from checkpoint-1 into
-    the same (offline) W&B run, whose file holds the cost metrics and the recipe as config."""
+    stops with the budget message, once, as the one line of an `ssp: error:` (no torchrun traceback,
+    no repeat); re-running without the budget resumes from checkpoint-1 into the same (offline) W&B
+    run, whose file holds the cost metrics and the recipe as config."""
     overrides = ["tracking.report_to=wandb", "cost.price_per_cpu_core_hour=1000000"]
     recipe = fast_recipe(tmp_path, *overrides, "cost.max_usd=1")
     execute_here("data", recipe)
-    with pytest.raises(BudgetExceeded, match=r"cost.max_usd=1.*checkpoint-1 is saved"):
-        execute_here("sft", recipe)
+    stop = subprocess.run(
+        ssp_cmd("stage", "sft", str(TINY), f"output_root={tmp_path}", *FAST, *overrides, "cost.max_usd=1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert stop.returncode == 2, stop.stderr[-3000:]
+    errors = [line for line in stop.stderr.splitlines() if "ssp: error:" in line]
+    assert len(errors) == 1 and re.search(r"cost.max_usd=1.*checkpoint-1 is saved", errors[0]), stop.stderr[
+        -3000:
+    ]
+    assert "stopped" in errors[0] and errors[0].count("over its budget") == 1
+    for noise in ("Traceback", "ChildFailedError", "torchrun exited"):
+        assert noise not in stop.stderr, stop.stderr[-3000:]
     sft_dir = recipe.run_dir / "sft"
     assert (sft_dir / "checkpoints" / "checkpoint-1").is_dir()
     entry = Manifest(recipe.run_dir).stage("sft")
