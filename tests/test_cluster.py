@@ -175,6 +175,7 @@ def _ssp_slurm(tmp_path, override: str) -> subprocess.CompletedProcess:
     return subprocess.run(ssp_cmd(*args), capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_ssp_slurm_writes_the_job_and_its_resolved_recipe(tmp_path):
     from config.recipe import load_recipe
 
@@ -304,6 +305,7 @@ def _group_gone(pgid: int, within: float = 10.0) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_the_server_is_waited_for_and_stopped_with_its_children(tmp_path):
     """The lifecycle around a server process, with a stand-in: Python's http.server serving a file
     named ``health`` (TRL's real server needs CUDA to be of any use: it receives the weights over
@@ -325,6 +327,7 @@ def test_the_server_is_waited_for_and_stopped_with_its_children(tmp_path):
     assert server.proc.returncode is not None and _group_gone(server.proc.pid)
 
 
+@pytest.mark.slow
 def test_a_server_that_dies_or_never_answers_stops_the_stage_with_its_log(tmp_path):
     from launch.rollout_server import running
 

@@ -169,6 +169,7 @@ def as_ran(run: Path) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_compare_refuses_a_run_whose_results_are_not_its_recipes(tmp_path, runs, capsys, monkeypatch):
     """A run finished with one recipe, then re-run with another and killed midway (issue 29: reported
     as the new arm with the old eval): ``ssp compare`` recomputes each stage's fingerprint from the
@@ -203,6 +204,7 @@ def test_compare_refuses_a_run_whose_results_are_not_its_recipes(tmp_path, runs,
     assert list(json.loads((tmp_path / "c5" / "compare.json").read_text())["stale"]) == [str(runs[0])]
 
 
+@pytest.mark.slow
 def test_cli_writes_markdown_json_and_plots_for_a_folder_of_runs(tmp_path, runs, capsys):
     for r in runs:
         as_ran(r)
@@ -247,6 +249,7 @@ def make_rl_run(root: Path, name: str, lam: float, seed: int, phases: list[list[
     return run
 
 
+@pytest.mark.slow
 def test_training_curves_across_arms_phases_end_to_end_and_shared_stages(tmp_path):
     runs = [
         make_rl_run(tmp_path, "lam-0_seed-0", 0.0, 0, [[0.0, 0.2], [0.4]]),
@@ -300,6 +303,7 @@ def test_training_curves_across_arms_phases_end_to_end_and_shared_stages(tmp_pat
     assert res["benchmarks"]["heldout"]["rl.lam=0.0"]["sft"]["pass@1"]["n"] == 2
 
 
+@pytest.mark.slow
 def test_the_comparison_is_logged_to_wandb_offline_with_its_tables_and_plots(tmp_path, monkeypatch):
     """Real W&B in offline mode: the comparison run holds the benchmark table (the same numbers as
     compare.json), the training curves as a long table and the PNGs."""

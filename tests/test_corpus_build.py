@@ -401,6 +401,7 @@ def test_a_failed_data_check_leaves_no_run_folder(tmp_path):
     assert not recipe.run_dir.exists()
 
 
+@pytest.mark.slow
 def test_a_build_with_no_held_out_split_trains_and_says_its_checks_were_skipped(tmp_path):
     """data.eval_problems_per_domain: 0 (the eval stage reads a benchmark instead): the sft stage
     used to stop with KeyError: 'eval'; it trains, and its metrics and report say what it skipped."""

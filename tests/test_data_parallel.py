@@ -75,6 +75,7 @@ def test_two_engine_processes_give_the_table_of_one(tmp_path):
     assert [s["text"] for s in samples_whole[0]] != texts
 
 
+@pytest.mark.slow
 def test_an_engine_that_fails_stops_the_call_naming_it(tmp_path):
     """A model folder every engine fails to load: the error names the engine and the cause, and no
     engine process is left running."""
@@ -86,6 +87,7 @@ def test_an_engine_that_fails_stops_the_call_naming_it(tmp_path):
     assert "safetensors" in str(err.value).lower() or "header" in str(err.value).lower(), err.value
 
 
+@pytest.mark.slow
 def test_shards_are_the_backends_own_calls_with_seed_plus_k(tmp_path):
     """The contract, computed independently with the bare backend: shard k of a call is the
     backend's call on those prompts with seed + k, and the shards come back in prompt order,

@@ -2,9 +2,12 @@
 
 import subprocess
 
+import pytest
+
 from .conftest import ROOT, ssp_cmd
 
 
+@pytest.mark.slow
 def test_doctor_passes_here_and_shows_a_real_reward_round_trip():
     out = subprocess.run(ssp_cmd("doctor"), capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -135,6 +135,7 @@ except StageError as err:
 """
 
 
+@pytest.mark.slow
 def test_a_rollout_server_that_stops_answering_mid_training_stops_the_stage(tmp_path):
     """RL's vLLM server (``launch/rollout_server.py``), with the stand-in of tests/test_cluster.py
     (Python's http.server serving a file named ``health``), frozen with SIGSTOP once the training

@@ -250,6 +250,7 @@ def _write(rows, path):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
 @pytest.mark.parametrize("name", ["aime24", "aime25", "hmmt25", "math500"])
 def test_math_loaders_read_the_public_layout(tmp_path, name, suffix):
@@ -351,6 +352,7 @@ def test_recipe_errors_name_the_benchmark_key():
         load_recipe(None, ["eval.benchmarks=[{name: aime2024}]"])
 
 
+@pytest.mark.slow
 def test_hub_sources_fail_clearly_where_no_hub_is_reachable(tmp_path):
     """HF_HUB_OFFLINE makes `datasets` refuse the hub without trying the network (the test double
     for an unreachable hub). Benchmarks load before any model, so no model is needed."""
@@ -370,6 +372,7 @@ def test_hub_sources_fail_clearly_where_no_hub_is_reachable(tmp_path):
 # --- the eval stage ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_eval_stage_compares_models_and_resumes(tmp_path):
     """data + SFT, then the eval stage on the base model and the last SFT checkpoint: JSON, Markdown,
     PNG and one Parquet of scored completions per (model, benchmark); a second call with the
@@ -413,6 +416,7 @@ def test_eval_stage_compares_models_and_resumes(tmp_path):
     assert again["results"]["sft"]["tiny_heldout"] == m
 
 
+@pytest.mark.slow
 @pytest.mark.xdist_group("vllm")  # `ssp eval` samples with vLLM where it is installed
 def test_ssp_eval_cli_scores_two_models_with_different_tokenizers_independently(tmp_path):
     """`ssp eval a=... b=...` on two scripted models (tests/helpers/scripted_model.py) that answer
@@ -467,6 +471,7 @@ def test_ssp_eval_cli_scores_two_models_with_different_tokenizers_independently(
     assert summary["cost"]["unit"] in ("cpu_core_hours", "gpu_hours")
 
 
+@pytest.mark.slow
 def test_eval_stops_at_the_budget_after_a_finished_unit(tmp_path):
     """A stage context whose pipeline is already over cost.max_usd: the first (model, benchmark)
     pair is written, then the stage stops with the budget message; a later call reuses that pair."""

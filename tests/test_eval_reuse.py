@@ -52,6 +52,7 @@ def _no_sampling(*args, **kwargs):
     raise Sampled
 
 
+@pytest.mark.slow
 def test_a_unit_is_reused_only_when_made_from_the_same_model_and_settings(tmp_path, scripted, monkeypatch):
     """Results named checkpoint-8 once held the base model's numbers at n=2: a unit file was
     reused whenever it existed. Each change below must sample again, and nothing else must (where
@@ -106,6 +107,7 @@ def test_display_names_never_collide():
         model_names([(None, "m"), (None, "m")])
 
 
+@pytest.mark.slow
 def test_ssp_eval_keeps_every_model_whose_folders_share_a_name(tmp_path, scripted):
     """`ssp eval A/final B/final C/model` once evaluated two models ("2/2 pairs done") and said nothing."""
     from launch.cli import main

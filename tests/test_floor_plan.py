@@ -82,6 +82,7 @@ def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     assert _violations() == ["core/bad.py:1 imports launch.runner (floor 6 > 0)"]
 
 
+@pytest.mark.slow
 def test_starting_ssp_imports_no_training_library():
     """Every `ssp` command and torchrun worker loads the runner, the stage table and the recipe
     before any work: none of them may pull in transformers, TRL, peft, vLLM, datasets or DeepSpeed

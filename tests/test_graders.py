@@ -46,6 +46,7 @@ PROTOCOLS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gold, completion, expected", PROTOCOLS)
 def test_each_grader_follows_its_protocol(graders, gold, completion, expected):
     got = {g: r([completion], answer=[gold])[0] for g, r in graders.items()}

@@ -162,6 +162,7 @@ def test_parse_sources():
         parse_sources(["a:0.3", "b"])
 
 
+@pytest.mark.slow
 def test_cli(three_models, tmp_path):
     dirs, _ = three_models
     out = subprocess.run(
@@ -201,6 +202,7 @@ def test_row_chunks_give_the_same_result(three_models, tmp_path, monkeypatch):
         torch.testing.assert_close(merged[k], naive[k], rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_truncated_checkpoint_is_refused_naming_its_file(three_models, tmp_path):
     """Half a safetensors file once merged "successfully", averaging zeros into 29 of 50 tensors."""
     import shutil

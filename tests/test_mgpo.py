@@ -82,6 +82,7 @@ def _one_step(trainer_cls, config_cls, model, rows, out, **extra):
     )
 
 
+@pytest.mark.slow
 def test_lambda_zero_is_exactly_grpo_and_lambda_scales_advantages(tiny_model, tmp_path):
     from trl import GRPOConfig, GRPOTrainer
 

@@ -49,6 +49,7 @@ def _copy(trained, tmp_path, *overrides):
     return fast_recipe(tmp_path, *overrides)
 
 
+@pytest.mark.slow
 def test_probe_and_merge_stages(trained, tmp_path):
     recipe = _copy(trained, tmp_path, "merge.eval_heldout=true")
     execute_here("probe", recipe)
@@ -70,6 +71,7 @@ def test_probe_and_merge_stages(trained, tmp_path):
     assert len(heldout) == 2 and all("pass@4" in r["pass"]["all"] for r in heldout.values())
 
 
+@pytest.mark.slow
 def test_probing_disabled_uses_the_last_sft_checkpoint(trained, tmp_path):
     recipe = _copy(trained, tmp_path, "probe.enabled=false")
     execute_here("probe", recipe)
@@ -80,6 +82,7 @@ def test_probing_disabled_uses_the_last_sft_checkpoint(trained, tmp_path):
     assert not (recipe.run_dir / "merge" / "model").exists()
 
 
+@pytest.mark.slow
 def test_pass_at_1_metric_and_a_domain_subset(trained, tmp_path):
     recipe = _copy(trained, tmp_path, "probe.metric=pass@1", "probe.domains=[algebra,counting]")
     execute_here("probe", recipe)
@@ -88,6 +91,7 @@ def test_pass_at_1_metric_and_a_domain_subset(trained, tmp_path):
     assert set(probe["outputs"]["specialists"]) == {"algebra", "counting"}
 
 
+@pytest.mark.slow
 def test_empty_probing_set_fails_naming_the_domain(trained, tmp_path):
     recipe = _copy(trained, tmp_path)
     (recipe.run_dir / "data" / "probe" / "counting.jsonl").write_text("")
@@ -100,12 +104,14 @@ def test_empty_probing_set_fails_naming_the_domain(trained, tmp_path):
         execute_here("probe", recipe)
 
 
+@pytest.mark.slow
 def test_unknown_probe_domain_is_named(trained, tmp_path):
     recipe = _copy(trained, tmp_path, "probe.domains=[algebra,geometry]")
     with pytest.raises(DataError, match=r"probe.domains: no probing set for \['geometry'\]"):
         execute_here("probe", recipe)
 
 
+@pytest.mark.slow
 def test_interrupted_probe_resumes_checkpoint_by_checkpoint(trained, tmp_path):
     recipe = _copy(trained, tmp_path)
     execute_here("probe", recipe)
@@ -142,6 +148,7 @@ def _pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
+@pytest.mark.slow
 def test_probe_finds_the_specialists_a_scripted_run_was_built_with(tmp_path):
     """Two checkpoints: one answers "7" 80% of the time, the other 20%. Algebra's gold is 7 and
     counting's is 8, so each checkpoint is the other domain's specialist. The probe's counts must

@@ -43,6 +43,7 @@ def test_every_disagreement_with_real_labels_is_reviewed():
     assert all(by_id[i] for i, r in reviewed.items() if r["verdict"] == "policy")
 
 
+@pytest.mark.slow
 @needs_bwrap
 def test_code_reward_agrees_with_livecodebenchs_official_verdicts():
     """A seeded sample of real LiveCodeBench v6 programs (both verdicts, stdin and functional) graded by

@@ -16,6 +16,7 @@ def test_there_are_recipes():
     assert TINY in RECIPES and len(RECIPES) >= 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
 def test_recipe_loads_and_validates(path: Path):
     recipe = load_recipe(path)
@@ -47,6 +48,7 @@ def test_overrides_apply_with_types():
     assert r.sft.bf16 is False
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides, expected",
     [
@@ -123,6 +125,7 @@ def test_a_file_error_names_the_file(tmp_path):
     assert str(info.value).startswith(f"{bad}: sft.learning_rate: must be > 0")
 
 
+@pytest.mark.slow
 def test_version_flag():
     import subprocess
 

@@ -57,6 +57,7 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_a_branch_never_keeps_a_stage_its_donor_is_re_running(tmp_path):
     """The donor's stage re-run with other settings and killed (-9) midway: its manifest entry says
     running. The branch that shared the stage must not call it current (it used to: the entry kept
@@ -95,6 +96,7 @@ def test_a_branch_never_keeps_a_stage_its_donor_is_re_running(tmp_path):
     assert (branch.run_dir / "data").is_dir()
 
 
+@pytest.mark.slow
 def test_a_stage_reading_a_donor_that_changed_meanwhile_is_not_kept(tmp_path, monkeypatch):
     """A stage that read a shared upstream stage whose donor re-ran it while the stage was running
     fails naming the donor: its result was built from weights the manifest does not record."""
@@ -135,6 +137,7 @@ def held_elsewhere(lock: str):
         holder.wait()
 
 
+@pytest.mark.slow
 def test_a_second_run_into_a_running_runs_folder_changes_nothing(tmp_path):
     """A second ``ssp run`` into a folder another ``ssp run`` holds is refused before it writes: it
     used to rewrite recipe.yaml first, which the first run's torchrun workers then read."""
@@ -213,6 +216,7 @@ def test_adopting_moves_aside_a_killed_own_attempt(tmp_path):
     assert json.loads((branch.run_dir / "manifest.json").read_text())["stages"]["data"]["shared_from"]
 
 
+@pytest.mark.slow
 def test_a_shared_stage_is_in_the_sharing_runs_wandb_group_with_its_curves(tmp_path, monkeypatch):
     """Real W&B, offline: an arm that shares sft from another run gets a W&B run ``<arm>/sft`` in its
     own group (tag shared), holding the donor's loss curve and metrics (issue 29: the arm's curves
@@ -249,6 +253,7 @@ def test_a_stage_is_not_adopted_through_a_donor_whose_own_donor_re_ran_it(tmp_pa
     assert Manifest(c.run_dir).stage("data") is None
 
 
+@pytest.mark.slow
 def test_a_stage_running_here_under_ssp_stage_is_not_replaced_by_adoption(tmp_path):
     """``ssp stage data`` holds this run's data lock (another process): ``ssp run`` beside it must not
     move its folder aside nor overwrite its manifest entry by sharing the stage from a donor."""

@@ -111,6 +111,7 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, source, status, stderr", HOSTILE, ids=[h[0] for h in HOSTILE])
 def test_hostile_programs_end_with_their_status(no_leaks, name, source, status, stderr):
     start = time.monotonic()
@@ -209,6 +210,7 @@ def test_missing_program_and_malformed_tests(no_leaks):
         reward([ADD], test_cases=[STDIN_TESTS])
 
 
+@pytest.mark.slow
 def test_total_time_budget_bounds_a_completion(no_leaks):
     reward = get_reward("code_tests", test_seconds=2, total_seconds=3, partial=True)
     slow = "```python\nimport time\ntime.sleep(10)\n```"
@@ -391,6 +393,7 @@ def test_the_recursion_limit_is_the_preludes_50000(no_leaks):
     assert _scores([deep], ONE, implicit_imports=False) == {"lcb": [0.0], "script": [0.0]}  # 1000
 
 
+@pytest.mark.slow
 def test_stdin_forms_behave_as_under_the_runners_patches(no_leaks):
     """call_method (lines 154-181) patches sys.stdin with MockStdinWithBuffer (lines 74-103), after
     replacing read/readline/readlines of the real sys.stdin, which the prelude's `from sys import *`
@@ -421,6 +424,7 @@ def test_stdin_forms_behave_as_under_the_runners_patches(no_leaks):
     assert _scores(programs, SUM) == expected
 
 
+@pytest.mark.slow
 def test_exit_forms_as_the_runner_handles_them(no_leaks):
     """call_method swallows SystemExit (lines 176-177), whatever its code; reliability_guard sets
     builtins.quit = None (line 540); os._exit ends the runner's process: every test fails (-1)."""

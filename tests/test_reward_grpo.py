@@ -6,6 +6,8 @@ reward under test. A reward that always returns 0, or fails, makes this test fai
 
 import json
 
+import pytest
+
 from reward import get_reward
 
 from .conftest import prompt_dataset, tiny_grpo_args
@@ -13,6 +15,7 @@ from .helpers.machine import needs_bwrap
 from .helpers.scripted_model import build_scripted_model, expected_answer
 
 
+@pytest.mark.slow
 @needs_bwrap
 def test_a_grpo_step_scores_every_completion_like_an_independent_check(tmp_path):
     from trl import GRPOConfig, GRPOTrainer

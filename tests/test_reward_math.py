@@ -120,6 +120,7 @@ EQUIVALENCE = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("gold, completion, expected", EQUIVALENCE)
 def test_answer_equivalence(math_reward, gold, completion, expected):
     assert math_reward([completion], answer=[gold]) == [expected]
@@ -185,6 +186,7 @@ def test_unparseable_gold_cannot_be_scored(math_reward):
     assert math_reward.last.statuses == ["unscorable", "unscorable"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name, completion, outcomes",
     [
@@ -216,6 +218,7 @@ def test_untrusted_output_ends_quickly_with_a_defined_outcome(math_reward, name,
     assert time.monotonic() - start < 4.0 + 8.0, f"{name}: the hard timeout did not hold"
 
 
+@pytest.mark.slow
 def test_hung_item_kills_only_its_worker_and_is_counted_not_scored(math_reward):
     hang = r"\boxed{" + "9^" * 40 + "9}"
     before = math_reward.pool.restarts
@@ -231,6 +234,7 @@ def test_hung_item_kills_only_its_worker_and_is_counted_not_scored(math_reward):
     assert reward.pool.restarts == before + 1
 
 
+@pytest.mark.slow
 def test_a_call_whose_items_all_time_out_stops_naming_the_reward():
     """The audit's probe with timeout 0.2 s "completed" with Pass@8 0.0: now it stops."""
     hang = r"\boxed{" + "9^" * 40 + "9}"
@@ -242,6 +246,7 @@ def test_a_call_whose_items_all_time_out_stops_naming_the_reward():
         reward.close()
 
 
+@pytest.mark.slow
 def test_more_failures_than_the_recipe_allows_stop_the_call():
     hang = r"\boxed{" + "9^" * 40 + "9}"
     reward = get_reward("math_correctness", timeout=0.5, workers=2, max_failure_rate=0.3)
@@ -252,6 +257,7 @@ def test_more_failures_than_the_recipe_allows_stop_the_call():
         reward.close()
 
 
+@pytest.mark.slow
 def test_a_replacement_workers_start_up_is_not_charged_to_its_item():
     """A worker whose import takes 1.5 s, items with a 1 s timeout: every item is answered."""
     pool = HardTimeoutPool("tests.helpers.scoring:slow_start_echo", workers=1, timeout=1.0)
@@ -293,6 +299,7 @@ def test_a_worker_whose_module_does_not_import_is_a_pool_error():
         HardTimeoutPool("tests.helpers.no_such_module:f", workers=1, timeout=1).map([1])
 
 
+@pytest.mark.slow
 def test_the_memory_cap_is_on_top_of_the_workers_own_start_up():
     """memory_mb bounds what items allocate: 64 MB above the worker's start-up lets a 16 MB item
     through and stops a 256 MB one (an error, and the worker is replaced)."""
@@ -305,6 +312,7 @@ def test_the_memory_cap_is_on_top_of_the_workers_own_start_up():
     assert out[1].message.startswith("MemoryError")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("guard", [False, True])
 def test_scores_from_a_main_module_that_maps_gigabytes_and_imports_the_training_stack(tmp_path, guard):
     """The GPU failure, reproduced on a CPU: the main module imports torch, transformers and TRL and
@@ -336,6 +344,7 @@ def test_missing_column_is_named(math_reward):
         math_reward([r"\boxed{1}"], solution=["1"])
 
 
+@pytest.mark.slow
 def test_no_worker_outlives_close_or_its_parent(tmp_path):
     reward = get_reward("math_correctness", workers=2)
     assert reward([r"\boxed{1}"], answer=["1"]) == [1.0]

@@ -33,6 +33,7 @@ def spectrum(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_phases_chain_and_resume(spectrum, tmp_path):
     shutil.copytree(spectrum / "tiny", tmp_path / "tiny")
     recipe = fast_recipe(tmp_path, *RL)
@@ -80,6 +81,7 @@ def test_phases_chain_and_resume(spectrum, tmp_path):
     ] == drawn[-1]
 
 
+@pytest.mark.slow
 def test_trl_options_pass_through(spectrum):
     from stages.rl import grpo_config
 
@@ -112,6 +114,7 @@ def test_rl_recipe_errors_name_the_key(override, message):
     assert message in str(info.value)
 
 
+@pytest.mark.slow
 def test_pass_rate_filter_keeps_only_prompts_sometimes_solved(spectrum, monkeypatch):
     """Rows the model always or never solves go; the counts add up. Scores come from a real
     sampling pass; the reward is a stand-in that solves by row, so every case occurs."""
@@ -141,6 +144,7 @@ def test_pass_rate_filter_keeps_only_prompts_sometimes_solved(spectrum, monkeypa
     assert counts == {"solved": 2, "unsolved": 2, "kept": 2}
 
 
+@pytest.mark.slow
 def test_a_phase_without_learning_signal_says_so(tmp_path, caplog):
     """A scripted spectrum model that answers every prompt right: every group's rewards are equal,
     so no step carries signal. The stage must say so (log, phase summary, report), computed from
@@ -227,6 +231,7 @@ def test_phase_health_and_report_show_rollouts_without_an_answer():
     )
 
 
+@pytest.mark.slow
 def test_the_heldout_curve_measures_the_policy_without_changing_training(spectrum, tmp_path):
     """heldout_every=1: a point at the start and after each step. The last point equals Pass@1 of the
     saved final model sampled here with the same rows, settings and seed (an independent sampling

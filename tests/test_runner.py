@@ -90,6 +90,7 @@ def test_files_source_reports_the_missing_file(tmp_path):
     assert _entry(recipe, "data")["status"] == "failed"
 
 
+@pytest.mark.slow
 def test_cli_reports_recipe_errors_without_traceback(tmp_path):
     out = subprocess.run(
         ssp_cmd("run", str(TINY), f"output_root={tmp_path}", "sft.lerning_rate=1"),
@@ -100,6 +101,7 @@ def test_cli_reports_recipe_errors_without_traceback(tmp_path):
     assert "ssp: error:" in out.stderr and "sft.lerning_rate" in out.stderr and "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override, message",
     [
@@ -116,6 +118,7 @@ def test_malformed_yaml_is_one_line_naming_the_override(tmp_path, override, mess
     assert out.returncode == 2 and f"{bad}: not valid YAML" in out.stderr and "line 3" in out.stderr
 
 
+@pytest.mark.slow
 def test_a_recipes_references_are_checked_before_any_stage_runs(tmp_path):
     """A misspelt eval model and an RL phase reading an RL split that `data.rl_file: null` never
     makes: one error listing both, before the data stage starts; an earlier eval folder stays."""

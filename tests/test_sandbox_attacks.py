@@ -136,6 +136,7 @@ def test_a_program_cannot_read_the_benchmarks_tests_or_the_callers_key(world, ca
     assert result["scores"] == [0.0, 0.0], result
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("caller", CALLERS)
 def test_a_program_reaches_no_listener_no_socket_and_no_secret(world, caller):
     """A TCP listener on the host's loopback, a unix socket on the host file system (as a
@@ -218,6 +219,7 @@ def _alive_with_name(name: str) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("caller", CALLERS)
 def test_no_process_outlives_its_call_and_no_sample_touches_another(world, caller):
     """One program double-forks a daemon (setsid) that keeps rewriting every main.py it can find to

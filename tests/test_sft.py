@@ -19,6 +19,7 @@ from .conftest import FAST, TINY, fast_recipe, ssp_cmd
 from .helpers.scripted_model import build_scripted_model
 
 
+@pytest.mark.slow
 def test_tiny_sft_loss_falls_and_every_checkpoint_is_complete(tmp_path):
     recipe = fast_recipe(tmp_path, "sft.max_steps=30", "sft.save_every=8")
     run_stage("data", recipe)
@@ -226,6 +227,7 @@ def test_a_second_attempt_cannot_run_while_the_first_holds_the_stage(tmp_path):
     assert not (recipe.run_dir / "sft").exists(), "nothing was touched"
 
 
+@pytest.mark.slow
 def test_greedy_check_scores_against_an_independent_count(tmp_path):
     """The held-out greedy check on a scripted model that always answers 7: right on every "7"
     problem, wrong on every "8" one. A verifier that failed would stop it, not report 0%."""

@@ -40,6 +40,7 @@ def _loss_and_grads(trainer):
     return batch, loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
+@pytest.mark.slow
 def test_padded_padding_free_and_packed_batches_give_one_loss_and_gradient(tmp_path):
     """All six examples in one micro-batch, three ways: padded rows, one padding-free row, one
     packed row. Each gives the loss and gradients of the examples run one at a time without any
@@ -89,6 +90,7 @@ def test_padded_padding_free_and_packed_batches_give_one_loss_and_gradient(tmp_p
     assert shapes["padding_free"] == (1, n_tokens) and shapes["packed"] == (1, n_tokens)  # no padding
 
 
+@pytest.mark.slow
 def test_the_context_extension_reaches_every_checkpoint_and_the_merged_model(tmp_path):
     from transformers import AutoModelForCausalLM
 
@@ -121,6 +123,7 @@ def test_the_context_extension_reaches_every_checkpoint_and_the_merged_model(tmp
     assert json.loads((Path(data_model) / "config.json").read_text())["max_position_embeddings"] == 512
 
 
+@pytest.mark.slow
 def test_max_length_beyond_the_position_limit_is_refused_before_training(tmp_path):
     recipe = fast_recipe(tmp_path, "sft.max_length=600")
     run_stage("data", recipe)
@@ -135,6 +138,7 @@ def _lora_adapter_tensors(folder):
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
+@pytest.mark.slow
 def test_merging_lora_specialists_averages_their_full_models(tmp_path):
     """Two adapters with random (non-zero) factors on one base: the merge is
     W + sum_i w_i (alpha/r) B_i A_i on every adapted layer, computed here from the adapter files."""
@@ -232,6 +236,7 @@ def test_lora_sft_learns_resumes_after_a_kill_and_feeds_probe_merge_and_rl(tmp_p
     assert json.loads((rl_ckpt / "adapter_config.json").read_text())["base_model_name_or_path"] == str(merged)
 
 
+@pytest.mark.slow
 def test_the_throughput_benchmark_prints_every_column(tmp_path, capsys):
     from benchmarks.sft_throughput import main
 

@@ -49,6 +49,7 @@ def test_every_step_gets_the_cpus_of_its_node_by_default():
     assert _directives(_script(gpus_per_node=0, cpus_per_node=16))["cpus-per-task"] == "16"
 
 
+@pytest.mark.slow
 def test_ssp_slurm_asks_for_cpus_without_being_told(tmp_path):
     args = ["slurm", str(TINY), f"output_root={tmp_path}", "--nodes", "1", "--gpus-per-node", "4"]
     out = subprocess.run(ssp_cmd(*args), capture_output=True, text=True)

@@ -67,6 +67,7 @@ def test_seed_keys_must_be_integer_keys(tmp_path):
         expand(TINY, {"rl.lam": [0]}, [0], [], tmp_path, seed_keys=("sft.sed",))
 
 
+@pytest.mark.slow
 def test_identical_stages_run_once_and_a_rerun_runs_nothing(tmp_path, monkeypatch):
     """Two data sizes x two SFT learning rates x one seed, stage data only: the data stage runs once
     per data size (2 of 4 arms) and is shared by the arms that differ only in the SFT key; their
@@ -201,6 +202,7 @@ def test_the_plan_from_the_recipes_sweep_section_and_the_command_line_winning(tm
         resolve_plan(recipe, ["sweep.seeds=[1,1]"])
 
 
+@pytest.mark.slow
 def test_arms_at_once_share_an_identical_stage_instead_of_both_running_it(tmp_path, capsys):
     """``ssp sweep`` with the plan in the recipe (sweep.grid, sweep.jobs=2): two arms differing only
     in an SFT key start at the same moment as two processes and both reach the data stage with

@@ -50,6 +50,7 @@ class Interrupting:
         self.inner.close()
 
 
+@pytest.mark.slow
 def test_sharded_sampling_resumes_after_a_kill_and_counts_verification(tmp_path, teacher, reward):
     params = SamplingParams(n=6, temperature=1.0, top_p=1.0, max_new_tokens=12, seed=3)
     folder = tmp_path / "teacher"
@@ -147,6 +148,7 @@ def test_truncated_samples_are_counted_and_never_correct(tmp_path, teacher, rewa
     assert [s["score"] for s in samples] == [0.0] * len(samples)
 
 
+@pytest.mark.slow
 def test_a_build_with_a_teacher_hands_the_sft_stage_verified_solutions(tmp_path, teacher):
     """source -> ... -> split -> teacher -> sft.jsonl, read by the sft stage's own reader; the
     card's verification numbers equal a recount of the shard files."""

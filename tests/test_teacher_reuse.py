@@ -78,6 +78,7 @@ def _teach(root: Path, teacher: Path, samples: Path, rows: list[dict]) -> list[d
     return list(iter_jsonl(data / "sft.jsonl"))
 
 
+@pytest.mark.slow
 def test_a_corrected_row_is_sampled_and_verified_again_and_unchanged_rows_are_reused(
     tmp_path, teacher, monkeypatch
 ):
@@ -121,6 +122,7 @@ class Counting(HFGenerator):
         return super().generate(*args, **kwargs)
 
 
+@pytest.mark.slow
 def test_new_weights_other_reward_options_or_an_unstamped_folder_sample_again(tmp_path, reward):
     model = build_scripted_model(tmp_path / "model", p=0.6)
     params = SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0)
