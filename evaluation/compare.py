@@ -349,37 +349,70 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def plot(result: dict[str, Any], out: Path) -> list[Path]:
-    """compare_<benchmark>.png: each metric per arm and model, bars with their 95% intervals."""
+def bars_figure(bench: str, by_arm: dict[str, dict[str, dict[str, Any]]]):
+    """One panel per metric: a bar per (arm, model), coloured by arm, each seed a dot.
+
+    The 95% interval is drawn only where there is one (two seeds or more); with one seed the
+    title says so instead of promising an interval that is not there.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [(arm, model) for arm, models in by_arm.items() for model in models]
+    metrics = sorted(
+        {k for ms in by_arm.values() for row in ms.values() for k in row if "@" in k and "_" not in k}
+    )
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colour = {arm: palette[i % len(palette)] for i, arm in enumerate(by_arm)}
+    seeds = max(
+        (r["n"] for ms in by_arm.values() for row in ms.values() for r in _metric_rows(row)), default=0
+    )
+    fig, axes = plt.subplots(
+        1, len(metrics), figsize=(4 * len(metrics), 0.5 * len(labels) + 1.8), squeeze=False
+    )
+    for ax, k in zip(axes[0], metrics, strict=True):
+        for i, (arm, model) in enumerate(labels):
+            r = by_arm[arm][model].get(k)
+            if r is None:
+                continue
+            ci = r["ci95"]
+            ax.barh(
+                i,
+                100 * r["mean"],
+                xerr=None if ci is None else 100 * ci,
+                capsize=3,
+                color=colour[arm],
+                label=arm if k == metrics[0] and model == next(iter(by_arm[arm])) else None,
+            )
+            if r["n"] > 1:
+                ax.plot([100 * v for v in r["values"]], [i] * r["n"], "k.", ms=3)
+        ax.set_yticks(range(len(labels)), [f"{a} | {m}" for a, m in labels] if ax is axes[0][0] else [])
+        ax.set_xlabel(f"{k} (%)")
+        ax.set_xlim(left=0)
+        ax.invert_yaxis()
+    if len(by_arm) > 1:
+        fig.legend(title="arm", fontsize=8, loc="lower center", ncol=min(len(by_arm), 4), frameon=False)
+    what = "mean over seeds, bars 95% interval, dots seeds" if seeds > 1 else "one seed each: no interval"
+    fig.suptitle(f"{bench}: {what}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08 if len(by_arm) > 1 else 0, 1, 1))
+    return fig
+
+
+def _metric_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for k, r in row.items() if "@" in k and "_" not in k]
+
+
+def plot(result: dict[str, Any], out: Path) -> list[Path]:
+    """compare_<benchmark>.png (bars_figure), the swept-value plot, and the curves."""
     import matplotlib.pyplot as plt
 
     from core.atomic import write_atomic
 
     paths = []
     for bench, by_arm in result["benchmarks"].items():
-        labels = [(arm, model) for arm, models in by_arm.items() for model in models]
-        metrics = sorted(
-            {k for _, ms in by_arm.items() for row in ms.values() for k in row if "@" in k and "_" not in k}
-        )
-        fig, axes = plt.subplots(
-            1, len(metrics), figsize=(4 * len(metrics), 0.5 * len(labels) + 1.5), squeeze=False
-        )
-        for ax, k in zip(axes[0], metrics, strict=True):
-            rows = [by_arm[a][m].get(k) for a, m in labels]
-            ax.barh(
-                range(len(labels)),
-                [100 * r["mean"] if r else 0 for r in rows],
-                xerr=[100 * r["ci95"] if r and r["ci95"] is not None else 0 for r in rows],
-                capsize=3,
-            )
-            ax.set_yticks(range(len(labels)), [f"{a} | {m}" for a, m in labels] if ax is axes[0][0] else [])
-            ax.set_xlabel(f"{k} (%)")
-            ax.invert_yaxis()
-        fig.suptitle(f"{bench}: mean over seeds, 95% interval")
-        fig.tight_layout()
+        fig = bars_figure(bench, by_arm)
         path = out / f"compare_{bench}.png"
         write_atomic(path, lambda tmp, fig=fig: fig.savefig(tmp, format="png", dpi=110))
         plt.close(fig)
@@ -418,17 +451,24 @@ def _plot_vs_value(bench: str, by_arm: dict, result: dict, key: str, out: Path) 
             for arm, row in by_arm.items()
             if model in row and "pass@1" in row[model]
         )
+        intervals = all(m["ci95"] is not None for _, m in pts)
         ax.errorbar(
             [x for x, _ in pts],
             [100 * m["mean"] for _, m in pts],
-            yerr=[100 * (m["ci95"] or 0) for _, m in pts],
+            yerr=[100 * m["ci95"] for _, m in pts] if intervals else None,
             marker="o",
             capsize=3,
             label=model,
         )
+    seeds = min(
+        (row["pass@1"]["n"] for ms in by_arm.values() for row in ms.values() if "pass@1" in row),
+        default=1,
+    )
     ax.set_xlabel(key)
     ax.set_ylabel("pass@1 (%)")
-    ax.set_title(f"{bench}: pass@1 vs {key} (mean, 95% over seeds)", fontsize=9)
+    ax.set_ylim(bottom=0)
+    what = "mean, 95% interval over seeds" if seeds > 1 else "one seed: no interval"
+    ax.set_title(f"{bench}: pass@1 vs {key} ({what})", fontsize=9)
     ax.legend(fontsize=8)
     fig.tight_layout()
     path = out / f"compare_{bench}_vs_{key}.png"

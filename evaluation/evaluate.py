@@ -411,8 +411,8 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n\n".join(parts) + "\n"
 
 
-def chart(summary: dict[str, Any], out_png: Path) -> None:
-    """Grouped bars: Pass@1 per benchmark, one bar per model."""
+def chart_figure(summary: dict[str, Any]):
+    """Grouped bars: Pass@1 per benchmark, one bar per model; y from 0, legend outside the bars."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -420,17 +420,28 @@ def chart(summary: dict[str, Any], out_png: Path) -> None:
 
     benches, models = list(summary["benchmarks"]), list(summary["results"])
     width = 0.8 / len(models)
-    fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(benches), 3.2))
+    fig, ax = plt.subplots(figsize=(2.5 + 1.6 * len(benches), 3.2))
+    top = 0.0
     for j, model in enumerate(models):
         values = [100 * summary["results"][model].get(b, {}).get("pass@1", 0) for b in benches]
+        top = max(top, *values)
         bars = ax.bar(
             [i + (j - (len(models) - 1) / 2) * width for i in range(len(benches))], values, width, label=model
         )
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks(range(len(benches)), benches)
     ax.set_ylabel("Pass@1 (%)")
+    ax.set_ylim(0, max(1.0, top * 1.15))  # room for the labels; never below 0, even when all are 0
     ax.set_title("Benchmark Pass@1 by model")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
+    return fig
+
+
+def chart(summary: dict[str, Any], out_png: Path) -> None:
+    """pass1.png: chart_figure, written atomically."""
+    import matplotlib.pyplot as plt
+
+    fig = chart_figure(summary)
     write_atomic(out_png, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)

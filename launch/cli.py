@@ -209,6 +209,20 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("recipe", nargs="?", help="also check what this recipe refers to")
     doctor.add_argument("overrides", nargs="*")
     _recipe_args(sub.add_parser("show", help="print the resolved, validated recipe"))
+    show_run = sub.add_parser(
+        "show-run", help="print what a run logged to W&B, from its offline files (no account needed)"
+    )
+    show_run.add_argument("run", type=Path, help="a run folder (runs/<name>)")
+    show_run.add_argument("--stage", default=None, help="only this stage's W&B run (sft, rl, eval, ...)")
+    show_run.add_argument(
+        "--keys",
+        nargs="+",
+        default=None,
+        help="metrics to show: names, parts of names or globs (train/rewards/*)",
+    )
+    show_run.add_argument(
+        "--steps", action="store_true", help="also print every logged step of those metrics"
+    )
     return p
 
 
@@ -362,6 +376,11 @@ def main(argv: list[str] | None = None) -> int:
             return merge(args)
         if args.command == "eval":
             return evaluate_models(args)
+        if args.command == "show-run":
+            from launch.show_run import show_run
+
+            print(show_run(args.run, args.keys, args.stage, args.steps), end="")
+            return 0
         if args.command == "compare":
             from evaluation.compare import compare_runs
 

@@ -249,6 +249,7 @@ def _run_phase(
     from core.model_folder import is_training_state
     from reward.config import build_rewards
     from train.checkpoints import AtomicCheckpoints, clear_staging, latest_checkpoint
+    from train.log_line import use_step_line
     from train.mgpo import MGPOTrainer
     from train.rollout_mismatch import correction_in_use
     from train.telemetry import CostCallback, StepTimeSplit
@@ -304,6 +305,7 @@ def _run_phase(
                     *([curve] if curve else []),
                 ],
             )
+            use_step_line(trainer, f"rl {phase.name}")
             if curve:
                 curve.bind(trainer)
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)

@@ -142,7 +142,9 @@ def build_trainer(recipe: Recipe, start_model: str, train_ds, tokenizer, output_
     recipe, the model loaded from ``start_model``, LoRA adapters when ``sft.lora.enabled``."""
     from trl import SFTTrainer
 
-    return SFTTrainer(
+    from train.log_line import use_step_line
+
+    trainer = SFTTrainer(
         model=start_model,
         args=trl_config(recipe, output_dir),
         train_dataset=train_ds,
@@ -150,6 +152,8 @@ def build_trainer(recipe: Recipe, start_model: str, train_ds, tokenizer, output_
         peft_config=recipe.sft.lora.peft_config(),
         callbacks=list(callbacks),
     )
+    use_step_line(trainer, "sft")
+    return trainer
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:

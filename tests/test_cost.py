@@ -128,8 +128,9 @@ def test_budget_stop_saves_a_checkpoint_then_resumes_the_same_wandb_run(tmp_path
         -3000:
     ]
     assert "stopped" in errors[0] and errors[0].count("over its budget") == 1
-    for noise in ("Traceback", "ChildFailedError", "torchrun exited"):
+    for noise in ("Traceback", "ChildFailedError", "torchrun exited", "{'loss'"):
         assert noise not in stop.stderr, stop.stderr[-3000:]
+    assert re.search(r"ssp sft step 1/\d+: loss [\d.]+ \| lr .* \| \$ \d", stop.stderr), stop.stderr[-3000:]
     sft_dir = recipe.run_dir / "sft"
     assert (sft_dir / "checkpoints" / "checkpoint-1").is_dir()
     entry = Manifest(recipe.run_dir).stage("sft")
