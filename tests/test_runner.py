@@ -192,10 +192,10 @@ def test_a_torchrun_worker_beyond_the_visible_gpus_stops_with_one_line(monkeypat
 
 @pytest.mark.slow
 def test_pipeline_skip_and_force_through_the_cli(tmp_path):
-    """`ssp run` twice skips everything; `--force sft` redoes sft only; `--force data` redoes both.
-    Two stages are enough to see skip and force through the CLI (the whole pipeline ran four
-    times here, ~2.5 of the suite's minutes; test_sft.py's two-worker test runs every stage
-    through `ssp run`)."""
+    """`ssp run` twice skips everything; `--force data` redoes both stages. Two stages are enough to
+    see skip and force through the CLI (the whole pipeline ran four times here, ~2.5 of the suite's
+    minutes; test_sft.py's two-worker test runs every stage through `ssp run`). Which stages a
+    `--force` picks is test_force_redoes_that_stage_and_every_later_one's, in this process."""
     from .conftest import FAST
 
     quick = ["sft.max_steps=2", "sft.save_every=2", "sft.eval_base=false", "sft.eval_limit=4"]
@@ -212,10 +212,30 @@ def test_pipeline_skip_and_force_through_the_cli(tmp_path):
     assert (tmp_path / "tiny" / "report.md").is_file()
     ids2, out = run()
     assert ids2 == ids1 and "up to date" in out.stderr
-    ids3, _ = run("--force", "sft")
-    assert ids3["data"] == ids1["data"] and ids3["sft"] != ids1["sft"]
-    ids4, _ = run("--force", "data")
-    assert ids4["data"] != ids3["data"] and ids4["sft"] != ids3["sft"]
+    ids3, _ = run("--force", "data")
+    assert ids3["data"] != ids1["data"] and ids3["sft"] != ids1["sft"]
+
+
+def test_force_redoes_that_stage_and_every_later_one(tmp_path, monkeypatch):
+    """`--force sft` on the whole recipe: data is left to the skip check, sft and every later stage
+    are forced. The stages themselves are replaced by a recorder (a test double: what is checked is
+    the runner's choice; the CLI test above runs stages for real)."""
+    import launch.report
+    import launch.runner as runner
+
+    calls = []
+    monkeypatch.setattr(runner, "run_stage", lambda name, recipe, force, checked: calls.append((name, force)))
+    monkeypatch.setattr(runner, "adopt", lambda *a: False)
+    monkeypatch.setattr(launch.report, "write_report", lambda recipe: recipe.run_dir / "report.md")
+    recipe = fast_recipe(tmp_path)
+    runner.run_pipeline(recipe, force="sft")
+    assert calls == [(name, name != "data") for name in recipe.stages]
+    assert [n for n, _ in calls] == ["data", "sft", "probe", "merge", "rl", "eval"]
+    calls.clear()
+    runner.run_pipeline(recipe)
+    assert calls == [(name, False) for name in recipe.stages]
+    with pytest.raises(StageError, match="--force 'sf': not a stage of this recipe"):
+        runner.run_pipeline(recipe, force="sf")
 
 
 def test_a_code_reward_that_would_refuse_is_reported_before_any_stage(tmp_path, monkeypatch):

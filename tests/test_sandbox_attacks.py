@@ -156,14 +156,23 @@ def test_a_program_reaches_no_listener_no_socket_and_no_secret(world, caller):
     abstract.listen()
     listeners = (tcp, unix, abstract)
 
+    done = threading.Event()
+
     def accept(server):
-        server.settimeout(15)
-        try:
-            conn, _ = server.accept()
+        # polled, so that the threads end as soon as the programs have run (a blocking accept with a
+        # timeout kept each case waiting 15 s after a pass: ~30 s of the suite)
+        server.settimeout(0.2)
+        while True:
+            try:
+                conn, _ = server.accept()  # a connection made before `done` waits in the backlog
+            except TimeoutError:
+                if done.is_set():  # set after the programs ended, then one more look: drained
+                    return
+                continue
+            except OSError:
+                return
             received.append(conn.recv(100) or b"(connected)")
             conn.close()
-        except OSError:
-            pass
 
     threads = [threading.Thread(target=accept, args=(s,), daemon=True) for s in listeners]
     for t in threads:
@@ -196,10 +205,11 @@ def test_a_program_reaches_no_listener_no_socket_and_no_secret(world, caller):
     try:
         result = score(world, caller, [reach, snoop], env={"SSP_ATTACK_SECRET": "hunter2"})
     finally:
-        for s in listeners:
-            s.close()
+        done.set()
         for t in threads:
             t.join(timeout=20)
+        for s in listeners:
+            s.close()
     assert result["scores"] == [0.0, 0.0], result
     assert received == [], f"a listener was reached: {received}"
 

@@ -68,12 +68,15 @@ def test_a_file_cut_short_shows_what_it_holds_and_says_where_it_stops(logged, tm
     for lost in (3, 40, 400):  # inside the last chunk's header, inside its body, a few records back
         cut.write_bytes(data[: len(data) - lost])
         part = read(cut)
-        assert part.truncated_at is not None and 0 < len(part.records) < len(whole.records), lost
+        assert not part.finished and 0 < len(part.records) < len(whole.records), lost
         assert part.records == whole.records[: len(part.records)]
+    assert whole.finished and whole.truncated_at is None
+    cut.write_bytes(data[: len(data) - 3])  # inside the last chunk: where it starts is named
+    assert read(cut).truncated_at is not None
     run = tmp_path / "run"
     (run / "wandb" / first.parent.name).mkdir(parents=True)
     (run / "wandb" / first.parent.name / first.name).write_bytes(data[:-40])
-    assert "unreadable from byte" in show_run(run) and "| train/loss |" in show_run(run)
+    assert "killed" in show_run(run) and "| train/loss |" in show_run(run)
 
 
 @pytest.mark.slow
