@@ -6,9 +6,16 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
+# One OpenMP thread per process, for the test processes and every process they start (torchrun
+# workers, engines, reward pools). Two xdist workers on two cores, each running jobs of two or three
+# processes, every one with torch's default of a thread per core, spin-waited on each other: the same
+# SFT and MGPO test files took 151 s with the default and 107 s with one thread (docs/benchmarks.md).
+# Before anything imports torch; an OMP_NUM_THREADS already set wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from config.recipe import Recipe, load_recipe
+import pytest  # noqa: E402
+
+from config.recipe import Recipe, load_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "tiny.yaml"
