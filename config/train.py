@@ -449,6 +449,9 @@ class RLConfig:
     """Checkpoint interval of each phase (resume picks the last complete one)."""
     seed: int = 0
     """Seed of rollouts and data order."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass (TRL's default for GRPO: long rollouts); false is
+    faster where memory allows (the tiny demo)."""
     phases: list[RLPhase] = field(default_factory=lambda: [RLPhase()])
     """The curriculum, in order (the reference run: math 16K, math 32K, code)."""
     eval_heldout: bool = True

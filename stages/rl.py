@@ -45,7 +45,7 @@ from core.errors import DataError, StageError
 from core.model_folder import check_model_folder
 from sampling.generation import SamplingParams
 from stages.shared import heldout_comparison, probe_sampler
-from train.device import trainer_device_args
+from train.device import checkpointing_args, trainer_device_args
 
 log = logging.getLogger("ssp")
 
@@ -217,6 +217,7 @@ def grpo_config(recipe: Recipe, phase: RLPhase, output_dir: Path):
         data_seed=rl.seed,
         report_to=recipe.tracking.report_to,
         **trainer_device_args(),
+        **checkpointing_args(rl.gradient_checkpointing),
         # The report's written objective: std-normalised group advantages, clipped surrogate, no KL.
         scale_rewards="group",
         beta=0.0,

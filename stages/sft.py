@@ -33,7 +33,7 @@ from config.recipe import Recipe
 from core.context import StageContext, StageResult
 from core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples
 from core.errors import DataError, RecipeError
-from train.device import bf16_supported, trainer_device_args
+from train.device import bf16_supported, checkpointing_args, trainer_device_args
 
 log = logging.getLogger("ssp")
 
@@ -66,18 +66,6 @@ def build_dataset(examples: list[dict[str, Any]], tokenizer, max_length: int):
     ds = ds.map(length, desc="sft: measuring example lengths")
     kept = ds.filter(lambda ex: ex["n_tokens"] <= max_length, desc="sft: dropping over-long examples")
     return kept.remove_columns(["n_tokens"]), len(ds) - len(kept), max(ds["n_tokens"])
-
-
-def _checkpointing_kwarg(enabled: bool) -> dict[str, bool]:
-    """transformers 5.2x renamed gradient_checkpointing to activation_checkpointing."""
-    from transformers import TrainingArguments
-
-    name = (
-        "activation_checkpointing"
-        if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
-        else "gradient_checkpointing"
-    )
-    return {name: enabled} if enabled else {}
 
 
 def check_position_limit(recipe: Recipe, model: str) -> None:
@@ -118,7 +106,7 @@ def trl_config(recipe: Recipe, output_dir: Path):
         logging_first_step=True,
         **trainer_device_args(_bf16(recipe)),
         deepspeed=cfg.deepspeed,
-        **_checkpointing_kwarg(cfg.gradient_checkpointing),
+        **checkpointing_args(cfg.gradient_checkpointing),
         padding_free=cfg.padding_free,
         packing=cfg.packing,
         packing_strategy="bfd",  # whole examples into max_length rows, attention kept inside each

@@ -240,3 +240,15 @@ def test_greedy_check_scores_against_an_independent_count(tmp_path):
     ]
     result = greedy_accuracy(model, rows, max_new_tokens=4)
     assert result["accuracy"] == 0.5 and result["per_domain"] == {"a": 1.0, "b": 0.0}
+
+
+@pytest.mark.parametrize("on", [False, True])
+def test_the_checkpointing_key_reaches_both_trainers_either_way(tmp_path, on):
+    """`false` once meant true: TRL's SFTConfig and GRPOConfig default gradient checkpointing to on,
+    and the key was passed only when true (every SFT and RL run recomputed its forward pass)."""
+    from stages.rl import grpo_config
+    from stages.sft import trl_config
+
+    recipe = fast_recipe(tmp_path, f"sft.gradient_checkpointing={on}", f"rl.gradient_checkpointing={on}")
+    assert trl_config(recipe, tmp_path / "sft").gradient_checkpointing is on
+    assert grpo_config(recipe, recipe.rl.phases[0], tmp_path / "rl").gradient_checkpointing is on
