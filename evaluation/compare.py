@@ -367,7 +367,7 @@ def bars_figure(bench: str, by_arm: dict[str, dict[str, dict[str, Any]]]):
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     colour = {arm: palette[i % len(palette)] for i, arm in enumerate(by_arm)}
     seeds = max(
-        (r["n"] for ms in by_arm.values() for row in ms.values() for r in _metric_rows(row)), default=0
+        (row[k]["n"] for ms in by_arm.values() for row in ms.values() for k in metrics if k in row), default=0
     )
     fig, axes = plt.subplots(
         1, len(metrics), figsize=(4 * len(metrics), 0.5 * len(labels) + 1.8), squeeze=False
@@ -398,10 +398,6 @@ def bars_figure(bench: str, by_arm: dict[str, dict[str, dict[str, Any]]]):
     fig.suptitle(f"{bench}: {what}", fontsize=10)
     fig.tight_layout(rect=(0, 0.08 if len(by_arm) > 1 else 0, 1, 1))
     return fig
-
-
-def _metric_rows(row: dict[str, Any]) -> list[dict[str, Any]]:
-    return [r for k, r in row.items() if "@" in k and "_" not in k]
 
 
 def plot(result: dict[str, Any], out: Path) -> list[Path]:

@@ -31,14 +31,14 @@ SPARK_POINTS = 40
 def wandb_runs(run_dir: Path) -> dict[str, list[Path]]:
     """The run folder's offline W&B run files by W&B run id, oldest first (a resume adds a file)."""
     folder = run_dir / "wandb"
-    files = sorted(folder.glob("offline-run-*/run-*.wandb")) + sorted(folder.glob("run-*/run-*.wandb"))
+    files = [*folder.glob("offline-run-*/run-*.wandb"), *folder.glob("run-*/run-*.wandb")]
     if not files:
         raise DataError(
             f"{run_dir}: no W&B run files under {folder} (was tracking.report_to wandb? "
             "online runs are on wandb.ai instead)"
         )
     by_id: dict[str, list[Path]] = defaultdict(list)
-    for f in sorted(files, key=lambda f: f.parent.name.split("-")[-2]):  # the folder's start time
+    for f in sorted(files, key=lambda f: (f.parent.name.split("-")[-2], str(f))):  # start time, then path
         by_id[f.stem.removeprefix("run-")].append(f)
     return dict(by_id)
 

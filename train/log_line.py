@@ -35,9 +35,9 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _fmt(logs: dict[str, Any], fields) -> list[str]:
+def _fields(logs: dict[str, Any]) -> list[str]:
     return [
-        f"{label} {logs[key]:{fmt}}" for key, label, fmt in fields if isinstance(logs.get(key), int | float)
+        f"{label} {logs[key]:{fmt}}" for key, label, fmt in FIELDS if isinstance(logs.get(key), int | float)
     ]
 
 
@@ -59,7 +59,7 @@ def step_line(name: str, logs: dict[str, Any], step: int, max_steps: int) -> str
         parts.append(
             f"groups kept {logs['dynamic_sampling/groups_kept']:.0f}/{logs['dynamic_sampling/groups_drawn']:.0f}"
         )
-    parts += _fmt(logs, FIELDS)
+    parts += _fields(logs)
     if isinstance(logs.get("step_time"), int | float):
         split = [
             f"{part} {logs[f'perf/{part}_seconds']:.1f}"
