@@ -73,10 +73,17 @@ class Run:
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Recipe keys as the command line writes them: ``rl.lam``, ``rl.phases[0].learning_rate`` (a list
+    of mappings is indexed, as overrides and ``--grid`` index it); a list of values is one key."""
     if isinstance(d, dict):
         out: dict[str, Any] = {}
         for k, v in d.items():
             out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    if isinstance(d, list) and d and all(isinstance(v, dict) for v in d):
+        out = {}
+        for i, v in enumerate(d):
+            out.update(_flatten(v, f"{prefix[:-1]}[{i}]."))
         return out
     return {prefix[:-1]: json.dumps(d) if isinstance(d, list) else d}
 

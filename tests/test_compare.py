@@ -145,6 +145,34 @@ def test_a_key_that_varies_per_seed_needs_by(tmp_path):
         assign_arms(loaded, ["sft.seed"])
 
 
+def test_arms_swept_on_an_entry_of_a_list_are_named_by_its_indexed_key(tmp_path):
+    """`ssp sweep --grid rl.phases[0].learning_rate=...` names its arms by that key (a list of
+    mappings used to be one opaque key, and --by refused the key the sweep itself had swept)."""
+    runs = []
+    for lr, seed in ((0.001, 0), (0.001, 1), (0.003, 0), (0.003, 1)):
+        run = make_run(tmp_path, f"lr{lr}-s{seed}", "random", seed, 0.1 + lr)
+        with (run / "recipe.yaml").open("a") as f:
+            f.write(
+                f"rl:\n  seed: {seed}\n  phases:\n"
+                f"    - {{name: math, learning_rate: {lr}, trl: {{entropy_coef: 0.0}}}}\n"
+                "    - {name: code, learning_rate: 0.0001}\n"
+            )
+        runs.append(run)
+    loaded = [load_run(p) for p in runs]
+    assert loaded[0].recipe["rl.phases[1].name"] == "code"
+    assert loaded[0].recipe["rl.phases[0].trl.entropy_coef"] == 0.0
+    assign_arms(loaded)
+    assert sorted({r.arm for r in loaded}) == [
+        "rl.phases[0].learning_rate=0.001",
+        "rl.phases[0].learning_rate=0.003",
+    ]
+    assign_arms(loaded, ["rl.phases[0].learning_rate"])
+    assert [r.values for r in loaded][::2] == [
+        {"rl.phases[0].learning_rate": 0.001},
+        {"rl.phases[0].learning_rate": 0.003},
+    ]
+
+
 def test_bad_folders_are_named(tmp_path, runs):
     with pytest.raises(CompareError, match="not a run folder"):
         run_folders([tmp_path / "nope"])
