@@ -125,6 +125,7 @@ def main() -> None:
     a.add_argument("--eval-every", type=int, default=10)
     a.add_argument("--eval-n", type=int, default=8)
     a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--train-only", help="regex: train only the parameters whose names match (others frozen)")
     a.add_argument("--out", type=Path)
     a.add_argument("--save", type=Path, help="write the final model here")
     args = a.parse_args()
@@ -137,10 +138,13 @@ def main() -> None:
     )
     train, held = load_rows(args.train), load_rows(args.heldout)
     held_prompts = [chat(r) for r in held]
+    params = [p for n, p in model.named_parameters() if not args.train_only or re.search(args.train_only, n)]
+    for p in model.parameters():
+        p.requires_grad_(any(p is q for q in params))
     if args.optim == "sgd":
-        opt = torch.optim.SGD(model.parameters(), lr=args.lr)
+        opt = torch.optim.SGD(params, lr=args.lr)
     else:
-        opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.0, eps=args.adam_eps)
+        opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, eps=args.adam_eps)
     warm = args.warmup
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warm, 1.0) if s < warm else 1 - (s - warm) / max(1, args.steps - warm)
