@@ -44,8 +44,9 @@ class DataConfig:
     eval_file: str | None = None
     """source=files: held-out evaluation set (rows: id, domain, problem, answer)."""
     decontaminate_ngram: int = 10
-    """tiny/files: drop SFT/RL/probe rows sharing a normalised word n-gram with an eval problem
-    (docs/method.md: 10). 0 = off. (build: data.build.decontaminate_ngram.)"""
+    """tiny/files: drop SFT/RL/probe rows that copy an eval problem: verbatim, with other numbers or
+    reworded (data_pipeline/decontaminate.py; a copy embedded in a longer text counts from this many
+    words, the report's n-gram length 10). 0 = off. (build: data.build.decontaminate_ngram.)"""
     sources: list[Source] = field(default_factory=list)
     """source=build: the public problem sets, in priority order (a duplicate keeps the earlier one)."""
     build: BuildOptions = field(default_factory=BuildOptions)

@@ -30,7 +30,7 @@ from core.atomic import write_atomic
 from core.corpus import JsonlWriter, iter_jsonl
 from core.errors import DataError, check, check_positive
 from data_pipeline.card import unit_histogram
-from data_pipeline.decontaminate import Decontaminator
+from data_pipeline.decontaminate import MATCH_RULES, Decontaminator
 from data_pipeline.dedup import Deduplicator
 from data_pipeline.filters import RULES, Limits, first_failed
 from data_pipeline.labels import OUTSIDE, held_out_accuracy, mapped_label, unit_hash
@@ -66,10 +66,12 @@ class BuildOptions:
     """MinHash-estimated Jaccard similarity (word 3-grams) at which a problem is a near duplicate of
     an earlier one; 0 = exact duplicates only."""
     decontaminate_ngram: int = 10
-    """The report's rule: drop a problem sharing a word n-gram with a benchmark problem; 0 = off."""
-    decontaminate_similarity: float = 0.5
-    """Drop a problem containing this share of a benchmark problem's number-masked word 5-grams
-    (numbers changed, wording edited); 0 = off."""
+    """Drop verbatim copies of a benchmark problem (case, spacing, markup aside) and copies with other
+    numbers; a copy embedded in a longer problem counts from this many words (the report's n-gram
+    length). 0 = off. (data_pipeline/decontaminate.py: whole-problem rules, not a shared n-gram.)"""
+    decontaminate_similarity: float = 1.15
+    """Drop rewordings: idf-weighted cosine of shape unigrams and bigrams at least this, with the
+    benchmark problem's numbers kept (Jaccard >= 0.8); 0 = off."""
     decontaminate_files: dict[str, str] = field(default_factory=dict)
     """More benchmark files to decontaminate against, {name: .jsonl/.parquet path with a 'problem'
     column}, besides every benchmark of the recipe's eval stage."""
@@ -85,7 +87,7 @@ class BuildOptions:
         check(self, "max_answer_chars", self.max_answer_chars > 0, "must be > 0")
         check(self, "near_duplicate_threshold", 0 <= self.near_duplicate_threshold <= 1, "must be in [0, 1]")
         check(self, "decontaminate_ngram", self.decontaminate_ngram >= 0, "must be >= 0")
-        check(self, "decontaminate_similarity", 0 <= self.decontaminate_similarity <= 1, "must be in [0, 1]")
+        check(self, "decontaminate_similarity", self.decontaminate_similarity >= 0, "must be >= 0")
         check(self, "label_threshold", 0 <= self.label_threshold < 1, "must be in [0, 1)")
         check(self, "classifier_max_rows", self.classifier_max_rows > 1, "must be > 1")
 
@@ -273,6 +275,8 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
         for name, problems in plan.benchmarks.items():
             for pid, text in problems:
                 deco.add(name, pid, text)
+        if plan.benchmarks:  # boilerplate is what the pool says often
+            deco.fit(row["problem"] for row in _stream(work / "deduplicated.jsonl", "data: term frequencies"))
         with JsonlWriter(work / "decontaminated.jsonl") as kept, JsonlWriter(matches_path) as out_:
             for row in _stream(work / "deduplicated.jsonl", "data: decontaminating"):
                 m = deco.match(row["problem"]) if plan.benchmarks else None
@@ -620,7 +624,7 @@ def recount(
         s["unlabelled"] = {k: n for (src, k), n in labels.items() if src == name}
         s["labelled"] = {k: n for (src, k), n in origins.items() if src == name}
     benchmarks = {
-        name: {"problems": len(problems), "ngram": 0, "similar": 0}
+        name: {"problems": len(problems), **dict.fromkeys(MATCH_RULES, 0)}
         for name, problems in plan.benchmarks.items()
     }
     for (_, bench, rule), n in matches.items():

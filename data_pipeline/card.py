@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from core.tables import markdown_table
+from data_pipeline.decontaminate import MATCH_RULES
 
 
 def unit_histogram(values: list[float], bins: int) -> tuple[list[float], list[int]]:
@@ -51,14 +52,16 @@ def card_markdown(card: dict[str, Any]) -> str:
     deco = card["decontamination"]
     lines += ["", "## Decontamination", ""]
     lines.append(
-        f"Rules: word {deco['rules']['ngram']}-gram overlap (0 = off); number-masked 5-gram containment >= "
-        f"{deco['rules']['similarity']} (0 = off). Every match, with both texts: `{deco['matches_file']}`."
+        f"Rules (data_pipeline/decontaminate.py): verbatim and numbers-changed copies, embedded ones from "
+        f"{deco['rules']['ngram']} words (0 = off); rewordings at idf-weighted cosine >= "
+        f"{deco['rules']['similarity']} with the benchmark's numbers kept (0 = off). Every match, with both "
+        f"texts, its rule and score: `{deco['matches_file']}`."
     )
     lines += [
         "",
         markdown_table(
-            ["benchmark", "problems", "ngram matches", "similar matches"],
-            ([b, v["problems"], v["ngram"], v["similar"]] for b, v in deco["benchmarks"].items()),
+            ["benchmark", "problems", "verbatim", "numbers changed", "reworded"],
+            ([b, v["problems"], *(v.get(r, 0) for r in MATCH_RULES)] for b, v in deco["benchmarks"].items()),
         )
         if deco["benchmarks"]
         else "No benchmark to decontaminate against (the recipe evaluates on none but its own held-out split).",

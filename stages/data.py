@@ -99,10 +99,12 @@ def check_files(recipe: Recipe) -> None:
 
 
 def _decontaminate(splits: dict[str, list[dict[str, Any]]], n: int) -> dict[str, int]:
-    """Drop non-eval rows sharing an n-gram with an eval problem; returns drops per split."""
-    deco = Decontaminator(n, similarity=0)  # the report's rule only, as before source=build
+    """Drop non-eval rows that copy an eval problem (data_pipeline/decontaminate.py, the build's rules);
+    returns drops per split."""
+    deco = Decontaminator(n)
     for r in splits["eval"]:
         deco.add("eval", r["id"], r["problem"])
+    deco.fit(r["problem"] for name, rows in splits.items() if name != "eval" for r in rows)
     dropped = {}
     for name, rows in splits.items():
         if name == "eval":

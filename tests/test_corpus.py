@@ -133,12 +133,33 @@ def _deco(texts, n=10, similarity=0.0):
     return d
 
 
-def test_decontamination_ngrams():
+def test_decontamination_catches_whole_copies_not_shared_phrases():
     d = _deco(["Let ABC be a triangle with sides 3, 4 and 5; find its area in square units."])
-    assert d.contaminated(
-        "let abc be a TRIANGLE with sides 3 4 and 5 find its inradius"
-    )  # normalised 10-gram
-    assert not d.contaminated("Let ABC be a triangle with sides 5, 12 and 13; find its area.")
-    short = _deco(["What is 2 + 2?"])  # shorter than n: whole sequence
-    assert short.contaminated("Quick: what is 2 + 2? Answer fast.")
-    assert not short.contaminated("What is 2 + 3?")
+    assert (
+        d.match("let abc be a TRIANGLE with sides 3 4 and 5 find its area in square units").rule == "verbatim"
+    )
+    assert d.match("Let ABC be a triangle with sides 6, 8 and 10; find its area in square units.").rule == (
+        "numbers"
+    )
+    assert (
+        d.match(
+            "Warm up. Let ABC be a triangle with sides 3, 4 and 5; find its area in square units. Then rest."
+        ).rule
+        == "verbatim"
+    )  # embedded in a longer text
+    # the same set-up asking something else is another problem (the report's 10-gram rule dropped it)
+    assert not d.contaminated("Let ABC be a triangle with sides 3, 4 and 5; find its inradius.")
+    short = _deco(["What is 2 + 2?"])  # short problems: whole copies only, numbers changed included
+    assert short.match("what is 2+2").rule == "verbatim"
+    assert short.match("What is 7 + 3?").rule == "numbers"
+    assert not short.contaminated("What is 2 - 3?")  # another operation
+    assert not short.contaminated("Quick: what is 2 + 2? Then say why the sum of two odd numbers is even.")
+
+
+def test_a_shared_figure_is_not_a_shared_problem():
+    """Figure code is drawing, not wording: its many numbers must not make two questions one."""
+    figure = '[asy] draw((0,0)--(3,7)--(11,13)--(17,19)); label("$23$",(29,31)); dot((41,43)); [/asy]'
+    d = _deco([f"The graph of $y = f(x)$ is shown below. {figure} What is $f(3)$?"], similarity=1.15)
+    d.fit(["What is $f(2)$?", "How many roots does it have?", "Find the period.", figure])
+    assert not d.contaminated(f"Here is the graph of a function. {figure} Is its value at 3 positive?")
+    assert d.match(f"THE GRAPH of $y=f(x)$ is shown below. {figure} What is $f(3)$?").rule == "verbatim"

@@ -56,15 +56,15 @@ PLANTED = {
     ("numina", 32): ("filter", "too_long"),
     ("numina", 33): ("dedup", "exact"),  # row 0 with case and spacing changed
     ("numina", 34): ("dedup", "near"),  # row 13 with its last words changed
-    ("numina", 35): ("decontaminate", "ngram"),  # MATH-500 intermediate_algebra/101, verbatim
-    ("numina", 36): ("decontaminate", "similar"),  # AIME 2024 #60 with every number changed
+    ("numina", 35): ("decontaminate", "verbatim"),  # MATH-500 intermediate_algebra/101, verbatim
+    ("numina", 36): ("decontaminate", "numbers"),  # AIME 2024 #60 with every number changed
     ("numina", 14): ("label", "outside_domains"),  # Number Theory -> null
     ("numina", 15): ("label", "outside_domains"),
     ("numina", 16): ("label", "outside_domains"),
     ("math", 16): ("filter", "figure"),
     ("math", 21): ("filter", "no_answer"),  # no \boxed{} in the solution
-    ("math", 18): ("decontaminate", "ngram"),  # MATH-500 counting/77, case and spacing changed
-    ("math", 19): ("decontaminate", "ngram"),  # MATH-500 geometry/250, first sentence reworded
+    ("math", 18): ("decontaminate", "verbatim"),  # MATH-500 counting/77, case and spacing changed
+    ("math", 19): ("decontaminate", "reworded"),  # MATH-500 geometry/250, first sentence reworded
     ("math", 13): ("label", "outside_domains"),
     ("math", 20): ("label", "outside_domains"),
 }
@@ -138,8 +138,8 @@ def test_card_numbers_equal_recounts(built):
         name: dict(sorted(Counter(r["domain"] for r in rows).items())) for name, rows in splits.items()
     }
     assert card["decontamination"]["benchmarks"] == {
-        "math500": {"problems": 4, "ngram": 3, "similar": 0},
-        "aime24": {"problems": 2, "ngram": 0, "similar": 1},
+        "math500": {"problems": 4, "verbatim": 2, "numbers": 0, "reworded": 1},
+        "aime24": {"problems": 2, "verbatim": 0, "numbers": 1, "reworded": 0},
     }
     clf = card["labels"]["classifier"]  # measured on held-out fixture rows with a source label
     source_labelled = sum(s["labelled"].get("source", 0) for s in card["sources"].values())
@@ -233,9 +233,9 @@ def test_decontamination_catches_each_kind_of_planted_copy():
     reworded = _raw(MATH)[19]["problem"]
     for text in (verbatim, spaced, numbers, reworded, f"Warm-up first. {GEOMETRY} Good luck!"):
         assert d.match(text) is not None, text
-    assert d.match(numbers).rule == "similar" and d.match(numbers).benchmark_id == "4"
-    # the report's rule alone misses the changed numbers: the second rule is needed
-    assert _deco(10, 0).match(numbers) is None
+    assert d.match(numbers).rule == "numbers" and d.match(numbers).benchmark_id == "4"
+    # a rewording keeps the numbers: without the numbers rule the changed numbers go through
+    assert _deco(0, 0.5).match(numbers) is None
 
 
 def test_decontamination_leaves_unrelated_problems():
