@@ -1,6 +1,7 @@
 """Corpus files: bad input fails naming file, row and field; decontamination drops shared n-grams."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -163,3 +164,49 @@ def test_a_shared_figure_is_not_a_shared_problem():
     d.fit(["What is $f(2)$?", "How many roots does it have?", "Find the period.", figure])
     assert not d.contaminated(f"Here is the graph of a function. {figure} Is its value at 3 positive?")
     assert d.match(f"THE GRAPH of $y=f(x)$ is shown below. {figure} What is $f(3)$?").rule == "verbatim"
+
+
+REAL_FILTER_CASES = [
+    json.loads(line)
+    for line in (Path(__file__).parent / "fixtures" / "corpus" / "math_filter_cases.jsonl")
+    .read_text()
+    .splitlines()
+]
+
+
+@pytest.mark.parametrize("case", REAL_FILTER_CASES, ids=[c["id"] for c in REAL_FILTER_CASES])
+def test_filters_on_real_math_rows(case):
+    """Real MATH problems (SOURCES in tests/fixtures/decontamination/SOURCES.md) on which the filters
+    were wrong before: long gradable matrix answers, "the census show that", conditions (i)-(iii),
+    "the image of M", tables "shown", [asy] problems stated in text; and real drops they must keep."""
+    from data_pipeline.build import DEFAULT_FILTERS
+    from data_pipeline.filters import Limits, first_failed
+    from reward.math_answer import extract_boxed
+
+    row = {
+        "problem": case["problem"],
+        "solution": case["solution"],
+        "answer": extract_boxed(case["solution"]),
+    }
+    failed = first_failed(row, DEFAULT_FILTERS, Limits())
+    assert (failed[0] if failed else "keep") == case["expect"], (case["why"], failed)
+
+
+@pytest.mark.parametrize(
+    ("problem", "dropped"),
+    [
+        (
+            "(1) Find the general term of the sequence $\\{a_n\\}$; (2) Find the sum of its first $n$ terms.",
+            True,
+        ),
+        ("Given $f(x)=x^2-2x$.\n(I) Solve $f(x)>3$;\n(II) Find the minimum of $f$ on $[0,3]$.", True),
+        ("(a) What is $2+3$? (b) What is $2 \\cdot 3$?", True),
+        ("Let $f$ satisfy (i) $f(1)=1$ and (ii) $f(x+y)=f(x)+f(y)$. Find $f(5)$.", False),
+        ("Which is largest? (A) $2^{10}$ (B) $10^2$ (C) $3^5$", False),  # options, not parts
+        ("Points (1) and (2) on the line are 3 apart. Find the distance from (1) to the origin.", False),
+    ],
+)
+def test_multi_part_needs_parts_that_each_ask(problem, dropped):
+    from data_pipeline.filters import RULES, Limits
+
+    assert bool(RULES["multi_part"]({"problem": problem}, Limits())) is dropped
