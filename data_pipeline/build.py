@@ -75,8 +75,13 @@ class BuildOptions:
     decontaminate_files: dict[str, str] = field(default_factory=dict)
     """More benchmark files to decontaminate against, {name: .jsonl/.parquet path with a 'problem'
     column}, besides every benchmark of the recipe's eval stage."""
-    label_threshold: float = 0.5
-    """The classifier labels a problem only when its top probability reaches this; below, it abstains."""
+    label_threshold: float | None = None
+    """The classifier labels a problem only when its top probability reaches this; below, it abstains.
+    null = the smallest threshold at which held-out labels reach label_target (card: the one chosen)."""
+    label_target: float = 0.92
+    """With label_threshold null: the labels' precision to reach on held-out labelled rows, overall."""
+    label_domain_target: float = 0.85
+    """With label_threshold null: the precision to reach in every domain."""
     classifier_max_rows: int = 200_000
     """Labelled rows (a seeded uniform sample) the domain classifier trains and is measured on."""
 
@@ -88,7 +93,14 @@ class BuildOptions:
         check(self, "near_duplicate_threshold", 0 <= self.near_duplicate_threshold <= 1, "must be in [0, 1]")
         check(self, "decontaminate_ngram", self.decontaminate_ngram >= 0, "must be >= 0")
         check(self, "decontaminate_similarity", self.decontaminate_similarity >= 0, "must be >= 0")
-        check(self, "label_threshold", 0 <= self.label_threshold < 1, "must be in [0, 1)")
+        check(
+            self,
+            "label_threshold",
+            self.label_threshold is None or 0 <= self.label_threshold < 1,
+            "must be in [0, 1) or null",
+        )
+        check(self, "label_target", 0 < self.label_target <= 1, "must be in (0, 1]")
+        check(self, "label_domain_target", 0 < self.label_domain_target <= 1, "must be in (0, 1]")
         check(self, "classifier_max_rows", self.classifier_max_rows > 1, "must be > 1")
 
 
@@ -353,13 +365,13 @@ def _label(plan: Plan, work: Path, dropped: Path) -> dict[str, Any]:
         label = label_of(row)
         if label is None:
             need_classifier += 1
-        elif label != OUTSIDE:
+        else:  # rows mapped to null teach the classifier an outside class
             item = (-unit_hash(plan.seed + 3, row["uid"]), row["uid"], row["problem"], label)
             if len(sample) < plan.options.classifier_max_rows:
                 heapq.heappush(sample, item)
             elif item[0] > sample[0][0]:
                 heapq.heapreplace(sample, item)
-    classes = {label for *_, label in sample}
+    classes = {label for *_, label in sample} - {OUTSIDE}
     clf, report = None, {"needed_for_rows": need_classifier}
     if len(classes) >= 2:
         clf, accuracy = held_out_accuracy(
@@ -368,6 +380,8 @@ def _label(plan: Plan, work: Path, dropped: Path) -> dict[str, Any]:
             [u for _, u, _, _ in sample],
             plan.options.label_threshold,
             plan.seed,
+            target=plan.options.label_target,
+            domain_target=plan.options.label_domain_target,
         )
         report.update(accuracy)
     elif need_classifier:
@@ -383,6 +397,8 @@ def _label(plan: Plan, work: Path, dropped: Path) -> dict[str, Any]:
             for row, (domain, conf) in zip(batch, clf.predict([r["problem"] for r in batch]), strict=True):
                 if domain is None:
                     out_.write({**row, "rule": "abstained", "domain_confidence": conf})
+                elif domain == OUTSIDE:  # a subject the recipe leaves out, recognised by the classifier
+                    out_.write({**row, "rule": "classified_outside", "domain_confidence": conf})
                 else:
                     kept.write(
                         {**row, "domain": domain, "domain_origin": "classifier", "domain_confidence": conf}

@@ -75,17 +75,38 @@ def card_markdown(card: dict[str, Any]) -> str:
     clf = labels.get("classifier") or {}
     if "accuracy" in clf:
         at = clf["accuracy_at_threshold"]
+        chosen = clf.get("threshold_chosen_for")
+        how = (
+            f" (chosen: the smallest reaching {chosen['overall']:.0%} overall and {chosen['per_domain']:.0%} "
+            f"per domain{'' if clf.get('targets_met') else '; NOT reached, 0.99 used'})"
+            if chosen
+            else ""
+        )
         lines.append(
             f"Classifier (TF-IDF + logistic regression) on {clf['held_out_rows']} held-out labelled rows "
-            f"(trained on {clf['train_rows']}): accuracy {clf['accuracy']:.1%}; at confidence >= "
-            f"{clf['threshold']}: coverage {clf['coverage_at_threshold']:.1%}, accuracy "
-            + (f"{at:.1%}." if at is not None else "n/a.")
+            f"(trained on {clf['train_rows']}): forced-choice accuracy {clf['accuracy']:.1%}; at confidence >= "
+            f"{clf['threshold']}{how}: labels right {at:.1%} of the time, covering "
+            f"{clf['coverage_at_threshold']:.1%} of in-domain rows; outside rows labelled anyway: "
+            f"{clf.get('outside_let_in_at_threshold', 0)}."
+            if at is not None and clf.get("coverage_at_threshold") is not None
+            else f"Classifier on {clf['held_out_rows']} held-out rows: no row reaches confidence {clf['threshold']}."
         )
         lines += [
             "",
             markdown_table(
-                ["domain", "held-out rows", "accuracy"],
-                ([d, v["rows"], f"{v['accuracy']:.1%}"] for d, v in clf["per_domain"].items()),
+                ["domain", "held-out rows", "found (forced choice)", "labels given", "labels right"],
+                (
+                    [
+                        d,
+                        v["rows"],
+                        f"{v['accuracy']:.1%}",
+                        v.get("labelled_at_threshold", ""),
+                        ""
+                        if v.get("precision_at_threshold") is None
+                        else f"{v['precision_at_threshold']:.1%}",
+                    ]
+                    for d, v in clf["per_domain"].items()
+                ),
             ),
         ]
     else:

@@ -143,7 +143,8 @@ def test_card_numbers_equal_recounts(built):
     }
     clf = card["labels"]["classifier"]  # measured on held-out fixture rows with a source label
     source_labelled = sum(s["labelled"].get("source", 0) for s in card["sources"].values())
-    assert clf["train_rows"] + clf["held_out_rows"] == source_labelled == 34
+    outside = card["labels"]["dropped"]["outside_domains"]  # mapped to null: the outside class
+    assert clf["train_rows"] + clf["held_out_rows"] == source_labelled + outside == 34 + 5
     assert sum(v["rows"] for v in clf["per_domain"].values()) == clf["held_out_rows"] > 0
     assert card["labels"]["origin"] == {"source": 34, "classifier": 4}
     assert "| numina | Apache-2.0 | 37 |" in (built / "data_card.md").read_text()
