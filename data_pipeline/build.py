@@ -32,6 +32,7 @@ from core.errors import DataError, check, check_positive
 from data_pipeline.card import unit_histogram
 from data_pipeline.decontaminate import MATCH_RULES, Decontaminator
 from data_pipeline.dedup import Deduplicator
+from data_pipeline.diversity import select
 from data_pipeline.filters import RULES, Limits, first_failed
 from data_pipeline.labels import OUTSIDE, held_out_accuracy, mapped_label, unit_hash
 from data_pipeline.sources import Source, check_source, read_source
@@ -444,6 +445,12 @@ def _split(plan: Plan, work: Path, out: Path) -> dict[str, Path]:
             }
             if split == "probe":
                 writers[f"probe/{row['domain']}"].write(corpus_row)
+            elif split == "sft" and row.get("solutions"):  # a multi-solution source: no teacher needed
+                texts = row["solutions"]
+                keep = select(texts, plan.teacher.solutions_per_problem, plan.teacher.selection, plan.seed)
+                writers["sft"].write(
+                    {**corpus_row, "solutions": [texts[i] for i in keep], "solutions_origin": "source"}
+                )
             elif split == "sft" and row.get("solution"):
                 writers["sft"].write({**corpus_row, "solutions": [row["solution"]]})
             elif split == "sft":  # no solution yet: the teacher's input (docs/data.md)
@@ -505,7 +512,7 @@ def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any
     paths = _sample(plan, o, rows, work / "rl_pass_rates", "data.rl_pass_rate")
     rates, kept_rates = [], []
     with JsonlWriter(splits["rl"]) as out_, JsonlWriter(work / "dropped" / "rl_window.jsonl") as dropped:
-        for row, samples in sampled_rows(paths, rows):  # the current rows, never the shards' copies
+        for row, samples in sampled_rows(paths, rows) if rows else ():  # the current rows, never copies
             rate = sum(map(correct, samples)) / len(samples)
             rates.append(rate)
             if o.min_pass_rate < rate < o.max_pass_rate:
@@ -539,22 +546,25 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
     from data_pipeline.teacher import sampled_rows, verification_counts
 
     t = plan.teacher
-    rows = [
-        {k: v for k, v in r.items() if k != "solutions"}
-        for name in ("sft", "sft_problems")
-        if name in splits
-        for r in iter_jsonl(splits[name])
-    ]
-    if not rows:
+    rows, traced = [], []  # traced: the source's own verified solutions, kept as they are
+    for name in ("sft", "sft_problems"):
+        for r in iter_jsonl(splits[name]) if name in splits else ():
+            if r.get("solutions_origin") == "source":
+                traced.append(r)
+            else:
+                rows.append({k: v for k, v in r.items() if k != "solutions"})
+    if not rows and not traced:
         raise DataError(
             "data.teacher: no SFT problem to sample the teacher on (every problem went to eval/probe/rl)"
         )
-    paths = _sample(plan, t, rows, work / "teacher", "data.teacher")
+    paths = _sample(plan, t, rows, work / "teacher", "data.teacher") if rows else []
     kept_div, random_div, sizes = [], [], Counter()
     unsolved = 0
     sft = work.parent / "sft.jsonl"
     with JsonlWriter(sft) as out_, JsonlWriter(work / "dropped" / "teacher.jsonl") as dropped:
-        for row, samples in sampled_rows(paths, rows):  # the current rows, never the shards' copies
+        for row in traced:
+            out_.write(row)
+        for row, samples in sampled_rows(paths, rows) if rows else ():  # the current rows, never copies
             pool = correct_pool(samples)
             kept = pick(pool, t.solutions_per_problem, t.selection, seed=plan.seed)
             if not kept:
@@ -570,7 +580,7 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
     splits.pop("sft_problems", None)
     (work.parent / "sft_problems.jsonl").unlink(missing_ok=True)
     splits["sft"] = sft
-    if sizes.total() == 0:  # the stage says which later stage misses it
+    if sizes.total() == 0 and not traced:  # the stage says which later stage misses it
         sft.unlink()
         splits.pop("sft")
     return {
@@ -581,7 +591,8 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
             "top_p": t.top_p,
             "max_new_tokens": t.max_new_tokens,
         },
-        "verification": verification_counts(paths),
+        "verification": verification_counts(paths) if rows else {},
+        "source_solutions_kept_for": len(traced),  # problems whose source's own solutions were used
         "selection": t.selection,
         "solutions_per_problem": dict(sorted(sizes.items())),
         "unsolved": unsolved,

@@ -69,6 +69,16 @@ class Source:
     counted). A label not listed goes to the classifier like an unlabelled row."""
     where: dict[str, str] = field(default_factory=dict)
     """Keep only rows whose column equals the value (NuminaMath-1.5: {problem_is_valid: 'Yes'})."""
+    solution_columns: list[str] = field(default_factory=list)
+    """Columns holding several solutions per problem, used for SFT without a teacher: each column one
+    solution (DeepMath-103K: r1_solution_1..3) or a list of them (OpenR1-Math-220k: generations). A
+    trace closed by </think> but never opened gets its <think> (DeepMath stores them so); a trace with
+    an unclosed <think> is no solution. The build keeps up to data.teacher.solutions_per_problem of
+    them, chosen by data.teacher.selection (the diversity rule)."""
+    solutions_verified: str = ""
+    """A column of booleans parallel to a list column of solution_columns (OpenR1-Math-220k:
+    correctness_math_verify): only the solutions marked true are kept. Without it, every finished one
+    is kept: map it wherever the source has one."""
     licence: str = ""
     """The source's licence, copied into the data card."""
     limit: int = 0
@@ -92,6 +102,12 @@ class Source:
             "must map 'answer', or 'solution' with answer_from_solution: true",
         )
         check(self, "limit", self.limit >= 0, "must be >= 0")
+        check(
+            self,
+            "solutions_verified",
+            not self.solutions_verified or len(self.solution_columns) == 1,
+            "needs exactly one solution_columns entry (the list column it marks)",
+        )
 
 
 def _open(src: Source, key: str):
@@ -354,6 +370,28 @@ def read_source(src: Source, key: str) -> Iterator[dict[str, Any]]:
         raise DataError(f"{key}: source {src.name!r}: {src.path}: no rows")
 
 
+def _solutions(src: Source, raw: dict[str, Any]) -> list[str]:
+    """The source's finished (and, where it says so, verified) solutions of one problem."""
+    texts: list[Any] = []
+    for column in src.solution_columns:
+        value = raw.get(column)
+        if isinstance(value, list):
+            if src.solutions_verified:
+                marks = raw.get(src.solutions_verified) or []
+                value = [v for v, ok in zip(value, marks, strict=False) if ok is True]
+            texts += value
+        elif value:
+            texts.append(value)
+    out = []
+    for t in texts:
+        t = _text(t).strip()
+        if "</think>" in t and "<think>" not in t:
+            t = "<think>\n" + t
+        if t and not ("<think>" in t and "</think>" not in t):
+            out.append(t)
+    return out
+
+
 def _map(src: Source, raw: dict[str, Any], index: int) -> dict[str, Any]:
     f = src.fields
     source_id = _text(raw[f["id"]]) if f.get("id") else str(index)
@@ -369,6 +407,8 @@ def _map(src: Source, raw: dict[str, Any], index: int) -> dict[str, Any]:
     if not answer and src.answer_from_solution:
         answer = extract_boxed(row.get("solution", "")) or ""
     row["answer"] = answer
+    if src.solution_columns:
+        row["solutions"] = _solutions(src, raw)
     if f.get("label"):
         row["source_label"] = _text(raw[f["label"]])
     if f.get("question_type"):
