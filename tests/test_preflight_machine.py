@@ -54,7 +54,7 @@ def test_the_reference_recipe_fails_in_seconds_naming_each_key(no_hub, tmp_path)
     assert "\n" not in detail
     for key in ("model.name_or_path", "data.teacher.model", "sft.bf16"):
         assert f"- {key}" in detail, (key, detail)
-    for i, dataset in enumerate(["AI-MO/NuminaMath-1.5", "open-r1/OpenR1-Math-220k"]):
+    for i, dataset in enumerate(["open-r1/OpenR1-Math-220k", "AI-MO/NuminaMath-1.5"]):
         assert f"- data.sources[{i}].path: '{dataset}' is not in the hub cache" in detail, detail
     assert "HF_HUB_OFFLINE=1" in detail
 
