@@ -72,7 +72,7 @@ class BuildOptions:
     length). 0 = off. (data_pipeline/decontaminate.py: whole-problem rules, not a shared n-gram.)"""
     decontaminate_similarity: float = 1.15
     """Drop rewordings: idf-weighted cosine of shape unigrams and bigrams at least this, with the
-    benchmark problem's numbers kept (Jaccard >= 0.8); 0 = off."""
+    benchmark problem's numbers kept (Jaccard >= 0.99) plus 0.08 x their information; 0 = off."""
     decontaminate_files: dict[str, str] = field(default_factory=dict)
     """More benchmark files to decontaminate against, {name: .jsonl/.parquet path with a 'problem'
     column}, besides every benchmark of the recipe's eval stage."""
