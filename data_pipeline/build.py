@@ -633,6 +633,15 @@ def recount(
             "after_filters": kept,
             "filtered": dict(rules.most_common()),
         }
+        if src.solution_columns:  # the source's own solutions, of the rows that passed the filters
+            traces: Counter = Counter()
+            for r in iter_jsonl(work / "ingest" / f"{src.name}.jsonl"):
+                traces.update(r.get("solutions_count") or {})
+                traces["kept"] += len(r.get("solutions") or [])
+                traces["problems_without_one"] += not r.get("solutions")
+            per_source[src.name]["solutions"] = {
+                k: traces[k] for k in ("read", "kept", "unverified", "unfinished", "problems_without_one")
+            }
     dups = _count(dropped / "dedup.jsonl", lambda r: (r["source"], r["rule"]))
     matches = _count(
         out / "decontamination_matches.jsonl", lambda r: (r["source"], r["benchmark"], r["rule"])

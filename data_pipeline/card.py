@@ -44,6 +44,14 @@ def card_markdown(card: dict[str, Any]) -> str:
             ),
         )
     )
+    for name, s in card["sources"].items():
+        if t := s.get("solutions"):
+            lines += [
+                "",
+                f"{name}'s own solutions (rows that passed the filters): {t['read']} read, {t['kept']} kept, "
+                f"{t['unverified']} marked wrong by the source, {t['unfinished']} unfinished; "
+                f"{t['problems_without_one']} problems with none left (the teacher's, if one is configured).",
+            ]
     lines += [
         "",
         f"Filter rules, in the order tried: {', '.join(card['filters'])}. "

@@ -370,17 +370,23 @@ def read_source(src: Source, key: str) -> Iterator[dict[str, Any]]:
         raise DataError(f"{key}: source {src.name!r}: {src.path}: no rows")
 
 
-def _solutions(src: Source, raw: dict[str, Any]) -> list[str]:
-    """The source's finished (and, where it says so, verified) solutions of one problem."""
+def _solutions(src: Source, raw: dict[str, Any]) -> tuple[list[str], dict[str, int]]:
+    """The source's finished (and, where it says so, verified) solutions of one problem, and how many
+    were read, marked wrong and left unfinished (the card counts them)."""
     texts: list[Any] = []
+    counts = {"read": 0, "unverified": 0, "unfinished": 0}
     for column in src.solution_columns:
         value = raw.get(column)
         if isinstance(value, list):
+            counts["read"] += len(value)
             if src.solutions_verified:
                 marks = raw.get(src.solutions_verified) or []
-                value = [v for v, ok in zip(value, marks, strict=False) if ok is True]
+                kept = [v for v, ok in zip(value, marks, strict=False) if ok is True]
+                counts["unverified"] += len(value) - len(kept)
+                value = kept
             texts += value
         elif value:
+            counts["read"] += 1
             texts.append(value)
     out = []
     for t in texts:
@@ -389,7 +395,9 @@ def _solutions(src: Source, raw: dict[str, Any]) -> list[str]:
             t = "<think>\n" + t
         if t and not ("<think>" in t and "</think>" not in t):
             out.append(t)
-    return out
+        else:
+            counts["unfinished"] += 1
+    return out, counts
 
 
 def _map(src: Source, raw: dict[str, Any], index: int) -> dict[str, Any]:
@@ -408,7 +416,7 @@ def _map(src: Source, raw: dict[str, Any], index: int) -> dict[str, Any]:
         answer = extract_boxed(row.get("solution", "")) or ""
     row["answer"] = answer
     if src.solution_columns:
-        row["solutions"] = _solutions(src, raw)
+        row["solutions"], row["solutions_count"] = _solutions(src, raw)
     if f.get("label"):
         row["source_label"] = _text(raw[f["label"]])
     if f.get("question_type"):

@@ -64,6 +64,7 @@ def test_openr1_keeps_only_the_traces_math_verify_marked_correct_and_finished(so
 def test_deepmath_traces_get_their_think_and_unfinished_ones_are_left_out(sources):
     rows = [_map(sources["deepmath"], raw, i) for i, raw in enumerate(_rows("deepmath"))]
     assert [len(r["solutions"]) for r in rows] == [3, 2, 3]
+    assert rows[1]["solutions_count"] == {"read": 3, "unverified": 0, "unfinished": 1}
     assert all(s.startswith("<think>\n") and s.count("</think>") == 1 for r in rows for s in r["solutions"])
     labels = [mapped_label(r, sources["deepmath"].label_map) for r in rows]
     assert labels == ["calculus", "calculus", "statistics"]  # by prefix and exact topic paths
@@ -112,6 +113,18 @@ def test_a_build_keeps_a_multi_solution_sources_traces_for_sft(tmp_path):
         1 for split in ("eval.jsonl", "rl.jsonl") for r in iter_jsonl(data / split) if r["source"] == "openr1"
     ) + sum(1 for p in (data / "probe").glob("*.jsonl") for r in iter_jsonl(p) if r["source"] == "openr1")
     assert len(sft) + elsewhere == 2  # the Number Theory row is outside the domains
+    card = json.loads((data / "data_card.json").read_text())
+    assert card["sources"]["openr1"]["solutions"] == {
+        "read": 7,
+        "kept": 5,
+        "unverified": 2,
+        "unfinished": 0,
+        "problems_without_one": 0,
+    }  # counted by hand from the fixture: 3 + 2 + 2 traces, one wrong and one cut short marked false
+    assert (
+        "openr1's own solutions (rows that passed the filters): 7 read, 5 kept"
+        in (data / "data_card.md").read_text()
+    )
     raw = {r["uuid"]: r for r in _rows("openr1")}
     for r in sft:
         assert r["solutions_origin"] == "source" and len(r["solutions"]) == 1
