@@ -512,7 +512,7 @@ def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any
     paths = _sample(plan, o, rows, work / "rl_pass_rates", "data.rl_pass_rate")
     rates, kept_rates = [], []
     with JsonlWriter(splits["rl"]) as out_, JsonlWriter(work / "dropped" / "rl_window.jsonl") as dropped:
-        for row, samples in sampled_rows(paths, rows) if rows else ():  # the current rows, never copies
+        for row, samples in sampled_rows(paths, rows):  # the current rows, never the shards' copies
             rate = sum(map(correct, samples)) / len(samples)
             rates.append(rate)
             if o.min_pass_rate < rate < o.max_pass_rate:
@@ -564,7 +564,7 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
     with JsonlWriter(sft) as out_, JsonlWriter(work / "dropped" / "teacher.jsonl") as dropped:
         for row in traced:
             out_.write(row)
-        for row, samples in sampled_rows(paths, rows) if rows else ():  # the current rows, never copies
+        for row, samples in sampled_rows(paths, rows):  # the current rows, never the shards' copies
             pool = correct_pool(samples)
             kept = pick(pool, t.solutions_per_problem, t.selection, seed=plan.seed)
             if not kept:
@@ -591,7 +591,7 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
             "top_p": t.top_p,
             "max_new_tokens": t.max_new_tokens,
         },
-        "verification": verification_counts(paths) if rows else {},
+        "verification": verification_counts(paths),
         "source_solutions_kept_for": len(traced),  # problems whose source's own solutions were used
         "selection": t.selection,
         "solutions_per_problem": dict(sorted(sizes.items())),

@@ -37,18 +37,12 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from data_pipeline.text import shape, tokens
+from data_pipeline.text import shape, statement, tokens
 
 SHORT = 3  # tokens: a shorter benchmark problem is matched whole only, never inside another text
 INFORMATION_CAP = 20.0  # a benchmark's numbers add at most number_weight x this to the reworded score
 MATCH_RULES = ("verbatim", "numbers", "reworded")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_FIGURE = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.S)
-
-
-def statement(text: str) -> str:
-    """The problem without its Asymptote figure code (coordinates and labels are not its wording)."""
-    return _FIGURE.sub(" ", text)
 
 
 def numbers(text: str) -> Counter[str]:
@@ -99,7 +93,7 @@ class _Entry:
     benchmark: str
     problem_id: str
     problem: str
-    words: tuple[str, ...]
+    tokens: tuple[str, ...]
     shape: tuple[str, ...]
     terms: set[str]
     numbers: Counter[str]
@@ -118,7 +112,7 @@ class Decontaminator:
         self.numbers_kept, self.number_weight = numbers_kept, number_weight
         self._number_df: Counter[str] = Counter()
         self.entries: list[_Entry] = []
-        self._by_words: dict[tuple[str, ...], int] = {}
+        self._by_tokens: dict[tuple[str, ...], int] = {}
         self._by_shape: dict[tuple[str, ...], int] = {}
         self._index: dict[str, list[int]] = defaultdict(list)
         self._starts: dict[tuple[str, ...], list[int]] = defaultdict(list)  # first 3 tokens -> long entries
@@ -133,12 +127,12 @@ class Decontaminator:
             benchmark, problem_id, problem, tokens(problem), shape(problem), terms(problem), numbers(problem)
         )
         self.entries.append(entry)
-        self._by_words.setdefault(entry.words, e)
+        self._by_tokens.setdefault(entry.tokens, e)
         self._by_shape.setdefault(entry.shape, e)
         for t in entry.terms:
             self._index[t].append(e)
-        if self.n and len(entry.words) >= SHORT:
-            self._starts[entry.words[:3]].append(e)
+        if self.n and len(entry.tokens) >= SHORT:
+            self._starts[entry.tokens[:3]].append(e)
         if self.n and len(entry.shape) >= 2 * self.n:  # other numbers inside a longer text: long problems
             self._shape_starts[entry.shape[:3]].append(e)
         self._norms = None
@@ -181,12 +175,12 @@ class Decontaminator:
             return None
         if self.n:
             ws = tokens(text)
-            if ws in self._by_words:
-                return self._match(self._by_words[ws], "verbatim", 1.0)
+            if ws in self._by_tokens:
+                return self._match(self._by_tokens[ws], "verbatim", 1.0)
             sh = shape(text)
             if sh in self._by_shape and len(sh) >= 3:
                 return self._match(self._by_shape[sh], "numbers", 1.0)
-            if (e := _embedded(ws, self._starts, [x.words for x in self.entries], self.n)) is not None:
+            if (e := _embedded(ws, self._starts, [x.tokens for x in self.entries], self.n)) is not None:
                 return self._match(e, "verbatim", 1.0)
             if (
                 e := _embedded(sh, self._shape_starts, [x.shape for x in self.entries], 2 * self.n)

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from data_pipeline.text import statement
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -57,7 +59,6 @@ _ASKS = re.compile(
     r"\?|\b(?:find|compute|calculate|determine|evaluate|solve|prove|show|simplify|express|write|what|how|which)\b",
     re.I,
 )
-_ASY = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.S)
 _IMAGE = re.compile(r"\\includegraphics|!\[[^\]]*\]\(|<img\b", re.I)
 # A figure named as such: tables, lists and rows "shown below" are in the text, and "the image of C" under
 # a rotation or "the area of the picture" name no figure, so they do not count.
@@ -134,7 +135,7 @@ def multi_part(row: dict[str, Any], limits: Limits) -> str | None:
     """Several questions in one problem: two or more parts ((a)/(b), (1)/(2), (I)/(II)) that each ask
     something (a question mark or find/compute/prove/...). Parts that only list conditions ("(i) f(1) =
     1, (ii) ...") are one problem; figure code is not read."""
-    text = _ASY.sub(" ", row["problem"])
+    text = statement(row["problem"])
     marks = list(_PART.finditer(text))
     asking = [
         m.group(0).strip()

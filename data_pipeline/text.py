@@ -3,7 +3,7 @@
 ``words``: lower-case, every run of characters other than a-z and 0-9 becomes a space (LaTeX
 commands, punctuation and spacing differences vanish). ``masked_words``: the same after every
 number is replaced by one placeholder word, so two problems that differ only in their numbers
-have the same word sequence. ``shape``: ``masked_words`` with number words ("six", "twenty") masked
+have the same word sequence. ``statement``: the text without Asymptote figure code. ``shape``: ``masked_words`` with number words ("six", "twenty") masked
 too and operators kept as words (``2x + 1 < 5`` and ``7x + 3 < 9`` share a shape, ``2x - 1 < 5``
 does not). ``grams``: the set of word n-grams.
 """
@@ -48,6 +48,14 @@ _SYMBOLS = str.maketrans(
     }
 )
 _FRACTION = re.compile(r"\\[dt]?frac(?![a-zA-Z])")
+
+
+_FIGURE = re.compile(r"\[asy\].*?(?:\[/asy\]|$)", re.S)
+
+
+def statement(text: str) -> str:
+    """The problem without its Asymptote figure code (coordinates and labels are not its wording)."""
+    return _FIGURE.sub(" ", text)
 
 
 def tokens(text: str) -> tuple[str, ...]:
