@@ -60,6 +60,7 @@ def test_deepspeed_zero_on_one_gpu(tmp_path, zero):
         "sft.bf16=true",
         "sft.max_steps=8",
         "sft.save_every=8",
+        "sft.logging_steps=1",  # a loss per step: first and last differ (one logged entry read 6.304 -> 6.304)
         "sft.eval_limit=32",
     ]
     out, wall = ssp("stage", "sft", str(TINY), *common, *sft)
@@ -90,7 +91,11 @@ def test_the_reward_pool_scores_under_a_main_module_holding_a_cuda_context(tmp_p
         text=True,
         timeout=300,
         cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        # prepended, not replaced: a GPU machine may carry its packages on PYTHONPATH (docs/install.md)
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        },
     )
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
