@@ -136,15 +136,8 @@ def _real(args) -> None:
     for r in rows:
         if r["role"] == "benchmark":
             bench.setdefault(r["benchmark"], []).append((r["id"], r["problem"]))
-    label_map = {
-        "Algebra": "algebra",
-        "Intermediate Algebra": "algebra",
-        "Prealgebra": "algebra",
-        "Counting & Probability": "counting",
-        "Geometry": "geometry",
-        "Number Theory": "number_theory",
-        "Precalculus": None,
-    }
+    subjects = json.loads((fixture.parent / "math_subjects.json").read_text())  # shared with the labels test
+    label_map = {k: v for k, v in subjects.items() if k[0] != "_"}
     sources, n = [], 0
     for i, path in enumerate(args.math):
         first = json.loads(Path(path).open().readline())

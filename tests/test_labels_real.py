@@ -14,15 +14,8 @@ import pytest
 from data_pipeline.labels import OUTSIDE, held_out_accuracy, mapped_label
 
 FIXTURE = Path(__file__).parent / "fixtures" / "decontamination" / "math_test_vs_benchmarks.jsonl.gz"
-MAP = {
-    "Algebra": "algebra",
-    "Intermediate Algebra": "algebra",
-    "Prealgebra": "algebra",
-    "Counting & Probability": "counting",
-    "Geometry": "geometry",
-    "Number Theory": "number_theory",
-    "Precalculus": None,
-}
+# MATH subject -> domain, shared with benchmarks/corpus_build.py
+MAP = {k: v for k, v in json.loads((FIXTURE.parent / "math_subjects.json").read_text()).items() if k[0] != "_"}
 
 
 @pytest.fixture(scope="module")

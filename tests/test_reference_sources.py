@@ -138,3 +138,44 @@ def test_a_build_keeps_a_multi_solution_sources_traces_for_sft(tmp_path):
             if ok
         ]
         assert r["solutions"][0] in verified
+
+
+def test_a_teacher_with_every_sft_row_traced_samples_nothing_and_passes_the_traces_through(tmp_path):
+    """A teacher is configured but every SFT problem already carries its source's verified traces
+    (``solutions_origin: source``): the teacher step samples nothing (its model path does not exist, so
+    any load would fail), writes the traced rows unchanged and counts them in its card entry."""
+    from core.corpus import JsonlWriter
+    from data_pipeline.build import BuildOptions, Plan, TeacherOptions, _teach
+
+    traced = [
+        {
+            "id": f"t{i}",
+            "problem": f"Problem {i}",
+            "answer": str(i),
+            "domain": "algebra",
+            "solutions": [f"<think>a{i}</think> \\boxed{{{i}}}", f"<think>b{i}</think> \\boxed{{{i}}}"],
+            "solutions_origin": "source",
+        }
+        for i in range(3)
+    ]
+    work = tmp_path / "build"
+    work.mkdir()
+    with JsonlWriter(tmp_path / "sft.jsonl") as out:
+        for r in traced:
+            out.write(r)
+    plan = Plan(
+        [],
+        BuildOptions(),
+        ["algebra"],
+        {},
+        0,
+        7,
+        {},
+        teacher=TeacherOptions(model=str(tmp_path / "no-such-teacher")),
+    )
+    splits = {"sft": tmp_path / "sft.jsonl"}
+    card = _teach(plan, work, splits)
+    assert list(iter_jsonl(splits["sft"])) == traced
+    assert card["source_solutions_kept_for"] == 3 and card["unsolved"] == 0
+    assert card["solutions_per_problem"] == {}  # nothing sampled, nothing chosen
+    assert not (work / "teacher").exists()
