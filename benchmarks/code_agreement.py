@@ -41,7 +41,7 @@ def load(limit: int = 0) -> tuple[list[dict], dict[str, dict]]:
 
 
 def grade(rows: list[dict], harness: str = "lcb", concurrency: int = 2) -> list[float | None]:
-    from reward import get_reward
+    from ssp.reward import get_reward
 
     reward = get_reward("code_tests", harness=harness, max_concurrency=concurrency)
     return reward(

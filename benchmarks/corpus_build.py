@@ -58,8 +58,8 @@ def main() -> None:
 
     import datasets
 
-    from data_pipeline.build import BuildOptions, Plan, build_pool
-    from data_pipeline.sources import Source
+    from ssp.data_pipeline.build import BuildOptions, Plan, build_pool
+    from ssp.data_pipeline.sources import Source
 
     rng = random.Random(0)
     clean = [json.loads(line) for line in FIXTURE.read_text().splitlines()][:25]  # the unplanted rows
@@ -127,8 +127,8 @@ def main() -> None:
 def _real(args) -> None:
     import gzip
 
-    from data_pipeline.build import BuildOptions, Plan, build_pool
-    from data_pipeline.sources import Source
+    from ssp.data_pipeline.build import BuildOptions, Plan, build_pool
+    from ssp.data_pipeline.sources import Source
 
     fixture = ROOT / "tests" / "fixtures" / "decontamination" / "math_test_vs_benchmarks.jsonl.gz"
     rows = [json.loads(line) for line in gzip.open(fixture, "rt", encoding="utf-8")]

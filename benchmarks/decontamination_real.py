@@ -28,7 +28,7 @@ FIXTURE = (
 
 
 def main() -> None:
-    from data_pipeline.decontaminate import Decontaminator
+    from ssp.data_pipeline.decontaminate import Decontaminator
 
     a = argparse.ArgumentParser()
     a.add_argument("--train", type=Path, help="MATH train problems (JSONL, field 'problem'), unlabelled")

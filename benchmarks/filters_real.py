@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
-    from data_pipeline.build import DEFAULT_FILTERS
-    from data_pipeline.filters import RULES, Limits
-    from reward.math_answer import extract_boxed
+    from ssp.data_pipeline.build import DEFAULT_FILTERS
+    from ssp.data_pipeline.filters import RULES, Limits
+    from ssp.reward.math_answer import extract_boxed
 
     a = argparse.ArgumentParser()
     a.add_argument("files", nargs="+", type=Path)

@@ -29,8 +29,8 @@ def timed_generate(gen, prompts, params) -> float:
 
 
 def main() -> None:
-    from core.corpus import chat_prompt
-    from sampling.generation import GenerationConfig, SamplingParams, make_backend
+    from ssp.core.corpus import chat_prompt
+    from ssp.sampling.generation import GenerationConfig, SamplingParams, make_backend
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model")

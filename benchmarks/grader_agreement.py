@@ -39,7 +39,7 @@ def load() -> tuple[list[dict], dict[str, dict]]:
 
 
 def grade(rows: list[dict], grader: str, workers: int = 2) -> tuple[list[float | None], list[str]]:
-    from reward import get_reward
+    from ssp.reward import get_reward
 
     # a generous timeout: this measures what is judged equal, not speed (a loaded CI machine)
     reward = get_reward("math_correctness", grader=grader, workers=workers, timeout=60.0)

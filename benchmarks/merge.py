@@ -65,7 +65,7 @@ def naive(sources: list[Path], out: Path) -> None:
 
 
 def streaming(sources: list[Path], out: Path) -> None:
-    from train.fusion import merge_checkpoints
+    from ssp.train.fusion import merge_checkpoints
 
     merge_checkpoints([(s, 1.0 / len(sources)) for s in sources], out, overwrite=True)
 

@@ -23,8 +23,8 @@ def run(kind: str, model: str, rows: list[dict], steps: int) -> list[float]:
     import datasets
     from trl import GRPOConfig, GRPOTrainer
 
-    from reward import get_reward
-    from train.mgpo import MGPOConfig, MGPOTrainer
+    from ssp.reward import get_reward
+    from ssp.train.mgpo import MGPOConfig, MGPOTrainer
 
     ds = datasets.Dataset.from_list(
         [{"prompt": [{"role": "user", "content": r["problem"]}], "answer": r["answer"]} for r in rows]

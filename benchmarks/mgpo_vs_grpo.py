@@ -34,8 +34,8 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more recipe overrides")
     p.add_argument("--name", default="", help="sweep folder (default <RUN>-mgpo-vs-grpo)")
     args = p.parse_args()
-    from launch.logs import setup_logging
-    from launch.sweep import run_sweep
+    from ssp.launch.logs import setup_logging
+    from ssp.launch.sweep import run_sweep
 
     setup_logging()
     folder = run_sweep(

@@ -21,9 +21,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from reward import get_reward  # noqa: E402
-from reward.code_tests import with_prelude  # noqa: E402
-from reward.sandbox import Limits, interpreter, isolation, run_python  # noqa: E402
+from ssp.reward import get_reward  # noqa: E402
+from ssp.reward.code_tests import with_prelude  # noqa: E402
+from ssp.reward.sandbox import Limits, interpreter, isolation, run_python  # noqa: E402
 
 
 def math_mix(n: int, seed: int = 0) -> tuple[list[str], list[str]]:

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
-    from core.corpus import iter_jsonl
-    from data_pipeline.diversity import METHODS, correct_pool, pick
+    from ssp.core.corpus import iter_jsonl
+    from ssp.data_pipeline.diversity import METHODS, correct_pool, pick
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("shards", type=Path, help="a folder of shard-*.jsonl files")

@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.merge import QWEN25_MATH_15B  # noqa: E402
-from data_pipeline.tiny.model import TinyModelConfig  # noqa: E402
+from ssp.data_pipeline.tiny.model import TinyModelConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -250,9 +250,9 @@ def run_setting(name, overrides, recipe_file, model_dir, rows, steps, warmup, fp
     import datasets
     from transformers import AutoTokenizer
 
-    from config.recipe import load_recipe
-    from stages.sft import _dtype, build_trainer
-    from train.context_length import extended_start_model
+    from ssp.config.recipe import load_recipe
+    from ssp.stages.sft import _dtype, build_trainer
+    from ssp.train.context_length import extended_start_model
 
     recipe = load_recipe(
         recipe_file,
@@ -280,8 +280,8 @@ def run_plain(recipe_file, overrides, model_dir, rows, steps, warmup, fpt, peak)
     """The same folder and micro-batches without the Trainer: padded batches, model(labels=...)."""
     from transformers import AutoModelForCausalLM
 
-    from config.recipe import load_recipe
-    from stages.sft import _dtype
+    from ssp.config.recipe import load_recipe
+    from ssp.stages.sft import _dtype
 
     recipe = load_recipe(recipe_file, overrides)
     micro, accum = recipe.sft.per_device_train_batch_size, recipe.sft.gradient_accumulation_steps
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     if not 0 <= args.warmup < args.steps:
         ap.error("--warmup must be >= 0 and below --steps")
 
-    from config.recipe import load_recipe
+    from ssp.config.recipe import load_recipe
 
     base = load_recipe(recipe_file, args.set)
     per_step = base.sft.per_device_train_batch_size * base.sft.gradient_accumulation_steps

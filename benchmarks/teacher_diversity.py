@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _opening(text: str) -> tuple[str, ...]:
-    from data_pipeline.text import masked_words
+    from ssp.data_pipeline.text import masked_words
 
     return masked_words(text)[:3]
 
@@ -59,11 +59,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/teacher-diversity"))
     args = ap.parse_args()
 
-    from core.corpus import iter_jsonl, load_rows
-    from data_pipeline.diversity import correct_pool, mean_pairwise_divergence, pick
-    from data_pipeline.teacher import sample_shards, verification_counts
-    from reward.config import make_reward
-    from sampling.generation import HFGenerator, SamplingParams
+    from ssp.core.corpus import iter_jsonl, load_rows
+    from ssp.data_pipeline.diversity import correct_pool, mean_pairwise_divergence, pick
+    from ssp.data_pipeline.teacher import sample_shards, verification_counts
+    from ssp.reward.config import make_reward
+    from ssp.sampling.generation import HFGenerator, SamplingParams
 
     manifest = json.loads((args.run / "manifest.json").read_text())
     checkpoint = args.checkpoint or Path(manifest["stages"]["sft"]["outputs"]["checkpoints"][-1])

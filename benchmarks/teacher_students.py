@@ -103,7 +103,7 @@ def main() -> None:
     ap.add_argument("overrides", nargs="*", help="key=value for every arm")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from config.recipe import load_recipe
+    from ssp.config.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     seeds = [int(s) for s in args.seeds.split(",")]

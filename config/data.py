@@ -2,10 +2,10 @@
 
 from dataclasses import dataclass, field
 
-from core.errors import check, check_positive
-from data_pipeline.build import BuildOptions, PassRateOptions, TeacherOptions
-from data_pipeline.sources import Source
-from data_pipeline.tiny.problems import TINY_DOMAINS
+from ssp.core.errors import check, check_positive
+from ssp.data_pipeline.build import BuildOptions, PassRateOptions, TeacherOptions
+from ssp.data_pipeline.sources import Source
+from ssp.data_pipeline.tiny.problems import TINY_DOMAINS
 
 
 @dataclass

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import check
-from evaluation.benchmarks import BENCHMARKS
+from ssp.core.errors import check
+from ssp.evaluation.benchmarks import BENCHMARKS
 
 MODEL_ALIASES = {"base": "data", "sft": "sft", "spectrum": "merge", "signal": "rl"}
 """Model names the eval stage resolves from the run (alias -> stage that produces the model);
@@ -86,7 +86,7 @@ class EvalConfig:
         names = [b.name for b in self.benchmarks]
         check(self, "benchmarks", len(set(names)) == len(names), f"a benchmark is listed twice: {names}")
         check(self, "batch_size", self.batch_size > 0, "must be > 0")
-        from reward.graders import GRADERS
+        from ssp.reward.graders import GRADERS
 
         unknown = [g for g in self.graders if g not in GRADERS]
         check(self, "graders", not unknown, f"unknown grader(s) {unknown}; known: {', '.join(GRADERS)}")

@@ -21,15 +21,15 @@ import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from config.data import DataConfig
-from config.eval import EvalConfig
-from config.sweep import SweepConfig
-from config.tracking import TrackingConfig
-from config.train import MergeConfig, ModelConfig, ProbeConfig, RLConfig, SFTStageConfig
-from core.cost import CostConfig
-from core.errors import FieldError, RecipeError, check
-from data_pipeline.tiny.model import TinyModelConfig
-from sampling.generation import GenerationConfig
+from ssp.config.data import DataConfig
+from ssp.config.eval import EvalConfig
+from ssp.config.sweep import SweepConfig
+from ssp.config.tracking import TrackingConfig
+from ssp.config.train import MergeConfig, ModelConfig, ProbeConfig, RLConfig, SFTStageConfig
+from ssp.core.cost import CostConfig
+from ssp.core.errors import FieldError, RecipeError, check
+from ssp.data_pipeline.tiny.model import TinyModelConfig
+from ssp.sampling.generation import GenerationConfig
 
 # The pipeline, in order.
 STAGE_ORDER = ["data", "sft", "probe", "merge", "rl", "eval"]

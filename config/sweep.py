@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import check
+from ssp.core.errors import check
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import check
+from ssp.core.errors import check
 
 
 @dataclass

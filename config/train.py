@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from core.errors import check, check_count_or_auto, check_positive
-from reward.config import RewardSpec
+from ssp.core.errors import check, check_count_or_auto, check_positive
+from ssp.reward.config import RewardSpec
 
 
 def check_nproc(cfg) -> None:

@@ -18,8 +18,8 @@ import json
 import logging
 from pathlib import Path
 
-from core.errors import DataError
-from core.model_folder import ADAPTER_CONFIG, check_model_folder, save_model_folder
+from ssp.core.errors import DataError
+from ssp.core.model_folder import ADAPTER_CONFIG, check_model_folder, save_model_folder
 
 log = logging.getLogger("ssp")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.cost import BudgetExceeded, CostMeter
+from ssp.core.cost import BudgetExceeded, CostMeter
 
 
 @dataclass

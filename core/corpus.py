@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.errors import DataError
+from ssp.core.errors import DataError
 
 PROBLEM_FIELDS = ("id", "domain", "problem", "answer")
 FILE_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}

@@ -29,8 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.atomic import write_atomic
-from core.errors import SSPError, check
+from ssp.core.atomic import write_atomic
+from ssp.core.errors import SSPError, check
 
 SAVE_EVERY_S = 10.0
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.locks import file_lock
+from ssp.core.locks import file_lock
 
 
 def now() -> str:

@@ -17,7 +17,7 @@ import shutil
 import struct
 from pathlib import Path
 
-from core.errors import DataError
+from ssp.core.errors import DataError
 
 # What a Trainer checkpoint holds beside the model (optimizer, schedulers, RNG, trainer state,
 # DeepSpeed's global_step*/ shards): training state, never part of a model folder.

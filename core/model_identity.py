@@ -20,7 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from core.reuse import file_digest
+from ssp.core.reuse import file_digest
 
 MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".jinja", ".model", ".txt", ".tiktoken")
 """The files of a model folder that shape its samples (weights, configs, tokenizer, chat template)."""
@@ -33,8 +33,8 @@ def _digest(path: str, stat: tuple[int, ...]) -> str:
 
 def model_identity(model: str | Path) -> dict[str, Any]:
     """The identity of a model folder or hub id (module docstring)."""
-    from core.adapters import adapter_base, is_adapter
-    from core.model_folder import is_training_state
+    from ssp.core.adapters import adapter_base, is_adapter
+    from ssp.core.model_folder import is_training_state
 
     path = Path(model).expanduser()
     if not path.is_dir():

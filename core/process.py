@@ -2,7 +2,7 @@
 
 ``kill -9`` runs no cleanup, so a stage's helpers must be tied to their parent by the kernel:
 ``die_with_parent`` asks Linux (``PR_SET_PDEATHSIG``) to signal a process when its parent exits.
-The runner starts torchrun through ``python -m core.process -- CMD ...``, which sets SIGTERM as
+The runner starts torchrun through ``python -m ssp.core.process -- CMD ...``, which sets SIGTERM as
 torchrun's death signal and then execs it (the setting survives ``exec``): when ``ssp`` dies,
 torchrun gets SIGTERM and stops its workers as it does on Ctrl-C. The workers themselves (torchrun
 starts each in a session of its own, out of reach of a process-group kill) set SIGKILL as theirs
@@ -32,10 +32,10 @@ def die_with_parent(sig: int = signal.SIGKILL) -> None:
 
 def tied_command(cmd: list[str], sig: int = signal.SIGTERM) -> list[str]:
     """``cmd`` wrapped so that it gets ``sig`` when the calling process dies."""
-    return [sys.executable, "-m", "core.process", str(int(sig)), "--", *cmd]
+    return [sys.executable, "-m", "ssp.core.process", str(int(sig)), "--", *cmd]
 
 
-if __name__ == "__main__":  # python -m core.process SIG -- CMD ...
+if __name__ == "__main__":  # python -m ssp.core.process SIG -- CMD ...
     die_with_parent(int(sys.argv[1]))
     command = sys.argv[sys.argv.index("--") + 1 :]
     os.execvp(command[0], command)

@@ -26,17 +26,17 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from core.atomic import write_atomic
-from core.corpus import JsonlWriter, iter_jsonl
-from core.errors import DataError, check, check_positive
-from data_pipeline.card import unit_histogram
-from data_pipeline.decontaminate import MATCH_RULES, Decontaminator
-from data_pipeline.dedup import Deduplicator
-from data_pipeline.diversity import select
-from data_pipeline.filters import RULES, Limits, first_failed
-from data_pipeline.labels import OUTSIDE, held_out_accuracy, mapped_label, unit_hash
-from data_pipeline.sources import Source, check_source, read_source
-from data_pipeline.splits import assign
+from ssp.core.atomic import write_atomic
+from ssp.core.corpus import JsonlWriter, iter_jsonl
+from ssp.core.errors import DataError, check, check_positive
+from ssp.data_pipeline.card import unit_histogram
+from ssp.data_pipeline.decontaminate import MATCH_RULES, Decontaminator
+from ssp.data_pipeline.dedup import Deduplicator
+from ssp.data_pipeline.diversity import select
+from ssp.data_pipeline.filters import RULES, Limits, first_failed
+from ssp.data_pipeline.labels import OUTSIDE, held_out_accuracy, mapped_label, unit_hash
+from ssp.data_pipeline.sources import Source, check_source, read_source
+from ssp.data_pipeline.splits import assign
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class TeacherOptions(SamplerOptions):
     many samples in all (hard problems get more tries); 0 = off."""
 
     def __post_init__(self):
-        from data_pipeline.diversity import METHODS
+        from ssp.data_pipeline.diversity import METHODS
 
         super().__post_init__()
         check(
@@ -470,10 +470,10 @@ def _sample(
     (in ``folder``, or in ``opts.samples_dir`` shared with other runs). The shards are reused only
     when made from the same rows (whole content), model, sampling, reward and engine settings
     (data_pipeline/teacher.py)."""
-    from data_pipeline.teacher import sample_shards
-    from reward.config import make_reward
-    from sampling.data_parallel import make_generator
-    from sampling.generation import SamplingParams, engine_record
+    from ssp.data_pipeline.teacher import sample_shards
+    from ssp.reward.config import make_reward
+    from ssp.sampling.data_parallel import make_generator
+    from ssp.sampling.generation import SamplingParams, engine_record
 
     params = SamplingParams(opts.n_samples, opts.temperature, opts.top_p, -1, opts.max_new_tokens, opts.seed)
     reward = make_reward(opts.reward, opts.reward_options, f"{key}.reward_options")
@@ -501,7 +501,7 @@ def _sample(
 def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
     """Each RL prompt's pass rate (correct and finished / samples), the prompts inside the window
     kept in ``rl.jsonl`` with their ``pass_rate``, the others in ``build/dropped/rl_window.jsonl``."""
-    from data_pipeline.teacher import correct, sampled_rows, verification_counts
+    from ssp.data_pipeline.teacher import correct, sampled_rows, verification_counts
 
     o = plan.rl_pass_rate
     if "rl" not in splits:
@@ -542,8 +542,8 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
     """Sample the teacher on every SFT problem, keep up to m correct, diverse solutions each, and
     rewrite ``sft.jsonl`` with them; problems with no correct finished sample are dropped (counted,
     and written to ``build/dropped/teacher.jsonl``)."""
-    from data_pipeline.diversity import correct_pool, mean_pairwise_divergence, pick
-    from data_pipeline.teacher import sampled_rows, verification_counts
+    from ssp.data_pipeline.diversity import correct_pool, mean_pairwise_divergence, pick
+    from ssp.data_pipeline.teacher import sampled_rows, verification_counts
 
     t = plan.teacher
     rows, traced = [], []  # traced: the source's own verified solutions, kept as they are

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.tables import markdown_table
-from data_pipeline.decontaminate import MATCH_RULES
+from ssp.core.tables import markdown_table
+from ssp.data_pipeline.decontaminate import MATCH_RULES
 
 
 def unit_histogram(values: list[float], bins: int) -> tuple[list[float], list[int]]:

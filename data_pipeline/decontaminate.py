@@ -37,7 +37,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from data_pipeline.text import shape, statement, tokens
+from ssp.data_pipeline.text import shape, statement, tokens
 
 SHORT = 3  # tokens: a shorter benchmark problem is matched whole only, never inside another text
 INFORMATION_CAP = 20.0  # a benchmark's numbers add at most number_weight x this to the reworded score

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from data_pipeline.text import grams, words
+from ssp.data_pipeline.text import grams, words
 
 SHINGLE = 3
 

@@ -23,8 +23,8 @@ from __future__ import annotations
 import random
 from itertools import combinations
 
-from data_pipeline.teacher import correct
-from data_pipeline.text import grams, words
+from ssp.data_pipeline.teacher import correct
+from ssp.data_pipeline.text import grams, words
 
 METHODS = ("maxmin", "random", "all")
 N = 3

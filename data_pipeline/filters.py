@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from data_pipeline.text import statement
+from ssp.data_pipeline.text import statement
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import hashlib
 from collections import Counter
 from typing import Any
 
-from data_pipeline.text import masked_words
+from ssp.data_pipeline.text import masked_words
 
 OUTSIDE = "outside"  # the source's label maps to null: not one of the recipe's domains
 

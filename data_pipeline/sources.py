@@ -39,10 +39,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.corpus import FILE_KINDS, bad_json_line, decoded_line
-from core.errors import DataError, check
-from core.references import looks_local
-from reward.math_answer import extract_boxed
+from ssp.core.corpus import FILE_KINDS, bad_json_line, decoded_line
+from ssp.core.errors import DataError, check
+from ssp.core.references import looks_local
+from ssp.reward.math_answer import extract_boxed
 
 ROLES = ("problem", "answer", "solution", "label", "id", "question_type")
 """What a source's columns can be mapped to (``fields: {role: column}``)."""

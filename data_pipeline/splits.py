@@ -14,7 +14,7 @@ import heapq
 from collections.abc import Iterable
 from typing import Any
 
-from data_pipeline.labels import unit_hash
+from ssp.data_pipeline.labels import unit_hash
 
 ORDER = ("eval", "probe", "rl")
 

@@ -55,14 +55,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from core.atomic import write_atomic
-from core.corpus import JsonlWriter, iter_jsonl
-from core.errors import DataError
-from core.model_identity import model_identity
-from core.progress import Progress
-from core.reuse import Stamp, digest, rows_digest
-from sampling.generation import SamplingParams
-from sampling.scoring import sample_and_score
+from ssp.core.atomic import write_atomic
+from ssp.core.corpus import JsonlWriter, iter_jsonl
+from ssp.core.errors import DataError
+from ssp.core.model_identity import model_identity
+from ssp.core.progress import Progress
+from ssp.core.reuse import Stamp, digest, rows_digest
+from ssp.sampling.generation import SamplingParams
+from ssp.sampling.scoring import sample_and_score
 
 log = logging.getLogger("ssp")
 SHARD_SEED_STRIDE = 7919

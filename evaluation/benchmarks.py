@@ -33,8 +33,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.errors import DataError
-from core.references import looks_local
+from ssp.core.errors import DataError
+from ssp.core.references import looks_local
 
 MATH_SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
 GPQA_SUFFIX = "Think step by step, then give the letter of the correct option within \\boxed{}."
@@ -287,7 +287,7 @@ def protocol_for(spec) -> Protocol:
 
 
 def _read_local(path: Path) -> list[dict[str, Any]]:
-    from core.corpus import FILE_KINDS, _read
+    from ssp.core.corpus import FILE_KINDS, _read
 
     files = sorted(f for f in path.iterdir() if f.suffix in FILE_KINDS) if path.is_dir() else [path]
     if not files:

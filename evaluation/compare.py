@@ -47,10 +47,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.errors import SSPError
-from core.tables import markdown_table
-from evaluation.curves import arm_curves, label, plot_curves, stage_folder
-from evaluation.intervals import interval
+from ssp.core.errors import SSPError
+from ssp.core.tables import markdown_table
+from ssp.evaluation.curves import arm_curves, label, plot_curves, stage_folder
+from ssp.evaluation.intervals import interval
 
 IGNORED = ("run_name", "output_root")
 
@@ -141,7 +141,7 @@ def load_run(path: Path) -> Run:
 
 def _problem_se(eval_dir: Path, model: str, bench: str) -> float | None:
     """Standard error of pass@1 with problems as the unit, from the eval's saved completions."""
-    from evaluation.evaluate import unit_name
+    from ssp.evaluation.evaluate import unit_name
 
     f = eval_dir / "completions" / f"{unit_name(model, bench)}.parquet"
     if not f.is_file():
@@ -411,7 +411,7 @@ def plot(result: dict[str, Any], out: Path) -> list[Path]:
     """compare_<benchmark>.png (bars_figure), the swept-value plot, and the curves."""
     import matplotlib.pyplot as plt
 
-    from core.atomic import write_atomic
+    from ssp.core.atomic import write_atomic
 
     paths = []
     for bench, by_arm in result["benchmarks"].items():
@@ -444,7 +444,7 @@ def _plot_vs_value(bench: str, by_arm: dict, result: dict, key: str, out: Path) 
     """compare_<benchmark>_vs_<key>.png: pass@1 of each model against the swept value."""
     import matplotlib.pyplot as plt
 
-    from core.atomic import write_atomic
+    from ssp.core.atomic import write_atomic
 
     fig, ax = plt.subplots(figsize=(5, 3.5))
     models = list(dict.fromkeys(m for ms in by_arm.values() for m in ms))
@@ -492,7 +492,7 @@ def compare_runs(
     ``check``: what keeps a run folder's results from being its recipe's (``launch/run_state.py``);
     a run with any such problem is refused, named, before anything is written; with ``allow_stale``
     it is compared, and listed with its problems at the top of compare.md and in compare.json."""
-    from core.atomic import write_atomic
+    from ssp.core.atomic import write_atomic
 
     folders = run_folders(paths)
     stale = {str(p): problems for p in folders if (problems := check(p))} if check is not None else {}

@@ -25,8 +25,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from core.errors import SSPError
-from evaluation.intervals import interval
+from ssp.core.errors import SSPError
+from ssp.evaluation.intervals import interval
 
 # stage -> (logged key, label)
 CURVES: dict[str, list[tuple[str, str]]] = {
@@ -146,7 +146,7 @@ def plot_curves(curves: dict[str, dict[str, dict[str, Any]]], path: Path) -> Pat
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from core.atomic import write_atomic
+    from ssp.core.atomic import write_atomic
 
     names = list(curves)
     cols = min(3, len(names))

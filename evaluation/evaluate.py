@@ -35,22 +35,22 @@ from dataclasses import asdict, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from core.atomic import write_atomic
-from core.context import StageContext
-from core.errors import RecipeError
-from core.model_folder import (
+from ssp.core.atomic import write_atomic
+from ssp.core.context import StageContext
+from ssp.core.errors import RecipeError
+from ssp.core.model_folder import (
     check_model_folder,
 )
-from core.model_identity import model_identity, unknown_revision
-from core.progress import Progress
-from core.reuse import Stamp, rows_digest
-from core.tables import markdown_table
-from evaluation.benchmarks import load_benchmark
-from evaluation.metrics import summarize, vote_key
-from reward.config import make_reward
-from sampling.data_parallel import make_generator
-from sampling.generation import GenerationConfig, SamplingParams, engine_record
-from sampling.scoring import sample_and_score, sample_columns, save_completions, zero_truncated
+from ssp.core.model_identity import model_identity, unknown_revision
+from ssp.core.progress import Progress
+from ssp.core.reuse import Stamp, rows_digest
+from ssp.core.tables import markdown_table
+from ssp.evaluation.benchmarks import load_benchmark
+from ssp.evaluation.metrics import summarize, vote_key
+from ssp.reward.config import make_reward
+from ssp.sampling.data_parallel import make_generator
+from ssp.sampling.generation import GenerationConfig, SamplingParams, engine_record
+from ssp.sampling.scoring import sample_and_score, sample_columns, save_completions, zero_truncated
 
 log = logging.getLogger("ssp")
 

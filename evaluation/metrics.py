@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from reward.answer_forms import canonical
-from reward.math_answer import final_answer, normalise
-from reward.multiple_choice import choice_letter
-from reward.outcome import ERROR, TIMEOUT, UNSCORABLE, plain_statuses
-from sampling.pass_at_k import pass_at_k
+from ssp.reward.answer_forms import canonical
+from ssp.reward.math_answer import final_answer, normalise
+from ssp.reward.multiple_choice import choice_letter
+from ssp.reward.outcome import ERROR, TIMEOUT, UNSCORABLE, plain_statuses
+from ssp.sampling.pass_at_k import pass_at_k
 
 GOLD = "\0gold"  # the vote of every correct sample
 

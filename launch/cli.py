@@ -23,10 +23,10 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from config.eval import BenchmarkSpec, EvalConfig
-from config.recipe import STAGE_ORDER, load_recipe
-from core.errors import RecipeError, SSPError
-from evaluation.benchmarks import BENCHMARKS
+from ssp.config.eval import BenchmarkSpec, EvalConfig
+from ssp.config.recipe import STAGE_ORDER, load_recipe
+from ssp.core.errors import RecipeError, SSPError
+from ssp.evaluation.benchmarks import BENCHMARKS
 
 
 def _version() -> str:
@@ -111,7 +111,7 @@ def _topology_args(p: argparse.ArgumentParser) -> None:
 
 
 def _topology(args: argparse.Namespace):
-    from launch.topology import Topology
+    from ssp.launch.topology import Topology
 
     return Topology(args.nnodes, args.node_rank, args.rdzv_endpoint, args.rdzv_backend, args.rdzv_id)
 
@@ -228,7 +228,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def merge(args: argparse.Namespace) -> int:
     """``ssp merge``: ``train/fusion.py`` on the command line's folders and weights."""
-    from train.fusion import merge_checkpoints, parse_sources
+    from ssp.train.fusion import merge_checkpoints, parse_sources
 
     out = merge_checkpoints(
         parse_sources(args.checkpoints),
@@ -260,11 +260,11 @@ def _positive_int(text: str, flag: str) -> int:
 
 def evaluate_models(args: argparse.Namespace) -> int:
     """``ssp eval``: ``evaluation/evaluate.py`` on models outside a recipe run."""
-    from core.atomic import write_atomic
-    from core.cost import CostConfig, CostMeter, detect_hardware
-    from evaluation.evaluate import evaluate, model_names
-    from sampling.data_parallel import engine_count, gpus_per_engine
-    from sampling.generation import GenerationConfig
+    from ssp.core.atomic import write_atomic
+    from ssp.core.cost import CostConfig, CostMeter, detect_hardware
+    from ssp.evaluation.evaluate import evaluate, model_names
+    from ssp.sampling.data_parallel import engine_count, gpus_per_engine
+    from ssp.sampling.generation import GenerationConfig
 
     # NAME=PATH, or PATH shown as the shortest tail of it no other model has (A/final, B/final)
     models = model_names(
@@ -317,7 +317,7 @@ def slurm_job(args: argparse.Namespace, recipe) -> int:
     """``ssp slurm``: ``launch/slurm.py`` writes the job (and submits it with ``--submit``)."""
     import os
 
-    from launch.slurm import SlurmOptions, submit, write_job
+    from ssp.launch.slurm import SlurmOptions, submit, write_job
 
     opts = SlurmOptions(
         nodes=args.nodes,
@@ -364,11 +364,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
     if args.command == "doctor":
-        from launch.doctor import main as doctor
+        from ssp.launch.doctor import main as doctor
 
         return doctor([args.recipe, *args.overrides] if args.recipe else None)
-    from launch.logs import setup_logging
-    from launch.runner import run_pipeline, run_stage
+    from ssp.launch.logs import setup_logging
+    from ssp.launch.runner import run_pipeline, run_stage
 
     setup_logging()
     try:
@@ -377,17 +377,17 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "eval":
             return evaluate_models(args)
         if args.command == "show-run":
-            from launch.show_run import show_run
+            from ssp.launch.show_run import show_run
 
             print(show_run(args.run, args.keys, args.stage, args.steps), end="")
             return 0
         if args.command == "compare":
-            from evaluation.compare import compare_runs
+            from ssp.evaluation.compare import compare_runs
 
             first = args.runs[0].resolve()
             out = args.out or (first.parent if (first / "manifest.json").is_file() else first) / "compare"
             by = [k for k in args.by.split(",") if k]
-            from launch.run_state import stale_stages
+            from ssp.launch.run_state import stale_stages
 
             text = compare_runs(
                 args.runs, out, by or None, args.baseline, check=stale_stages, allow_stale=args.allow_stale
@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Written: {out}/compare.md, compare.json, compare_<benchmark>.png")
             return 0
         if args.command == "sweep":
-            from launch.sweep import resolve_plan, run_sweep
+            from ssp.launch.sweep import resolve_plan, run_sweep
 
             try:
                 seeds = None if args.seeds is None else [int(x) for x in args.seeds.split(",")]
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _check_donors(args.donors)
             report = run_pipeline(recipe, force=args.force, donors=args.donors)
-            from launch.report import results_table
+            from ssp.launch.report import results_table
 
             print()
             print(results_table(recipe))

@@ -122,7 +122,7 @@ def _flash_attn() -> tuple[str, str]:
 
 
 def _sandbox() -> tuple[str, str]:
-    from reward.sandbox import isolation
+    from ssp.reward.sandbox import isolation
 
     layers = isolation()
     active = ", ".join(k for k, v in layers.items() if v)
@@ -147,7 +147,7 @@ def _roundtrip() -> tuple[str, str]:
     start = time.monotonic()
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "launch.doctor_roundtrip"],
+            [sys.executable, "-m", "ssp.launch.doctor_roundtrip"],
             capture_output=True,
             text=True,
             timeout=ROUNDTRIP_SECONDS,
@@ -215,9 +215,9 @@ def run_checks(recipe_args: list[str] | None = None) -> list[tuple[str, str, str
 
 
 def _recipe(args: list[str]) -> tuple[str, str]:
-    from config.recipe import load_recipe
-    from core.errors import SSPError
-    from launch.preflight import check_recipe
+    from ssp.config.recipe import load_recipe
+    from ssp.core.errors import SSPError
+    from ssp.launch.preflight import check_recipe
 
     try:
         recipe = load_recipe(args[0], args[1:])

@@ -1,4 +1,4 @@
-"""``ssp doctor``'s reward round trip: ``python -m launch.doctor_roundtrip`` prints JSON scores.
+"""``ssp doctor``'s reward round trip: ``python -m ssp.launch.doctor_roundtrip`` prints JSON scores.
 
 This main module is built like a stage's, on purpose: it imports the training stack (torch,
 transformers, TRL) at the top, has no ``if __name__ == "__main__":`` guard, and reserves 20 GiB
@@ -21,7 +21,7 @@ import torch  # noqa: E402, F401 - the stack a stage's main module imports
 import transformers  # noqa: E402, F401
 import trl  # noqa: E402, F401
 
-from reward import get_reward  # noqa: E402
+from ssp.reward import get_reward  # noqa: E402
 
 CODE_TESTS = [{"testtype": "stdin", "input": "2 3\n", "output": "5\n"}]
 PASSING = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"

@@ -38,10 +38,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.recipe import Recipe
-from core.errors import DataError, RecipeError
-from core.manifest import Manifest
-from core.references import HUB_ID, looks_local
+from ssp.config.recipe import Recipe
+from ssp.core.errors import DataError, RecipeError
+from ssp.core.manifest import Manifest
+from ssp.core.references import HUB_ID, looks_local
 
 HUB_TIMEOUT = 4.0  # seconds for the hub's answers (all references are asked at once)
 TRUE = {"1", "ON", "YES", "TRUE"}  # huggingface_hub's reading of a boolean environment variable
@@ -55,7 +55,7 @@ class HubRef:
 
 
 def _model(ref: str, key: str, problems: list[str], hub: list[HubRef], aliases: tuple[str, ...] = ()) -> None:
-    from core.model_folder import check_model_folder
+    from ssp.core.model_folder import check_model_folder
 
     if looks_local(ref):
         try:
@@ -150,7 +150,7 @@ def _ask_hub(refs: list[HubRef], endpoint: str) -> dict[str, str]:
 
 def _hub_problems(refs: list[HubRef], problems: list[str]) -> None:
     """Each hub reference: in the hub cache here, or on a hub this machine reaches."""
-    from core.model_folder import check_model_folder
+    from ssp.core.model_folder import check_model_folder
 
     missing: list[HubRef] = []
     for ref in dict.fromkeys(refs):
@@ -189,7 +189,7 @@ def _file(ref: str | None, key: str, problems: list[str]) -> None:
 
 def _code_sandbox(recipe: Recipe, stages: list[str], problems: list[str]) -> None:
     """code_tests rewards that will refuse to run here (strict sandbox, no bubblewrap)."""
-    from evaluation.benchmarks import BENCHMARKS
+    from ssp.evaluation.benchmarks import BENCHMARKS
 
     uses: list[tuple[str, dict]] = []
     if "rl" in stages:
@@ -206,7 +206,7 @@ def _code_sandbox(recipe: Recipe, stages: list[str], problems: list[str]) -> Non
             if BENCHMARKS[bench.name].reward == "code_tests":
                 options = {**BENCHMARKS[bench.name].reward_options, **bench.reward_options}
                 uses.append((f"eval.benchmarks[{j}] ({bench.name})", options))
-    from reward.sandbox import SandboxUnavailable, require_isolation
+    from ssp.reward.sandbox import SandboxUnavailable, require_isolation
 
     refused = []
     for key, options in uses:  # the reward's own rule, as CodeTests applies it when built
@@ -259,8 +259,8 @@ def _gpu_settings(recipe: Recipe, stages: list[str], problems: list[str]) -> Non
 
 def check_recipe(recipe: Recipe, stages: list[str]) -> None:
     """Raise one RecipeError listing every problem found for running ``stages`` of ``recipe``."""
-    from config.eval import MODEL_ALIASES
-    from launch.stages import STAGES
+    from ssp.config.eval import MODEL_ALIASES
+    from ssp.launch.stages import STAGES
 
     problems: list[str] = []
     hub: list[HubRef] = []  # hub models and datasets: checked together at the end (one wait at most)
@@ -275,8 +275,8 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
         try:  # process counts and sampling engines against the visible GPUs
             STAGES[name].nproc(recipe) if STAGES[name].distributed else STAGES[name].gpus(recipe)
             if name == "rl" and recipe.rl.rollout.server_gpus:
-                from launch.rollout_server import gpu_split, training_nproc
-                from sampling.data_parallel import visible_gpus
+                from ssp.launch.rollout_server import gpu_split, training_nproc
+                from ssp.sampling.data_parallel import visible_gpus
 
                 training_nproc(recipe, gpu_split(recipe, visible_gpus())[1])
         except RecipeError as err:
@@ -289,7 +289,7 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
         for domain, path in data.probe_files.items():
             _file(path, f"data.probe_files.{domain}", problems)
         if not problems:
-            from stages.data import check_files
+            from ssp.stages.data import check_files
 
             try:
                 check_files(recipe)
@@ -343,7 +343,7 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
                 _model(model, f"eval.models[{j}]", problems, hub, tuple(MODEL_ALIASES))
     decontaminates = "data" in stages and data.source == "build"  # a build reads every benchmark too
     if "eval" in stages or decontaminates:
-        from evaluation.benchmarks import BENCHMARKS
+        from ssp.evaluation.benchmarks import BENCHMARKS
 
         for j, bench in enumerate(recipe.eval.benchmarks):
             hub_id = bench.source or BENCHMARKS[bench.name].hub[0]  # empty: the data stage's held-out split

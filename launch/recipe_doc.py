@@ -1,6 +1,6 @@
-"""Generate docs/recipes.md's key reference from the schema's field docstrings.
+"""Generate docs/recipe_reference.md, the key reference, from the schema's field docstrings.
 
-    python -m launch.recipe_doc > docs/recipe_reference.md
+    python -m ssp.launch.recipe_doc > docs/recipe_reference.md
 
 Attribute docstrings are not kept at run time, so they are read from the source with ``ast``.
 A test checks that the committed reference matches the schema.
@@ -14,8 +14,8 @@ import inspect
 import textwrap
 import typing
 
-from config.recipe import Recipe
-from core.tables import markdown_table
+from ssp.config.recipe import Recipe
+from ssp.core.tables import markdown_table
 
 
 def _field_docs(cls: type) -> dict[str, str]:
@@ -79,7 +79,7 @@ def main() -> None:
             [
                 "# Recipe key reference",
                 "",
-                "Generated from the schema (`python -m launch.recipe_doc`); do not edit by hand.",
+                "Generated from the schema (`python -m ssp.launch.recipe_doc`); do not edit by hand.",
                 "",
                 *reference(),
             ]

@@ -11,9 +11,9 @@ import json
 import os
 from pathlib import Path
 
-from config.recipe import Recipe
-from core.manifest import Manifest
-from core.tables import markdown_table
+from ssp.config.recipe import Recipe
+from ssp.core.manifest import Manifest
+from ssp.core.tables import markdown_table
 
 
 def heldout_pass_table(recipe: Recipe, manifest: Manifest, stage: str = "merge") -> str | None:
@@ -66,7 +66,7 @@ def results_table(recipe: Recipe) -> str:
 
 def cost_table(manifest: Manifest) -> str:
     """Per-stage cost (completed and failed attempts alike), the total, and the reference run."""
-    from core.cost import REFERENCE, totals, unit_label
+    from ssp.core.cost import REFERENCE, totals, unit_label
 
     rows = [(n, e) for n, e in manifest.data["stages"].items() if e.get("cost")]
     cells = [

@@ -40,9 +40,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from config.recipe import Recipe
-from core.errors import RecipeError, StageError
-from core.process import tied_command
+from ssp.config.recipe import Recipe
+from ssp.core.errors import RecipeError, StageError
+from ssp.core.process import tied_command
 
 log = logging.getLogger("ssp")
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from config.recipe import load_recipe
-from core.errors import SSPError
-from core.manifest import Manifest
-from launch.runner import donor_still_holds, fingerprint
-from launch.stages import STAGES
+from ssp.config.recipe import load_recipe
+from ssp.core.errors import SSPError
+from ssp.core.manifest import Manifest
+from ssp.launch.runner import donor_still_holds, fingerprint
+from ssp.launch.stages import STAGES
 
 
 def stale_stages(run_dir: Path) -> list[str]:

@@ -10,7 +10,7 @@ the newest ``keep_replaced`` such folders of a stage are kept (a recipe key; old
 deleted, with a log line): replaced folders used to pile up to hundreds of MB.
 
 Training stages run under torchrun through one entry point: ``run_stage`` launches
-``torchrun --standalone --nproc_per_node=N -m launch.worker sft runs/<name>/.attempts/sft.<host>.<pid>.yaml``
+``torchrun --standalone --nproc_per_node=N -m ssp.launch.worker sft runs/<name>/.attempts/sft.<host>.<pid>.yaml``
 with the recipe resolved to a file of this launch's own, so the workers see exactly the parent's
 recipe (``runs/<name>/recipe.yaml`` is written only by the ``ssp run`` holding ``.run.lock``; a
 second ``ssp run`` into the folder is refused before it writes anything). What may be reused and
@@ -38,21 +38,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from config.recipe import STAGE_ORDER, Recipe, config_hash, save_recipe
-from core.atomic import pid_alive, remove_stale
-from core.context import StageContext, StageResult
-from core.cost import CostMeter, detect_hardware, totals
-from core.errors import StageError
-from core.locks import LockHeld, file_lock
-from core.manifest import Manifest, now
-from core.process import tied_command
-from core.progress import Progress
-from evaluation.curves import stage_folder
-from launch.preflight import check_recipe
-from launch.stages import STAGES, StageSpec, file_identity
-from launch.topology import SINGLE_NODE, Topology
-from launch.torchrun import CLEAN_STOP, ERROR_FILE_ENV
-from launch.tracking import StageTracker, flat_numbers, log_shared_stage
+from ssp.config.recipe import STAGE_ORDER, Recipe, config_hash, save_recipe
+from ssp.core.atomic import pid_alive, remove_stale
+from ssp.core.context import StageContext, StageResult
+from ssp.core.cost import CostMeter, detect_hardware, totals
+from ssp.core.errors import StageError
+from ssp.core.locks import LockHeld, file_lock
+from ssp.core.manifest import Manifest, now
+from ssp.core.process import tied_command
+from ssp.core.progress import Progress
+from ssp.evaluation.curves import stage_folder
+from ssp.launch.preflight import check_recipe
+from ssp.launch.stages import STAGES, StageSpec, file_identity
+from ssp.launch.topology import SINGLE_NODE, Topology
+from ssp.launch.torchrun import CLEAN_STOP, ERROR_FILE_ENV
+from ssp.launch.tracking import StageTracker, flat_numbers, log_shared_stage
 
 log = logging.getLogger("ssp")
 
@@ -449,10 +449,10 @@ def _launch(name, recipe, resolved: Path, nproc, env, server, topology: Topology
     cmd = [
         sys.executable,
         "-m",
-        "launch.torchrun",
+        "ssp.launch.torchrun",
         *topology.torchrun_args(nproc),
         "-m",
-        "launch.worker",
+        "ssp.launch.worker",
         name,
         str(resolved),
     ]
@@ -500,8 +500,8 @@ def _with_rollout_server(recipe: Recipe, manifest: Manifest, topology: Topology)
     """(processes, torchrun's environment, the server's context, to enter at launch) of an rl stage
     that starts its own vLLM server on the node's last rl.rollout.server_gpus GPUs
     (``launch/rollout_server.py``). Checks only: nothing starts here."""
-    from launch.rollout_server import gpu_split, rollout_server, running, training_nproc
-    from sampling.data_parallel import visible_gpus
+    from ssp.launch.rollout_server import gpu_split, rollout_server, running, training_nproc
+    from ssp.sampling.data_parallel import visible_gpus
 
     if topology.multi_node:
         raise StageError(
@@ -601,6 +601,6 @@ def _run_stages(recipe: Recipe, force: str | None, donors: list[Path]) -> Path:
             if forced or not adopt(name, recipe, donor_runs(list(donors))):
                 run_stage(name, recipe, force=forced, checked=True)
         log.info("run %s: stages %s", recipe.run_name, progress.step())
-    from launch.report import write_report
+    from ssp.launch.report import write_report
 
     return write_report(recipe)

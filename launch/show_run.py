@@ -20,9 +20,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from core.errors import DataError
-from core.tables import markdown_table
-from launch.wandb_file import read
+from ssp.core.errors import DataError
+from ssp.core.tables import markdown_table
+from ssp.launch.wandb_file import read
 
 HIDDEN = ("_*", "profiling/*")
 SPARK_POINTS = 40

@@ -34,9 +34,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from config.recipe import Recipe, save_recipe
-from core.errors import RecipeError
-from launch.stages import STAGES
+from ssp.config.recipe import Recipe, save_recipe
+from ssp.core.errors import RecipeError
+from ssp.launch.stages import STAGES
 
 # Rendezvous ports: RDZV_PORT_BASE + (job id mod RDZV_PORT_SLOTS) * RDZV_PORT_STRIDE + the stage's
 # index, so 20000..28999: below Linux's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999
@@ -133,7 +133,7 @@ def sbatch_script(recipe: Recipe, recipe_file: str, opts: SlurmOptions) -> str:
         "set -euo pipefail",
         f"cd {q(opts.workdir)}",
         f"export RECIPE={q(recipe_file)}",
-        f"export SSP={q(opts.python + ' -m launch.cli')}",
+        f"export SSP={q(opts.python + ' -m ssp.launch.cli')}",
         f"export LOGS={q(str(logs))}",
         'mkdir -p "$LOGS"',
         'export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"  # srun does not inherit it (Slurm 22.05+)',

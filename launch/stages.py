@@ -8,11 +8,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from config.eval import MODEL_ALIASES
-from config.recipe import STAGE_ORDER, Recipe, to_container
-from stages import data, merge, probe, rl, sft
-from stages import eval as eval_stage
-from train.device import resolve_nproc
+from ssp.config.eval import MODEL_ALIASES
+from ssp.config.recipe import STAGE_ORDER, Recipe, to_container
+from ssp.stages import data, merge, probe, rl, sft
+from ssp.stages import eval as eval_stage
+from ssp.train.device import resolve_nproc
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def _sft_files(r: Recipe) -> list[str]:
 
 def _engine_gpus(r: Recipe) -> int:
     """GPUs a sampling stage holds: every engine's (data_parallel x tensor_parallel_size for vLLM)."""
-    from sampling.data_parallel import engine_count, gpus_per_engine
+    from ssp.sampling.data_parallel import engine_count, gpus_per_engine
 
     return engine_count(r.generation) * gpus_per_engine(r.generation)
 

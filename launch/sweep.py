@@ -43,10 +43,10 @@ from typing import Any
 
 import yaml
 
-from config.recipe import Recipe, load_recipe
-from core.atomic import write_atomic
-from core.errors import RecipeError
-from launch.sweep_jobs import gpu_slots, run_concurrently
+from ssp.config.recipe import Recipe, load_recipe
+from ssp.core.atomic import write_atomic
+from ssp.core.errors import RecipeError
+from ssp.launch.sweep_jobs import gpu_slots, run_concurrently
 
 log = logging.getLogger("ssp")
 SEED_KEYS = ("sft.seed", "rl.seed")
@@ -288,7 +288,7 @@ def run_sweep(
     """Run every arm (sharing identical stages), then compare; the sweep folder. ``jobs`` > 1 runs
     that many arms at once (``launch/sweep_jobs.py``). ``donors``: run folders outside the sweep whose
     identical stages the arms share too (``ssp sweep --from RUN``: branch a sweep from a run)."""
-    from launch.runner import run_pipeline
+    from ssp.launch.runner import run_pipeline
 
     base = load_recipe(recipe_path, list(overrides))
     folder = Path(base.output_root) / (name or f"{base.run_name}-sweep")
@@ -310,11 +310,11 @@ def run_sweep(
         for i, arm in enumerate(arms, start=1):
             log.info("sweep %s: arm %d of %d: %s", folder.name, i, len(arms), arm.name)
             run_pipeline(arm.recipe, donors=[folder, *donors])
-    from evaluation.compare import compare_runs
-    from launch.run_state import stale_stages
+    from ssp.evaluation.compare import compare_runs
+    from ssp.launch.run_state import stale_stages
 
     if all("eval" in a.recipe.stages for a in arms):
-        from launch.tracking import log_comparison
+        from ssp.launch.tracking import log_comparison
 
         out = folder / "compare"
         compare_runs([folder / a.name for a in arms], out, by=list(grid), check=stale_stages)

@@ -14,8 +14,8 @@ import logging
 import os
 from pathlib import Path
 
-from config.recipe import Recipe
-from core.errors import RecipeError
+from ssp.config.recipe import Recipe
+from ssp.core.errors import RecipeError
 
 log = logging.getLogger("ssp")
 
@@ -62,8 +62,8 @@ def run_concurrently(
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    from config.recipe import save_recipe
-    from core.process import tied_command
+    from ssp.config.recipe import save_recipe
+    from ssp.core.process import tied_command
 
     slots: queue.Queue = queue.Queue()
     for gpus in gpu_sets:
@@ -87,7 +87,7 @@ def run_concurrently(
             if devices is not None:
                 env["CUDA_VISIBLE_DEVICES"] = devices
             logfile = folder / "logs" / f"{name}.log"
-            cmd = [sys.executable, "-m", "launch.cli", "run", str(recipe_file), "--from", str(folder)]
+            cmd = [sys.executable, "-m", "ssp.launch.cli", "run", str(recipe_file), "--from", str(folder)]
             cmd += [a for d in donors for a in ("--from", str(d))]
             start = time.monotonic()
             log.info(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.errors import RecipeError
+from ssp.core.errors import RecipeError
 
 BACKENDS = ("static", "c10d")
 

@@ -1,4 +1,4 @@
-"""torchrun, as ``ssp`` launches it: ``python -m launch.torchrun [torchrun args] -m launch.worker ...``.
+"""torchrun, as ``ssp`` launches it: ``python -m ssp.launch.torchrun [torchrun args] -m ssp.launch.worker ...``.
 
 The same launcher as ``python -m torch.distributed.run`` (its ``main``, its arguments), with one
 difference: a stage that stops cleanly (a worker exits with ``CLEAN_STOP``, having written its one-line

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from config.recipe import to_container
+from ssp.config.recipe import to_container
 
 log = logging.getLogger("ssp")
 

@@ -1,6 +1,6 @@
 """The one process entry point of every stage under torchrun (and ``python -m``):
 
-    torchrun --nproc_per_node=8 -m launch.worker sft runs/<name>/recipe.yaml [key=value ...] [--force]
+    torchrun --nproc_per_node=8 -m ssp.launch.worker sft runs/<name>/recipe.yaml [key=value ...] [--force]
 
 ``ssp stage`` / ``ssp run`` launch training stages this way themselves (``launch/runner.py``);
 call it by hand to put a stage under your own launcher (srun, a debugger). A torchrun worker dies
@@ -13,12 +13,12 @@ from __future__ import annotations
 import os
 import sys
 
-from config.recipe import STAGE_ORDER, load_recipe
-from core.errors import RecipeError, SSPError
-from core.process import die_with_parent
-from launch.logs import setup_logging
-from launch.runner import execute_here
-from launch.torchrun import CLEAN_STOP, record_error
+from ssp.config.recipe import STAGE_ORDER, load_recipe
+from ssp.core.errors import RecipeError, SSPError
+from ssp.core.process import die_with_parent
+from ssp.launch.logs import setup_logging
+from ssp.launch.runner import execute_here
+from ssp.launch.torchrun import CLEAN_STOP, record_error
 
 
 def _init_distributed(name: str, deepspeed: bool = False) -> None:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--force"]
     if len(args) < 2 or args[0] not in STAGE_ORDER:
         sys.exit(
-            f"usage: python -m launch.worker {{{','.join(STAGE_ORDER)}}} RECIPE [key=value ...] [--force]"
+            f"usage: python -m ssp.launch.worker {{{','.join(STAGE_ORDER)}}} RECIPE [key=value ...] [--force]"
         )
     name = args[0]
     if "LOCAL_RANK" in os.environ:  # a torchrun worker: die with the torchrun agent, even on kill -9

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 
-from reward.math_answer import words_to_number
+from ssp.reward.math_answer import words_to_number
 
 _TRAILING_STOP = re.compile(r"(?<![.\\])\.\s*$")
 # Scientific notation, told apart from "2e+1" (2e + 1): a decimal mantissa, a minus sign or a

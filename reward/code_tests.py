@@ -60,9 +60,9 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from reward.outcome import ERROR, SCORED, UNSCORABLE, CheckedReward, RewardError, log
-from reward.registry import completion_text
-from reward.sandbox import Limits, SandboxUnavailable, require_isolation, run_python
+from ssp.reward.outcome import ERROR, SCORED, UNSCORABLE, CheckedReward, RewardError, log
+from ssp.reward.registry import completion_text
+from ssp.reward.sandbox import Limits, SandboxUnavailable, require_isolation, run_python
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[ \t]*\n(.*?)```", re.DOTALL)
 _FUTURE = re.compile(r"^from __future__ import [^\n]*\n?", re.MULTILINE)

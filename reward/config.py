@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.errors import RecipeError, check
-from reward.registry import get_reward, known_rewards
+from ssp.core.errors import RecipeError, check
+from ssp.reward.registry import get_reward, known_rewards
 
 
 @dataclass

@@ -7,8 +7,8 @@ from ``math_correctness`` because MGPO estimates a group's accuracy from correct
 
 from __future__ import annotations
 
-from reward.math_answer import extract_boxed
-from reward.registry import completion_text
+from ssp.reward.math_answer import extract_boxed
+from ssp.reward.registry import completion_text
 
 
 class FormatReward:

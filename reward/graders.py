@@ -34,13 +34,13 @@ from __future__ import annotations
 import math
 import re
 
-from reward.math_answer import NO_ANSWER, UNCLOSED_THINK, answer_region, extract_boxed, words_to_number
+from ssp.reward.math_answer import NO_ANSWER, UNCLOSED_THINK, answer_region, extract_boxed, words_to_number
 
 # grader -> (pool target "module:function", does it grade truncated completions?)
 GRADERS: dict[str, tuple[str, bool]] = {
-    "ssp": ("reward.math_correctness:score_item", False),
-    "deepscaler": ("reward.graders:deepscaler_item", False),
-    "qwen25math": ("reward.graders:qwen25math_item", True),
+    "ssp": ("ssp.reward.math_correctness:score_item", False),
+    "deepscaler": ("ssp.reward.graders:deepscaler_item", False),
+    "qwen25math": ("ssp.reward.graders:qwen25math_item", True),
 }
 
 

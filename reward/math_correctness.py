@@ -38,13 +38,13 @@ from __future__ import annotations
 import functools
 import os
 
-from reward.answer_forms import canonical, option_letters, percent_forms, right_hand_sides, times
-from reward.graders import GRADERS
-from reward.math_answer import final_answer, normalise
-from reward.outcome import ERROR, SCORED, TIMEOUT, UNSCORABLE, CheckedReward, RewardError
-from reward.pool import OK, HardTimeoutPool, PoolError
-from reward.pool import TIMEOUT as POOL_TIMEOUT
-from reward.registry import completion_text
+from ssp.reward.answer_forms import canonical, option_letters, percent_forms, right_hand_sides, times
+from ssp.reward.graders import GRADERS
+from ssp.reward.math_answer import final_answer, normalise
+from ssp.reward.outcome import ERROR, SCORED, TIMEOUT, UNSCORABLE, CheckedReward, RewardError
+from ssp.reward.pool import OK, HardTimeoutPool, PoolError
+from ssp.reward.pool import TIMEOUT as POOL_TIMEOUT
+from ssp.reward.registry import completion_text
 
 MAX_ANSWER_CHARS = 1000  # a boxed answer longer than this is not a final answer
 _CONFIG: list | None = None

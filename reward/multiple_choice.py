@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from reward.math_answer import answer_region, extract_boxed
-from reward.registry import completion_text
+from ssp.reward.math_answer import answer_region, extract_boxed
+from ssp.reward.registry import completion_text
 
 _LETTER = re.compile(r"^\(?\s*(?:\\text(?:bf)?\{)?\s*([A-Z])\s*\}?\s*\)?\.?$")
 _STATED = re.compile(r"answer\s*(?:is|:)\s*\(?\**([A-Z])\b", re.IGNORECASE)

@@ -32,7 +32,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-from core.errors import SSPError
+from ssp.core.errors import SSPError
 
 SCORED, UNSCORABLE, TIMEOUT, ERROR = "scored", "unscorable", "timeout", "error"
 STATUSES = (SCORED, UNSCORABLE, TIMEOUT, ERROR)

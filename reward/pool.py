@@ -1,6 +1,6 @@
 """Scoring processes with a hard per-item timeout, started as fresh interpreters.
 
-    pool = HardTimeoutPool("reward.math_correctness:score_item", workers=8, timeout=10, memory_mb=2048)
+    pool = HardTimeoutPool("ssp.reward.math_correctness:score_item", workers=8, timeout=10, memory_mb=2048)
     pool.map([("1/2", r"\\boxed{0.5}"), ...])    # -> [Outcome("ok", 1.0), Outcome("timeout"), ...]
 
 Why not ``multiprocessing``: its ``spawn`` and ``forkserver`` children import the parent's
@@ -44,7 +44,7 @@ from collections.abc import Sequence
 from multiprocessing.connection import Connection, wait
 from typing import Any, NamedTuple
 
-from core.process import die_with_parent
+from ssp.core.process import die_with_parent
 
 OK, TIMEOUT, ERROR = "ok", "timeout", "error"
 
@@ -61,7 +61,7 @@ class PoolError(RuntimeError):
 
 _BOOT = (
     "import json, sys; sys.path[:0] = json.loads(sys.argv[1]); "
-    "from reward.pool import worker_main; worker_main(*sys.argv[2:])"
+    "from ssp.reward.pool import worker_main; worker_main(*sys.argv[2:])"
 )
 
 

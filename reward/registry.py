@@ -19,10 +19,10 @@ from typing import Any
 
 # name -> "module:factory"; factories take keyword options and return the callable.
 _REWARDS: dict[str, str] = {
-    "math_correctness": "reward.math_correctness:MathCorrectness",
-    "code_tests": "reward.code_tests:CodeTests",
-    "format": "reward.format:FormatReward",
-    "multiple_choice": "reward.multiple_choice:MultipleChoice",
+    "math_correctness": "ssp.reward.math_correctness:MathCorrectness",
+    "code_tests": "ssp.reward.code_tests:CodeTests",
+    "format": "ssp.reward.format:FormatReward",
+    "multiple_choice": "ssp.reward.multiple_choice:MultipleChoice",
 }
 
 

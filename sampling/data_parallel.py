@@ -52,11 +52,11 @@ from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from core.adapters import full_model_folder
-from core.errors import RecipeError, SSPError
+from ssp.core.adapters import full_model_folder
+from ssp.core.errors import RecipeError, SSPError
 
 if TYPE_CHECKING:  # imported where used: an engine process starts its heartbeat before torch loads
-    from sampling.generation import Completion, GenerationConfig, SamplingParams
+    from ssp.sampling.generation import Completion, GenerationConfig, SamplingParams
 
 log = logging.getLogger("ssp")
 
@@ -150,7 +150,7 @@ class _InProcess:
 
     def load(self, model_dir: str) -> None:
         if self.engine is None:
-            from sampling.generation import make_backend
+            from ssp.sampling.generation import make_backend
 
             self.engine = make_backend(model_dir, self.cfg, self.batch_size)
         else:
@@ -190,7 +190,7 @@ class _EngineProcess:
             env["CUDA_VISIBLE_DEVICES"] = gpus
         else:  # CPU: split the cores instead of every engine using all of them (torch reads it)
             env["OMP_NUM_THREADS"] = str(threads)
-        cmd = [sys.executable, "-m", "sampling.data_parallel", str(to_child_r), str(from_child_w)]
+        cmd = [sys.executable, "-m", "ssp.sampling.data_parallel", str(to_child_r), str(from_child_w)]
         cmd.append(str(heartbeat_interval(self.timeout)))
         # a process group of its own: a hung engine is killed with whatever it started (vLLM's workers)
         self.proc = subprocess.Popen(cmd, env=env, pass_fds=(to_child_r, from_child_w), process_group=0)
@@ -484,13 +484,13 @@ def make_generator(model_dir: str | Path, cfg: GenerationConfig | None = None, b
     """The recipe's sampling engine(s), loaded with ``model_dir``: ``generation.data_parallel``
     engines of ``generation.backend``. ``batch_size``: sequences per transformers ``generate`` call
     (vLLM schedules its own batches)."""
-    from sampling.generation import GenerationConfig
+    from ssp.sampling.generation import GenerationConfig
 
     return ShardedGenerator(model_dir, cfg or GenerationConfig(), batch_size)
 
 
-if __name__ == "__main__":  # python -m sampling.data_parallel INBOX_FD OUTBOX_FD HEARTBEAT_S
-    from core.process import die_with_parent
+if __name__ == "__main__":  # python -m ssp.sampling.data_parallel INBOX_FD OUTBOX_FD HEARTBEAT_S
+    from ssp.core.process import die_with_parent
 
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ssp %(message)s", datefmt="%H:%M:%S")

@@ -24,8 +24,8 @@ from typing import Any, Union
 
 from tqdm.auto import tqdm
 
-from core.adapters import full_model_folder
-from core.errors import check, check_count_or_auto, check_positive
+from ssp.core.adapters import full_model_folder
+from ssp.core.errors import check, check_count_or_auto, check_positive
 
 # recipe name of a sampling setting -> SamplingParams field
 _SETTINGS = {n: n for n in ("temperature", "top_p", "top_k", "max_new_tokens")} | {"n_samples": "n"}
@@ -212,7 +212,7 @@ class GenerationConfig:
         check_positive(self, "engine_timeout_s")
 
 
-BACKENDS = {"hf": "sampling.generation:HFGenerator", "vllm": "sampling.generation_vllm:VLLMGenerator"}
+BACKENDS = {"hf": "ssp.sampling.generation:HFGenerator", "vllm": "ssp.sampling.generation_vllm:VLLMGenerator"}
 
 
 def make_backend(model_dir: str | Path, cfg: GenerationConfig | None = None, batch_size: int = 256):

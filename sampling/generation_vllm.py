@@ -50,8 +50,8 @@ from pathlib import Path
 
 import torch
 
-from core.adapters import full_model_folder
-from sampling.generation import Completion, GenerationConfig, SamplingParams
+from ssp.core.adapters import full_model_folder
+from ssp.sampling.generation import Completion, GenerationConfig, SamplingParams
 
 log = logging.getLogger("ssp")
 
@@ -85,7 +85,7 @@ def _local(model_dir: str | Path) -> Path:
 def _architecture(model_dir: str | Path) -> tuple:
     """What must be equal for one engine to serve both models: config shape, positions (RoPE and the
     position limit: a context-extended model gets an engine of its own) and tokenizer."""
-    from core.model_folder import tokenizer_identity
+    from ssp.core.model_folder import tokenizer_identity
 
     local = _local(model_dir)
     cfg = json.loads((local / "config.json").read_text())

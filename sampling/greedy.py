@@ -12,9 +12,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from core.corpus import chat_prompt
-from reward import get_reward
-from sampling.generation import SamplingParams, make_backend
+from ssp.core.corpus import chat_prompt
+from ssp.reward import get_reward
+from ssp.sampling.generation import SamplingParams, make_backend
 
 
 def greedy_accuracy(

@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from core.atomic import write_atomic
-from core.corpus import chat_prompt
-from reward.config import RewardSpec, make_reward
-from reward.outcome import ERROR, TIMEOUT, UNSCORABLE, CallReport, call_report
-from sampling.data_parallel import make_generator
-from sampling.generation import GenerationConfig, SamplingParams
-from sampling.pass_at_k import per_domain
+from ssp.core.atomic import write_atomic
+from ssp.core.corpus import chat_prompt
+from ssp.reward.config import RewardSpec, make_reward
+from ssp.reward.outcome import ERROR, TIMEOUT, UNSCORABLE, CallReport, call_report
+from ssp.sampling.data_parallel import make_generator
+from ssp.sampling.generation import GenerationConfig, SamplingParams
+from ssp.sampling.pass_at_k import per_domain
 
 log = logging.getLogger("ssp")
 

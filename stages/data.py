@@ -21,16 +21,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from config.recipe import Recipe, config_hash
-from core.context import StageContext, StageResult
-from core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, user_prompt, write_rows
-from core.errors import DataError
-from core.tables import markdown_table
-from data_pipeline.decontaminate import Decontaminator
+from ssp.config.recipe import Recipe, config_hash
+from ssp.core.context import StageContext, StageResult
+from ssp.core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, user_prompt, write_rows
+from ssp.core.errors import DataError
+from ssp.core.tables import markdown_table
+from ssp.data_pipeline.decontaminate import Decontaminator
 
 
 def _tiny_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
-    from data_pipeline.tiny.problems import generate
+    from ssp.data_pipeline.tiny.problems import generate
 
     cfg = recipe.data
     splits: dict[str, list[dict[str, Any]]] = {"eval": [], "rl": [], "sft": []}
@@ -71,7 +71,7 @@ def _file_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
         "sft": load_rows(cfg.train_file, SFT_FIELDS, "sft", key="data.train_file", domains=domains),
     }
     if cfg.solutions_per_problem:  # the diversity ablation on one's own corpus: the m most different
-        from data_pipeline.diversity import select
+        from ssp.data_pipeline.diversity import select
 
         m = cfg.solutions_per_problem
         for r in splits["sft"]:
@@ -179,7 +179,7 @@ def _benchmark_problems(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
     disjoint by construction and not listed. A benchmark that cannot be read stops the stage."""
     from dataclasses import replace
 
-    from evaluation.benchmarks import load_benchmark
+    from ssp.evaluation.benchmarks import load_benchmark
 
     out: dict[str, list[tuple[str, str]]] = {}
     for i, spec in enumerate(recipe.eval.benchmarks):
@@ -195,7 +195,7 @@ def _benchmark_problems(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
 
 def build_plan(recipe: Recipe, benchmarks: dict[str, list[tuple[str, str]]]):
     """The build's ``Plan`` from the recipe (and the benchmark problems it decontaminates against)."""
-    from data_pipeline.build import Plan
+    from ssp.data_pipeline.build import Plan
 
     cfg = recipe.data
     return Plan(
@@ -218,8 +218,8 @@ def build_plan(recipe: Recipe, benchmarks: dict[str, list[tuple[str, str]]]):
 
 
 def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
-    from data_pipeline.build import build_pool
-    from data_pipeline.card import card_markdown, length_plot
+    from ssp.data_pipeline.build import build_pool
+    from ssp.data_pipeline.card import card_markdown, length_plot
 
     cfg, out = recipe.data, ctx.stage_dir
     benchmarks = _benchmark_problems(recipe)
@@ -257,8 +257,8 @@ def _expected_mgpo_weights(rates: list[float], recipe: Recipe) -> dict[str, Any]
         return {}
     import torch
 
-    from data_pipeline.card import unit_histogram
-    from train.mgpo import max_entropy_weight
+    from ssp.data_pipeline.card import unit_histogram
+    from ssp.train.mgpo import max_entropy_weight
 
     w = max_entropy_weight(torch.tensor(rates, dtype=torch.float64), recipe.rl.lam, recipe.rl.p0).tolist()
     edges, counts = unit_histogram(w, 5)
@@ -314,8 +314,8 @@ def _check_built(recipe: Recipe, paths: dict[str, Path]) -> None:
 
 
 def _build_tiny_model(recipe: Recipe, splits: dict, out: Path) -> tuple[Path, list[int]]:
-    from data_pipeline.tiny.model import build_tiny_model, save_tiny_model
-    from data_pipeline.tiny.tokenizer import train_tokenizer
+    from ssp.data_pipeline.tiny.model import build_tiny_model, save_tiny_model
+    from ssp.data_pipeline.tiny.tokenizer import train_tokenizer
 
     suffix = recipe.data.prompt_suffix
     texts = [user_prompt(r["problem"], suffix) for r in splits["sft"]]

@@ -9,10 +9,10 @@ them, one table per benchmark (``ssp eval`` runs the same outside a recipe).
 
 from __future__ import annotations
 
-from config.eval import MODEL_ALIASES
-from config.recipe import Recipe
-from core.context import StageContext, StageResult
-from evaluation.evaluate import evaluate, model_names
+from ssp.config.eval import MODEL_ALIASES
+from ssp.config.recipe import Recipe
+from ssp.core.context import StageContext, StageResult
+from ssp.evaluation.evaluate import evaluate, model_names
 
 
 def resolve_models(recipe: Recipe, ctx: StageContext) -> dict[str, str]:

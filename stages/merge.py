@@ -17,10 +17,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from config.recipe import Recipe
-from core.context import StageContext, StageResult
-from stages.shared import heldout_comparison
-from train.fusion import MergeError, check_weights, merge_checkpoints
+from ssp.config.recipe import Recipe
+from ssp.core.context import StageContext, StageResult
+from ssp.stages.shared import heldout_comparison
+from ssp.train.fusion import MergeError, check_weights, merge_checkpoints
 
 log = logging.getLogger("ssp")
 

@@ -25,18 +25,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from config.recipe import Recipe, to_container
-from core.atomic import write_atomic
-from core.context import StageContext, StageResult
-from core.corpus import PROBLEM_FIELDS, load_rows
-from core.errors import DataError
-from core.model_folder import check_model_folder
-from core.model_identity import model_identity
-from core.progress import Progress
-from core.reuse import Stamp, rows_digest
-from core.tables import markdown_table
-from sampling.generation import engine_record
-from stages.shared import probe_sampler
+from ssp.config.recipe import Recipe, to_container
+from ssp.core.atomic import write_atomic
+from ssp.core.context import StageContext, StageResult
+from ssp.core.corpus import PROBLEM_FIELDS, load_rows
+from ssp.core.errors import DataError
+from ssp.core.model_folder import check_model_folder
+from ssp.core.model_identity import model_identity
+from ssp.core.progress import Progress
+from ssp.core.reuse import Stamp, rows_digest
+from ssp.core.tables import markdown_table
+from ssp.sampling.generation import engine_record
+from ssp.stages.shared import probe_sampler
 
 log = logging.getLogger("ssp")
 
@@ -118,7 +118,7 @@ def heatmap(table, domains, key, specialists, out_png: Path) -> None:
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
-    from train.checkpoints import (
+    from ssp.train.checkpoints import (
         checkpoint_step,  # imports transformers' Trainer: ~3 s, not at `ssp` start-up
     )
 

@@ -37,15 +37,15 @@ from typing import Any
 
 import torch
 
-from config.recipe import Recipe
-from config.train import RLPhase
-from core.context import StageContext, StageResult
-from core.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
-from core.errors import DataError, StageError
-from core.model_folder import check_model_folder
-from sampling.generation import SamplingParams
-from stages.shared import heldout_comparison, probe_sampler
-from train.device import checkpointing_args, trainer_device_args
+from ssp.config.recipe import Recipe
+from ssp.config.train import RLPhase
+from ssp.core.context import StageContext, StageResult
+from ssp.core.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
+from ssp.core.errors import DataError, StageError
+from ssp.core.model_folder import check_model_folder
+from ssp.sampling.generation import SamplingParams
+from ssp.stages.shared import heldout_comparison, probe_sampler
+from ssp.train.device import checkpointing_args, trainer_device_args
 
 log = logging.getLogger("ssp")
 
@@ -178,7 +178,7 @@ def _warn_on_health(phase: RLPhase, health: dict[str, Any]) -> None:
 def _heldout_curve(recipe: Recipe, ctx: StageContext, phase: RLPhase, reward):
     """The phase's held-out curve (train/heldout_curve.py): rl.heldout_problems held-out problems taken
     in turn from each domain, rl.heldout_samples each, with the probe's temperature, top_p and length."""
-    from train.heldout_curve import HeldoutCurve
+    from ssp.train.heldout_curve import HeldoutCurve
 
     if "eval" not in ctx.inputs["data"]:
         raise StageError(
@@ -197,7 +197,7 @@ def _heldout_curve(recipe: Recipe, ctx: StageContext, phase: RLPhase, reward):
 
 
 def grpo_config(recipe: Recipe, phase: RLPhase, output_dir: Path):
-    from train.mgpo import MGPOConfig
+    from ssp.train.mgpo import MGPOConfig
 
     rl = recipe.rl
     options = dict(
@@ -235,7 +235,7 @@ def grpo_config(recipe: Recipe, phase: RLPhase, output_dir: Path):
 def _vllm_on_cpu(args):
     """TRL's colocated vLLM on CPU needs linear weights it can load into (sampling/generation_vllm.py)."""
     if getattr(args, "use_vllm", False) and args.vllm_mode == "colocate" and not torch.cuda.is_available():
-        from sampling.generation_vllm import plain_cpu_linear
+        from ssp.sampling.generation_vllm import plain_cpu_linear
 
         return plain_cpu_linear()
     return contextlib.nullcontext()
@@ -246,14 +246,14 @@ def _run_phase(
 ) -> dict[str, Any]:
     import datasets
 
-    from core.adapters import full_model_folder
-    from core.model_folder import is_training_state
-    from reward.config import build_rewards
-    from train.checkpoints import AtomicCheckpoints, clear_staging, latest_checkpoint
-    from train.log_line import use_step_line
-    from train.mgpo import MGPOTrainer
-    from train.rollout_mismatch import correction_in_use
-    from train.telemetry import CostCallback, StepTimeSplit
+    from ssp.core.adapters import full_model_folder
+    from ssp.core.model_folder import is_training_state
+    from ssp.reward.config import build_rewards
+    from ssp.train.checkpoints import AtomicCheckpoints, clear_staging, latest_checkpoint
+    from ssp.train.log_line import use_step_line
+    from ssp.train.mgpo import MGPOTrainer
+    from ssp.train.rollout_mismatch import correction_in_use
+    from ssp.train.telemetry import CostCallback, StepTimeSplit
 
     class TimedMGPOTrainer(StepTimeSplit, MGPOTrainer):
         pass

@@ -1,7 +1,7 @@
 """The `sft` stage: diversity-distillation SFT on the multi-solution corpus (TRL SFTTrainer).
 
     ssp stage sft recipes/tiny.yaml            # launches torchrun with sft.nproc_per_node
-    torchrun --nproc_per_node=8 -m launch.worker sft recipes/vibethinker_1p5b.yaml sft.learning_rate=3e-5
+    torchrun --nproc_per_node=8 -m ssp.launch.worker sft recipes/vibethinker_1p5b.yaml sft.learning_rate=3e-5
 
 Each (problem, solution) pair of the corpus is one prompt/completion chat example; the loss is
 next-token cross-entropy on the completion (assistant turn) only. Departures from a stock TRL
@@ -29,11 +29,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from config.recipe import Recipe
-from core.context import StageContext, StageResult
-from core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples
-from core.errors import DataError, RecipeError
-from train.device import bf16_supported, checkpointing_args, trainer_device_args
+from ssp.config.recipe import Recipe
+from ssp.core.context import StageContext, StageResult
+from ssp.core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples
+from ssp.core.errors import DataError, RecipeError
+from ssp.train.device import bf16_supported, checkpointing_args, trainer_device_args
 
 log = logging.getLogger("ssp")
 
@@ -130,7 +130,7 @@ def build_trainer(recipe: Recipe, start_model: str, train_ds, tokenizer, output_
     recipe, the model loaded from ``start_model``, LoRA adapters when ``sft.lora.enabled``."""
     from trl import SFTTrainer
 
-    from train.log_line import use_step_line
+    from ssp.train.log_line import use_step_line
 
     trainer = SFTTrainer(
         model=start_model,
@@ -147,16 +147,16 @@ def build_trainer(recipe: Recipe, start_model: str, train_ds, tokenizer, output_
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     from transformers import AutoTokenizer
 
-    from sampling.greedy import greedy_accuracy
-    from train.checkpoints import (
+    from ssp.sampling.greedy import greedy_accuracy
+    from ssp.train.checkpoints import (
         AtomicCheckpoints,
         barrier,
         clear_staging,
         complete_checkpoints,
         latest_checkpoint,
     )
-    from train.context_length import extended_start_model
-    from train.telemetry import CostCallback
+    from ssp.train.context_length import extended_start_model
+    from ssp.train.telemetry import CostCallback
 
     cfg, data = recipe.sft, ctx.inputs["data"]
     # Validate every input before any training (bad rows fail naming file, row and field).

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from config.recipe import Recipe
-from core.context import StageContext
-from core.corpus import PROBLEM_FIELDS, load_rows
-from reward.config import RewardSpec
-from sampling.generation import SamplingParams
-from sampling.scoring import ModelSampler
+from ssp.config.recipe import Recipe
+from ssp.core.context import StageContext
+from ssp.core.corpus import PROBLEM_FIELDS, load_rows
+from ssp.reward.config import RewardSpec
+from ssp.sampling.generation import SamplingParams
+from ssp.sampling.scoring import ModelSampler
 
 
 def probe_sampler(

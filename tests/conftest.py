@@ -15,7 +15,29 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
-from config.recipe import Recipe, load_recipe  # noqa: E402
+
+def _ssp_importable() -> None:
+    """``ssp`` is the checkout's folders under one namespace (pyproject.toml), found through the
+    editable install. Run from a copy that was never installed (a lent GPU machine carries its
+    packages on PYTHONPATH, docs/install.md), a folder holding one link, ``ssp`` -> the checkout, goes
+    on sys.path and on PYTHONPATH for every process the tests start."""
+    import importlib.util
+    import tempfile
+
+    try:
+        if importlib.util.find_spec("ssp.config") is not None:
+            return
+    except ModuleNotFoundError:
+        pass
+    folder = Path(tempfile.mkdtemp(prefix="ssp-namespace-"))
+    (folder / "ssp").symlink_to(Path(__file__).resolve().parents[1], target_is_directory=True)
+    sys.path.insert(0, str(folder))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
+
+
+_ssp_importable()
+
+from ssp.config.recipe import Recipe, load_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "recipes" / "tiny.yaml"
@@ -65,7 +87,7 @@ def fast_recipe(root: Path, *extra: str) -> Recipe:
 
 def ssp_cmd(*args: str) -> list[str]:
     """The `ssp` console script, through this interpreter (so it works without PATH set up)."""
-    return [sys.executable, "-m", "launch.cli", *args]
+    return [sys.executable, "-m", "ssp.launch.cli", *args]
 
 
 def prompt_dataset(problems: list[str], **columns: list):
@@ -101,8 +123,8 @@ def tiny_rl_data(tmp_path_factory):
     """The fast recipe's data stage: (the tiny model folder, the RL prompt rows)."""
     import json
 
-    from core.manifest import Manifest
-    from launch.runner import run_stage
+    from ssp.core.manifest import Manifest
+    from ssp.launch.runner import run_stage
 
     recipe = fast_recipe(tmp_path_factory.mktemp("rl-data"))
     run_stage("data", recipe)

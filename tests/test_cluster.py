@@ -13,10 +13,10 @@ import subprocess
 
 import pytest
 
-from core.errors import RecipeError, StageError
-from core.manifest import Manifest
-from launch.runner import execute_here, run_stage
-from launch.topology import Topology
+from ssp.core.errors import RecipeError, StageError
+from ssp.core.manifest import Manifest
+from ssp.launch.runner import execute_here, run_stage
+from ssp.launch.topology import Topology
 
 from .conftest import FAST, ROOT, TINY, fast_recipe, ssp_cmd
 from .helpers.scripted_run import complete
@@ -145,8 +145,8 @@ EXPECTED = ROOT / "tests" / "expected" / "slurm_two_nodes.sbatch"
 def test_the_sbatch_script_of_a_two_node_recipe_is_the_reviewed_one():
     """The script for the tiny recipe on 2 nodes x 8 GPUs, against a file a person reviewed line by
     line (tests/expected/slurm_two_nodes.sbatch), and bash's own syntax check of both."""
-    from config.recipe import load_recipe
-    from launch.slurm import SlurmOptions, sbatch_script
+    from ssp.config.recipe import load_recipe
+    from ssp.launch.slurm import SlurmOptions, sbatch_script
 
     recipe = load_recipe(
         TINY,
@@ -177,7 +177,7 @@ def _ssp_slurm(tmp_path, override: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_ssp_slurm_writes_the_job_and_its_resolved_recipe(tmp_path):
-    from config.recipe import load_recipe
+    from ssp.config.recipe import load_recipe
 
     out = _ssp_slurm(tmp_path, "sft.learning_rate=1e-3")
     assert out.returncode == 0, out.stderr
@@ -256,8 +256,8 @@ def test_deepspeed_zero2_and_zero3_train_on_two_cpu_processes(tmp_path):
 
 
 def test_the_server_gets_the_last_gpus_and_training_the_rest():
-    from config.recipe import load_recipe
-    from launch.rollout_server import gpu_split, server_command, training_nproc
+    from ssp.config.recipe import load_recipe
+    from ssp.launch.rollout_server import gpu_split, server_command, training_nproc
 
     server = ["rl.rollout.engine=vllm", "rl.rollout.vllm_mode=server", "rl.rollout.server_gpus=2"]
     recipe = load_recipe(TINY, [*server, "rl.nproc_per_node=auto", "rl.rollout.max_model_length=4096"])
@@ -283,7 +283,7 @@ def _server(tmp_path, cmd, timeout=30.0):
     import os
     import sys
 
-    from launch.rollout_server import Server
+    from ssp.launch.rollout_server import Server
 
     port = _free_port()
     argv = [c.replace("PY", sys.executable).replace("PORT", str(port)) for c in cmd]
@@ -314,7 +314,7 @@ def test_the_server_is_waited_for_and_stopped_with_its_children(tmp_path):
     the training in the block fails."""
     import urllib.request
 
-    from launch.rollout_server import running
+    from ssp.launch.rollout_server import running
 
     site = tmp_path / "site"
     site.mkdir()
@@ -329,7 +329,7 @@ def test_the_server_is_waited_for_and_stopped_with_its_children(tmp_path):
 
 @pytest.mark.slow
 def test_a_server_that_dies_or_never_answers_stops_the_stage_with_its_log(tmp_path):
-    from launch.rollout_server import running
+    from ssp.launch.rollout_server import running
 
     dead = _server(tmp_path, ["PY", "-c", "import sys; print('CUDA error: no device'); sys.exit(3)"])
     with pytest.raises(
@@ -367,7 +367,7 @@ def test_a_refused_server_moves_nothing_aside(tmp_path):
 def test_a_taken_server_port_is_refused(tmp_path):
     import socket
 
-    from launch.rollout_server import _check_port_free
+    from ssp.launch.rollout_server import _check_port_free
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

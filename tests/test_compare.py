@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from evaluation.compare import (
+from ssp.evaluation.compare import (
     CompareError,
     assign_arms,
     compare,
@@ -20,7 +20,7 @@ from evaluation.compare import (
     markdown,
     run_folders,
 )
-from launch.cli import main
+from ssp.launch.cli import main
 
 COST = {
     "sft": {"unit": "gpu_hours", "hours": 0.5, "usd": 1.0, "seconds": 1800},
@@ -185,10 +185,10 @@ def test_bad_folders_are_named(tmp_path, runs):
 def as_ran(run: Path) -> Path:
     """Make ``run``'s manifest what ``ssp run`` of its recipe.yaml leaves: every stage of the recipe
     completed with the fingerprint the runner computes (``launch/runner.py: fingerprint``)."""
-    from config.recipe import load_recipe
-    from core.manifest import Manifest
-    from launch.runner import fingerprint
-    from launch.stages import STAGES
+    from ssp.config.recipe import load_recipe
+    from ssp.core.manifest import Manifest
+    from ssp.launch.runner import fingerprint
+    from ssp.launch.stages import STAGES
 
     recipe, manifest = load_recipe(run / "recipe.yaml"), Manifest(run)
     for i, name in enumerate(recipe.stages):
@@ -335,8 +335,8 @@ def test_training_curves_across_arms_phases_end_to_end_and_shared_stages(tmp_pat
 def test_the_comparison_is_logged_to_wandb_offline_with_its_tables_and_plots(tmp_path, monkeypatch):
     """Real W&B in offline mode: the comparison run holds the benchmark table (the same numbers as
     compare.json), the training curves as a long table and the PNGs."""
-    from config.recipe import load_recipe
-    from launch.tracking import log_comparison
+    from ssp.config.recipe import load_recipe
+    from ssp.launch.tracking import log_comparison
 
     from .conftest import TINY
 

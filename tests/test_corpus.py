@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples, write_rows
-from core.errors import DataError
-from data_pipeline.decontaminate import Decontaminator
+from ssp.core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples, write_rows
+from ssp.core.errors import DataError
+from ssp.data_pipeline.decontaminate import Decontaminator
 
 
 def _jsonl(path, rows):
@@ -179,9 +179,9 @@ def test_filters_on_real_math_rows(case):
     """Real MATH problems (SOURCES in tests/fixtures/decontamination/SOURCES.md) on which the filters
     were wrong before: long gradable matrix answers, "the census show that", conditions (i)-(iii),
     "the image of M", tables "shown", [asy] problems stated in text; and real drops they must keep."""
-    from data_pipeline.build import DEFAULT_FILTERS
-    from data_pipeline.filters import Limits, first_failed
-    from reward.math_answer import extract_boxed
+    from ssp.data_pipeline.build import DEFAULT_FILTERS
+    from ssp.data_pipeline.filters import Limits, first_failed
+    from ssp.reward.math_answer import extract_boxed
 
     row = {
         "problem": case["problem"],
@@ -207,6 +207,6 @@ def test_filters_on_real_math_rows(case):
     ],
 )
 def test_multi_part_needs_parts_that_each_ask(problem, dropped):
-    from data_pipeline.filters import RULES, Limits
+    from ssp.data_pipeline.filters import RULES, Limits
 
     assert bool(RULES["multi_part"]({"problem": problem}, Limits())) is dropped

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from config.recipe import load_recipe
-from core.corpus import PROBLEM_FIELDS, SFT_FIELDS, iter_jsonl, load_rows
-from core.errors import DataError, RecipeError
-from data_pipeline import build as build_mod
-from data_pipeline.decontaminate import Decontaminator
-from data_pipeline.dedup import Deduplicator
-from data_pipeline.filters import RULES, Limits, first_failed
-from data_pipeline.labels import held_out_accuracy
-from data_pipeline.sources import Source, read_source
+from ssp.config.recipe import load_recipe
+from ssp.core.corpus import PROBLEM_FIELDS, SFT_FIELDS, iter_jsonl, load_rows
+from ssp.core.errors import DataError, RecipeError
+from ssp.data_pipeline import build as build_mod
+from ssp.data_pipeline.decontaminate import Decontaminator
+from ssp.data_pipeline.dedup import Deduplicator
+from ssp.data_pipeline.filters import RULES, Limits, first_failed
+from ssp.data_pipeline.labels import held_out_accuracy
+from ssp.data_pipeline.sources import Source, read_source
 from tests.conftest import ROOT, fast_recipe
 
 FIX = ROOT / "tests" / "fixtures" / "corpus"
@@ -72,7 +72,7 @@ PLANTED = {
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    from launch.runner import run_pipeline
+    from ssp.launch.runner import run_pipeline
 
     recipe = fixtures_recipe(tmp_path_factory.mktemp("corpus"))
     run_pipeline(recipe)
@@ -183,7 +183,7 @@ def test_splits_are_disjoint_labelled_and_load_in_the_sft_stage(built):
     ],
 )
 def test_each_filter_rule(row, rule):
-    from data_pipeline.sources import _map
+    from ssp.data_pipeline.sources import _map
 
     src = Source(name="n", path="x", fields={"solution": "solution", "question_type": "question_type"})
     mapped = _map(src, _raw(NUMINA)[row], row)
@@ -191,7 +191,7 @@ def test_each_filter_rule(row, rule):
 
 
 def test_filters_keep_the_clean_fixture_rows():
-    from data_pipeline.sources import _map
+    from ssp.data_pipeline.sources import _map
 
     src = Source(name="n", path="x", fields={"solution": "solution", "question_type": "question_type"})
     rows = _raw(NUMINA)
@@ -249,7 +249,7 @@ def test_decontamination_leaves_unrelated_problems():
 
 
 def _tiny_labelled(seed: int, per_domain: int):
-    from data_pipeline.tiny.problems import TINY_DOMAINS, generate
+    from ssp.data_pipeline.tiny.problems import TINY_DOMAINS, generate
 
     rows = [
         (f"{d}-{seed}-{i}", p.problem, d)
@@ -265,7 +265,7 @@ def test_label_classifier_accuracy_is_measured_on_held_out_rows():
     assert report["train_rows"] + report["held_out_rows"] == 400 and 40 <= report["held_out_rows"] <= 120
     _, fresh, truth = _tiny_labelled(2, 50)  # rows the classifier never saw, checked here
     forced = clf.model.predict(
-        [" ".join(__import__("data_pipeline.text").text.masked_words(t)) for t in fresh]
+        [" ".join(__import__("ssp.data_pipeline.text").data_pipeline.text.masked_words(t)) for t in fresh]
     )
     measured = sum(p == y for p, y in zip(forced, truth, strict=True)) / len(truth)
     assert measured >= 0.9 and abs(report["accuracy"] - measured) <= 0.1
@@ -325,7 +325,7 @@ def test_a_source_emptied_by_the_filters_is_named(tmp_path):
 
 def _plan(recipe):
     """The data stage's own plan for the fixtures recipe (per domain: 1 eval, 2 probe, 1 rl)."""
-    from stages.data import _benchmark_problems, build_plan
+    from ssp.stages.data import _benchmark_problems, build_plan
 
     return build_plan(recipe, _benchmark_problems(recipe))
 
@@ -360,7 +360,7 @@ def test_build_resumes_after_a_kill_without_rereading_finished_sources(tmp_path,
 
 
 def test_a_build_without_solutions_for_sft_stops_before_it_starts(tmp_path):
-    from launch.preflight import check_recipe
+    from ssp.launch.preflight import check_recipe
 
     recipe = fixtures_recipe(
         tmp_path, "stages=[data,sft]", "data.sources=[{name: n, path: " + str(NUMINA) + "}]"
@@ -373,7 +373,7 @@ def test_a_build_without_solutions_for_sft_stops_before_it_starts(tmp_path):
 def test_a_failed_data_check_leaves_no_run_folder(tmp_path):
     """data.source=files with a duplicate id: the preflight stops the run before a run folder,
     manifest or W&B run exists."""
-    from launch.runner import run_pipeline
+    from ssp.launch.runner import run_pipeline
 
     row = {"id": "1", "domain": "algebra", "problem": "Solve x + 1 = 2.", "answer": "1"}
     files = tmp_path / "files"
@@ -406,8 +406,8 @@ def test_a_failed_data_check_leaves_no_run_folder(tmp_path):
 def test_a_build_with_no_held_out_split_trains_and_says_its_checks_were_skipped(tmp_path):
     """data.eval_problems_per_domain: 0 (the eval stage reads a benchmark instead): the sft stage
     used to stop with KeyError: 'eval'; it trains, and its metrics and report say what it skipped."""
-    from core.manifest import Manifest
-    from launch.runner import execute_here, run_stage
+    from ssp.core.manifest import Manifest
+    from ssp.launch.runner import execute_here, run_stage
 
     recipe = fixtures_recipe(
         tmp_path,
@@ -428,7 +428,7 @@ def test_a_build_with_no_held_out_split_trains_and_says_its_checks_were_skipped(
 
 
 def test_a_held_out_check_without_a_held_out_split_stops_the_data_stage(tmp_path):
-    from launch.runner import run_stage
+    from ssp.launch.runner import run_stage
 
     recipe = fixtures_recipe(
         tmp_path,

@@ -10,9 +10,9 @@ import subprocess
 
 import pytest
 
-from core.cost import CostConfig, CostMeter, Hardware, detect_hardware, totals
-from core.manifest import Manifest
-from launch.runner import execute_here
+from ssp.core.cost import CostConfig, CostMeter, Hardware, detect_hardware, totals
+from ssp.core.manifest import Manifest
+from ssp.launch.runner import execute_here
 
 from .conftest import FAST, TINY, fast_recipe, ssp_cmd
 from .helpers.wandb_records import history, run_info
@@ -100,8 +100,8 @@ def test_totals_and_detection():
 
 
 def test_recipe_rejects_a_bad_budget():
-    from config.recipe import load_recipe
-    from core.errors import RecipeError
+    from ssp.config.recipe import load_recipe
+    from ssp.core.errors import RecipeError
 
     with pytest.raises(RecipeError, match=r"cost.max_usd: must be > 0"):
         load_recipe(None, ["cost.max_usd=-1"])

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import RecipeError
-from core.manifest import Manifest
-from launch.runner import execute_here
-from sampling.data_parallel import SamplingError, ShardedGenerator, engine_gpu_sets, shards
-from sampling.generation import GenerationConfig, SamplingParams
+from ssp.core.errors import RecipeError
+from ssp.core.manifest import Manifest
+from ssp.launch.runner import execute_here
+from ssp.sampling.data_parallel import SamplingError, ShardedGenerator, engine_gpu_sets, shards
+from ssp.sampling.generation import GenerationConfig, SamplingParams
 
 from .helpers.scripted_model import build_scripted_model
 from .helpers.scripted_run import scripted_probe_run
@@ -95,7 +95,7 @@ def test_shards_are_the_backends_own_calls_with_seed_plus_k(tmp_path):
     call with the call's seed (runs from before data_parallel keep their samples)."""
     from dataclasses import replace
 
-    from sampling.generation import make_backend
+    from ssp.sampling.generation import make_backend
 
     model = build_scripted_model(tmp_path / "m", p=0.5)
     prompts = [[{"role": "user", "content": f"Question {i}."}] for i in range(5)]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from data_pipeline.decontaminate import Decontaminator
+from ssp.data_pipeline.decontaminate import Decontaminator
 
 FIXTURE = Path(__file__).parent / "fixtures" / "decontamination" / "math_test_vs_benchmarks.jsonl.gz"
 COPIES = {"verbatim", "numbers", "reworded"}

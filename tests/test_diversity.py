@@ -5,7 +5,14 @@ import statistics
 
 import pytest
 
-from data_pipeline.diversity import correct_pool, divergence, mean_pairwise_divergence, pick, select, shingles
+from ssp.data_pipeline.diversity import (
+    correct_pool,
+    divergence,
+    mean_pairwise_divergence,
+    pick,
+    select,
+    shingles,
+)
 
 ROUTE_A = [  # factor the quadratic
     "Factor x^2 - 5x + 6 as (x - 2)(x - 3), so the roots are 2 and 3 and their sum is \\boxed{5}.",
@@ -74,9 +81,9 @@ def test_solutions_per_problem_applies_to_a_corpus_one_brings(tmp_path):
     all; on source=build the key is refused, naming the teacher's key."""
     import json
 
-    from config.recipe import load_recipe
-    from core.errors import RecipeError
-    from stages.data import _file_splits
+    from ssp.config.recipe import load_recipe
+    from ssp.core.errors import RecipeError
+    from ssp.stages.data import _file_splits
 
     from .conftest import TINY
 

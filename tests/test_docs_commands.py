@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from config.recipe import load_recipe
-from core.errors import RecipeError
-from launch.cli import parse
+from ssp.config.recipe import load_recipe
+from ssp.core.errors import RecipeError
+from ssp.launch.cli import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

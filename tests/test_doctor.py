@@ -18,7 +18,7 @@ def test_doctor_passes_here_and_shows_a_real_reward_round_trip():
 
 
 def test_doctor_fails_when_a_check_fails_and_checks_a_recipe(monkeypatch, capsys):
-    from launch import doctor
+    from ssp.launch import doctor
 
     monkeypatch.setattr(doctor, "_roundtrip", lambda: (doctor.FAIL, "math_correctness scored [0.0, 0.0]"))
     assert doctor.main([str(ROOT / "recipes" / "tiny.yaml"), "eval.models=[base,signa]"]) == 1

@@ -8,8 +8,8 @@ import random
 import pytest
 import torch
 
-from train.dynamic_sampling import RoundResult, fill_batch, mixed_groups, refill_indices
-from train.mgpo import max_entropy_weight
+from ssp.train.dynamic_sampling import RoundResult, fill_batch, mixed_groups, refill_indices
+from ssp.train.mgpo import max_entropy_weight
 
 from .conftest import prompt_dataset, tiny_grpo_args
 
@@ -147,7 +147,7 @@ def tiny(tiny_rl_data):
 
 
 def _trainer(model, rows, kinds, out, lam):
-    from train.mgpo import MGPOConfig, MGPOTrainer
+    from ssp.train.mgpo import MGPOConfig, MGPOTrainer
 
     ds = prompt_dataset([r["problem"] for r in rows], kind=kinds)
     args = MGPOConfig(

@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from sampling.data_parallel import EngineHung, ShardedGenerator
-from sampling.generation import GenerationConfig, SamplingParams
+from ssp.sampling.data_parallel import EngineHung, ShardedGenerator
+from ssp.sampling.generation import GenerationConfig, SamplingParams
 
 from .helpers.scripted_model import build_scripted_model
 
@@ -113,9 +113,9 @@ def test_a_stopped_engine_is_killed_and_its_shard_sampled_by_another(tmp_path, c
 LAUNCHER = """
 import os, signal, subprocess, sys, time
 from pathlib import Path
-from core.errors import StageError
-from launch import rollout_server
-from launch.rollout_server import Server, running
+from ssp.core.errors import StageError
+from ssp.launch import rollout_server
+from ssp.launch.rollout_server import Server, running
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under `nohup ssp run ... &`: the watch must not need it
 rollout_server.STOP_GRACE_S = 1.0  # for the training to stop on its own

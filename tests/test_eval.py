@@ -12,12 +12,12 @@ import zlib
 
 import pytest
 
-from config.eval import BenchmarkSpec
-from core.errors import DataError, RecipeError
-from evaluation.benchmarks import BENCHMARKS, MATH_SUFFIX, load_benchmark, protocol_for
-from evaluation.metrics import majority_correct, summarize, vote_key
-from reward import get_reward
-from reward.multiple_choice import choice_letter
+from ssp.config.eval import BenchmarkSpec
+from ssp.core.errors import DataError, RecipeError
+from ssp.evaluation.benchmarks import BENCHMARKS, MATH_SUFFIX, load_benchmark, protocol_for
+from ssp.evaluation.metrics import majority_correct, summarize, vote_key
+from ssp.reward import get_reward
+from ssp.reward.multiple_choice import choice_letter
 
 from .conftest import ROOT, fast_recipe, ssp_cmd
 from .helpers.machine import needs_bwrap
@@ -79,7 +79,7 @@ def test_summarize_hand_case():
 def test_skipped_prompts_and_unanswered_samples_are_their_own_columns():
     """A prompt too long for the context is never sampled: counted as skipped (and wrong), not as
     truncated; samples without a final answer are their share (from rewards that tell)."""
-    from evaluation.evaluate import markdown
+    from ssp.evaluation.evaluate import markdown
 
     problems = [
         {
@@ -346,7 +346,7 @@ def test_protocol_defaults_are_the_reports():
 
 
 def test_recipe_errors_name_the_benchmark_key():
-    from config.recipe import load_recipe
+    from ssp.config.recipe import load_recipe
 
     with pytest.raises(RecipeError, match=r"eval.benchmarks\[0\].name: unknown benchmark 'aime2024'"):
         load_recipe(None, ["eval.benchmarks=[{name: aime2024}]"])
@@ -379,8 +379,8 @@ def test_eval_stage_compares_models_and_resumes(tmp_path):
     stage's settings reuses units (tests/test_eval_reuse.py: and only then)."""
     import pyarrow.parquet as pq
 
-    from evaluation.evaluate import evaluate
-    from launch.runner import execute_here
+    from ssp.evaluation.evaluate import evaluate
+    from ssp.launch.runner import execute_here
 
     recipe = fast_recipe(tmp_path, "stages=[data,sft,eval]", "eval.models=[base,sft]")
     for stage in recipe.stages:
@@ -400,7 +400,7 @@ def test_eval_stage_compares_models_and_resumes(tmp_path):
     assert "| sft |" in (out / "results.md").read_text()
 
     stamp = (out / "by_unit" / "sft__tiny_heldout.json").stat().st_mtime_ns
-    from core.manifest import Manifest
+    from ssp.core.manifest import Manifest
 
     models = Manifest(recipe.run_dir).stage("eval")["metrics"]["models"]
     again = evaluate(
@@ -475,10 +475,10 @@ def test_ssp_eval_cli_scores_two_models_with_different_tokenizers_independently(
 def test_eval_stops_at_the_budget_after_a_finished_unit(tmp_path):
     """A stage context whose pipeline is already over cost.max_usd: the first (model, benchmark)
     pair is written, then the stage stops with the budget message; a later call reuses that pair."""
-    from core.context import StageContext
-    from core.cost import BudgetExceeded, CostConfig, CostMeter, Hardware
-    from evaluation.evaluate import evaluate
-    from launch.runner import execute_here
+    from ssp.core.context import StageContext
+    from ssp.core.cost import BudgetExceeded, CostConfig, CostMeter, Hardware
+    from ssp.evaluation.evaluate import evaluate
+    from ssp.launch.runner import execute_here
 
     recipe = fast_recipe(tmp_path)
     execute_here("data", recipe)
@@ -500,8 +500,8 @@ def test_eval_stops_at_the_budget_after_a_finished_unit(tmp_path):
 def test_a_bad_reward_option_stops_eval_before_any_sampling(tmp_path):
     """A misspelt reward option names the recipe key that set it, as a recipe error, before a model
     is loaded (it used to surface as a TypeError traceback once the first model had been loaded)."""
-    from evaluation.evaluate import evaluate
-    from launch.runner import execute_here
+    from ssp.evaluation.evaluate import evaluate
+    from ssp.launch.runner import execute_here
 
     recipe = fast_recipe(tmp_path, "eval.benchmarks[0].reward_options={bogus: 1}")
     execute_here("data", recipe)

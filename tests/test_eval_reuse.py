@@ -11,10 +11,10 @@ import shutil
 
 import pytest
 
-from config.eval import BenchmarkSpec, EvalConfig
-from core.errors import RecipeError
-from evaluation import evaluate as ev
-from evaluation.evaluate import evaluate
+from ssp.config.eval import BenchmarkSpec, EvalConfig
+from ssp.core.errors import RecipeError
+from ssp.evaluation import evaluate as ev
+from ssp.evaluation.evaluate import evaluate
 
 from .helpers.scripted_model import build_scripted_model, expected_answer
 from .helpers.scripted_run import write_problems
@@ -95,7 +95,7 @@ def test_a_unit_is_reused_only_when_made_from_the_same_model_and_settings(tmp_pa
 
 def test_display_names_never_collide():
     """Sweep arms' final models share a folder name: each gets the shortest tail that tells it apart."""
-    from evaluation.evaluate import model_names
+    from ssp.evaluation.evaluate import model_names
 
     names = model_names([(None, "runs/A/final"), (None, "runs/B/final"), (None, "runs/C/model")])
     assert names == {"A/final": "runs/A/final", "B/final": "runs/B/final", "model": "runs/C/model"}
@@ -110,7 +110,7 @@ def test_display_names_never_collide():
 @pytest.mark.slow
 def test_ssp_eval_keeps_every_model_whose_folders_share_a_name(tmp_path, scripted):
     """`ssp eval A/final B/final C/model` once evaluated two models ("2/2 pairs done") and said nothing."""
-    from launch.cli import main
+    from ssp.launch.cli import main
 
     right, wrong, problems = scripted
     for arm, model in (("A", right), ("B", wrong), ("C", right)):

@@ -22,7 +22,7 @@ FLOORS = [
 FLOOR = {pkg: i for i, pkgs in enumerate(FLOORS) for pkg in pkgs}
 
 
-def _imports(path):
+def _raw_imports(path):
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -30,6 +30,12 @@ def _imports(path):
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name, []
+
+
+def _imports(path):
+    """Every import of ours with the ``ssp.`` namespace taken off (``ssp.core.x`` -> ``core.x``)."""
+    for line, module, names in _raw_imports(path):
+        yield line, module.removeprefix("ssp."), names
 
 
 def _project_files():
@@ -74,10 +80,49 @@ def test_a_stage_imports_no_other_stage(stage):
     assert bad == []
 
 
+def _unnamespaced(roots):
+    """Imports of one of our packages by its bare name (``from core.x import``): they work only from
+    the checkout's folder, and there a researcher's own ``config.py`` or ``train.py`` shadows ours."""
+    found = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            if ".venv" in path.parts:
+                continue
+            for line, module, _ in _raw_imports(path):
+                if module.split(".")[0] in FLOOR:
+                    found.append(f"{path.relative_to(root)}:{line} imports {module} (write ssp.{module})")
+    return found
+
+
+def test_every_import_of_ours_goes_through_the_ssp_namespace():
+    roots = [ROOT / d for d in (*FLOOR, "tests", "benchmarks")]
+    assert _unnamespaced(roots) == []
+
+
+def test_the_namespace_check_sees_a_bare_import(tmp_path):
+    """Broken on purpose: ``from config.recipe import ...`` (bare) must be reported, ``ssp.`` not."""
+    (tmp_path / "m.py").write_text("from config.recipe import load_recipe\nimport ssp.core.corpus\n")
+    assert _unnamespaced([tmp_path]) == ["m.py:1 imports config.recipe (write ssp.config.recipe)"]
+
+
+def test_the_packages_installed_are_the_folders_on_the_floor_plan():
+    """pyproject.toml lists ssp's packages one by one (package-dir maps ssp to the root): a new
+    folder with an __init__.py must be listed there, or installing ssp leaves it out."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {
+        "ssp." + ".".join(p.parent.relative_to(ROOT).parts)
+        for pkg in FLOOR
+        for p in (ROOT / pkg).rglob("__init__.py")
+    }
+    assert listed == on_disk
+
+
 def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
     """Broken on purpose: a core file that imports launch must be reported."""
     (tmp_path / "core").mkdir()
-    (tmp_path / "core" / "bad.py").write_text("from launch.runner import run_stage\n")
+    (tmp_path / "core" / "bad.py").write_text("from ssp.launch.runner import run_stage\n")
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
     assert _violations() == ["core/bad.py:1 imports launch.runner (floor 6 > 0)"]
 
@@ -91,9 +136,43 @@ def test_starting_ssp_imports_no_training_library():
     import sys
 
     code = (
-        "import sys, launch.cli, launch.runner, launch.worker, config.recipe\n"
+        "import sys, ssp.launch.cli, ssp.launch.runner, ssp.launch.worker, ssp.config.recipe\n"
         "print(sorted(m for m in ('transformers', 'trl', 'peft', 'vllm', 'datasets', 'deepspeed') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]", out.stdout
+
+
+@pytest.mark.slow
+def test_ssp_runs_from_a_research_folder_holding_its_own_config_and_train_modules(tmp_path):
+    """The folder a researcher runs from holds ``config.py``, ``train.py``, ``core.py`` and
+    ``launch.py`` of their own (here: each stops the process on import). ``python -m`` puts that
+    folder first on sys.path; with bare package names ours were shadowed, with ``ssp.`` none is."""
+    import subprocess
+    import sys
+
+    from .conftest import FAST, TINY
+
+    for name in ("config", "train", "core", "launch", "stages", "reward"):
+        (tmp_path / f"{name}.py").write_text(
+            f"raise SystemExit('the researcher\\'s own {name}.py was imported')\n"
+        )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ssp.launch.cli",
+            "stage",
+            "data",
+            str(TINY),
+            f"output_root={tmp_path / 'runs'}",
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "runs" / "tiny" / "data" / "sft.jsonl").is_file()

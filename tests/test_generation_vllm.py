@@ -20,11 +20,11 @@ pytest.importorskip("vllm", reason="vLLM is not installed here (make install ins
 # one worker for every engine test (loadgroup); all slow: the module's engines take ~30 s to start
 pytestmark = [pytest.mark.xdist_group("vllm"), pytest.mark.slow]
 
-from core.corpus import chat_prompt  # noqa: E402
-from launch.runner import execute_here  # noqa: E402
-from sampling.data_parallel import make_generator  # noqa: E402
-from sampling.generation import GenerationConfig, SamplingParams  # noqa: E402
-from sampling.generation_vllm import VLLMGenerator, shutdown, vllm_sampling  # noqa: E402
+from ssp.core.corpus import chat_prompt  # noqa: E402
+from ssp.launch.runner import execute_here  # noqa: E402
+from ssp.sampling.data_parallel import make_generator  # noqa: E402
+from ssp.sampling.generation import GenerationConfig, SamplingParams  # noqa: E402
+from ssp.sampling.generation_vllm import VLLMGenerator, shutdown, vllm_sampling  # noqa: E402
 
 from .conftest import fast_recipe  # noqa: E402
 
@@ -106,8 +106,8 @@ def test_sampled_pass_at_k_agrees_within_statistical_tolerance(trained, engine):
     """Pass@1 and Pass@4 of the `format` reward (about 0.7 for this model: neither 0 nor 1, so
     the comparison has power) from 32 samples per problem with each backend. Tolerance: 4
     standard errors of the difference of two independent estimates."""
-    from reward import get_reward
-    from sampling.pass_at_k import pass_at_k
+    from ssp.reward import get_reward
+    from ssp.sampling.pass_at_k import pass_at_k
 
     rows, n = trained["rows"], 32
     params = SamplingParams(n=n, temperature=1.0, top_p=0.95, max_new_tokens=64, seed=1)
@@ -166,8 +166,8 @@ def test_over_long_prompts_are_reported_not_cut(trained, engine, caplog):
 
 
 def test_over_long_problems_are_named_by_id_when_scored(trained, engine, caplog):
-    from reward import get_reward
-    from sampling.scoring import sample_and_score
+    from ssp.reward import get_reward
+    from ssp.sampling.scoring import sample_and_score
 
     rows = [dict(r) for r in trained["rows"][:3]]
     rows[2] = dict(rows[2], id="too-long-7", problem=" ".join(["1 + 2 + 3"] * 60))
@@ -186,8 +186,8 @@ def test_over_long_problems_are_named_by_id_when_scored(trained, engine, caplog)
 def test_an_engine_never_swaps_in_weights_of_another_context(trained, tmp_path):
     """A checkpoint and the same weights at another RoPE base are different architectures for the
     engine (a weight swap would keep the first one's rotary tables): checked without an engine."""
-    from sampling.generation_vllm import _architecture
-    from train.context_length import extended_start_model
+    from ssp.sampling.generation_vllm import _architecture
+    from ssp.train.context_length import extended_start_model
 
     other = extended_start_model(trained["late"], tmp_path, "float32", rope_theta=THETA * 2)
     assert _architecture(other) != _architecture(trained["late"])
@@ -224,7 +224,7 @@ def test_rl_rollouts_through_colocated_vllm_on_cpu(trained, tmp_path):
     are caught by the check, which names the step."""
     import torch
 
-    from stages.rl import grpo_config
+    from ssp.stages.rl import grpo_config
 
     recipe = fast_recipe(
         tmp_path,
@@ -257,9 +257,9 @@ def test_rl_rollouts_through_colocated_vllm_on_cpu(trained, tmp_path):
 def _train_colocated(args, trained, rows):
     import torch
 
-    from reward import get_reward
-    from stages.rl import _vllm_on_cpu
-    from train.mgpo import MGPOTrainer
+    from ssp.reward import get_reward
+    from ssp.stages.rl import _vllm_on_cpu
+    from ssp.train.mgpo import MGPOTrainer
 
     from .conftest import prompt_dataset
 
@@ -303,9 +303,9 @@ def _train_colocated(args, trained, rows):
 
 
 def _mismatch_is_reported(trainer, args):
-    from launch.report import _rl_health
-    from stages.rl import phase_health
-    from train.rollout_mismatch import correction_in_use
+    from ssp.launch.report import _rl_health
+    from ssp.stages.rl import phase_health
+    from ssp.train.rollout_mismatch import correction_in_use
 
     history = trainer.state.log_history
     steps = [h for h in history if "mismatch/ratio_mean" in h]
@@ -336,7 +336,7 @@ def _stale_weights_are_caught(trainer):
     trainer's move: the next check must stop, naming the step and the cause."""
     import torch
 
-    from train.rollout_mismatch import SyncCheckFailed
+    from ssp.train.rollout_mismatch import SyncCheckFailed
 
     trainer.vllm_generation.sync_weights = lambda: None
     with torch.no_grad():
@@ -354,7 +354,7 @@ def test_probe_and_eval_stages_start_one_engine_each(trained, tmp_path, monkeypa
     weights into it; evaluating two models of different contexts starts one engine per model."""
     import shutil
 
-    from core.manifest import Manifest
+    from ssp.core.manifest import Manifest
 
     shutil.copytree(trained["root"] / "tiny", tmp_path / "tiny")
     recipe = fast_recipe(

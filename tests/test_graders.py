@@ -9,11 +9,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from core.errors import DataError
-from evaluation.benchmarks import check_one_benchmark
-from reward import get_reward
-from sampling.generation import Completion
-from sampling.scoring import zero_truncated
+from ssp.core.errors import DataError
+from ssp.evaluation.benchmarks import check_one_benchmark
+from ssp.reward import get_reward
+from ssp.sampling.generation import Completion
+from ssp.sampling.scoring import zero_truncated
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_truncated_completions_score_zero_in_evaluation(graders):
 def test_truncated_completions_score_zero_in_rl(graders):
     """MGPOTrainer._zero_truncated on the gathered reward matrix: only the columns of rewards that do
     not grade unfinished work, only truncated rows (last token not EOS/pad), NaN kept."""
-    from train.mgpo import MGPOTrainer
+    from ssp.train.mgpo import MGPOTrainer
 
     fmt = get_reward("format")
     fake = SimpleNamespace(
@@ -117,7 +117,7 @@ def test_graders_side_by_side_reuse_a_reward_only_for_the_options_it_was_built_w
     """ssp eval --graders: one benchmark reads its gold from `answer`, the next from `gold`; a grader
     built for the first must not grade the second (its cache is keyed on grader and options), and
     the benchmark's own grader reuses the scores already computed."""
-    from evaluation.evaluate import grade_with_each
+    from ssp.evaluation.evaluate import grade_with_each
 
     flat = [Completion("\\boxed{1}", 3, "stop"), Completion("\\boxed{2}", 3, "stop")]
     cache: dict = {}

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from data_pipeline.labels import OUTSIDE, held_out_accuracy, mapped_label
+from ssp.data_pipeline.labels import OUTSIDE, held_out_accuracy, mapped_label
 
 FIXTURE = Path(__file__).parent / "fixtures" / "decontamination" / "math_test_vs_benchmarks.jsonl.gz"
 # MATH subject -> domain, shared with benchmarks/corpus_build.py
-MAP = {k: v for k, v in json.loads((FIXTURE.parent / "math_subjects.json").read_text()).items() if k[0] != "_"}
+MAP = {
+    k: v for k, v in json.loads((FIXTURE.parent / "math_subjects.json").read_text()).items() if k[0] != "_"
+}
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from train.log_line import step_line
+from ssp.train.log_line import step_line
 
 # One entry of log_history from the demo's RL phase (runs/tiny/rl/0-math, checkpoint-30, 2026-12-03).
 ENTRY = json.loads((Path(__file__).parent / "fixtures" / "logs" / "grpo_log_entry.json").read_text())

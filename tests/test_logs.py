@@ -7,7 +7,7 @@ from .conftest import ROOT
 
 SCRIPT = """
 import warnings
-from launch.logs import setup_logging
+from ssp.launch.logs import setup_logging
 setup_logging()
 
 def from_here():

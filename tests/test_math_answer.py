@@ -2,7 +2,7 @@
 
 import pytest
 
-from reward.math_answer import extract_boxed, final_answer, normalise
+from ssp.reward.math_answer import extract_boxed, final_answer, normalise
 
 
 @pytest.mark.parametrize(

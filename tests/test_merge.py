@@ -8,10 +8,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from data_pipeline.tiny.model import TinyModelConfig, build_tiny_model, save_tiny_model
-from data_pipeline.tiny.tokenizer import train_tokenizer
-from stages.merge import checkpoint_weights
-from train.fusion import MergeError, merge_checkpoints, parse_sources
+from ssp.data_pipeline.tiny.model import TinyModelConfig, build_tiny_model, save_tiny_model
+from ssp.data_pipeline.tiny.tokenizer import train_tokenizer
+from ssp.stages.merge import checkpoint_weights
+from ssp.train.fusion import MergeError, merge_checkpoints, parse_sources
 
 from .conftest import ssp_cmd
 from .helpers.scripted_model import build_scripted_model
@@ -191,9 +191,9 @@ def test_row_chunks_give_the_same_result(three_models, tmp_path, monkeypatch):
     """Large tensors are averaged in row chunks; force one-row chunks and compare with naive."""
     from transformers import AutoModelForCausalLM
 
-    import train.fusion
+    import ssp.train.fusion as fusion
 
-    monkeypatch.setattr(train.fusion, "CHUNK_ELEMENTS", 7)
+    monkeypatch.setattr(fusion, "CHUNK_ELEMENTS", 7)
     dirs, _ = three_models
     out = merge_checkpoints([(d, 1 / 3) for d in dirs], tmp_path / "chunked")
     merged = AutoModelForCausalLM.from_pretrained(out).state_dict()

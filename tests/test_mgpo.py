@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from train.mgpo import group_weights, max_entropy_weight
+from ssp.train.mgpo import group_weights, max_entropy_weight
 
 from .conftest import ROOT, prompt_dataset, tiny_grpo_args
 
@@ -86,7 +86,7 @@ def _one_step(trainer_cls, config_cls, model, rows, out, **extra):
 def test_lambda_zero_is_exactly_grpo_and_lambda_scales_advantages(tiny_model, tmp_path):
     from trl import GRPOConfig, GRPOTrainer
 
-    from train.mgpo import MGPOConfig, MGPOTrainer
+    from ssp.train.mgpo import MGPOConfig, MGPOTrainer
 
     model, rows = tiny_model
     _, adv_grpo, rewards, loss_grpo, params_grpo = _one_step(
@@ -160,7 +160,7 @@ def test_two_processes_weight_like_one(tiny_model, tmp_path):
 
 
 def test_evaluation_mode_uses_num_generations_eval(tiny_model, tmp_path):
-    from train.mgpo import MGPOConfig, MGPOTrainer
+    from ssp.train.mgpo import MGPOConfig, MGPOTrainer
 
     model, rows = tiny_model
     ds = prompt_dataset([r["problem"] for r in rows])

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from sampling.pass_at_k import pass_at_k, per_domain
+from ssp.sampling.pass_at_k import pass_at_k, per_domain
 
 
 @pytest.mark.parametrize("n", range(1, 8))

@@ -6,9 +6,9 @@ placement), not on the size of a PNG.
 
 from matplotlib.colors import to_hex
 
-from evaluation.compare import bars_figure
-from evaluation.evaluate import chart_figure
-from evaluation.intervals import interval
+from ssp.evaluation.compare import bars_figure
+from ssp.evaluation.evaluate import chart_figure
+from ssp.evaluation.intervals import interval
 
 
 def _by_arm(seeds: dict[str, list[float]]) -> dict:

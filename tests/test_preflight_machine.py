@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from core.errors import RecipeError
+from ssp.core.errors import RecipeError
 
 from .conftest import ROOT, TINY
 
@@ -33,7 +33,7 @@ def no_hub(tmp_path, monkeypatch):
 
 
 def _reference(tmp_path, *extra: str):
-    from config.recipe import load_recipe
+    from ssp.config.recipe import load_recipe
 
     return load_recipe(REFERENCE, [f"output_root={tmp_path}", "data.source=build", *extra])
 
@@ -41,7 +41,7 @@ def _reference(tmp_path, *extra: str):
 def test_the_reference_recipe_fails_in_seconds_naming_each_key(no_hub, tmp_path):
     """`ssp doctor` of the reference recipe (problem pool built from the hub, then SFT): one line
     naming every hub reference that cannot be had here, and the GPU setting, in seconds."""
-    from launch import doctor
+    from ssp.launch import doctor
 
     assert doctor._recipe([str(TINY), f"output_root={tmp_path}"])[0] == doctor.OK  # imports warm
     start = time.monotonic()
@@ -62,7 +62,7 @@ def test_the_reference_recipe_fails_in_seconds_naming_each_key(no_hub, tmp_path)
 def test_a_hub_benchmark_and_the_base_model_of_eval_are_checked(no_hub, tmp_path):
     """eval: a benchmark without a local source reads the registry's hub dataset; `base` is
     model.name_or_path."""
-    from launch.preflight import check_recipe
+    from ssp.launch.preflight import check_recipe
 
     recipe = _reference(tmp_path, "stages=[eval]", "eval.models=[base]", "eval.benchmarks=[{name: aime24}]")
     with pytest.raises(RecipeError) as info:
@@ -75,9 +75,9 @@ def test_a_hub_benchmark_and_the_base_model_of_eval_are_checked(no_hub, tmp_path
 def test_the_tiny_recipe_passes_offline_with_an_empty_cache(no_hub, tmp_path):
     """Its model is the one the data stage builds, its data generated, its benchmark the data stage's
     held-out split: nothing to fetch, no GPU asked for."""
-    from config.recipe import load_recipe
-    from launch import doctor
-    from launch.preflight import check_recipe
+    from ssp.config.recipe import load_recipe
+    from ssp.launch import doctor
+    from ssp.launch.preflight import check_recipe
 
     check_recipe(load_recipe(TINY, [f"output_root={tmp_path}"]), load_recipe(TINY).stages)
     status, detail = doctor._recipe([str(TINY), f"output_root={tmp_path}"])
@@ -100,7 +100,7 @@ def _cache_model(hf_home, repo: str) -> None:
 
 
 def test_a_cached_model_passes_offline_and_a_truncated_one_does_not(no_hub, tmp_path):
-    from launch.preflight import check_recipe
+    from ssp.launch.preflight import check_recipe
 
     _cache_model(no_hub, MODEL)
     recipe = _reference(tmp_path, "stages=[sft]", "sft.bf16=null")
@@ -116,7 +116,7 @@ def test_a_cached_model_passes_offline_and_a_truncated_one_does_not(no_hub, tmp_
 
 def test_an_unreachable_hub_fails_fast_naming_the_key(no_hub, tmp_path, monkeypatch):
     """Online (no HF_HUB_OFFLINE), but the hub's endpoint does not answer: a closed local port."""
-    from launch.preflight import check_recipe
+    from ssp.launch.preflight import check_recipe
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -139,7 +139,7 @@ def test_gpu_settings_without_a_gpu_name_their_keys(no_hub, tmp_path):
     key; the same recipe with those keys set for a CPU is not refused for GPUs."""
     import torch
 
-    from launch.preflight import check_recipe
+    from ssp.launch.preflight import check_recipe
 
     assert not torch.cuda.is_available()
     recipe = _reference(

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import DataError
-from core.manifest import Manifest
-from launch.runner import execute_here, run_stage
-from stages.probe import probed_checkpoints, select_specialists
+from ssp.core.errors import DataError
+from ssp.core.manifest import Manifest
+from ssp.launch.runner import execute_here, run_stage
+from ssp.stages.probe import probed_checkpoints, select_specialists
 
 from .conftest import fast_recipe
 from .helpers.scripted_model import build_scripted_model, expected_answer

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from config.recipe import STAGE_ORDER, load_recipe
-from core.errors import RecipeError
+from ssp.config.recipe import STAGE_ORDER, load_recipe
+from ssp.core.errors import RecipeError
 
 from .conftest import ROOT, TINY
 
@@ -87,13 +87,13 @@ def test_recipe_reference_is_up_to_date():
     import contextlib
     import io
 
-    from launch.recipe_doc import main
+    from ssp.launch.recipe_doc import main
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
         main()
     committed = (ROOT / "docs" / "recipe_reference.md").read_text()
-    assert committed == buf.getvalue(), "run: python -m launch.recipe_doc > docs/recipe_reference.md"
+    assert committed == buf.getvalue(), "run: python -m ssp.launch.recipe_doc > docs/recipe_reference.md"
 
 
 def test_overrides_reach_into_lists():

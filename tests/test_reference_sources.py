@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from config.recipe import load_recipe
-from core.corpus import iter_jsonl
-from data_pipeline.labels import OUTSIDE, mapped_label
-from data_pipeline.sources import _map
+from ssp.config.recipe import load_recipe
+from ssp.core.corpus import iter_jsonl
+from ssp.data_pipeline.labels import OUTSIDE, mapped_label
+from ssp.data_pipeline.sources import _map
 
 LAYOUTS = Path(__file__).parent / "fixtures" / "corpus" / "layouts"
 RECIPE = Path(__file__).parents[1] / "recipes" / "vibethinker_1p5b.yaml"
@@ -74,8 +74,8 @@ def test_a_build_keeps_a_multi_solution_sources_traces_for_sft(tmp_path):
     """The fixtures' recipe with an OpenR1-layout source first: its rows that reach SFT carry their
     verified traces (chosen by the diversity rule, at most data.teacher.solutions_per_problem), not the
     one human solution, and no teacher is configured."""
-    from data_pipeline.sources import Source
-    from launch.runner import run_pipeline
+    from ssp.data_pipeline.sources import Source
+    from ssp.launch.runner import run_pipeline
 
     fix = LAYOUTS.parent
     recipe = load_recipe(
@@ -144,8 +144,8 @@ def test_a_teacher_with_every_sft_row_traced_samples_nothing_and_passes_the_trac
     """A teacher is configured but every SFT problem already carries its source's verified traces
     (``solutions_origin: source``): the teacher step samples nothing (its model path does not exist, so
     any load would fail), writes the traced rows unchanged and counts them in its card entry."""
-    from core.corpus import JsonlWriter
-    from data_pipeline.build import BuildOptions, Plan, TeacherOptions, _teach
+    from ssp.core.corpus import JsonlWriter
+    from ssp.data_pipeline.build import BuildOptions, Plan, TeacherOptions, _teach
 
     traced = [
         {

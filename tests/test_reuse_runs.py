@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import StageError
-from core.manifest import Manifest
-from launch.runner import run_pipeline, run_stage
+from ssp.core.errors import StageError
+from ssp.core.manifest import Manifest
+from ssp.launch.runner import run_pipeline, run_stage
 from tests.conftest import fast_recipe, ssp_cmd
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _writer(run_dir: Path, prefix: str, count: int) -> subprocess.Popen:
     code = textwrap.dedent(
         f"""
-        from core.manifest import Manifest
+        from ssp.core.manifest import Manifest
         m = Manifest({str(run_dir)!r})
         for i in range({count}):
             m.update("{prefix}%d" % i, status="completed")
@@ -100,7 +100,7 @@ def test_a_branch_never_keeps_a_stage_its_donor_is_re_running(tmp_path):
 def test_a_stage_reading_a_donor_that_changed_meanwhile_is_not_kept(tmp_path, monkeypatch):
     """A stage that read a shared upstream stage whose donor re-ran it while the stage was running
     fails naming the donor: its result was built from weights the manifest does not record."""
-    from launch import runner
+    from ssp.launch import runner
 
     donor = fast_recipe(tmp_path / "donor", "stages=[data]", "run_name=base")
     run_pipeline(donor)
@@ -125,7 +125,7 @@ def held_elsewhere(lock: str):
     """A lock of ``launch.runner`` (``run_lock(...)``, ``stage_lock(...)``) held by another process
     for the block."""
     code = (
-        "import time; from pathlib import Path; from launch.runner import run_lock, stage_lock\n"
+        "import time; from pathlib import Path; from ssp.launch.runner import run_lock, stage_lock\n"
         f"with {lock}:\n  print('held', flush=True); time.sleep(60)"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, text=True)
@@ -155,7 +155,7 @@ def test_a_second_run_into_a_running_runs_folder_changes_nothing(tmp_path):
 def test_torchrun_workers_read_their_launchers_recipe_not_the_run_folders(tmp_path, monkeypatch):
     """Each launch hands its workers a recipe file of its own (removed after); a recipe.yaml rewritten
     meanwhile is never what a worker reads."""
-    from launch import runner
+    from ssp.launch import runner
 
     recipe = fast_recipe(tmp_path, "sft.learning_rate=0.001")
     seen = {}
@@ -180,7 +180,7 @@ def test_leftovers_of_killed_runs_are_removed(tmp_path):
     """Attempt recipes and temporary recipe files of dead processes go; a live process's stay."""
     import socket
 
-    from launch.runner import remove_leftovers
+    from ssp.launch.runner import remove_leftovers
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -203,7 +203,7 @@ def test_leftovers_of_killed_runs_are_removed(tmp_path):
 def test_adopting_moves_aside_a_killed_own_attempt(tmp_path):
     """An arm killed in its own sft, which then shares sft from another run, keeps no partial sft/
     beside a manifest saying the stage is shared."""
-    from launch import runner
+    from ssp.launch import runner
 
     donor = fast_recipe(tmp_path / "donor", "stages=[data]", "run_name=base")
     run_pipeline(donor)
@@ -221,8 +221,8 @@ def test_a_shared_stage_is_in_the_sharing_runs_wandb_group_with_its_curves(tmp_p
     """Real W&B, offline: an arm that shares sft from another run gets a W&B run ``<arm>/sft`` in its
     own group (tag shared), holding the donor's loss curve and metrics (issue 29: the arm's curves
     were only in the donor's group)."""
-    from config.recipe import load_recipe
-    from launch.tracking import log_shared_stage
+    from ssp.config.recipe import load_recipe
+    from ssp.launch.tracking import log_shared_stage
     from tests.conftest import TINY
     from tests.helpers.wandb_records import history, run_info
 
@@ -241,7 +241,7 @@ def test_a_shared_stage_is_in_the_sharing_runs_wandb_group_with_its_curves(tmp_p
 
 def test_a_stage_is_not_adopted_through_a_donor_whose_own_donor_re_ran_it(tmp_path):
     """C would share data from B, which shares it from A; A is re-running it: C runs it itself."""
-    from launch import runner
+    from ssp.launch import runner
 
     a = fast_recipe(tmp_path / "a", "stages=[data]", "run_name=a")
     run_pipeline(a)
@@ -257,7 +257,7 @@ def test_a_stage_is_not_adopted_through_a_donor_whose_own_donor_re_ran_it(tmp_pa
 def test_a_stage_running_here_under_ssp_stage_is_not_replaced_by_adoption(tmp_path):
     """``ssp stage data`` holds this run's data lock (another process): ``ssp run`` beside it must not
     move its folder aside nor overwrite its manifest entry by sharing the stage from a donor."""
-    from launch import runner
+    from ssp.launch import runner
 
     donor = fast_recipe(tmp_path / "donor", "stages=[data]", "run_name=base")
     run_pipeline(donor)

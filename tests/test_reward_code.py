@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from reward import get_reward
-from reward.code_tests import LCB_COMMIT, LCB_PRELUDE, extract_program, stdout_matches, with_prelude
-from reward.outcome import RewardError
-from reward.sandbox import NOBODY, Limits, isolation, run_python
+from ssp.reward import get_reward
+from ssp.reward.code_tests import LCB_COMMIT, LCB_PRELUDE, extract_program, stdout_matches, with_prelude
+from ssp.reward.outcome import RewardError
+from ssp.reward.sandbox import NOBODY, Limits, isolation, run_python
 
 ISO = isolation()
 needs_bwrap = pytest.mark.skipif(not ISO["bubblewrap"], reason="bubblewrap (bwrap) is not usable here")
@@ -279,7 +279,7 @@ def test_a_sandbox_that_cannot_start_stops_the_reward(monkeypatch):
     def cannot_start(*args, **kwargs):
         raise PermissionError(13, "Permission denied", "/work/.venv/bin/python")
 
-    monkeypatch.setattr("reward.code_tests.run_python", cannot_start)
+    monkeypatch.setattr("ssp.reward.code_tests.run_python", cannot_start)
     reward = get_reward("code_tests")
     with pytest.raises(
         RewardError,

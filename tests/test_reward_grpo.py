@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from reward import get_reward
+from ssp.reward import get_reward
 
 from .conftest import prompt_dataset, tiny_grpo_args
 from .helpers.machine import needs_bwrap

@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from reward import get_reward, known_rewards
-from reward.math_answer import words_to_number
-from reward.outcome import RewardError
-from reward.pool import ERROR, OK, TIMEOUT, HardTimeoutPool, PoolError
+from ssp.reward import get_reward, known_rewards
+from ssp.reward.math_answer import words_to_number
+from ssp.reward.outcome import RewardError
+from ssp.reward.pool import ERROR, OK, TIMEOUT, HardTimeoutPool, PoolError
 
 from .conftest import ROOT
 from .helpers.machine import can_bwrap
@@ -354,7 +354,7 @@ def test_no_worker_outlives_close_or_its_parent(tmp_path):
     assert all(p.poll() is not None for p in workers)
     # kill -9 of the process that owns a pool takes its workers with it (PR_SET_PDEATHSIG)
     code = (
-        "import os, sys; from reward import get_reward; r = get_reward('math_correctness', workers=2); "
+        "import os, sys; from ssp.reward import get_reward; r = get_reward('math_correctness', workers=2); "
         "r(['1'], answer=['1']); print(' '.join(str(w.proc.pid) for w in r.pool._workers), flush=True); "
         "sys.stdin.read()"
     )
@@ -421,8 +421,8 @@ def test_number_words(text, number):
 def test_recipe_reward_specs():
     from omegaconf import OmegaConf
 
-    from core.errors import FieldError, RecipeError
-    from reward.config import RewardSpec, build_rewards
+    from ssp.core.errors import FieldError, RecipeError
+    from ssp.reward.config import RewardSpec, build_rewards
 
     yaml = "- {name: math_correctness, weight: 1.0, correctness: true}\n- {name: format, weight: 0.1}\n"
     specs = [

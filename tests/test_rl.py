@@ -5,10 +5,10 @@ import shutil
 
 import pytest
 
-from config.recipe import load_recipe
-from core.errors import RecipeError
-from core.manifest import Manifest
-from launch.runner import execute_here, run_stage
+from ssp.config.recipe import load_recipe
+from ssp.core.errors import RecipeError
+from ssp.core.manifest import Manifest
+from ssp.launch.runner import execute_here, run_stage
 
 from .conftest import TINY, fast_recipe
 from .helpers.scripted_model import build_scripted_model
@@ -43,7 +43,7 @@ def test_phases_chain_and_resume(spectrum, tmp_path):
     assert warm["start_model"] == Manifest(recipe.run_dir).stage("merge")["outputs"]["model"]
     assert more["start_model"] == warm["final"] and entry["outputs"]["model"] == more["final"]
     assert warm["steps"] == 2 and more["steps"] == 2
-    from core.model_folder import is_training_state
+    from ssp.core.model_folder import is_training_state
 
     final = {p.name for p in (recipe.run_dir / "rl" / "1-more" / "final").iterdir()}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= final
@@ -83,7 +83,7 @@ def test_phases_chain_and_resume(spectrum, tmp_path):
 
 @pytest.mark.slow
 def test_trl_options_pass_through(spectrum):
-    from stages.rl import grpo_config
+    from ssp.stages.rl import grpo_config
 
     recipe = fast_recipe(spectrum, *RL)
     cfg = grpo_config(recipe, recipe.rl.phases[1], spectrum / "x")
@@ -118,15 +118,15 @@ def test_rl_recipe_errors_name_the_key(override, message):
 def test_pass_rate_filter_keeps_only_prompts_sometimes_solved(spectrum, monkeypatch):
     """Rows the model always or never solves go; the counts add up. Scores come from a real
     sampling pass; the reward is a stand-in that solves by row, so every case occurs."""
-    import reward.registry
-    from stages import rl
+    import ssp.reward.registry as registry
+    from ssp.stages import rl
 
     recipe = fast_recipe(spectrum, *RL)
     rows = [
         {"id": str(i), "domain": "algebra", "problem": f"What is {i} + 1?", "answer": str(i + 1)}
         for i in range(6)
     ]
-    real_get_reward = reward.registry.get_reward
+    real_get_reward = registry.get_reward
 
     def by_row(name, **options):  # row i: every sample right (i % 3 == 0), none (1), half (2)
         def score(completions, id, **columns):
@@ -134,9 +134,9 @@ def test_pass_rate_filter_keeps_only_prompts_sometimes_solved(spectrum, monkeypa
 
         return score if name == "math_correctness" else real_get_reward(name, **options)
 
-    monkeypatch.setattr(reward.registry, "get_reward", by_row)
-    monkeypatch.setattr("reward.get_reward", by_row)
-    monkeypatch.setattr("reward.config.get_reward", by_row)  # where samplers build their reward
+    monkeypatch.setattr(registry, "get_reward", by_row)
+    monkeypatch.setattr("ssp.reward.get_reward", by_row)
+    monkeypatch.setattr("ssp.reward.config.get_reward", by_row)  # where samplers build their reward
     kept, counts = rl.pass_rate_filter(
         rows, Manifest(spectrum / "tiny").stage("merge")["outputs"]["model"], recipe.rl.phases[0], recipe
     )
@@ -149,7 +149,7 @@ def test_a_phase_without_learning_signal_says_so(tmp_path, caplog):
     """A scripted spectrum model that answers every prompt right: every group's rewards are equal,
     so no step carries signal. The stage must say so (log, phase summary, report), computed from
     the trainer's own log history; the reward's failure rates are logged as 0."""
-    from launch.report import write_report
+    from ssp.launch.report import write_report
 
     recipe = fast_recipe(
         tmp_path,
@@ -184,7 +184,7 @@ def test_a_phase_without_learning_signal_says_so(tmp_path, caplog):
 
 
 def test_phase_health_counts_silent_steps_and_reward_failures():
-    from stages.rl import phase_health
+    from ssp.stages.rl import phase_health
 
     history = [
         {"step": 1, "frac_reward_zero_std": 1.0, "rewards/math_correctness/timeout_rate": 0.5},
@@ -201,8 +201,8 @@ def test_phase_health_counts_silent_steps_and_reward_failures():
 def test_phase_health_and_report_show_rollouts_without_an_answer():
     """The share of rollouts with no final answer (and scored 0 for truncation) reaches phase.json and
     the report: a policy that stops answering, or runs into the token limit, is visible there."""
-    from launch.report import _rl_health
-    from stages.rl import phase_health
+    from ssp.launch.report import _rl_health
+    from ssp.stages.rl import phase_health
 
     history = [
         {
@@ -237,9 +237,9 @@ def test_the_heldout_curve_measures_the_policy_without_changing_training(spectru
     saved final model sampled here with the same rows, settings and seed (an independent sampling
     through the generation interface); and the phase trains on the same rollouts as without the
     curve (the random state is restored around each measurement)."""
-    from core.corpus import chat_prompt
-    from reward import get_reward
-    from sampling.generation import HFGenerator, SamplingParams
+    from ssp.core.corpus import chat_prompt
+    from ssp.reward import get_reward
+    from ssp.sampling.generation import HFGenerator, SamplingParams
 
     def run(name, *extra):
         shutil.copytree(spectrum / "tiny", tmp_path / name / "tiny")

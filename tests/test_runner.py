@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import RecipeError, StageError
-from core.manifest import Manifest
-from launch.runner import execute_here, fingerprint, run_stage
-from launch.stages import STAGES
+from ssp.core.errors import RecipeError, StageError
+from ssp.core.manifest import Manifest
+from ssp.launch.runner import execute_here, fingerprint, run_stage
+from ssp.launch.stages import STAGES
 
 from .conftest import TINY, fast_recipe, ssp_cmd
 
@@ -154,7 +154,7 @@ def test_nproc_auto_and_more_processes_than_gpus(monkeypatch):
     key, before launch. The GPU count is a stand-in here (this machine has none)."""
     import torch
 
-    from train.device import resolve_nproc
+    from ssp.train.device import resolve_nproc
 
     assert resolve_nproc("auto", "sft.nproc_per_node") == max(1, torch.cuda.device_count())
     assert resolve_nproc(2, "sft.nproc_per_node") == 2  # CPU: gloo processes, any count
@@ -177,13 +177,13 @@ def test_a_torchrun_worker_beyond_the_visible_gpus_stops_with_one_line(monkeypat
     "invalid device ordinal" traceback. The GPU is a stand-in (this machine has none)."""
     import torch
 
-    from launch.worker import main as worker
+    from ssp.launch.worker import main as worker
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    monkeypatch.setattr("launch.worker.die_with_parent", lambda *a: None)  # not a real torchrun worker
+    monkeypatch.setattr("ssp.launch.worker.die_with_parent", lambda *a: None)  # not a real torchrun worker
     with pytest.raises(SystemExit) as exit_info:
         worker(["sft", str(TINY)])
     assert exit_info.value.code == 2
@@ -220,13 +220,13 @@ def test_force_redoes_that_stage_and_every_later_one(tmp_path, monkeypatch):
     """`--force sft` on the whole recipe: data is left to the skip check, sft and every later stage
     are forced. The stages themselves are replaced by a recorder (a test double: what is checked is
     the runner's choice; the CLI test above runs stages for real)."""
-    import launch.report
-    import launch.runner as runner
+    import ssp.launch.report as report
+    import ssp.launch.runner as runner
 
     calls = []
     monkeypatch.setattr(runner, "run_stage", lambda name, recipe, force, checked: calls.append((name, force)))
     monkeypatch.setattr(runner, "adopt", lambda *a: False)
-    monkeypatch.setattr(launch.report, "write_report", lambda recipe: recipe.run_dir / "report.md")
+    monkeypatch.setattr(report, "write_report", lambda recipe: recipe.run_dir / "report.md")
     recipe = fast_recipe(tmp_path)
     runner.run_pipeline(recipe, force="sft")
     assert calls == [(name, name != "data") for name in recipe.stages]
@@ -242,8 +242,8 @@ def test_a_code_reward_that_would_refuse_is_reported_before_any_stage(tmp_path, 
     """On a machine without bubblewrap (a stand-in: the sandbox's probe answers "none"), a strict
     code_tests in the recipe would refuse only when its stage starts: the preflight says so first,
     and `sandbox: unsafe` (the explicit opt-in) clears it."""
-    import reward.sandbox as sandbox
-    from launch.preflight import check_recipe
+    import ssp.reward.sandbox as sandbox
+    from ssp.launch.preflight import check_recipe
 
     monkeypatch.setattr(sandbox, "_bwrap", lambda: None)
     sandbox.isolation.cache_clear()

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-import reward.sandbox as sandbox
-from reward import get_reward
-from reward.outcome import RewardError
+import ssp.reward.sandbox as sandbox
+from ssp.reward import get_reward
+from ssp.reward.outcome import RewardError
 
 from .conftest import ROOT
 from .helpers.machine import needs_bwrap
@@ -71,7 +71,9 @@ def world():
     if IS_ROOT:  # the project's reward code where uid 4242 can read it
         code = base / "code"
         for package in ("reward", "core"):  # reward imports nothing else of the project
-            shutil.copytree(ROOT / package, code / package, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                ROOT / package, code / "ssp" / package, ignore=shutil.ignore_patterns("__pycache__")
+            )
         shutil.copy(ROOT / "tests" / "helpers" / "attack_runner.py", code / "attack_runner.py")
         for folder, dirs, files in os.walk(code):
             for name in dirs + files:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import DataError
-from core.manifest import Manifest
-from launch.runner import execute_here, run_stage
-from train.checkpoints import STAGING, clear_staging, complete_checkpoints, latest_checkpoint
+from ssp.core.errors import DataError
+from ssp.core.manifest import Manifest
+from ssp.launch.runner import execute_here, run_stage
+from ssp.train.checkpoints import STAGING, clear_staging, complete_checkpoints, latest_checkpoint
 
 from .conftest import FAST, TINY, fast_recipe, ssp_cmd
 from .helpers.scripted_model import build_scripted_model
@@ -53,8 +53,8 @@ def test_loss_is_on_the_assistant_turn_only(tmp_path):
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
-    from core.corpus import SFT_FIELDS, load_rows, sft_examples
-    from stages.sft import build_dataset, trl_config
+    from ssp.core.corpus import SFT_FIELDS, load_rows, sft_examples
+    from ssp.stages.sft import build_dataset, trl_config
 
     recipe = fast_recipe(tmp_path)
     run_stage("data", recipe)
@@ -80,8 +80,8 @@ def test_loss_is_on_the_assistant_turn_only(tmp_path):
 def test_over_long_examples_are_dropped_not_truncated(tmp_path):
     from transformers import AutoTokenizer
 
-    from core.corpus import SFT_FIELDS, load_rows, sft_examples
-    from stages.sft import build_dataset
+    from ssp.core.corpus import SFT_FIELDS, load_rows, sft_examples
+    from ssp.stages.sft import build_dataset
 
     recipe = fast_recipe(tmp_path)
     run_stage("data", recipe)
@@ -216,8 +216,8 @@ def test_killing_ssp_stops_its_torchrun_workers(tmp_path):
 
 
 def test_a_second_attempt_cannot_run_while_the_first_holds_the_stage(tmp_path):
-    from core.errors import StageError
-    from launch.runner import stage_lock
+    from ssp.core.errors import StageError
+    from ssp.launch.runner import stage_lock
 
     recipe = fast_recipe(tmp_path)
     run_stage("data", recipe)
@@ -231,7 +231,7 @@ def test_a_second_attempt_cannot_run_while_the_first_holds_the_stage(tmp_path):
 def test_greedy_check_scores_against_an_independent_count(tmp_path):
     """The held-out greedy check on a scripted model that always answers 7: right on every "7"
     problem, wrong on every "8" one. A verifier that failed would stop it, not report 0%."""
-    from sampling.greedy import greedy_accuracy
+    from ssp.sampling.greedy import greedy_accuracy
 
     model = build_scripted_model(tmp_path / "m", p=1.0)
     rows = [
@@ -246,8 +246,8 @@ def test_greedy_check_scores_against_an_independent_count(tmp_path):
 def test_the_checkpointing_key_reaches_both_trainers_either_way(tmp_path, on):
     """`false` once meant true: TRL's SFTConfig and GRPOConfig default gradient checkpointing to on,
     and the key was passed only when true (every SFT and RL run recomputed its forward pass)."""
-    from stages.rl import grpo_config
-    from stages.sft import trl_config
+    from ssp.stages.rl import grpo_config
+    from ssp.stages.sft import trl_config
 
     recipe = fast_recipe(tmp_path, f"sft.gradient_checkpointing={on}", f"rl.gradient_checkpointing={on}")
     assert trl_config(recipe, tmp_path / "sft").gradient_checkpointing is on

@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from config.train import ModelConfig
-from core.errors import FieldError, RecipeError
-from core.manifest import Manifest
-from launch.runner import execute_here, run_stage
-from train.checkpoints import complete_checkpoints, latest_checkpoint
+from ssp.config.train import ModelConfig
+from ssp.core.errors import FieldError, RecipeError
+from ssp.core.manifest import Manifest
+from ssp.launch.runner import execute_here, run_stage
+from ssp.train.checkpoints import complete_checkpoints, latest_checkpoint
 
 from .conftest import FAST, TINY, fast_recipe, ssp_cmd
 from .test_sft import _kill_job, _sft_job_until
@@ -49,7 +49,7 @@ def test_padded_padding_free_and_packed_batches_give_one_loss_and_gradient(tmp_p
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from benchmarks.sft_throughput import write_random_model
-    from stages.sft import build_trainer
+    from ssp.stages.sft import build_trainer
 
     model_dir = write_random_model("tiny", tmp_path / "model", 512)
     rows = _corpus_of_mixed_lengths(512)
@@ -94,7 +94,7 @@ def test_padded_padding_free_and_packed_batches_give_one_loss_and_gradient(tmp_p
 def test_the_context_extension_reaches_every_checkpoint_and_the_merged_model(tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from train.fusion import merge_checkpoints
+    from ssp.train.fusion import merge_checkpoints
 
     theta, limit = 20000.0, 1024
     recipe = fast_recipe(
@@ -146,7 +146,7 @@ def test_merging_lora_specialists_averages_their_full_models(tmp_path):
     from transformers import AutoModelForCausalLM
 
     from benchmarks.sft_throughput import write_random_model
-    from train.fusion import merge_checkpoints
+    from ssp.train.fusion import merge_checkpoints
 
     base = write_random_model("tiny", tmp_path / "base", 512)
     r, alpha = 4, 8

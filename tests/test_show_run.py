@@ -10,10 +10,10 @@ import textwrap
 
 import pytest
 
-from core.errors import DataError
-from launch.cli import main
-from launch.show_run import show_run
-from launch.wandb_file import read
+from ssp.core.errors import DataError
+from ssp.launch.cli import main
+from ssp.launch.show_run import show_run
+from ssp.launch.wandb_file import read
 
 WRITE = textwrap.dedent(
     """

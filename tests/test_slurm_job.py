@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from core.errors import RecipeError
+from ssp.core.errors import RecipeError
 
 from .conftest import TINY, ssp_cmd
 
@@ -21,8 +21,8 @@ ALL_STAGES = ["sft.nproc_per_node=auto", "rl.nproc_per_node=auto", "generation.d
 
 
 def _script(*overrides: str, **opts) -> str:
-    from config.recipe import load_recipe
-    from launch.slurm import SlurmOptions, sbatch_script
+    from ssp.config.recipe import load_recipe
+    from ssp.launch.slurm import SlurmOptions, sbatch_script
 
     recipe = load_recipe(TINY, [*ALL_STAGES, *overrides])
     return sbatch_script(recipe, "recipe.yaml", SlurmOptions(**{"nodes": 2, "gpus_per_node": 8, **opts}))
@@ -39,7 +39,7 @@ def test_every_step_gets_the_cpus_of_its_node_by_default():
     script = _script()
     assert _directives(script).get("cpus-per-task") == "64"
     assert 'export SRUN_CPUS_PER_TASK="$SLURM_CPUS_PER_TASK"' in script
-    from launch.slurm import DEFAULT_CPUS_PER_GPU
+    from ssp.launch.slurm import DEFAULT_CPUS_PER_GPU
 
     assert DEFAULT_CPUS_PER_GPU == 8
     assert _directives(_script(cpus_per_gpu=12))["cpus-per-task"] == "96"
@@ -73,7 +73,7 @@ def test_no_port_of_the_job_is_in_the_ephemeral_range_and_consecutive_jobs_diffe
     """Every rendezvous port the script computes, for every job id (the formula cycles well within
     the first 100,000 ids; the largest 32-bit ids too), is outside 32768-60999, below 65536 and
     not torchrun's default 29500 or c10d's 29400; two consecutive jobs sharing a node differ."""
-    from launch.stages import STAGES
+    from ssp.launch.stages import STAGES
 
     script = _script()
     ports_of, offsets = _ports(script)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import DataError
-from data_pipeline.sources import Source, read_source
+from ssp.core.errors import DataError
+from ssp.data_pipeline.sources import Source, read_source
 
 ROWS = [{"problem": f"What is {i} + 1?", "answer": str(i + 1), "type": "Algebra"} for i in range(6)]
 
@@ -125,7 +125,7 @@ def test_a_mapped_column_missing_from_later_rows_only_is_an_error(tmp_path):
 
 def test_the_build_checks_every_source_file_before_reading_the_first(tmp_path):
     """A truncated file in the second source stops the build before the first source is read."""
-    from data_pipeline.build import BuildOptions, Plan, build_pool
+    from ssp.data_pipeline.build import BuildOptions, Plan, build_pool
 
     good = _jsonl(tmp_path / "good.jsonl", ROWS)
     whole = _parquet(tmp_path / "whole.parquet", ROWS).read_bytes()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import RecipeError
-from core.manifest import Manifest
-from launch import runner
-from launch.sweep import expand, parse_grid, run_sweep
+from ssp.core.errors import RecipeError
+from ssp.core.manifest import Manifest
+from ssp.launch import runner
+from ssp.launch.sweep import expand, parse_grid, run_sweep
 
 from .conftest import FAST, TINY
 
@@ -126,7 +126,7 @@ def test_identical_stages_run_once_and_a_rerun_runs_nothing(tmp_path, monkeypatc
 def test_from_branches_a_run_from_another_runs_completed_stages(tmp_path):
     """--from: the branch shares the donor's data stage (its config is the same), never touches the
     donor's folder, and a stage whose config differs would run in the branch (shown above)."""
-    from launch.runner import run_pipeline
+    from ssp.launch.runner import run_pipeline
 
     from .conftest import fast_recipe
 
@@ -152,8 +152,8 @@ def test_from_branches_a_run_from_another_runs_completed_stages(tmp_path):
 
 
 def test_presets_read_the_recipes_own_values():
-    from config.recipe import load_recipe
-    from launch.sweep import preset_grid
+    from ssp.config.recipe import load_recipe
+    from ssp.launch.sweep import preset_grid
 
     from .conftest import ROOT
 
@@ -170,7 +170,7 @@ def test_presets_read_the_recipes_own_values():
 
 
 def test_the_plan_from_the_recipes_sweep_section_and_the_command_line_winning(tmp_path):
-    from launch.sweep import resolve_plan
+    from ssp.launch.sweep import resolve_plan
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
@@ -208,7 +208,7 @@ def test_arms_at_once_share_an_identical_stage_instead_of_both_running_it(tmp_pa
     in an SFT key start at the same moment as two processes and both reach the data stage with
     the same fingerprint. One runs it, the other waits on the share lock and adopts it. (Without
     the lock both ran it: checked by removing it.) Each arm logs to <sweep>/logs/<arm>.log."""
-    from launch.cli import main
+    from ssp.launch.cli import main
 
     overrides = [
         f"output_root={tmp_path}",
@@ -235,7 +235,7 @@ def test_arms_at_once_share_an_identical_stage_instead_of_both_running_it(tmp_pa
 
 
 def test_concurrent_arms_that_want_more_gpus_than_they_get_are_refused(tmp_path, monkeypatch):
-    from launch.sweep_jobs import gpu_slots
+    from ssp.launch.sweep_jobs import gpu_slots
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
     arms = [

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from core.corpus import iter_jsonl
-from data_pipeline.diversity import correct_pool, pick
-from data_pipeline.teacher import sample_shards, verification_counts
-from reward.config import make_reward
-from sampling.generation import HFGenerator, SamplingParams
+from ssp.core.corpus import iter_jsonl
+from ssp.data_pipeline.diversity import correct_pool, pick
+from ssp.data_pipeline.teacher import sample_shards, verification_counts
+from ssp.reward.config import make_reward
+from ssp.sampling.generation import HFGenerator, SamplingParams
 
 from .helpers.scripted_model import build_scripted_model
 
@@ -155,9 +155,9 @@ def test_a_build_with_a_teacher_hands_the_sft_stage_verified_solutions(tmp_path,
     import json
     import random
 
-    from config.recipe import load_recipe
-    from core.corpus import SFT_FIELDS, load_rows
-    from launch.runner import run_pipeline
+    from ssp.config.recipe import load_recipe
+    from ssp.core.corpus import SFT_FIELDS, load_rows
+    from ssp.launch.runner import run_pipeline
 
     from .conftest import ROOT
 

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from core.corpus import iter_jsonl
-from core.errors import DataError
-from data_pipeline import build as build_mod
-from data_pipeline.teacher import SHARD_SEED_STRIDE, call_span, sample_shards, sampled_rows, shard_seeds
-from reward.config import make_reward
-from sampling.generation import GenerationConfig, HFGenerator, SamplingParams
+from ssp.core.corpus import iter_jsonl
+from ssp.core.errors import DataError
+from ssp.data_pipeline import build as build_mod
+from ssp.data_pipeline.teacher import SHARD_SEED_STRIDE, call_span, sample_shards, sampled_rows, shard_seeds
+from ssp.reward.config import make_reward
+from ssp.sampling.generation import GenerationConfig, HFGenerator, SamplingParams
 
 from .helpers.scripted_model import build_scripted_model
 
@@ -82,7 +82,7 @@ def _teach(root: Path, teacher: Path, samples: Path, rows: list[dict]) -> list[d
 def test_a_corrected_row_is_sampled_and_verified_again_and_unchanged_rows_are_reused(
     tmp_path, teacher, monkeypatch
 ):
-    import sampling.data_parallel as dp
+    import ssp.sampling.data_parallel as dp
 
     opened = []
     real = dp.make_generator
@@ -221,9 +221,9 @@ def test_every_round_of_every_shard_samples_with_seeds_of_its_own(tmp_path, monk
     """The seeds the vLLM engine gives each sample (GPU path: seeded requests), across teacher
     shards, adaptive rounds and sampling/data_parallel.py's slices of a call: no two calls share a
     seed, no prompt sees a seed twice, and round 0 keeps its seeds (seed + 7919 k)."""
-    import sampling.generation as generation
-    import sampling.generation_vllm as generation_vllm
-    from sampling.data_parallel import make_generator
+    import ssp.sampling.generation as generation
+    import ssp.sampling.generation_vllm as generation_vllm
+    from ssp.sampling.data_parallel import make_generator
 
     engine = _RecordingEngine()
 

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from data_pipeline.tiny.problems import GENERATORS, generate
-from reward.math_answer import extract_boxed
+from ssp.data_pipeline.tiny.problems import GENERATORS, generate
+from ssp.reward.math_answer import extract_boxed
 
 DOMAINS = list(GENERATORS)
 

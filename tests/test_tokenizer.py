@@ -3,9 +3,9 @@
 import pytest
 from transformers import AutoTokenizer
 
-from data_pipeline.tiny.model import TinyModelConfig, build_tiny_model, save_tiny_model
-from data_pipeline.tiny.problems import generate
-from data_pipeline.tiny.tokenizer import IM_END, IM_START, train_tokenizer
+from ssp.data_pipeline.tiny.model import TinyModelConfig, build_tiny_model, save_tiny_model
+from ssp.data_pipeline.tiny.problems import generate
+from ssp.data_pipeline.tiny.tokenizer import IM_END, IM_START, train_tokenizer
 
 
 @pytest.fixture(scope="module")

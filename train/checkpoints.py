@@ -1,4 +1,5 @@
-"""Atomic SFT checkpoints: written under a staging folder, renamed into place once complete.
+"""Atomic checkpoints (the SFT and RL stages): written under a staging folder, renamed into place
+once complete.
 
 The Trainer writes ``<stage>/_staging/checkpoint-N`` (weights, tokenizer, optimizer, scheduler,
 RNG, trainer state; DeepSpeed shards from every rank). When the save has finished on every

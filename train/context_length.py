@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from core.model_folder import check_model_folder, save_model_folder
+from ssp.core.model_folder import check_model_folder, save_model_folder
 
 log = logging.getLogger("ssp")
 

@@ -43,7 +43,7 @@ def resolve_nproc(value: int | str, key: str) -> int:
     On a CUDA machine more processes than visible GPUs is a RecipeError naming ``key`` (before
     launch, instead of torch's "invalid device ordinal" inside each worker). Without CUDA any count
     runs (gloo processes on the CPU, as the tests do)."""
-    from core.errors import RecipeError
+    from ssp.core.errors import RecipeError
 
     visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if value == "auto":

@@ -36,10 +36,10 @@ from typing import Any
 
 import torch
 
-from core.adapters import full_model_folder, is_adapter
-from core.atomic import remove_stale
-from core.errors import DataError, SSPError
-from core.model_folder import (
+from ssp.core.adapters import full_model_folder, is_adapter
+from ssp.core.atomic import remove_stale
+from ssp.core.errors import DataError, SSPError
+from ssp.core.model_folder import (
     INDEX,
     check_model_folder,
     is_training_state,

@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from core.corpus import chat_prompt
-from sampling.generation import HFGenerator, SamplingParams
-from sampling.scoring import sample_columns, zero_truncated
+from ssp.core.corpus import chat_prompt
+from ssp.sampling.generation import HFGenerator, SamplingParams
+from ssp.sampling.scoring import sample_columns, zero_truncated
 
 
 class HeldoutCurve(TrainerCallback):

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 import torch
 from trl import GRPOConfig, GRPOTrainer
 
-from train.dynamic_sampling import RoundResult, fill_batch, refill_indices
-from train.rollout_mismatch import engine_logprobs, mismatch_stats, reduce_stats, sync_verdict
+from ssp.train.dynamic_sampling import RoundResult, fill_batch, refill_indices
+from ssp.train.rollout_mismatch import engine_logprobs, mismatch_stats, reduce_stats, sync_verdict
 
 
 def max_entropy_weight(p_correct: torch.Tensor, lam: float, p0: float = 0.5) -> torch.Tensor:

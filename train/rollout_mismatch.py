@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from core.errors import StageError
+from ssp.core.errors import StageError
 
 
 def mismatch_stats(

@@ -21,7 +21,7 @@ import time
 import torch
 from transformers import TrainerCallback
 
-from core.context import StageContext
+from ssp.core.context import StageContext
 
 
 class CostCallback(TrainerCallback):

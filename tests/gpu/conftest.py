@@ -49,7 +49,7 @@ def ssp(*args: str, timeout: float = 900) -> tuple[subprocess.CompletedProcess, 
     (a failure shows its tail)."""
     start = time.monotonic()
     out = subprocess.run(
-        [sys.executable, "-m", "launch.cli", *args],
+        [sys.executable, "-m", "ssp.launch.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from core.manifest import Manifest
+from ssp.core.manifest import Manifest
 
 from .conftest import GPU, ROOT, figure, gpu_name, has_vllm, ssp
 

@@ -14,12 +14,12 @@ import sys
 
 args = json.loads(sys.stdin.read())
 if args.get("no_bwrap"):
-    import reward.sandbox as sandbox
+    import ssp.reward.sandbox as sandbox
 
     sandbox._bwrap = lambda: None
     sandbox.isolation.cache_clear()
 
-from reward import get_reward  # noqa: E402
+from ssp.reward import get_reward  # noqa: E402
 
 try:
     reward = get_reward("code_tests", **args.get("options", {}))

@@ -15,10 +15,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from trl import GRPOTrainer  # noqa: E402
 
+from ssp.train.mgpo import MGPOConfig, MGPOTrainer  # noqa: E402
 from tests.conftest import prompt_dataset, tiny_grpo_args  # noqa: E402
 from tests.test_dynamic_sampling import pattern_reward  # noqa: E402
 from tests.test_mgpo import format_reward, parity_reward  # noqa: E402
-from train.mgpo import MGPOConfig, MGPOTrainer  # noqa: E402
 
 
 def main() -> None:

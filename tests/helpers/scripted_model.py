@@ -39,7 +39,7 @@ def build_scripted_model(
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-    from data_pipeline.tiny.tokenizer import CHAT_TEMPLATE
+    from ssp.data_pipeline.tiny.tokenizer import CHAT_TEMPLATE
 
     answer_tokens = [f"\\boxed{{{a}}}" for a in answers]
     words = WORDS + answer_tokens

@@ -11,7 +11,7 @@ import json
 import uuid
 from pathlib import Path
 
-from core.manifest import Manifest, now
+from ssp.core.manifest import Manifest, now
 
 
 def write_problems(path: Path, domain: str, gold: str, count: int, start: int = 0) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from launch.wandb_file import read
+from ssp.launch.wandb_file import read
 
 
 def history(path: Path) -> list[dict]:
