@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ssp.core.cost import BudgetExceeded, CostMeter
+from ssp.core.errors import StageError
+from ssp.core.outputs import StageOutputs
+
+Out = TypeVar("Out", bound=StageOutputs)
 
 
 @dataclass
@@ -15,9 +19,16 @@ class StageContext:
     name: str
     run_dir: Path
     stage_dir: Path  # run_dir / name; the stage writes only here
-    inputs: dict[str, dict[str, Any]]  # upstream stage name -> its recorded outputs
+    inputs: dict[str, StageOutputs]  # upstream stage name -> what it handed on (core/outputs.py)
     cost: CostMeter | None = None  # the stage's live cost (the runner makes it)
     tracker: Any = None  # the stage's W&B run (launch/tracking.StageTracker): log, summary, finish
+
+    def upstream(self, kind: type[Out]) -> Out:
+        """What the upstream stage of this type handed on, e.g. ``ctx.upstream(DataOutputs).eval``."""
+        found = self.inputs.get(kind.STAGE)
+        if not isinstance(found, kind):
+            raise StageError(f"{self.name}: reads the {kind.STAGE} stage's outputs, which it was not given")
+        return found
 
     @property
     def rank(self) -> int:
@@ -49,5 +60,5 @@ class StageContext:
 
 @dataclass
 class StageResult:
-    outputs: dict[str, Any] = field(default_factory=dict)  # paths later stages read
+    outputs: StageOutputs | None = None  # what later stages read (core/outputs.py); None: nothing
     metrics: dict[str, Any] = field(default_factory=dict)  # numbers for the report

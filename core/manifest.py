@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ssp.core.locks import file_lock
+from ssp.core.outputs import StageOutputs, read_outputs
 
 
 def now() -> str:
@@ -37,6 +38,13 @@ class Manifest:
 
     def stage(self, name: str) -> dict[str, Any] | None:
         return self.data["stages"].get(name)
+
+    def outputs(self, name: str) -> StageOutputs:
+        """What stage ``name`` handed on, as its type (core/outputs.py); the stage must have an entry."""
+        entry = self.stage(name)
+        if entry is None:
+            raise KeyError(f"manifest {self.path}: no entry for stage {name!r}")
+        return read_outputs(name, entry["outputs"])
 
     def completed(self, name: str) -> bool:
         entry = self.stage(name)

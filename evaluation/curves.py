@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ssp.core.errors import SSPError
+from ssp.core.outputs import RLOutputs
 from ssp.evaluation.intervals import interval
 
 # stage -> (logged key, label)
@@ -79,7 +80,7 @@ def stage_logs(run: Path, entry: dict[str, Any], stage: str) -> list[dict[str, A
     if stage == "sft":
         return _read(folder / "log_history.json")
     steps: list[dict[str, Any]] = []
-    for final in entry.get("outputs", {}).get("phases", []):
+    for final in RLOutputs.from_record(entry["outputs"]).phases:
         offset = steps[-1]["step"] if steps else 0
         for row in _read(folder / Path(final).parent.name / "log_history.json"):
             if "step" in row:

@@ -322,7 +322,7 @@ def check_recipe(recipe: Recipe, stages: list[str]) -> None:
     if "rl" in stages:
         data_done = manifest.stage("data") if "data" not in stages else None
         has_rl_split = (
-            "rl" in data_done["outputs"]
+            manifest.outputs("data").rl is not None
             if data_done
             else data.source == "tiny"
             or (data.source == "build" and data.rl_problems_per_domain > 0)

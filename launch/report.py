@@ -59,7 +59,7 @@ def results_table(recipe: Recipe) -> str:
         if heldout:
             tables.append(heldout)
     if manifest.completed("eval"):
-        tables.append(Path(manifest.stage("eval")["outputs"]["markdown"]).read_text().rstrip())
+        tables.append(Path(manifest.outputs("eval").markdown).read_text().rstrip())
     tables.append(cost_table(manifest))
     return "\n\n".join(tables)
 
@@ -110,7 +110,7 @@ def _greedy_table(manifest: Manifest) -> str:
     rows = [
         ("starting model", acc.get("start"), acc.get("start_per_domain", {})),
         (
-            f"SFT final ({Path(entry['outputs']['model']).name})",
+            f"SFT final ({Path(manifest.outputs('sft').model).name})",
             acc.get("final"),
             acc.get("final_per_domain", {}),
         ),
@@ -167,24 +167,24 @@ def _table_and_chart(
 def _probe_and_merge_sections(recipe: Recipe, manifest: Manifest) -> list[str]:
     parts: list[str] = []
     probe = manifest.stage("probe")
-    if manifest.completed("probe") and probe["outputs"].get("enabled"):
-        out = probe["outputs"]
+    if manifest.completed("probe") and (out := manifest.outputs("probe")).enabled:
         parts += _table_and_chart(
             "Diversity probing",
-            out["markdown"],
-            ("probe heatmap", out["heatmap"]),
+            out.markdown,
+            ("probe heatmap", out.heatmap),
             f"Mean sampling throughput: {probe['metrics']['tokens_per_second_mean']:.0f} tokens/s.",
             recipe.run_dir,
         )
     merge = manifest.stage("merge")
     if merge and merge["status"] == "completed":
         parts += ["## Expert fusion", ""]
-        if merge["outputs"].get("merged"):
+        spectrum = manifest.outputs("merge")
+        if spectrum.merged:
             weights = ", ".join(f"{c} x {w:.3f}" for c, w in merge["metrics"]["weights"].items())
-            parts += [f"Spectrum model `{merge['outputs']['model']}` = {weights}.", ""]
+            parts += [f"Spectrum model `{spectrum.model}` = {weights}.", ""]
         else:
             parts += [
-                f"Probing disabled: the spectrum model is the last SFT checkpoint `{merge['outputs']['model']}`.",
+                f"Probing disabled: the spectrum model is the last SFT checkpoint `{spectrum.model}`.",
                 "",
             ]
         table = heldout_pass_table(recipe, manifest, "merge")
@@ -347,11 +347,14 @@ def write_report(recipe: Recipe) -> Path:
     ]
     data = manifest.stage("data")
     if data and data["status"] == "completed":
-        parts += [Path(data["outputs"]["data_card"]).read_text().replace("# Data card", "## Data card"), ""]
+        parts += [
+            Path(manifest.outputs("data").data_card).read_text().replace("# Data card", "## Data card"),
+            "",
+        ]
     sft = manifest.stage("sft")
     if sft and sft["status"] == "completed":
         parts += ["## SFT", ""]
-        if _loss_plot(Path(sft["outputs"]["log_history"]), run_dir / "sft_loss.png"):
+        if _loss_plot(Path(manifest.outputs("sft").log_history), run_dir / "sft_loss.png"):
             parts += ["![SFT loss](sft_loss.png)", ""]
         m = sft["metrics"]
         parts += [
@@ -364,12 +367,12 @@ def write_report(recipe: Recipe) -> Path:
     parts += _probe_and_merge_sections(recipe, manifest)
     parts += _rl_section(recipe, manifest)
     if manifest.completed("eval"):
-        out = manifest.stage("eval")["outputs"]
+        out = manifest.outputs("eval")
         parts += _table_and_chart(
             "Evaluation",
-            out["markdown"],
-            ("Pass@1 by model", out["chart"]),
-            f"Every sampled completion with its score: `{out['completions']}/` (Parquet).",
+            out.markdown,
+            ("Pass@1 by model", out.chart),
+            f"Every sampled completion with its score: `{out.completions}/` (Parquet).",
             run_dir,
         )
     parts += ["## Cost", "", cost_table(manifest), ""]

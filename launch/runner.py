@@ -261,7 +261,7 @@ def execute_here(name: str, recipe: Recipe, force: bool = False) -> StageResult 
         name=name,
         run_dir=recipe.run_dir,
         stage_dir=stage_dir,
-        inputs={n: manifest.stage(n)["outputs"] for n in spec.upstream(recipe)},
+        inputs={n: manifest.outputs(n) for n in spec.upstream(recipe)},
     )
     # Only rank 0 takes the lock: it alone moves folders, writes the manifest and publishes checkpoints.
     with stage_lock(recipe.run_dir, name) if ctx.is_main else contextlib.nullcontext():
@@ -340,7 +340,7 @@ def _run_locked(
         manifest.update(
             name,
             status="completed",
-            outputs=result.outputs,
+            outputs=result.outputs.to_record() if result.outputs is not None else {},
             metrics=result.metrics,
             error=None,
             ended_at=now(),
@@ -510,7 +510,7 @@ def _with_rollout_server(recipe: Recipe, manifest: Manifest, topology: Topology)
         )
     serve, train = gpu_split(recipe, visible_gpus())
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(train)}
-    model = manifest.stage("merge")["outputs"]["model"]
+    model = manifest.outputs("merge").model
     log_file = recipe.run_dir / "logs" / "rl-vllm-server.log"
     nproc = training_nproc(recipe, train)
     return nproc, env, lambda: running(rollout_server(recipe, model, serve, log_file))

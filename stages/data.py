@@ -25,6 +25,7 @@ from ssp.config.recipe import Recipe, config_hash
 from ssp.core.context import StageContext, StageResult
 from ssp.core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, user_prompt, write_rows
 from ssp.core.errors import DataError
+from ssp.core.outputs import DataOutputs
 from ssp.core.tables import markdown_table
 from ssp.data_pipeline.decontaminate import Decontaminator
 
@@ -240,13 +241,13 @@ def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
     (out / "data_card.json").write_text(json.dumps(card, indent=2))
     (out / "data_card.md").write_text(card_markdown(card))
 
-    outputs = {**_split_outputs(paths), "data_card": str(out / "data_card.md")}
     if recipe.model.name_or_path == "tiny":
         sft = load_rows(paths["sft"], SFT_FIELDS, "sft")
-        outputs["model"] = str(_build_tiny_model(recipe, {"sft": sft}, out)[0])
+        model = str(_build_tiny_model(recipe, {"sft": sft}, out)[0])
     else:
-        outputs["model"] = recipe.model.name_or_path
+        model = recipe.model.name_or_path
     rows = {name: sum(c.values()) for name, c in card["splits"].items()}
+    outputs = DataOutputs.from_splits(paths, model, out / "data_card.md")
     return StageResult(outputs=outputs, metrics={"rows": rows, "seconds": card["seconds"]})
 
 
@@ -271,17 +272,6 @@ def _expected_mgpo_weights(rates: list[float], recipe: Recipe) -> dict[str, Any]
         "histogram_edges": edges,
         "histogram": counts,
     }
-
-
-def _split_outputs(paths: dict[str, Path]) -> dict[str, Any]:
-    """The stage's outputs for its split files: ``probe/<domain>`` files nested under ``probe``."""
-    outputs: dict[str, Any] = {}
-    for name, path in paths.items():
-        if name.startswith("probe/"):
-            outputs.setdefault("probe", {})[name.split("/", 1)[1]] = str(path)
-        else:
-            outputs[name] = str(path)
-    return outputs
 
 
 def _check_built(recipe: Recipe, paths: dict[str, Path]) -> None:
@@ -358,20 +348,18 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         name: write_rows(rows, out / f"{name}.jsonl")
         for name, rows in tqdm(splits.items(), desc="data: writing splits")
     }
-    outputs = _split_outputs(paths)
 
     lengths: list[int] = []
     if recipe.model.name_or_path == "tiny":
         model_dir, lengths = _build_tiny_model(recipe, splits, out)
-        outputs["model"] = str(model_dir)
+        model = str(model_dir)
     else:
-        outputs["model"] = recipe.model.name_or_path  # the starting model, decided here once
+        model = recipe.model.name_or_path  # the starting model, decided here once
 
     card = _data_card(splits, dropped, lengths)
     (out / "data_card.json").write_text(json.dumps(card, indent=2))
     (out / "data_card.md").write_text(_card_markdown(card))
-    outputs["data_card"] = str(out / "data_card.md")
     return StageResult(
-        outputs=outputs,
+        outputs=DataOutputs.from_splits(paths, model, out / "data_card.md"),
         metrics={"rows": {k: len(v) for k, v in splits.items()}, "sft_examples": card["sft_examples"]},
     )

@@ -12,16 +12,17 @@ from __future__ import annotations
 from ssp.config.eval import MODEL_ALIASES
 from ssp.config.recipe import Recipe
 from ssp.core.context import StageContext, StageResult
+from ssp.core.outputs import DataOutputs, EvalOutputs
 from ssp.evaluation.evaluate import evaluate, model_names
 
 
 def resolve_models(recipe: Recipe, ctx: StageContext) -> dict[str, str]:
     """{display name: model folder or hub id} for ``eval.models``: an alias is the model its stage
-    handed on (``outputs["model"]``), shown under the alias; anything else is taken as it is, shown
+    handed on (its outputs' ``model``, core/outputs.py), shown under the alias; anything else is taken as it is, shown
     as the shortest tail of its path no other model has (``model_names``)."""
     return model_names(
         [
-            (m, ctx.inputs[MODEL_ALIASES[m]]["model"]) if m in MODEL_ALIASES else (None, m)
+            (m, ctx.inputs[MODEL_ALIASES[m]].model) if m in MODEL_ALIASES else (None, m)
             for m in recipe.eval.models
         ],
         "eval.models",
@@ -36,19 +37,19 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         recipe.eval,
         ctx.stage_dir,
         # no held-out split when a build sets data.eval_problems_per_domain to 0
-        default_sources={"tiny_heldout": ctx.inputs["data"].get("eval", "")},
+        default_sources={"tiny_heldout": ctx.upstream(DataOutputs).eval or ""},
         default_suffixes={"tiny_heldout": recipe.data.prompt_suffix},
         ctx=ctx,
         generation=recipe.generation,
     )
     keep = ("pass@1", "truncated", "mean_tokens")
     return StageResult(
-        outputs={
-            "results": str(ctx.stage_dir / "results.json"),
-            "markdown": str(ctx.stage_dir / "results.md"),
-            "chart": str(ctx.stage_dir / "pass1.png"),
-            "completions": str(ctx.stage_dir / "completions"),
-        },
+        outputs=EvalOutputs(
+            results=str(ctx.stage_dir / "results.json"),
+            markdown=str(ctx.stage_dir / "results.md"),
+            chart=str(ctx.stage_dir / "pass1.png"),
+            completions=str(ctx.stage_dir / "completions"),
+        ),
         metrics={
             "models": models,
             "results": {

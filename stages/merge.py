@@ -19,12 +19,13 @@ from typing import Any
 
 from ssp.config.recipe import Recipe
 from ssp.core.context import StageContext, StageResult
+from ssp.core.outputs import MergeOutputs, ProbeOutputs, SFTOutputs
 from ssp.stages.shared import heldout_comparison
 from ssp.train.fusion import MergeError, check_weights, merge_checkpoints
 
 log = logging.getLogger("ssp")
 
-HELDOUT_KEY = "spectrum (merged)"
+SPECTRUM = "spectrum (merged)"  # the merged model's row in the held-out table (a display name)
 
 
 def checkpoint_weights(specialists: dict[str, str], domain_weights: dict[str, float]) -> dict[str, float]:
@@ -44,25 +45,27 @@ def checkpoint_weights(specialists: dict[str, str], domain_weights: dict[str, fl
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
-    probe = ctx.inputs["probe"]
-    last_sft = ctx.inputs["sft"]["model"]
-    if not probe.get("enabled", True):
+    probe = ctx.upstream(ProbeOutputs)
+    last_sft = ctx.upstream(SFTOutputs).model
+    if not probe.enabled:
         log.info("merge: probing disabled, the spectrum model is the last SFT checkpoint %s", last_sft)
-        return StageResult(outputs={"model": last_sft, "merged": False}, metrics={"merged": False})
-    weights = checkpoint_weights(probe["specialists"], recipe.merge.weights)
+        return StageResult(outputs=MergeOutputs(model=last_sft, merged=False), metrics={"merged": False})
+    weights = checkpoint_weights(probe.specialists, recipe.merge.weights)
     normalized = check_weights(list(weights.values()), recipe.merge.normalize, "merge.normalize: true")
     sources = list(zip(weights, normalized, strict=True))
     for ckpt, w in sources:
         log.info("merge: %s x %.4f", Path(ckpt).name, w)
     model = merge_checkpoints(
-        sources, ctx.stage_dir / "model", overwrite=True, info={"specialists": probe["specialists"]}
+        sources, ctx.stage_dir / "model", overwrite=True, info={"specialists": probe.specialists}
     )
     metrics: dict[str, Any] = {"weights": {Path(c).name: w for c, w in sources}}
-    outputs: dict[str, Any] = {"model": str(model), "merged": True}
+    spectrum_scores = None
     if recipe.merge.eval_heldout:
         metrics["heldout"] = heldout_comparison(
-            recipe, ctx, {HELDOUT_KEY: str(model), f"last SFT ({Path(last_sft).name})": last_sft}
+            recipe, ctx, {SPECTRUM: str(model), f"last SFT ({Path(last_sft).name})": last_sft}
         )
         (ctx.stage_dir / "heldout.json").write_text(json.dumps(metrics["heldout"], indent=2))
-        outputs["heldout"] = {"file": str(ctx.stage_dir / "heldout.json"), "key": HELDOUT_KEY}
-    return StageResult(outputs=outputs, metrics=metrics)
+        spectrum_scores = metrics["heldout"][SPECTRUM]
+    return StageResult(
+        outputs=MergeOutputs(model=str(model), merged=True, heldout=spectrum_scores), metrics=metrics
+    )

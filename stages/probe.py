@@ -32,6 +32,7 @@ from ssp.core.corpus import PROBLEM_FIELDS, load_rows
 from ssp.core.errors import DataError
 from ssp.core.model_folder import check_model_folder
 from ssp.core.model_identity import model_identity
+from ssp.core.outputs import DataOutputs, ProbeOutputs, SFTOutputs
 from ssp.core.progress import Progress
 from ssp.core.reuse import Stamp, rows_digest
 from ssp.core.tables import markdown_table
@@ -47,7 +48,7 @@ def probed_checkpoints(checkpoints: list[str], every: int) -> list[str]:
 
 
 def load_probe_sets(recipe: Recipe, ctx: StageContext) -> dict[str, list[dict[str, Any]]]:
-    available = ctx.inputs["data"]["probe"]
+    available = ctx.upstream(DataOutputs).probe
     domains = recipe.probe.domains or list(available)
     unknown = [d for d in domains if d not in available]
     if unknown:
@@ -123,10 +124,10 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     )
 
     cfg = recipe.probe
-    checkpoints = ctx.inputs["sft"]["checkpoints"]
+    checkpoints = ctx.upstream(SFTOutputs).checkpoints
     if not cfg.enabled:
         log.info("probe: disabled (probe.enabled=false): the last SFT checkpoint is the spectrum model")
-        return StageResult(outputs={"enabled": False, "specialists": {}}, metrics={"enabled": False})
+        return StageResult(outputs=ProbeOutputs(enabled=False, specialists={}), metrics={"enabled": False})
     sets = load_probe_sets(recipe, ctx)
     domains = list(sets)
     rows = [r for d in domains for r in sets[d]]
@@ -186,14 +187,14 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     heatmap(table, domains, key, specialists, ctx.stage_dir / "probe_heatmap.png")
     tps = [s["tokens_per_second"] for s in stats.values() if s.get("tokens_per_second")]
     return StageResult(
-        outputs={
-            "enabled": True,
-            "specialists": specialists,
-            "domains": domains,
-            "table": str(ctx.stage_dir / "probe_table.json"),
-            "markdown": str(ctx.stage_dir / "probe_table.md"),
-            "heatmap": str(ctx.stage_dir / "probe_heatmap.png"),
-        },
+        outputs=ProbeOutputs(
+            enabled=True,
+            specialists=specialists,
+            domains=domains,
+            table=str(ctx.stage_dir / "probe_table.json"),
+            markdown=str(ctx.stage_dir / "probe_table.md"),
+            heatmap=str(ctx.stage_dir / "probe_heatmap.png"),
+        ),
         metrics={
             "metric": key,
             "checkpoints_probed": len(table),

@@ -43,6 +43,7 @@ from ssp.core.context import StageContext, StageResult
 from ssp.core.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
 from ssp.core.errors import DataError, StageError
 from ssp.core.model_folder import check_model_folder
+from ssp.core.outputs import DataOutputs, MergeOutputs, RLOutputs
 from ssp.sampling.generation import SamplingParams
 from ssp.stages.shared import heldout_comparison, probe_sampler
 from ssp.train.device import checkpointing_args, trainer_device_args
@@ -51,7 +52,7 @@ log = logging.getLogger("ssp")
 
 
 def _prompts(phase: RLPhase, recipe: Recipe, ctx: StageContext) -> list[dict[str, Any]]:
-    path = ctx.inputs["data"]["rl"] if phase.prompts == "rl" else phase.prompts
+    path = ctx.upstream(DataOutputs).rl if phase.prompts == "rl" else phase.prompts
     return load_rows(path, PROBLEM_FIELDS, f"rl.phases[{phase.name}].prompts")
 
 
@@ -180,11 +181,11 @@ def _heldout_curve(recipe: Recipe, ctx: StageContext, phase: RLPhase, reward):
     in turn from each domain, rl.heldout_samples each, with the probe's temperature, top_p and length."""
     from ssp.train.heldout_curve import HeldoutCurve
 
-    if "eval" not in ctx.inputs["data"]:
+    if not ctx.upstream(DataOutputs).eval:
         raise StageError(
             "rl.heldout_every: the held-out curve needs the data stage's eval set; this run has none"
         )
-    rows = load_rows(ctx.inputs["data"]["eval"], PROBLEM_FIELDS, "eval")
+    rows = load_rows(ctx.upstream(DataOutputs).eval, PROBLEM_FIELDS, "eval")
     if 0 < recipe.rl.heldout_problems < len(rows):
         rank: dict[str, int] = {}
         order = []
@@ -356,7 +357,8 @@ def _run_phase(
 
 
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
-    model = ctx.inputs["merge"]["model"]
+    merge = ctx.upstream(MergeOutputs)
+    model = merge.model
     check_model_folder(model)
     spectrum, phases = model, []
     for index, phase in enumerate(recipe.rl.phases):
@@ -367,9 +369,8 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     if recipe.rl.eval_heldout and ctx.is_main:
         # The merge stage already sampled the spectrum model with these settings and seed (the
         # rl fingerprint covers the probe config it used): reuse it rather than sample it again.
-        previous = ctx.inputs["merge"].get("heldout")
-        if previous and Path(previous["file"]).is_file():
-            before = json.loads(Path(previous["file"]).read_text())[previous["key"]]
+        if merge.heldout is not None:
+            before = merge.heldout
             after = heldout_comparison(recipe, ctx, {"signal (after RL)": model})
             metrics["heldout"] = {"spectrum (before RL)": before, **after}
         else:
@@ -377,4 +378,4 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
                 recipe, ctx, {"spectrum (before RL)": spectrum, "signal (after RL)": model}
             )
         (ctx.stage_dir / "heldout.json").write_text(json.dumps(metrics["heldout"], indent=2))
-    return StageResult(outputs={"model": model, "phases": [p["final"] for p in phases]}, metrics=metrics)
+    return StageResult(outputs=RLOutputs(model=model, phases=[p["final"] for p in phases]), metrics=metrics)

@@ -33,6 +33,7 @@ from ssp.config.recipe import Recipe
 from ssp.core.context import StageContext, StageResult
 from ssp.core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples
 from ssp.core.errors import DataError, RecipeError
+from ssp.core.outputs import DataOutputs, SFTOutputs
 from ssp.train.device import bf16_supported, checkpointing_args, trainer_device_args
 
 log = logging.getLogger("ssp")
@@ -158,17 +159,17 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     from ssp.train.context_length import extended_start_model
     from ssp.train.telemetry import CostCallback
 
-    cfg, data = recipe.sft, ctx.inputs["data"]
+    cfg, data = recipe.sft, ctx.upstream(DataOutputs)
     # Validate every input before any training (bad rows fail naming file, row and field).
-    rows = load_rows(data["sft"], SFT_FIELDS, "sft")
+    rows = load_rows(data.sft, SFT_FIELDS, "sft")
     # A build may hold out no split of its own (data.eval_problems_per_domain: 0, the eval stage
     # reading a benchmark instead): the greedy held-out checks are then skipped, and said so.
-    eval_rows = load_rows(data["eval"], PROBLEM_FIELDS, "eval") if "eval" in data else []
+    eval_rows = load_rows(data.eval, PROBLEM_FIELDS, "eval") if data.eval else []
     if not eval_rows:
         log.warning("sft: the data stage wrote no held-out split; greedy held-out checks skipped")
     if cfg.eval_limit:
         eval_rows = eval_rows[: cfg.eval_limit]
-    start_model = data["model"]  # the starting model, as the data stage resolved it
+    start_model = data.model  # the starting model, as the data stage resolved it
     tokenizer = AutoTokenizer.from_pretrained(start_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -262,9 +263,9 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
                 start=base["accuracy"], start_per_domain=base["per_domain"]
             )
         log.info("sft: held-out greedy accuracy %s", metrics["heldout_greedy_accuracy"])
-    outputs = {
-        "checkpoints": [str(p) for p in complete_checkpoints(ctx.stage_dir)],
-        "model": str(final),
-        "log_history": str(ctx.stage_dir / "log_history.json"),
-    }
+    outputs = SFTOutputs(
+        model=str(final),
+        checkpoints=[str(p) for p in complete_checkpoints(ctx.stage_dir)],
+        log_history=str(ctx.stage_dir / "log_history.json"),
+    )
     return StageResult(outputs=outputs, metrics=metrics)

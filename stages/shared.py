@@ -11,6 +11,7 @@ from typing import Any
 from ssp.config.recipe import Recipe
 from ssp.core.context import StageContext
 from ssp.core.corpus import PROBLEM_FIELDS, load_rows
+from ssp.core.outputs import DataOutputs
 from ssp.reward.config import RewardSpec
 from ssp.sampling.generation import SamplingParams
 from ssp.sampling.scoring import ModelSampler
@@ -39,6 +40,6 @@ def probe_sampler(
 
 def heldout_comparison(recipe: Recipe, ctx: StageContext, models: dict[str, str]) -> dict[str, Any]:
     """Pass@1 and Pass@k of each model on the data stage's held-out set, with the probe's settings."""
-    rows = load_rows(ctx.inputs["data"]["eval"], PROBLEM_FIELDS, "eval")
+    rows = load_rows(ctx.upstream(DataOutputs).eval, PROBLEM_FIELDS, "eval")
     with probe_sampler(recipe) as sampler:
         return sampler.compare(models, rows, desc="held-out")

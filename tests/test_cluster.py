@@ -15,6 +15,7 @@ import pytest
 
 from ssp.core.errors import RecipeError, StageError
 from ssp.core.manifest import Manifest
+from ssp.core.outputs import DataOutputs, MergeOutputs, ProbeOutputs
 from ssp.launch.runner import execute_here, run_stage
 from ssp.launch.topology import Topology
 
@@ -122,8 +123,8 @@ def test_two_nodes_train_sft_and_mgpo_as_one_job(tmp_path):
     )
 
     # probe and merge are single-node stages tested elsewhere: the last SFT checkpoint is handed on
-    complete(recipe, "probe", {"enabled": False, "specialists": {}})
-    complete(recipe, "merge", {"model": entry["outputs"]["checkpoints"][-1], "merged": False})
+    complete(recipe, ProbeOutputs(enabled=False, specialists={}))
+    complete(recipe, MergeOutputs(model=entry["outputs"]["checkpoints"][-1], merged=False))
     nodes = _two_nodes("rl", overrides)
     for rank, out in zip((1, 0), nodes, strict=True):
         assert out.returncode == 0, f"node {rank}:\n{out.stdout[-3000:]}"
@@ -355,8 +356,8 @@ def test_a_refused_server_moves_nothing_aside(tmp_path):
     before the forced stage's folder, with its checkpoints, is moved aside."""
     server = ["rl.rollout.engine=vllm", "rl.rollout.vllm_mode=server", "rl.rollout.server_gpus=1"]
     recipe = fast_recipe(tmp_path, *server)
-    complete(recipe, "data", {})
-    complete(recipe, "merge", {"model": str(tmp_path / "spectrum")})
+    complete(recipe, DataOutputs(model="(a test double)", data_card=""))
+    complete(recipe, MergeOutputs(model=str(tmp_path / "spectrum"), merged=False))
     kept = recipe.run_dir / "rl" / "0-math" / "checkpoints" / "checkpoint-5"
     kept.mkdir(parents=True)
     with pytest.raises(StageError, match="starts its vLLM server on one node only"):

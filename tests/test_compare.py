@@ -268,7 +268,7 @@ def make_rl_run(root: Path, name: str, lam: float, seed: int, phases: list[list[
     (run / "sft" / "log_history.json").write_text(json.dumps([{"step": 10, "loss": 2.0 + seed}]))
     stages = json.loads((run / "manifest.json").read_text())["stages"]
     stages["sft"]["outputs"] = {}
-    stages["rl"] = {"status": "completed", "outputs": {"phases": finals}}
+    stages["rl"] = {"status": "completed", "outputs": {"model": finals[-1], "phases": finals}}
     if donor:  # rl and eval shared: this run's eval folder is gone, its results are the donor's
         stages["rl"]["shared_from"] = str(root / donor / "rl")
         stages["eval"]["shared_from"] = str(root / donor / "eval")

@@ -420,7 +420,7 @@ def test_a_build_with_no_held_out_split_trains_and_says_its_checks_were_skipped(
         "sft.max_length=512",
     )
     run_stage("data", recipe)
-    assert "eval" not in Manifest(recipe.run_dir).stage("data")["outputs"]
+    assert Manifest(recipe.run_dir).outputs("data").eval is None
     execute_here("sft", recipe)
     entry = Manifest(recipe.run_dir).stage("sft")
     assert entry["status"] == "completed" and entry["metrics"]["steps"] == 2

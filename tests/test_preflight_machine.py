@@ -14,6 +14,7 @@ import time
 import pytest
 
 from ssp.core.errors import RecipeError
+from ssp.core.outputs import DataOutputs
 
 from .conftest import ROOT, TINY
 
@@ -106,7 +107,7 @@ def test_a_cached_model_passes_offline_and_a_truncated_one_does_not(no_hub, tmp_
     recipe = _reference(tmp_path, "stages=[sft]", "sft.bf16=null")
     from .helpers.scripted_run import complete
 
-    complete(recipe, "data", {})
+    complete(recipe, DataOutputs(model="(a test double)", data_card=""))
     check_recipe(recipe, ["sft"])
     weights = next((no_hub / "hub").rglob("model.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-8])

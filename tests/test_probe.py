@@ -9,6 +9,7 @@ import pytest
 
 from ssp.core.errors import DataError
 from ssp.core.manifest import Manifest
+from ssp.core.outputs import DataOutputs, SFTOutputs
 from ssp.launch.runner import execute_here, run_stage
 from ssp.stages.probe import probed_checkpoints, select_specialists
 
@@ -193,8 +194,9 @@ def test_a_truncated_checkpoint_fails_before_any_sampling_naming_its_file(tmp_pa
     ]
     weights = Path(ckpts[1]) / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    complete(recipe, "data", {"probe": {"algebra": write_problems(tmp_path / "a.jsonl", "algebra", "7", 4)}})
-    complete(recipe, "sft", {"checkpoints": ckpts, "final": ckpts[-1]})
+    problems = {"algebra": write_problems(tmp_path / "a.jsonl", "algebra", "7", 4)}
+    complete(recipe, DataOutputs(model="(a test double)", data_card="", probe=problems))
+    complete(recipe, SFTOutputs(model=ckpts[-1], checkpoints=ckpts, log_history=""))
     with pytest.raises(DataError, match=rf"{weights}: truncated or corrupt safetensors file"):
         execute_here("probe", recipe)
     assert not list((recipe.run_dir / "probe").glob("by_checkpoint/*.json")), "it sampled before checking"

@@ -8,6 +8,7 @@ import pytest
 from ssp.config.recipe import load_recipe
 from ssp.core.errors import RecipeError
 from ssp.core.manifest import Manifest
+from ssp.core.outputs import DataOutputs, MergeOutputs
 from ssp.launch.runner import execute_here, run_stage
 
 from .conftest import TINY, fast_recipe
@@ -163,8 +164,8 @@ def test_a_phase_without_learning_signal_says_so(tmp_path, caplog):
     card = tmp_path / "data_card.md"
     card.write_text("# Data card\n\nhand-made RL prompts\n")
     rl_file = write_problems(tmp_path / "rl.jsonl", "algebra", gold="7", count=8)
-    complete(recipe, "data", {"rl": rl_file, "data_card": str(card)})
-    complete(recipe, "merge", {"model": str(model), "merged": False})
+    complete(recipe, DataOutputs(model="(a test double)", data_card=str(card), rl=rl_file))
+    complete(recipe, MergeOutputs(model=str(model), merged=False))
     with caplog.at_level("WARNING", logger="ssp"):
         execute_here("rl", recipe)
     phase = Manifest(recipe.run_dir).stage("rl")["metrics"]["phases"][0]

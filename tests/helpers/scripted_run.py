@@ -1,7 +1,7 @@
 """Runs whose upstream stages are hand-made: scripted models and problem files with known answers.
 
     problems = write_problems(tmp_path / "probe_algebra.jsonl", "algebra", gold="7", count=8)
-    complete(recipe, "sft", {"checkpoints": [...], "final": ...})   # the manifest says sft is done
+    complete(recipe, SFTOutputs(model=..., checkpoints=[...], log_history=""))   # sft is done
 
 The stage under test then runs for real on inputs whose right answers the test knows."""
 
@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 from ssp.core.manifest import Manifest, now
+from ssp.core.outputs import DataOutputs, SFTOutputs, StageOutputs
 
 
 def write_problems(path: Path, domain: str, gold: str, count: int, start: int = 0) -> str:
@@ -24,12 +25,12 @@ def write_problems(path: Path, domain: str, gold: str, count: int, start: int = 
     return str(path)
 
 
-def complete(recipe, stage: str, outputs: dict) -> None:
-    """Record ``stage`` as completed in the run's manifest with these outputs."""
+def complete(recipe, outputs: StageOutputs) -> None:
+    """Record the stage of ``outputs`` as completed in the run's manifest with these outputs."""
     Manifest(recipe.run_dir).update(
-        stage,
+        outputs.STAGE,
         status="completed",
-        outputs=outputs,
+        outputs=outputs.to_record(),
         metrics={},
         output_id=uuid.uuid4().hex[:16],
         fingerprint="hand-made",
@@ -61,6 +62,6 @@ def scripted_probe_run(root: Path, rates: tuple[float, ...], *overrides: str):
         for i, p in enumerate(rates)
     ]
     files = {d: write_problems(root / f"{d}.jsonl", d, g, count=8) for d, g in PROBE_GOLDS.items()}
-    complete(recipe, "data", {"probe": files})
-    complete(recipe, "sft", {"checkpoints": ckpts, "final": ckpts[-1]})
+    complete(recipe, DataOutputs(model="(a test double)", data_card="", probe=files))
+    complete(recipe, SFTOutputs(model=ckpts[-1], checkpoints=ckpts, log_history=""))
     return recipe, ckpts
