@@ -55,6 +55,12 @@ _PART = re.compile(
     r"(?<![\w\\^_)])\((?:[a-d]|i{1,3}|iv|[1-4]|I{1,3}|IV|[ⅠⅡⅢⅣ])\)|(?:^|\n)\s*(?:[a-d]|[1-4])[).]\s"
     r"|\bpart \(?[a-d1-4]\b"
 )
+# "Solve the following equations: (1) ...; (2) ...": one request for each part, made before the parts
+_LEAD_IN = re.compile(
+    r"\b(?:solve|calculate|compute|simplify|evaluate|factori[sz]e|expand)\b[^.?:]{0,40}"
+    r"\b(?:following|equations|expressions|inequalities|requirements)\b",
+    re.I,
+)
 _ASKS = re.compile(
     r"\?|\b(?:find|compute|calculate|determine|evaluate|solve|prove|show|simplify|express|write|what|how|which)\b",
     re.I,
@@ -133,7 +139,8 @@ def true_false(row: dict[str, Any], limits: Limits) -> str | None:
 @rule("multi_part")
 def multi_part(row: dict[str, Any], limits: Limits) -> str | None:
     """Several questions in one problem: two or more parts ((a)/(b), (1)/(2), (I)/(II)) that each ask
-    something (a question mark or find/compute/prove/...). Parts that only list conditions ("(i) f(1) =
+    something (a question mark or find/compute/prove/...), or parts after a request made of all of them
+    ("Solve the following equations: (1) ...; (2) ..."). Parts that only list conditions ("(i) f(1) =
     1, (ii) ...") are one problem; figure code is not read."""
     text = statement(row["problem"])
     marks = list(_PART.finditer(text))
@@ -142,7 +149,12 @@ def multi_part(row: dict[str, Any], limits: Limits) -> str | None:
         for m, end in zip(marks, [n.start() for n in marks[1:]] + [len(text)], strict=False)
         if _ASKS.search(text[m.end() : end])
     ]
-    return f"has {len(asking)} parts that each ask something {asking[:4]}" if len(set(asking)) >= 2 else None
+    if len(set(asking)) >= 2:
+        return f"has {len(asking)} parts that each ask something {asking[:4]}"
+    parts = [m.group(0).strip() for m in marks]
+    if len(set(parts)) >= 2 and (m := _LEAD_IN.search(text[: marks[0].start()])):
+        return f"asks {m.group(0)!r} of {len(parts)} parts {parts[:4]}"
+    return None
 
 
 @rule("figure")
