@@ -475,7 +475,7 @@ def _sample(
     from ssp.sampling.data_parallel import make_generator
     from ssp.sampling.generation import SamplingParams, engine_record
 
-    params = SamplingParams(opts.n_samples, opts.temperature, opts.top_p, -1, opts.max_new_tokens, opts.seed)
+    params = SamplingParams.from_settings(opts, opts.seed)  # n_samples, temperature, top_p, max_new_tokens
     reward = make_reward(opts.reward, opts.reward_options, f"{key}.reward_options")
     engine = engine_record(plan.generation)  # make_generator's default batch size
     try:
