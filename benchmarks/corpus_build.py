@@ -107,7 +107,7 @@ def main() -> None:
 
         shutil.rmtree(work)
     start = time.perf_counter()
-    card = build_pool(plan, work, "bench")["card"]
+    card = build_pool(plan, work, "bench").card
     total = time.perf_counter() - start
     print(f"rows in: {args.rows}; benchmark problems: {args.benchmark_problems}")
     for step, sec in card["step_seconds"].items():
@@ -162,7 +162,7 @@ def _real(args) -> None:
 
         shutil.rmtree(work)
     start = time.perf_counter()
-    card = build_pool(plan, work, "bench-real")["card"]
+    card = build_pool(plan, work, "bench-real").card
     total = time.perf_counter() - start
     print(
         f"rows in: {n} real MATH rows from {len(sources)} sources; benchmark problems: "

@@ -222,8 +222,18 @@ def _stream(path: Path, desc: str):
     return _progress(iter_jsonl(path), desc)
 
 
-def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
-    """Run the steps into ``out`` (the data stage's folder); returns the split files and the card."""
+@dataclass
+class Built:
+    """What a build made. Each step returns what it makes; none changes what it was given."""
+
+    splits: dict[str, Path]  # split name (sft, rl, eval, probe/<domain>) -> its file
+    card: dict[str, Any]  # the data card (data_pipeline/card.py writes it)
+    lengths: list[int]  # token lengths of the SFT examples
+    kept_pass_rates: list[float] | None = None  # RL prompts kept by the pass-rate window: their rates
+
+
+def build_pool(plan: Plan, out: Path, fingerprint: str) -> Built:
+    """Run the steps into ``out`` (the data stage's folder): the split files and the card."""
     work = out / "build"
     dropped = work / "dropped"
     work.mkdir(parents=True, exist_ok=True)
@@ -321,12 +331,12 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
     # 5. splits
     splits = _split(plan, work, out)
     timed("split")
-    teacher_card = window_card = None
+    teacher_card = window_card = kept_rates = None
     if plan.teacher.model:
-        teacher_card = _teach(plan, work, splits)
+        splits, teacher_card = _teach(plan, work, splits)
         timed("teacher")
     if plan.rl_pass_rate.model:
-        window_card = _rl_window(plan, work, splits)
+        splits, window_card, kept_rates = _rl_window(plan, work, splits)
         timed("rl_pass_rate")
     card, lengths = recount(plan, out, splits)
     card["labels"]["classifier"] = label_report
@@ -336,7 +346,7 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> dict[str, Any]:
         card["rl_pass_rate"] = window_card
     card["seconds"] = round(time.monotonic() - started, 1)
     card["step_seconds"] = seconds  # this attempt's (a step done in an earlier attempt: ~0)
-    return {"splits": splits, "card": card, "lengths": lengths}
+    return Built(splits, card, lengths, kept_rates)
 
 
 def _source_labels(plan: Plan) -> Callable[[dict[str, Any]], str | None]:
@@ -498,9 +508,12 @@ def _sample(
             reward.close()
 
 
-def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
+def _rl_window(
+    plan: Plan, work: Path, splits: dict[str, Path]
+) -> tuple[dict[str, Path], dict[str, Any], list[float]]:
     """Each RL prompt's pass rate (correct and finished / samples), the prompts inside the window
-    kept in ``rl.jsonl`` with their ``pass_rate``, the others in ``build/dropped/rl_window.jsonl``."""
+    kept in ``rl.jsonl`` with their ``pass_rate``, the others in ``build/dropped/rl_window.jsonl``.
+    Returns the splits after it (no ``rl`` when none is left), its card entry and the kept rates."""
     from ssp.data_pipeline.teacher import correct, sampled_rows, verification_counts
 
     o = plan.rl_pass_rate
@@ -520,11 +533,11 @@ def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any
                 out_.write({**row, "pass_rate": round(rate, 4)})
             else:
                 dropped.write({**row, "rule": "outside_window", "pass_rate": round(rate, 4)})
+    after = dict(splits)
     if not kept_rates:
-        splits["rl"].unlink()
-        splits.pop("rl")
+        after.pop("rl").unlink()
     edges, all_counts = unit_histogram(rates, 10)
-    return {
+    card = {
         "model": o.model,
         "samples_per_prompt": o.n_samples,
         "window": [o.min_pass_rate, o.max_pass_rate],
@@ -534,14 +547,15 @@ def _rl_window(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any
         "histogram_edges": edges,
         "histogram_all": all_counts,
         "histogram_kept": unit_histogram(kept_rates, 10)[1],
-        "kept_pass_rates": kept_rates,  # the stage turns these into the expected MGPO weights
     }
+    return after, card, kept_rates
 
 
-def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
+def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> tuple[dict[str, Path], dict[str, Any]]:
     """Sample the teacher on every SFT problem, keep up to m correct, diverse solutions each, and
     rewrite ``sft.jsonl`` with them; problems with no correct finished sample are dropped (counted,
-    and written to ``build/dropped/teacher.jsonl``)."""
+    and written to ``build/dropped/teacher.jsonl``). Returns the splits after it (``sft`` in place of
+    ``sft_problems``; no ``sft`` when nothing is left) and its card entry."""
     from ssp.data_pipeline.diversity import correct_pool, mean_pairwise_divergence, pick
     from ssp.data_pipeline.teacher import sampled_rows, verification_counts
 
@@ -577,13 +591,12 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
                 kept_div.append(mean_pairwise_divergence([s["text"] for s in kept]))
                 rnd = pick(pool, t.solutions_per_problem, "random", seed=plan.seed + 1)
                 random_div.append(mean_pairwise_divergence([s["text"] for s in rnd]))
-    splits.pop("sft_problems", None)
+    after = {k: v for k, v in splits.items() if k != "sft_problems"}
     (work.parent / "sft_problems.jsonl").unlink(missing_ok=True)
-    splits["sft"] = sft
+    after["sft"] = sft
     if sizes.total() == 0 and not traced:  # the stage says which later stage misses it
-        sft.unlink()
-        splits.pop("sft")
-    return {
+        after.pop("sft").unlink()
+    card = {
         "model": t.model,
         "sampling": {
             "n": t.n_samples,
@@ -602,6 +615,7 @@ def _teach(plan: Plan, work: Path, splits: dict[str, Path]) -> dict[str, Any]:
             "random_m_mean": round(sum(random_div) / len(random_div), 4) if random_div else None,
         },
     }
+    return after, card
 
 
 def _count(path: Path, key: Callable[[dict[str, Any]], Any]) -> Counter:

@@ -231,13 +231,11 @@ def _run_build(recipe: Recipe, ctx: StageContext) -> StageResult:
         recipe.generation if cfg.sampled_models() else None,
     )
     built = build_pool(plan, out, fingerprint)
-    card, paths = built["card"], built["splits"]
-    if "rl_pass_rate" in card:
-        card["rl_pass_rate"]["mgpo_weight"] = _expected_mgpo_weights(
-            card["rl_pass_rate"].pop("kept_pass_rates"), recipe
-        )
+    card, paths = built.card, built.splits
+    if built.kept_pass_rates is not None:
+        card["rl_pass_rate"]["mgpo_weight"] = _expected_mgpo_weights(built.kept_pass_rates, recipe)
     _check_built(recipe, paths)
-    length_plot(built["lengths"], out / "data_card.png")
+    length_plot(built.lengths, out / "data_card.png")
     (out / "data_card.json").write_text(json.dumps(card, indent=2))
     (out / "data_card.md").write_text(card_markdown(card))
 

@@ -353,7 +353,7 @@ def test_build_resumes_after_a_kill_without_rereading_finished_sources(tmp_path,
     result = build_mod.build_pool(plan, out, "fp")
     assert calls == ["numina", "math", "math"]
     assert (out / "build" / "ingest" / "numina.jsonl").stat().st_mtime_ns == first
-    assert sum(sum(c.values()) for c in result["card"]["splits"].values()) == 38
+    assert sum(sum(c.values()) for c in result.card["splits"].values()) == 38
     assert not list(out.rglob(".*.tmp-*"))
     build_mod.build_pool(plan, out, "other")  # another fingerprint: every step again
     assert calls == ["numina", "math", "math", "numina", "math"]

@@ -174,8 +174,10 @@ def test_a_teacher_with_every_sft_row_traced_samples_nothing_and_passes_the_trac
         teacher=TeacherOptions(model=str(tmp_path / "no-such-teacher")),
     )
     splits = {"sft": tmp_path / "sft.jsonl"}
-    card = _teach(plan, work, splits)
-    assert list(iter_jsonl(splits["sft"])) == traced
+    given = dict(splits)
+    after, card = _teach(plan, work, splits)
+    assert splits == given  # the step returns what it makes, and leaves its input alone
+    assert list(iter_jsonl(after["sft"])) == traced
     assert card["source_solutions_kept_for"] == 3 and card["unsolved"] == 0
     assert card["solutions_per_problem"] == {}  # nothing sampled, nothing chosen
     assert not (work / "teacher").exists()
