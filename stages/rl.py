@@ -250,14 +250,10 @@ def _run_phase(
     from ssp.core.adapters import full_model_folder
     from ssp.core.model_folder import is_training_state
     from ssp.reward.config import build_rewards
-    from ssp.train.checkpoints import AtomicCheckpoints, clear_staging, latest_checkpoint
+    from ssp.train.checkpoints import TrainingFolder, latest_checkpoint
     from ssp.train.log_line import use_step_line
-    from ssp.train.mgpo import MGPOTrainer
+    from ssp.train.mgpo import TimedMGPOTrainer
     from ssp.train.rollout_mismatch import correction_in_use
-    from ssp.train.telemetry import CostCallback, StepTimeSplit
-
-    class TimedMGPOTrainer(StepTimeSplit, MGPOTrainer):
-        pass
 
     phase_dir = ctx.stage_dir / f"{index}-{phase.name}"
     final = phase_dir / "final"
@@ -285,10 +281,9 @@ def _run_phase(
     )
     funcs, _, correct_index = build_rewards(phase.rewards, where=f"rl.phases[{index}].rewards")
     curve = _heldout_curve(recipe, ctx, phase, funcs[correct_index]) if recipe.rl.heldout_every else None
-    resume = latest_checkpoint(phase_dir)
-    if ctx.is_main:
-        clear_staging(phase_dir)
-    args = grpo_config(recipe, phase, phase_dir / "_staging")
+    folder = TrainingFolder(phase_dir)
+    resume = folder.resume_point(ctx.is_main)
+    args = grpo_config(recipe, phase, folder.staging)
     if resume:
         log.info("rl: phase %s resuming from %s", phase.name, resume)
     try:
@@ -300,10 +295,9 @@ def _run_phase(
                 train_dataset=ds,
                 peft_config=recipe.rl.lora.peft_config(),
                 callbacks=[
-                    AtomicCheckpoints(
-                        phase_dir, f"RL phase {phase.name} of the ssp run {recipe.run_name}", start_model
+                    *folder.callbacks(
+                        ctx, f"RL phase {phase.name} of the ssp run {recipe.run_name}", start_model
                     ),
-                    budget := CostCallback(ctx),
                     *([curve] if curve else []),
                 ],
             )
@@ -315,7 +309,7 @@ def _run_phase(
         for f in funcs:
             if hasattr(f, "close"):
                 f.close()
-    budget.raise_if_stopped(str(phase_dir / "checkpoints"))
+    folder.raise_if_over_budget()
     history = trainer.state.log_history
     health = phase_health(history, [r.name for r in phase.rewards])
     _warn_on_health(phase, health)
@@ -326,6 +320,7 @@ def _run_phase(
             curve.curve[0]["samples"],
             ", ".join(f"step {p['step']}: {p['pass@1']:.3f}" for p in curve.curve),
         )
+    folder.save_history(history, ctx.is_main)
     summary = {
         "phase": phase.name,
         "start_model": start_model,
@@ -340,7 +335,6 @@ def _run_phase(
         "heldout_curve": curve.curve if curve else None,
     }
     if ctx.is_main:
-        (phase_dir / "log_history.json").write_text(json.dumps(history, indent=2))
         (phase_dir / "phase.json").write_text(json.dumps(summary, indent=2))
         tmp = phase_dir / f".final.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)

@@ -149,15 +149,8 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     from transformers import AutoTokenizer
 
     from ssp.sampling.greedy import greedy_accuracy
-    from ssp.train.checkpoints import (
-        AtomicCheckpoints,
-        barrier,
-        clear_staging,
-        complete_checkpoints,
-        latest_checkpoint,
-    )
+    from ssp.train.checkpoints import TrainingFolder, barrier, complete_checkpoints, latest_checkpoint
     from ssp.train.context_length import extended_start_model
-    from ssp.train.telemetry import CostCallback
 
     cfg, data = recipe.sft, ctx.upstream(DataOutputs)
     # Validate every input before any training (bad rows fail naming file, row and field).
@@ -195,9 +188,9 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         batch_size=cfg.eval_batch_size,
         max_new_tokens=cfg.eval_max_new_tokens,
     )
-    resume = latest_checkpoint(ctx.stage_dir)
+    folder = TrainingFolder(ctx.stage_dir)
+    resume = folder.resume_point(ctx.is_main)
     if ctx.is_main:
-        clear_staging(ctx.stage_dir)
         base_file = ctx.stage_dir / "base_eval.json"
         if cfg.eval_base and eval_rows and not base_file.exists():
             base = greedy_accuracy(
@@ -218,16 +211,13 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         trained_from,
         train_ds,
         tokenizer,
-        ctx.stage_dir / "_staging",
-        callbacks=[
-            AtomicCheckpoints(ctx.stage_dir, f"the sft stage of the ssp run {recipe.run_name}", trained_from),
-            budget := CostCallback(ctx),
-        ],
+        folder.staging,
+        callbacks=folder.callbacks(ctx, f"the sft stage of the ssp run {recipe.run_name}", trained_from),
     )
     if resume:
         log.info("sft: resuming from %s", resume)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    budget.raise_if_stopped(str(ctx.stage_dir / "checkpoints"))
+    folder.raise_if_over_budget()
 
     final = latest_checkpoint(ctx.stage_dir)
     history = trainer.state.log_history
@@ -238,8 +228,7 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         loss_first=losses[0] if losses else None,
         loss_last=losses[-1] if losses else None,
     )
-    if ctx.is_main:
-        (ctx.stage_dir / "log_history.json").write_text(json.dumps(history, indent=2))
+    folder.save_history(history, ctx.is_main)
     if recipe.sft.deepspeed:
         from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
@@ -266,6 +255,6 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     outputs = SFTOutputs(
         model=str(final),
         checkpoints=[str(p) for p in complete_checkpoints(ctx.stage_dir)],
-        log_history=str(ctx.stage_dir / "log_history.json"),
+        log_history=str(folder.history_file),
     )
     return StageResult(outputs=outputs, metrics=metrics)

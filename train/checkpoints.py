@@ -10,6 +10,7 @@ leave debris under ``_staging/``, which the next attempt deletes.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -86,3 +87,40 @@ class AtomicCheckpoints(TrainerCallback):
             self._model_card(self.final / name, state.global_step)
         barrier()
         return control
+
+
+class TrainingFolder:
+    """The folder one training run writes (the SFT stage's, an RL phase's): the scaffolding both share.
+    ``staging`` is the Trainer's output_dir, ``checkpoints/`` holds the complete checkpoints
+    (``AtomicCheckpoints``), ``log_history.json`` the logged steps once training ends; the cost
+    callback stops training at the budget and ``raise_if_over_budget`` says so afterwards."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.staging = self.path / STAGING
+        self.history_file = self.path / "log_history.json"
+        self._budget = None
+
+    def resume_point(self, is_main: bool) -> Path | None:
+        """The latest complete checkpoint to resume from (None: start), after rank 0 has deleted the
+        half-written ones of an interrupted attempt."""
+        resume = latest_checkpoint(self.path)
+        if is_main:
+            clear_staging(self.path)
+        return resume
+
+    def callbacks(self, ctx, what: str, start_model: str) -> list[TrainerCallback]:
+        """Atomic checkpoints (their model card says ``what``, trained from ``start_model``) and the
+        live cost with its budget stop."""
+        from ssp.train.telemetry import CostCallback
+
+        self._budget = CostCallback(ctx)
+        return [AtomicCheckpoints(self.path, what, start_model), self._budget]
+
+    def raise_if_over_budget(self) -> None:
+        if self._budget is not None:
+            self._budget.raise_if_stopped(str(self.path / CHECKPOINTS))
+
+    def save_history(self, history: list[dict], is_main: bool) -> None:
+        if is_main:
+            self.history_file.write_text(json.dumps(history, indent=2))

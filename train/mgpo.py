@@ -31,6 +31,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from ssp.train.dynamic_sampling import RoundResult, fill_batch, refill_indices
 from ssp.train.rollout_mismatch import engine_logprobs, mismatch_stats, reduce_stats, sync_verdict
+from ssp.train.telemetry import StepTimeSplit
 
 
 def max_entropy_weight(p_correct: torch.Tensor, lam: float, p0: float = 0.5) -> torch.Tensor:
@@ -328,3 +329,8 @@ class MGPOTrainer(GRPOTrainer):
             m[f"mgpo/p_c_hist/{lo:.1f}-{hi:.1f}"].append(inside.float().mean().item())
         if advantages is not None:
             m["mgpo/abs_advantage_mean"].append(advantages.abs().mean().item())
+
+
+class TimedMGPOTrainer(StepTimeSplit, MGPOTrainer):
+    """MGPOTrainer with the step-time split (generation, refills, scoring, training) logged each step
+    (train/telemetry.py): what the RL stage runs."""
