@@ -181,11 +181,12 @@ def _heldout_curve(recipe: Recipe, ctx: StageContext, phase: RLPhase, reward):
     in turn from each domain, rl.heldout_samples each, with the probe's temperature, top_p and length."""
     from ssp.train.heldout_curve import HeldoutCurve
 
-    if not ctx.upstream(DataOutputs).eval:
+    heldout = ctx.upstream(DataOutputs).eval
+    if not heldout:
         raise StageError(
             "rl.heldout_every: the held-out curve needs the data stage's eval set; this run has none"
         )
-    rows = load_rows(ctx.upstream(DataOutputs).eval, PROBLEM_FIELDS, "eval")
+    rows = load_rows(heldout, PROBLEM_FIELDS, "eval")
     if 0 < recipe.rl.heldout_problems < len(rows):
         rank: dict[str, int] = {}
         order = []
