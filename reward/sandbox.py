@@ -16,9 +16,13 @@ Strict mode (the default) runs every program under bubblewrap (``bwrap``, Debian
   interpreter's own installation when ``/usr`` has no ``python3``), fresh ``/proc`` and ``/dev``,
   private ``/tmp`` and ``/dev/shm``, and the program's own folder at ``/sandbox``. No home, no
   project, no data, no host ``/tmp``, no socket of another process;
-- **user**: uid 65534. Root callers start bubblewrap as uid 65534 on the host; other callers
-  cannot change uid, so inside a user namespace 65534 maps back to the caller, whose files are
-  then out of reach because none are in the view;
+- **user**: uid 65534 inside. Root callers start bubblewrap as a host uid of its own for each
+  running program (``UID_BASE`` + a free slot, held by a lock file for the length of the call, as
+  IOI's ``isolate`` gives each box its uid): the kernel counts RLIMIT_NPROC per uid, so with one
+  shared uid a fork bomb in one completion kept every program graded beside it from starting (a
+  correct ``print(1)`` took 2.1 s instead of 0.1 s, a 3 s timeout 5.1 s). Other callers cannot
+  change uid, so inside a user namespace 65534 maps back to the caller, whose files are then out
+  of reach because none are in the view (their programs still share the caller's process count);
 - **processes**: a new PID namespace whose init dies with bubblewrap (``--die-with-parent``); when
   the call returns the namespace is gone, and everything the program forked, ``setsid`` and double
   forks included, with it;
@@ -29,7 +33,7 @@ Strict mode (the default) runs every program under bubblewrap (``bwrap``, Debian
 Each program gets a fresh folder (mode 0700, owned by the uid that runs it) removed afterwards.
 Without a working bubblewrap, ``run_python`` refuses (``SandboxUnavailable``) unless the caller
 opts in with ``unsafe=True`` (the ``code_tests`` option ``sandbox: unsafe``): then the program
-runs on the host file system as uid 65534 (root callers) or as the caller, in a network namespace
+runs on the host file system as its own slot uid (root callers) or as the caller, in a network namespace
 where the kernel allows one, with the limits above; a process that calls ``setsid`` can outlive
 the call. ``isolation()`` says which layers are active.
 """
@@ -37,19 +41,29 @@ the call. ``isolation()`` says which layers are active.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import logging
 import os
 import resource
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
 NOBODY = 65534
+# Root callers run each program as its own host uid: UID_BASE + a slot no other running program
+# holds (a lock file per slot under UID_LOCKS, shared by every process on the machine). The range is
+# isolate's default; no account should own these uids.
+UID_BASE, UID_SLOTS = 60000, 1000
+UID_LOCKS = "/tmp/ssp-sandbox-uids"
 CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 INSIDE = "/sandbox"  # where the program's folder appears in the sandbox
 # Read-only system paths of the view: what a Python interpreter and its C extensions load.
@@ -215,7 +229,7 @@ def require_isolation(unsafe: bool) -> dict[str, bool]:
     return layers
 
 
-def _preexec(limits: Limits, use_bwrap: bool):
+def _preexec(limits: Limits, use_bwrap: bool, uid: int = NOBODY):
     netns = None if use_bwrap else _netns_mode()
 
     def setup() -> None:  # runs in the child between fork and exec
@@ -231,13 +245,13 @@ def _preexec(limits: Limits, use_bwrap: bool):
             resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
             if netns is not None:
                 _unshare(netns)
-        # Drop to uid 65534 on the host before exec, bubblewrap included: the kernel does not
-        # enforce RLIMIT_NPROC for root, and a user namespace started by root maps its users
-        # back to root outside (a fork bomb then exhausted the host's process table).
+        # Drop to the program's own uid on the host before exec, bubblewrap included: the kernel
+        # does not enforce RLIMIT_NPROC for root, and a user namespace started by root maps its
+        # users back to root outside (a fork bomb then exhausted the host's process table).
         if os.geteuid() == 0:
             os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
+            os.setgid(uid)
+            os.setuid(uid)
         resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
 
     return setup
@@ -253,13 +267,14 @@ def live_processes(pgid: int | None = None, uid: int | None = None) -> list[int]
         if not entry.isdigit():
             continue
         try:
+            if uid is not None and os.stat(f"/proc/{entry}").st_uid != uid:
+                continue  # the cheap test first: this runs after every program
             with open(f"/proc/{entry}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
-            owner = os.stat(f"/proc/{entry}").st_uid
         except OSError:
             continue
         state, group = fields[0], int(fields[2])
-        if state != b"Z" and (pgid is None or group == pgid) and (uid is None or owner == uid):
+        if state != b"Z" and (pgid is None or group == pgid):
             pids.append(int(entry))
     return pids
 
@@ -280,12 +295,55 @@ def _kill_group(proc: subprocess.Popen) -> None:
         time.sleep(0.005)
 
 
-def _workdir() -> str:
+def _workdir(uid: int = NOBODY) -> str:
     """A fresh folder for one program: mode 0700, owned by the uid the program runs as."""
     folder = tempfile.mkdtemp(prefix="ssp-sandbox-")
     if os.geteuid() == 0:
-        os.chown(folder, NOBODY, NOBODY)
+        os.chown(folder, uid, uid)
     return folder
+
+
+def _slot_folder() -> str:
+    """UID_LOCKS, made if missing; refused unless only root can write it (a slot lock another user
+    could hold or plant would let it choose which uid programs share)."""
+    try:
+        os.mkdir(UID_LOCKS, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(UID_LOCKS)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+        raise SandboxUnavailable(f"{UID_LOCKS}: must be a folder owned by root that no one else may write")
+    return UID_LOCKS
+
+
+@contextmanager
+def _host_uid() -> Iterator[int]:
+    """The host uid one program runs as (see the module docstring): for root callers a slot no
+    other running program holds, kept until no process of that uid is left, so the next program
+    never shares a process count with leftovers; for other callers their own uid (unchanged)."""
+    if os.geteuid() != 0:
+        yield os.geteuid()
+        return
+    folder = _slot_folder()
+    first = (os.getpid() * 7919 + threading.get_ident()) % UID_SLOTS
+    while True:
+        for slot in ((first + i) % UID_SLOTS for i in range(UID_SLOTS)):
+            fd = os.open(os.path.join(folder, str(slot)), os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            uid = UID_BASE + slot
+            try:
+                yield uid
+            finally:
+                deadline = time.monotonic() + 5
+                while live_processes(uid=uid) and time.monotonic() < deadline:
+                    time.sleep(0.005)
+                os.close(fd)  # releases the slot
+            return
+        time.sleep(0.05)  # every slot is taken: wait for one
 
 
 def _remove(folder: str) -> None:
@@ -313,13 +371,18 @@ def run_python(source: str, stdin: str = "", limits: Limits = Limits(), unsafe: 
     use_bwrap = _bwrap() is not None
     if not use_bwrap and not unsafe:
         require_isolation(unsafe)
-    workdir = _workdir()
+    with _host_uid() as uid:
+        return _run_as(uid, source, stdin, limits, use_bwrap)
+
+
+def _run_as(uid: int, source: str, stdin: str, limits: Limits, use_bwrap: bool) -> ExecResult:
+    workdir = _workdir(uid)
     try:
         main = os.path.join(workdir, "main.py")
         with open(main, "w", encoding="utf-8", errors="replace") as f:
             f.write(source)
         if os.geteuid() == 0:
-            os.chown(main, NOBODY, NOBODY)
+            os.chown(main, uid, uid)
         python = [interpreter()[0], "-I", "-B", "main.py"]
         if use_bwrap:
             # Address-space limit applied inside, by the shell that execs python.
@@ -329,7 +392,7 @@ def run_python(source: str, stdin: str = "", limits: Limits = Limits(), unsafe: 
             cmd, cwd = python, workdir
             env = {"PATH": PATH, "LANG": "C.UTF-8", "HOME": workdir}
         for _ in range(40):  # up to ~10 s while the processes of a killed fork bomb are reaped
-            result = _communicate(cmd, env, cwd, stdin, limits, use_bwrap)
+            result = _communicate(cmd, env, cwd, stdin, limits, use_bwrap, uid)
             if not (
                 use_bwrap
                 and result.returncode == 1
@@ -344,7 +407,7 @@ def run_python(source: str, stdin: str = "", limits: Limits = Limits(), unsafe: 
         _remove(workdir)
 
 
-def _communicate(cmd, env, cwd, stdin, limits, use_bwrap) -> ExecResult:
+def _communicate(cmd, env, cwd, stdin, limits, use_bwrap, uid) -> ExecResult:
     start = time.monotonic()
     proc = subprocess.Popen(
         cmd,
@@ -353,7 +416,7 @@ def _communicate(cmd, env, cwd, stdin, limits, use_bwrap) -> ExecResult:
         stderr=subprocess.PIPE,
         cwd=cwd,
         env=env,
-        preexec_fn=_preexec(limits, use_bwrap),
+        preexec_fn=_preexec(limits, use_bwrap, uid),
         close_fds=True,
     )
     out, err, status = b"", b"", None

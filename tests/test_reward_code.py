@@ -121,6 +121,24 @@ def test_hostile_programs_end_with_their_status(no_leaks, name, source, status, 
     assert len(result.stdout) <= FAST.output_bytes
 
 
+@needs_bwrap
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root callers can give each program its own uid")
+def test_a_fork_bomb_does_not_hold_up_the_programs_beside_it(no_leaks):
+    """RLIMIT_NPROC counts per uid: with one uid shared by every program, a completion that forks
+    without end kept each program graded beside it from starting until the bomb was killed (a
+    ``print`` took 2.1 s instead of 0.1 s, a 3 s timeout 5.1 s). Each program has a uid of its own."""
+    bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+    with ThreadPoolExecutor(1) as pool:
+        running = pool.submit(run_python, no_leaks(bomb), "", FAST)
+        time.sleep(1.0)  # the bomb has filled its process count by now
+        start = time.monotonic()
+        beside = run_python(no_leaks("import os\nprint(os.getuid())"), "", FAST)
+        took = time.monotonic() - start
+        assert running.result().status == "timeout"
+    assert beside.status == "ok" and beside.stdout.strip() == str(NOBODY), beside
+    assert took < 1.0, f"a one-line program beside a fork bomb took {took:.2f} s"
+
+
 def test_environment_is_scrubbed(no_leaks, monkeypatch):
     monkeypatch.setenv("SSP_TEST_SECRET", "hunter2")
     result = run_python("import os, json\nprint(json.dumps(dict(os.environ)))", "", FAST)

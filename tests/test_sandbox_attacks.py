@@ -294,7 +294,9 @@ def test_a_program_leaves_no_file_on_the_host_and_kills_nothing_outside(world, c
         "os.kill(-1, 9)  # every process this uid may signal\n"
         "print('PWNED')\n"
     )
-    uid = sandbox.NOBODY if caller == "root" and IS_ROOT else (USER if IS_ROOT else os.geteuid())
+    if caller == "root" and IS_ROOT:  # one slot: the program's host uid is known, the victim shares it
+        monkeypatch.setattr(sandbox, "UID_SLOTS", 1)
+    uid = sandbox.UID_BASE if caller == "root" and IS_ROOT else (USER if IS_ROOT else os.geteuid())
     victim = subprocess.Popen(
         ["sleep", "60"], preexec_fn=(lambda: (os.setgid(uid), os.setuid(uid))) if IS_ROOT else None
     )
