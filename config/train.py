@@ -5,6 +5,7 @@ from typing import Any, Union
 
 from ssp.core.errors import check, check_count_or_auto, check_positive
 from ssp.reward.config import RewardSpec
+from ssp.sampling.generation import SamplingSettings
 
 
 def check_nproc(cfg) -> None:
@@ -196,8 +197,11 @@ class SFTStageConfig:
 
 
 @dataclass
-class ProbeConfig:
-    """Domain-aware diversity probing: Pass@k of each SFT checkpoint on each subdomain's probing set."""
+class ProbeConfig(SamplingSettings):
+    """Domain-aware diversity probing: Pass@k of each SFT checkpoint on each subdomain's probing set.
+    Its sampling settings (n_samples, temperature, top_p, top_k, max_new_tokens) are
+    ``sampling/generation.SamplingSettings``; the probe samples at most 96 new tokens by default
+    (the tiny task's answers)."""
 
     enabled: bool = True
     """False = the diversity ablation: no probing, the last SFT checkpoint is the spectrum model."""
@@ -205,22 +209,14 @@ class ProbeConfig:
     """Probe every m-th checkpoint, counted back from the last one (which is always probed)."""
     domains: list[str] = field(default_factory=list)
     """Subdomains to probe; empty = every domain of the data stage."""
-    n_samples: int = 8
-    """Samples per problem (n >= max(k))."""
     k: list[int] = field(default_factory=lambda: [1, 4, 8])
     """The k of every Pass@k computed (Pass@1 is always added)."""
     metric: str = "pass@k"
     """Specialist selection: 'pass@k' (the report's choice, k = select_k) or 'pass@1' (the ablation)."""
     select_k: int = 0
     """The K of Pass@K used for selection; 0 = max(k)."""
-    temperature: float = 1.0
-    """Sampling temperature (the report's evaluation uses 1.0; 0.6 is its alternative)."""
-    top_p: float = 0.95
-    """Nucleus sampling (the report: 0.95)."""
-    top_k: int = -1
-    """-1 = no top-k filtering (the report)."""
     max_new_tokens: int = 96
-    """Longest completion sampled."""
+    """Longest completion sampled (a SamplingSettings default of the probe's own)."""
     batch_size: int = 256
     """Sequences per transformers generate call (generation.backend: hf)."""
     seed: int = 0
@@ -231,6 +227,7 @@ class ProbeConfig:
     """Keep every sample with its score and status in probe/completions/<checkpoint>.parquet."""
 
     def __post_init__(self):
+        super().__post_init__()
         check(self, "every", self.every >= 1, f"must be >= 1, got {self.every}")
         check(
             self,
@@ -248,8 +245,6 @@ class ProbeConfig:
         check(
             self, "select_k", self.select_k == 0 or self.select_k in self.k, f"must be 0 or one of k={self.k}"
         )
-        check(self, "temperature", self.temperature >= 0, "must be >= 0")
-        check(self, "top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
 
     @property
     def selection_key(self) -> str:

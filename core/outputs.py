@@ -22,10 +22,21 @@ from typing import Any, ClassVar
 
 from ssp.core.errors import DataError
 
+# stage name -> its outputs type: filled as each type is defined (here, or in a new stage's module)
+OUTPUTS: dict[str, type[StageOutputs]] = {}
+
 
 @dataclass(frozen=True)
 class StageOutputs:
     STAGE: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.STAGE:
+            return
+        if cls.STAGE in OUTPUTS and OUTPUTS[cls.STAGE] is not cls:
+            raise TypeError(f"two outputs types for stage {cls.STAGE!r}: {OUTPUTS[cls.STAGE]} and {cls}")
+        OUTPUTS[cls.STAGE] = cls
 
     def to_record(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,11 +141,8 @@ class EvalOutputs(StageOutputs):
     completions: str
 
 
-OUTPUTS: dict[str, type[StageOutputs]] = {
-    c.STAGE: c for c in (DataOutputs, SFTOutputs, ProbeOutputs, MergeOutputs, RLOutputs, EvalOutputs)
-}
-
-
 def read_outputs(stage: str, record: dict[str, Any]) -> StageOutputs:
     """A stage's outputs as recorded in the manifest, as its type."""
+    if stage not in OUTPUTS:
+        raise DataError(f"manifest: stage {stage!r} has no outputs type (its module defines none)")
     return OUTPUTS[stage].from_record(record)

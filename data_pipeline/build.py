@@ -30,13 +30,14 @@ from ssp.core.atomic import write_atomic
 from ssp.core.corpus import JsonlWriter, iter_jsonl
 from ssp.core.errors import DataError, check, check_positive
 from ssp.data_pipeline.card import unit_histogram
-from ssp.data_pipeline.decontaminate import MATCH_RULES, Decontaminator
+from ssp.data_pipeline.decontaminate import MATCH_RULES, against
 from ssp.data_pipeline.dedup import Deduplicator
 from ssp.data_pipeline.diversity import select
 from ssp.data_pipeline.filters import RULES, Limits, first_failed
 from ssp.data_pipeline.labels import OUTSIDE, held_out_accuracy, mapped_label, unit_hash
 from ssp.data_pipeline.sources import Source, check_source, read_source
 from ssp.data_pipeline.splits import assign
+from ssp.sampling.generation import SamplingSettings
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +107,12 @@ class BuildOptions:
 
 
 @dataclass
-class SamplerOptions:
-    """A model sampled on problems and verified (the fields the teacher and the pass rates share)."""
+class SamplerOptions(SamplingSettings):
+    """A model sampled on problems and verified (the fields the teacher and the pass rates share);
+    its sampling settings are ``sampling/generation.SamplingSettings``'s, defaults included."""
 
     model: str = ""
     """Model folder or hub id; empty = this step is off."""
-    n_samples: int = 8
-    """Samples per problem."""
-    temperature: float = 1.0
-    top_p: float = 0.95
-    max_new_tokens: int = 4096
-    """A sample that reaches this is truncated: counted, never correct."""
     seed: int = 0
     shard_size: int = 256
     """Problems per shard: a killed run redoes at most one shard."""
@@ -129,9 +125,8 @@ class SamplerOptions:
     once). Empty = inside the run (data/build/teacher, data/build/rl_pass_rates)."""
 
     def __post_init__(self):
-        check_positive(self, "n_samples", "max_new_tokens", "shard_size")
-        check(self, "top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
-        check(self, "temperature", self.temperature >= 0, "must be >= 0")
+        super().__post_init__()
+        check_positive(self, "shard_size")
 
 
 @dataclass
@@ -294,12 +289,14 @@ def build_pool(plan: Plan, out: Path, fingerprint: str) -> Built:
     # 3. decontaminate against every benchmark
     matches_path = out / "decontamination_matches.jsonl"
     if "decontaminate" not in state.done:
-        deco = Decontaminator(plan.options.decontaminate_ngram, plan.options.decontaminate_similarity)
-        for name, problems in plan.benchmarks.items():
-            for pid, text in problems:
-                deco.add(name, pid, text)
-        if plan.benchmarks:  # boilerplate is what the pool says often
-            deco.fit(row["problem"] for row in _stream(work / "deduplicated.jsonl", "data: term frequencies"))
+        deco = against(
+            plan.benchmarks,
+            lambda: (
+                row["problem"] for row in _stream(work / "deduplicated.jsonl", "data: term frequencies")
+            ),
+            plan.options.decontaminate_ngram,
+            plan.options.decontaminate_similarity,
+        )
         with JsonlWriter(work / "decontaminated.jsonl") as kept, JsonlWriter(matches_path) as out_:
             for row in _stream(work / "deduplicated.jsonl", "data: decontaminating"):
                 m = deco.match(row["problem"]) if plan.benchmarks else None
@@ -483,9 +480,9 @@ def _sample(
     from ssp.data_pipeline.teacher import sample_shards
     from ssp.reward.config import make_reward
     from ssp.sampling.data_parallel import make_generator
-    from ssp.sampling.generation import SamplingParams, engine_record
+    from ssp.sampling.generation import engine_record
 
-    params = SamplingParams.from_settings(opts, opts.seed)  # n_samples, temperature, top_p, max_new_tokens
+    params = opts.params(opts.seed)
     reward = make_reward(opts.reward, opts.reward_options, f"{key}.reward_options")
     engine = engine_record(plan.generation)  # make_generator's default batch size
     try:

@@ -1,9 +1,14 @@
-"""The data card of a built corpus: markdown for people, JSON for programs, a PNG of problem lengths.
+"""The data card: markdown for people, JSON for programs.
 
-Numbers come from ``build.recount`` (counted from the files the build wrote)."""
+Two kinds, one split table: the card of a built corpus (sources, filters, decontamination, labels,
+teacher, RL window, splits; numbers from ``build.recount``, counted from the files the build wrote;
+a PNG of problem lengths), and the card of the tiny task or a recipe's own files (``splits_card``:
+rows per split and domain, solutions and strategies per SFT problem, decontamination drops)."""
 
 from __future__ import annotations
 
+import statistics
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,65 @@ def unit_histogram(values: list[float], bins: int) -> tuple[list[float], list[in
     for v in values:
         counts[min(int(round(v * bins, 9)), bins - 1)] += 1
     return [i / bins for i in range(bins + 1)], counts
+
+
+def splits_table(splits: dict[str, dict[str, int]]) -> str:
+    """Rows per split (one line each) and domain (one column each), with the total."""
+    domains = sorted({d for counts in splits.values() for d in counts})
+    return markdown_table(
+        ["split", *domains, "total"],
+        ([name, *(c.get(d, 0) for d in domains), sum(c.values())] for name, c in splits.items()),
+    )
+
+
+def splits_card(
+    splits: dict[str, list[dict[str, Any]]], dropped: dict[str, int], token_lengths: list[int]
+) -> dict[str, Any]:
+    """The card of splits made without the build (the tiny task, a recipe's own files)."""
+    per_split = {
+        name: dict(sorted(Counter(r["domain"] for r in rows).items())) for name, rows in splits.items()
+    }
+    sols = [len(r["solutions"]) for r in splits["sft"]]
+    strategies = Counter(s for r in splits["sft"] for s in r.get("strategies") or [])
+    distinct = [len(set(r["strategies"])) for r in splits["sft"] if r.get("strategies")]
+    card: dict[str, Any] = {
+        "rows_per_split_and_domain": per_split,
+        "sft_examples": sum(sols),
+        "solutions_per_problem": {
+            "mean": round(statistics.mean(sols), 3),
+            "min": min(sols),
+            "max": max(sols),
+        },
+        "distinct_strategies_per_problem_mean": round(statistics.mean(distinct), 3) if distinct else None,
+        "strategies": dict(strategies.most_common()),
+        "decontamination_dropped": dropped,
+    }
+    if token_lengths:
+        card["sft_example_tokens"] = {
+            "mean": round(statistics.mean(token_lengths), 1),
+            "max": max(token_lengths),
+        }
+    return card
+
+
+def splits_card_markdown(card: dict[str, Any]) -> str:
+    lines = ["# Data card", "", splits_table(card["rows_per_split_and_domain"])]
+    s = card["solutions_per_problem"]
+    lines += [
+        "",
+        f"SFT examples (problem x solution): {card['sft_examples']}; solutions per problem: "
+        f"mean {s['mean']}, min {s['min']}, max {s['max']}.",
+    ]
+    if card.get("distinct_strategies_per_problem_mean"):
+        lines.append(
+            f"Distinct strategies per problem: {card['distinct_strategies_per_problem_mean']}; "
+            f"strategies: {card['strategies']}."
+        )
+    if "sft_example_tokens" in card:
+        t = card["sft_example_tokens"]
+        lines.append(f"Tokens per SFT example (chat template applied): mean {t['mean']}, max {t['max']}.")
+    lines.append(f"Decontamination drops: {card['decontamination_dropped']}.")
+    return "\n".join(lines) + "\n"
 
 
 def _fmt(counts: dict[str, int]) -> str:
@@ -124,14 +188,7 @@ def card_markdown(card: dict[str, Any]) -> str:
     if "rl_pass_rate" in card:
         lines += ["", *_window_lines(card["rl_pass_rate"])]
     splits = card["splits"]
-    domains = sorted({d for c in splits.values() for d in c})
-    lines += ["", "## Splits", ""]
-    lines.append(
-        markdown_table(
-            ["split", *domains, "total"],
-            ([name, *(c.get(d, 0) for d in domains), sum(c.values())] for name, c in splits.items()),
-        )
-    )
+    lines += ["", "## Splits", "", splits_table(splits)]
     lines.append(
         "\n`sft_problems` are SFT problems without a solution: the teacher's input (docs/data.md)."
         if "sft_problems" in splits

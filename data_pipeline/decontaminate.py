@@ -34,8 +34,9 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from ssp.data_pipeline.text import shape, statement, tokens
 
@@ -212,3 +213,38 @@ class Decontaminator:
 
     def contaminated(self, text: str) -> bool:
         return self.match(text) is not None
+
+
+def against(
+    benchmarks: dict[str, list[tuple[str, str]]],
+    corpus: Callable[[], Iterable[str]],
+    n: int,
+    similarity: float | None = None,
+) -> Decontaminator:
+    """The one way a ``Decontaminator`` is set up, for the build and for a recipe's own files alike:
+    every benchmark problem added ({name: [(id, problem)]}), then the term frequencies of the corpus
+    being cleaned (what it says often is boilerplate), read only if there is anything to match."""
+    deco = Decontaminator(n) if similarity is None else Decontaminator(n, similarity)
+    for name, problems in benchmarks.items():
+        for pid, text in problems:
+            deco.add(name, pid, text)
+    if benchmarks:
+        deco.fit(corpus())
+    return deco
+
+
+def without_copies(
+    splits: dict[str, list[dict[str, Any]]], held_out: str, n: int
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
+    """(the splits without rows that copy a problem of the ``held_out`` split, drops per split): a
+    recipe's own files and the tiny task, by the build's rules (only the held-out split is the
+    benchmark here)."""
+    others = {name: rows for name, rows in splits.items() if name != held_out}
+    deco = against(
+        {held_out: [(r["id"], r["problem"]) for r in splits[held_out]]},
+        lambda: (r["problem"] for rows in others.values() for r in rows),
+        n,
+    )
+    kept = {name: [r for r in rows if not deco.contaminated(r["problem"])] for name, rows in others.items()}
+    dropped = {name: len(rows) - len(kept[name]) for name, rows in others.items()}
+    return {name: kept.get(name, rows) for name, rows in splits.items()}, dropped

@@ -35,6 +35,7 @@ from typing import Any
 
 from ssp.core.errors import DataError
 from ssp.core.references import looks_local
+from ssp.sampling.generation import SamplingSettings
 
 MATH_SUFFIX = "Let's think step by step and output the final answer within \\boxed{}."
 GPQA_SUFFIX = "Think step by step, then give the letter of the correct option within \\boxed{}."
@@ -45,12 +46,14 @@ CODE_SUFFIX = (
 MAX_TOKENS = 40960
 
 
-@dataclass(frozen=True)
-class Protocol:
-    n_samples: int
-    temperature: float
-    top_p: float = 0.95
-    top_k: int = -1
+@dataclass
+class Protocol(SamplingSettings):
+    """A benchmark's evaluation protocol: its sampling settings (``SamplingSettings``: samples and
+    temperature per benchmark, the report's 40K tokens), prompt suffix and the k of Pass@k. Not
+    frozen, as its base is not: nothing may change a registry entry's protocol (``replace`` makes
+    a new one)."""
+
+    n_samples: int = 64
     max_new_tokens: int = MAX_TOKENS
     prompt_suffix: str = MATH_SUFFIX
     k: tuple[int, ...] = (1,)

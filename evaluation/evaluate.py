@@ -48,9 +48,8 @@ from ssp.core.tables import markdown_table
 from ssp.evaluation.benchmarks import load_benchmark
 from ssp.evaluation.metrics import summarize, vote_key
 from ssp.reward.config import make_reward
-from ssp.sampling.data_parallel import make_generator
-from ssp.sampling.generation import GenerationConfig, SamplingParams, engine_record
-from ssp.sampling.scoring import sample_and_score, sample_columns, save_completions, zero_truncated
+from ssp.sampling.generation import GenerationConfig, engine_record
+from ssp.sampling.scoring import Engine, sample_and_score, sample_columns, save_completions, zero_truncated
 
 log = logging.getLogger("ssp")
 
@@ -156,7 +155,7 @@ def evaluate(
     (out_dir / "by_unit").mkdir(parents=True, exist_ok=True)
     (out_dir / "completions").mkdir(exist_ok=True)
     results: dict[str, dict[str, Any]] = {m: {} for m in models}
-    generator, rewards, graders = None, {}, {}
+    models_engine, rewards, graders = Engine(generation, cfg.batch_size), {}, {}
     progress = Progress(len(models) * len(loaded))
     engine = engine_record(generation, cfg.batch_size)
     try:
@@ -177,14 +176,10 @@ def evaluate(
                     log.info("eval: %s on %s already done, reusing %s", model, bench.name, unit_file)
                     log.info("eval: model x benchmark pairs %s", progress.step(timed=False))
                     continue
-                if generator is None:
-                    generator = make_generator(path, generation, batch_size=cfg.batch_size)
-                elif generator.model_dir != str(path):
-                    generator.load(path)
                 key = (bench.reward, json.dumps(options, sort_keys=True))
-                params = SamplingParams.from_settings(proto, seed=cfg.seed)
+                params = proto.params(seed=cfg.seed)
                 flat, scores, seconds, report = sample_and_score(
-                    generator,
+                    models_engine.on(path),
                     rows,
                     rewards[key],
                     params,
@@ -255,8 +250,7 @@ def evaluate(
                     )
                     ctx.check_budget(f"results so far are in {out_dir / 'by_unit'}")
     finally:
-        if generator is not None:
-            generator.close()
+        models_engine.close()
         for r in [*rewards.values(), *graders.values()]:
             if hasattr(r, "close"):
                 r.close()

@@ -5,7 +5,9 @@
 A recipe names files, models, stages and a process count; a wrong one used to surface only when
 its stage started (an RL prompt set that does not exist, hours after SFT began; an eval model
 ``signa`` that the hub was asked for, after the eval folder had been moved aside). Checked here,
-cheaply, in seconds (the network only for hub references that are not cached):
+cheaply, in seconds (the network only for hub references that are not cached). Each stage says what
+it reads in its own module (``SPEC.preflight``, adding to ``core/checks.Checks``); here: the order,
+the process counts, and what is asked once for all stages (the hub, GPU-only settings, the sandbox):
 
 - every stage's upstream stages run earlier in this invocation or have completed in the run;
 - ``data.source=files``: the files exist and pass the data stage's row checks (read here, before
@@ -35,38 +37,15 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from ssp.config.recipe import Recipe
+from ssp.core.checks import Checks, HubRef
 from ssp.core.errors import DataError, RecipeError
 from ssp.core.manifest import Manifest
-from ssp.core.references import HUB_ID, looks_local
 
 HUB_TIMEOUT = 4.0  # seconds for the hub's answers (all references are asked at once)
 TRUE = {"1", "ON", "YES", "TRUE"}  # huggingface_hub's reading of a boolean environment variable
-
-
-@dataclass(frozen=True)
-class HubRef:
-    key: str  # the recipe key that names it, for the message
-    ref: str  # the hub id
-    kind: str  # "model" or "dataset"
-
-
-def _model(ref: str, key: str, problems: list[str], hub: list[HubRef], aliases: tuple[str, ...] = ()) -> None:
-    from ssp.core.model_folder import check_model_folder
-
-    if looks_local(ref):
-        try:
-            check_model_folder(ref)
-        except DataError as err:
-            problems.append(f"{key}: {err}")
-    elif HUB_ID.match(ref):
-        hub.append(HubRef(key, ref, "model"))
-    else:
-        known = f"a model alias ({', '.join(aliases)}), " if aliases else ""
-        problems.append(f"{key}: {ref!r} is neither {known}a model folder here, nor a hub id (owner/name)")
 
 
 def _offline(kind: str) -> str:
@@ -182,75 +161,34 @@ def _hub_problems(refs: list[HubRef], problems: list[str]) -> None:
         )
 
 
-def _file(ref: str | None, key: str, problems: list[str]) -> None:
-    if ref and not Path(ref).exists():
-        problems.append(f"{key}: file not found: {ref}")
-
-
-def _code_sandbox(recipe: Recipe, stages: list[str], problems: list[str]) -> None:
+def _code_sandbox(checks: Checks) -> None:
     """code_tests rewards that will refuse to run here (strict sandbox, no bubblewrap)."""
-    from ssp.evaluation.benchmarks import BENCHMARKS
-
-    uses: list[tuple[str, dict]] = []
-    if "rl" in stages:
-        for j, phase in enumerate(recipe.rl.phases):
-            uses += [
-                (f"rl.phases[{j}].rewards[{k}]", r.options)
-                for k, r in enumerate(phase.rewards)
-                if r.name == "code_tests"
-            ]
-    if {"probe", "merge"} & set(stages) and recipe.probe.reward.name == "code_tests":
-        uses.append(("probe.reward", recipe.probe.reward.options))
-    if "eval" in stages:
-        for j, bench in enumerate(recipe.eval.benchmarks):
-            if BENCHMARKS[bench.name].reward == "code_tests":
-                options = {**BENCHMARKS[bench.name].reward_options, **bench.reward_options}
-                uses.append((f"eval.benchmarks[{j}] ({bench.name})", options))
     from ssp.reward.sandbox import SandboxUnavailable, require_isolation
 
     refused = []
-    for key, options in uses:  # the reward's own rule, as CodeTests applies it when built
+    for key, options in checks.code_rewards:  # the reward's own rule, as CodeTests applies it when built
         try:
             require_isolation(unsafe=options.get("sandbox") == "unsafe")
         except SandboxUnavailable:
             refused.append(key)
     if refused:
-        problems.append(
+        checks.problem(
             f"{', '.join(refused)}: code_tests runs programs only under bubblewrap, which cannot start a "
             "sandbox here: install it (apt-get install bubblewrap), or set the reward's option sandbox: unsafe"
         )
 
 
-def _gpu_settings(recipe: Recipe, stages: list[str], problems: list[str]) -> None:
+def _gpu_settings(checks: Checks) -> None:
     """Settings only a CUDA GPU runs, on a machine that shows none: one line naming them. Process
     counts alone are not among them (``auto`` is 1 process on a CPU: the tiny recipe's runs)."""
     import torch
 
-    if torch.cuda.is_available():
+    if not checks.gpu_settings or torch.cuda.is_available():
         return
-    asks = []
-    if "sft" in stages and recipe.sft.bf16:
-        asks.append("sft.bf16=true")
-    rollout = recipe.rl.rollout
-    if (
-        "rl" in stages
-        and rollout.engine == "vllm"
-        and rollout.vllm_mode == "colocate"
-        and rollout.enable_sleep_mode
-    ):
-        asks.append("rl.rollout.enable_sleep_mode=true")
-    if {"sft", "rl"} & set(stages) and recipe.model.attn_implementation == "flash_attention_2":
-        asks.append("model.attn_implementation=flash_attention_2")
-    if not asks:
-        return
-    auto = [
-        f"{s}.nproc_per_node=auto"
-        for s in ("sft", "rl")
-        if s in stages and getattr(recipe, s).nproc_per_node == "auto"
-    ]
     devices = os.environ.get("CUDA_VISIBLE_DEVICES")
-    problems.append(
-        f"{', '.join(asks)}: the recipe is set up for GPUs, but no CUDA GPU is visible here"
+    auto = checks.auto_processes
+    checks.problem(
+        f"{', '.join(checks.gpu_settings)}: the recipe is set up for GPUs, but no CUDA GPU is visible here"
         + (f" (CUDA_VISIBLE_DEVICES={devices})" if devices is not None else "")
         + (f"; {' and '.join(auto)} would train in 1 CPU process" if auto else "")
         + ": run it on a GPU node (`ssp doctor RECIPE` there), or override these keys for a CPU run"
@@ -258,104 +196,31 @@ def _gpu_settings(recipe: Recipe, stages: list[str], problems: list[str]) -> Non
 
 
 def check_recipe(recipe: Recipe, stages: list[str]) -> None:
-    """Raise one RecipeError listing every problem found for running ``stages`` of ``recipe``."""
-    from ssp.config.eval import MODEL_ALIASES
+    """Raise one RecipeError listing every problem found for running ``stages`` of ``recipe``: the
+    order and process counts here, each stage's own checks (its ``SPEC.preflight``), then the hub,
+    the GPU-only settings and the code sandbox once for all."""
     from ssp.launch.stages import STAGES
 
-    problems: list[str] = []
-    hub: list[HubRef] = []  # hub models and datasets: checked together at the end (one wait at most)
-    manifest = Manifest(recipe.run_dir)
+    checks = Checks(list(stages), Manifest(recipe.run_dir))
     for i, name in enumerate(stages):
-        for need in STAGES[name].upstream(recipe):
-            if need not in stages[:i] and not manifest.completed(need):
-                problems.append(
+        spec = STAGES[name]
+        for need in spec.upstream(recipe):
+            if need not in stages[:i] and not checks.manifest.completed(need):
+                checks.problem(
                     f"stage {name!r} needs stage {need!r}, which is neither run before it here nor "
                     f"completed in {recipe.run_dir}"
                 )
         try:  # process counts and sampling engines against the visible GPUs
-            STAGES[name].nproc(recipe) if STAGES[name].distributed else STAGES[name].gpus(recipe)
-            if name == "rl" and recipe.rl.rollout.server_gpus:
-                from ssp.launch.rollout_server import gpu_split, training_nproc
-                from ssp.sampling.data_parallel import visible_gpus
-
-                training_nproc(recipe, gpu_split(recipe, visible_gpus())[1])
+            spec.nproc(recipe) if spec.distributed else spec.gpus(recipe)
         except RecipeError as err:
-            problems.append(str(err))
-    data = recipe.data
-    if "data" in stages and data.source == "files":
-        _file(data.train_file, "data.train_file", problems)
-        _file(data.eval_file, "data.eval_file", problems)
-        _file(data.rl_file, "data.rl_file", problems)
-        for domain, path in data.probe_files.items():
-            _file(path, f"data.probe_files.{domain}", problems)
-        if not problems:
-            from ssp.stages.data import check_files
-
-            try:
-                check_files(recipe)
-            except DataError as err:
-                problems.append(str(err))
-    if "data" in stages and data.source == "build":
-        for i, src in enumerate(data.sources):
-            if looks_local(src.path):
-                _file(src.path, f"data.sources[{i}].path", problems)
-            elif src.path:
-                hub.append(HubRef(f"data.sources[{i}].path", src.path, "dataset"))
-        for name, path in data.build.decontaminate_files.items():
-            _file(path, f"data.build.decontaminate_files.{name}", problems)
-        if (
-            "sft" in stages
-            and not data.teacher.model
-            and not any(src.fields.get("solution") for src in data.sources)
-        ):
-            problems.append(
-                "data.sources: the sft stage needs solutions, but no source maps a solution column "
-                "(fields.solution) and data.teacher.model is empty: map one, or set a teacher (docs/data.md)"
-            )
-        for key, model in data.sampled_models().items():
-            _model(model, key, problems, hub)
-    if "sft" in stages:
-        _file(recipe.sft.deepspeed, "sft.deepspeed", problems)
-    base = "sft" in stages or ("eval" in stages and "base" in recipe.eval.models)  # eval's base: the model
-    if base and recipe.model.name_or_path != "tiny":
-        _model(recipe.model.name_or_path, "model.name_or_path", problems, hub)
-    if "rl" in stages:
-        data_done = manifest.stage("data") if "data" not in stages else None
-        has_rl_split = (
-            manifest.outputs("data").rl is not None
-            if data_done
-            else data.source == "tiny"
-            or (data.source == "build" and data.rl_problems_per_domain > 0)
-            or bool(data.rl_file)
-        )
-        for j, phase in enumerate(recipe.rl.phases):
-            if phase.prompts == "rl" and not has_rl_split:
-                problems.append(
-                    f"rl.phases[{j}].prompts: 'rl' reads the data stage's RL prompt set, but there is none "
-                    "(data.source=files with data.rl_file: null): set data.rl_file, or the phase's prompts "
-                    "to a file"
-                )
-            elif phase.prompts != "rl":
-                _file(phase.prompts, f"rl.phases[{j}].prompts", problems)
-    if "eval" in stages:
-        for j, model in enumerate(recipe.eval.models):
-            if model not in MODEL_ALIASES:
-                _model(model, f"eval.models[{j}]", problems, hub, tuple(MODEL_ALIASES))
-    decontaminates = "data" in stages and data.source == "build"  # a build reads every benchmark too
-    if "eval" in stages or decontaminates:
-        from ssp.evaluation.benchmarks import BENCHMARKS
-
-        for j, bench in enumerate(recipe.eval.benchmarks):
-            hub_id = bench.source or BENCHMARKS[bench.name].hub[0]  # empty: the data stage's held-out split
-            if looks_local(bench.source):
-                _file(bench.source, f"eval.benchmarks[{j}].source", problems)
-            elif hub_id:
-                hub.append(HubRef(f"eval.benchmarks[{j}].source", hub_id, "dataset"))
-    _gpu_settings(recipe, stages, problems)
-    _hub_problems(hub, problems)
-    _code_sandbox(recipe, stages, problems)
-    if problems:
+            checks.problem(str(err))
+    for name in stages:
+        STAGES[name].preflight(recipe, checks)
+    _gpu_settings(checks)
+    _hub_problems(checks.hub, checks.problems)
+    _code_sandbox(checks)
+    if checks.problems:
         raise RecipeError(
             "the recipe refers to things that are not there, or that this machine cannot run "
-            "(nothing has run):\n  - " + "\n  - ".join(problems)
+            "(nothing has run):\n  - " + "\n  - ".join(checks.problems)
         )

@@ -314,7 +314,7 @@ def _run_locked(
     ctx.cost = _cost_meter(recipe, ctx, manifest, gpus)
     ctx.tracker = StageTracker.start(recipe, name, stage_dir, ctx.is_main)
     try:
-        result = spec.module.run(recipe, ctx)
+        result = spec.run(recipe, ctx)
     except BaseException as err:
         if ctx.is_main:
             manifest.update(
@@ -407,8 +407,9 @@ def run_stage(
     if _identity_unless_current(spec, recipe, manifest, force) is None:
         return
     nproc, env, server = spec.nproc(recipe), None, contextlib.nullcontext
-    if name == "rl" and recipe.rl.rollout.server_gpus:  # checked before anything is moved aside
-        nproc, env, server = _with_rollout_server(recipe, manifest, topology)
+    around = spec.around(recipe, manifest, topology.multi_node)  # checked before anything is moved aside
+    if around is not None:
+        nproc, env, server = around.nproc, around.env, around.service
     if force and topology.is_node_zero:
         _move_aside(recipe.run_dir / name, recipe.keep_replaced)
         manifest.reset(name)
@@ -494,26 +495,6 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed
-
-
-def _with_rollout_server(recipe: Recipe, manifest: Manifest, topology: Topology):
-    """(processes, torchrun's environment, the server's context, to enter at launch) of an rl stage
-    that starts its own vLLM server on the node's last rl.rollout.server_gpus GPUs
-    (``launch/rollout_server.py``). Checks only: nothing starts here."""
-    from ssp.launch.rollout_server import gpu_split, rollout_server, running, training_nproc
-    from ssp.sampling.data_parallel import visible_gpus
-
-    if topology.multi_node:
-        raise StageError(
-            "rl.rollout.server_gpus: the rl stage starts its vLLM server on one node only; across nodes, "
-            "start `trl vllm-serve` yourself and set rl.rollout.server_base_url (docs/cluster.md)"
-        )
-    serve, train = gpu_split(recipe, visible_gpus())
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(train)}
-    model = manifest.outputs("merge").model
-    log_file = recipe.run_dir / "logs" / "rl-vllm-server.log"
-    nproc = training_nproc(recipe, train)
-    return nproc, env, lambda: running(rollout_server(recipe, model, serve, log_file))
 
 
 # A shared filesystem (NFS) may show another node's manifest write a few seconds late.

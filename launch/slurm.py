@@ -45,7 +45,6 @@ from ssp.launch.stages import STAGES
 RDZV_PORT_BASE = 20000
 RDZV_PORT_SLOTS = 900
 RDZV_PORT_STRIDE = 10  # ports per job: one per stage (a stage's may linger in TIME_WAIT)
-EPHEMERAL_PORTS = range(32768, 61000)  # Linux's default ip_local_port_range
 # CPUs per GPU the job asks for when --cpus-per-node is not given: what most GPU nodes have (an
 # 8-GPU node with 64 or more cores). Without any, a partition with no per-GPU CPU default gives
 # each step one CPU for torchrun, its 8 ranks, their data loaders and vLLM.
@@ -82,27 +81,15 @@ def _check(recipe: Recipe, opts: SlurmOptions) -> None:
             f"--gpus-per-node {opts.gpus_per_node}: say how many CPUs each node gives the job "
             "(--cpus-per-node N): without it Slurm may give each step one CPU"
         )
-    for stage in ("sft", "rl"):
-        want = getattr(recipe, stage).nproc_per_node
-        if stage in recipe.stages and want != "auto" and opts.gpus_per_node and want > opts.gpus_per_node:
+    for name in recipe.stages:
+        spec = STAGES[name]
+        want = spec.nproc_setting(recipe) if spec.distributed else "auto"
+        if want != "auto" and opts.gpus_per_node and want > opts.gpus_per_node:
             raise RecipeError(
-                f"{stage}.nproc_per_node={want}, but the job asks for --gpus-per-node {opts.gpus_per_node}: "
-                f"set {stage}.nproc_per_node=auto (every GPU of each node) or ask for more GPUs"
+                f"{name}.nproc_per_node={want}, but the job asks for --gpus-per-node {opts.gpus_per_node}: "
+                f"set {name}.nproc_per_node=auto (every GPU of each node) or ask for more GPUs"
             )
-    # (server_gpus implies engine vllm and vllm_mode server: RolloutConfig checks it)
-    if "rl" in recipe.stages and recipe.rl.rollout.server_gpus and opts.nodes > 1:
-        raise RecipeError(
-            "rl.rollout.server_gpus: the rl stage starts its vLLM server on single-node jobs only; "
-            "across nodes, start `trl vllm-serve` yourself and set rl.rollout.server_base_url "
-            "(docs/cluster.md)"
-        )
-    port = recipe.rl.rollout.server_port
-    if "rl" in recipe.stages and recipe.rl.rollout.server_gpus and port in EPHEMERAL_PORTS:
-        raise RecipeError(
-            f"rl.rollout.server_port={port} is in Linux's ephemeral port range ({EPHEMERAL_PORTS.start}-"
-            f"{EPHEMERAL_PORTS.stop - 1}), where any outgoing connection of the node may hold it when the "
-            "server starts: pick one below 32768 (the default is 8000)"
-        )
+        spec.job_check(recipe, opts.nodes)
 
 
 def sbatch_script(recipe: Recipe, recipe_file: str, opts: SlurmOptions) -> str:
@@ -159,11 +146,7 @@ def sbatch_script(recipe: Recipe, recipe_file: str, opts: SlurmOptions) -> str:
                 f'--rdzv-endpoint "$HEAD_NODE:$((RDZV_PORT + {i}))"\'',
             ]
         else:
-            what = {
-                "data": "on the first node (its GPUs sample a teacher, if the recipe has one)",
-                "sft": "torchrun on the first node",
-                "rl": "torchrun on the first node (and the vLLM server, with rl.rollout.server_gpus)",
-            }.get(name, "on the first node, every GPU of it sampling (generation.data_parallel)")
+            what = STAGES[name].on_one_node
             lines += [
                 f"# {name}: {what}",
                 f'srun --nodes=1 --ntasks=1 --open-mode=append --output="$LOGS/{name}-%j.log" $SSP stage {name} "$RECIPE"',

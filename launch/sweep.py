@@ -46,6 +46,7 @@ import yaml
 from ssp.config.recipe import Recipe, load_recipe
 from ssp.core.atomic import write_atomic
 from ssp.core.errors import RecipeError
+from ssp.core.outputs import EvalOutputs
 from ssp.launch.sweep_jobs import gpu_slots, run_concurrently
 
 log = logging.getLogger("ssp")
@@ -313,7 +314,7 @@ def run_sweep(
     from ssp.evaluation.compare import compare_runs
     from ssp.launch.run_state import stale_stages
 
-    if all("eval" in a.recipe.stages for a in arms):
+    if all(EvalOutputs.STAGE in a.recipe.stages for a in arms):  # each arm has results to compare
         from ssp.launch.tracking import log_comparison
 
         out = folder / "compare"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ssp.config.recipe import Recipe
 from ssp.core.errors import RecipeError
+from ssp.launch.stages import STAGES
 
 log = logging.getLogger("ssp")
 
@@ -39,9 +40,10 @@ def gpu_slots(jobs: int, per_arm: int | None, arms: list[tuple[str, Recipe]]) ->
             f"({','.join(gpus)}); lower --jobs or sweep.gpus_per_arm"
         )
     for name, recipe in arms:
-        for stage in ("sft", "rl"):
-            want = getattr(recipe, stage).nproc_per_node
-            if stage in recipe.stages and want > per_arm:
+        for stage in recipe.stages:
+            spec = STAGES[stage]
+            want = spec.nproc_setting(recipe) if spec.distributed else "auto"
+            if want != "auto" and want > per_arm:
                 raise RecipeError(
                     f"sweep arm {name}: {stage}.nproc_per_node={want} but each of {jobs} concurrent "
                     f"arms gets {per_arm} GPUs"

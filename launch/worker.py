@@ -18,6 +18,7 @@ from ssp.core.errors import RecipeError, SSPError
 from ssp.core.process import die_with_parent
 from ssp.launch.logs import setup_logging
 from ssp.launch.runner import execute_here
+from ssp.launch.stages import STAGES
 from ssp.launch.torchrun import CLEAN_STOP, record_error
 
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         recipe = load_recipe(args[1], args[2:])
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            _init_distributed(name, deepspeed=name == "sft" and bool(recipe.sft.deepspeed))
+            _init_distributed(name, deepspeed=STAGES[name].deepspeed(recipe))
         execute_here(name, recipe, force)
     except SSPError as err:
         if not record_error(str(err)):  # ssp's launcher prints it once (launch/torchrun.py)

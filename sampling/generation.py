@@ -17,7 +17,7 @@ Departure: with ``temperature=0`` the ``n`` samples are one greedy completion re
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from pathlib import Path
 from typing import Any, Union
@@ -27,12 +27,11 @@ from tqdm.auto import tqdm
 from ssp.core.adapters import full_model_folder
 from ssp.core.errors import check, check_count_or_auto, check_positive
 
-# recipe name of a sampling setting -> SamplingParams field
-_SETTINGS = {n: n for n in ("temperature", "top_p", "top_k", "max_new_tokens")} | {"n_samples": "n"}
-
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """What one sampling call uses (the engines' own names: ``n``; a seed)."""
+
     n: int = 1
     temperature: float = 1.0
     top_p: float = 1.0
@@ -40,14 +39,44 @@ class SamplingParams:
     max_new_tokens: int = 128
     seed: int = 0
 
-    @classmethod
-    def from_settings(cls, settings: Any, seed: int, **named_otherwise: Any) -> SamplingParams:
-        """The one place sampling settings become SamplingParams: ``settings`` names them as the
-        recipe does (``n_samples``, ``temperature``, ``top_p``, ``top_k``, ``max_new_tokens``; the
-        probe's section, a benchmark protocol); a setting it lacks keeps the default here, and one
-        it names otherwise is passed by keyword (an RL phase's ``n=phase.num_generations``)."""
-        found = {field: getattr(settings, key) for key, field in _SETTINGS.items() if hasattr(settings, key)}
-        return cls(**{**found, **named_otherwise, "seed": seed})
+
+@dataclass
+class SamplingSettings:
+    """How a model is sampled, under the names a recipe uses: declared once here, embedded as a base
+    class (so the keys stay flat: ``probe.temperature``) in the probe's section
+    (``config/train.ProbeConfig``), the teacher's and the pass-rate sampler's
+    (``data_pipeline/build.SamplerOptions``) and a benchmark's protocol
+    (``evaluation/benchmarks.Protocol``); a section changes a default by declaring that field again.
+    Two places name settings otherwise on purpose: an RL phase uses TRL's names
+    (``num_generations``, ``max_completion_length``), and a recipe's benchmark entry
+    (``config/eval.BenchmarkSpec``) holds overrides of its protocol (None or 0 = the protocol's)."""
+
+    n_samples: int = 8
+    """Samples per problem."""
+    temperature: float = 1.0
+    """Sampling temperature (0 = greedy)."""
+    top_p: float = 0.95
+    """Nucleus sampling (the report: 0.95)."""
+    top_k: int = -1
+    """-1 = no top-k filtering (the report)."""
+    max_new_tokens: int = 4096
+    """Longest completion sampled: one that reaches it is truncated (counted, never correct)."""
+
+    def __post_init__(self):
+        check_positive(self, "n_samples", "max_new_tokens")
+        check(self, "temperature", self.temperature >= 0, "must be >= 0")
+        check(self, "top_p", 0 < self.top_p <= 1, "must be in (0, 1]")
+        check(self, "top_k", self.top_k >= -1, "must be >= 1, or -1 or 0 (off)")
+
+    def params(self, seed: int, **otherwise: Any) -> SamplingParams:
+        """These settings as one call's SamplingParams; ``otherwise`` replaces some (the RL
+        held-out curve's ``n``)."""
+        return replace(
+            SamplingParams(
+                self.n_samples, self.temperature, self.top_p, self.top_k, self.max_new_tokens, seed
+            ),
+            **otherwise,
+        )
 
 
 @dataclass(frozen=True)

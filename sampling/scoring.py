@@ -129,6 +129,34 @@ def score_model(
     }
 
 
+class Engine:
+    """One generator for several models in turn: made for the first, the weights of each next one
+    swapped in (not a new engine per model; the same model twice in a row loads nothing), closed
+    once. ``ModelSampler`` and ``evaluation/evaluate.py`` sample through it.
+
+        engine = Engine(GenerationConfig(), batch_size=64)
+        generator = engine.on("runs/x/sft/checkpoint-300")
+        ...
+        engine.close()
+    """
+
+    def __init__(self, generation: GenerationConfig | None, batch_size: int = 256):
+        self.generation, self.batch_size = generation, batch_size
+        self.generator = None
+
+    def on(self, model_dir: str | Path):
+        if self.generator is None:
+            self.generator = make_generator(str(model_dir), self.generation, batch_size=self.batch_size)
+        elif self.generator.model_dir != str(model_dir):
+            self.generator.load(model_dir)
+        return self.generator
+
+    def close(self) -> None:
+        if self.generator is not None:
+            self.generator.close()
+            self.generator = None
+
+
 class ModelSampler:
     """Scores several models on the same rows with one generator (weights swapped in, not a new
     engine per model) and one correctness reward; closes both on exit.
@@ -151,17 +179,13 @@ class ModelSampler:
         self.generation, self.params, self.ks = generation, params, list(ks)
         self.batch_size, self.suffix = batch_size, suffix
         self.reward = make_reward(reward.name, reward.options, where)  # ``where``: its recipe key
-        self.generator = None
+        self.engine = Engine(generation, batch_size)
 
     def score(
         self, model_dir: str, rows: list[dict[str, Any]], desc: str, completions_file: Path | None = None
     ) -> dict[str, Any]:
-        if self.generator is None:
-            self.generator = make_generator(model_dir, self.generation, batch_size=self.batch_size)
-        else:
-            self.generator.load(model_dir)
         return score_model(
-            self.generator,
+            self.engine.on(model_dir),
             rows,
             self.reward,
             self.params,
@@ -180,7 +204,6 @@ class ModelSampler:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.generator is not None:
-            self.generator.close()
+        self.engine.close()
         if hasattr(self.reward, "close"):
             self.reward.close()

@@ -6,172 +6,30 @@
 its tokenizer and builds its model). ``data.source=build`` builds the problem pool from public
 problem sets (``data_pipeline/build.py``: filters, dedup, decontamination against every eval
 benchmark, domain labels, splits; docs/data.md). ``data.source=files`` validates the recipe's own
-files and copies them, decontaminated, into the same layout. Splits of the tiny task are disjoint by
-exact problem text, generated in the order eval, probe, rl, sft so that the held-out set does
-not depend on the size of the others.
+files (``stages/data_files.py``) and copies them, decontaminated against the held-out split by the
+build's rules (``data_pipeline/decontaminate.without_copies``), into the same layout. The tiny
+task's splits are made by the tiny task (``data_pipeline/tiny/splits.py``); both cards are
+written by ``data_pipeline/card.py``.
 """
 
 from __future__ import annotations
 
 import json
 import statistics
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from tqdm.auto import tqdm
 
 from ssp.config.recipe import Recipe, config_hash
+from ssp.core.checks import Checks
 from ssp.core.context import StageContext, StageResult
-from ssp.core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, user_prompt, write_rows
+from ssp.core.corpus import SFT_FIELDS, load_rows, user_prompt, write_rows
 from ssp.core.errors import DataError
+from ssp.core.manifest import Manifest
 from ssp.core.outputs import DataOutputs
-from ssp.core.tables import markdown_table
-from ssp.data_pipeline.decontaminate import Decontaminator
-
-
-def _tiny_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
-    from ssp.data_pipeline.tiny.problems import generate
-
-    cfg = recipe.data
-    splits: dict[str, list[dict[str, Any]]] = {"eval": [], "rl": [], "sft": []}
-    splits.update({f"probe/{d}": [] for d in cfg.domains})
-    plan = [
-        ("eval", cfg.eval_problems_per_domain),
-        ("probe", cfg.probe_problems_per_domain),
-        ("rl", cfg.rl_problems_per_domain),
-        ("sft", cfg.train_problems_per_domain),
-    ]
-    for domain in tqdm(cfg.domains, desc="data: generating tiny task"):
-        taken: set[str] = set()
-        for s_index, (split, count) in enumerate(plan):
-            problems = generate(domain, count, seed=cfg.seed * 1000 + s_index, exclude=taken)
-            taken |= {p.problem for p in problems}
-            key = f"probe/{domain}" if split == "probe" else split
-            for i, p in enumerate(problems):
-                row = {
-                    "id": f"{split}-{domain}-{i:05d}",
-                    "domain": domain,
-                    "kind": p.kind,
-                    "problem": p.problem,
-                    "answer": p.answer,
-                }
-                if split == "sft":
-                    chosen = p.solutions[: cfg.tiny_solutions]
-                    row["solutions"] = [s.text for s in chosen]
-                    row["strategies"] = [s.strategy for s in chosen]
-                splits[key].append(row)
-    return splits
-
-
-def _file_splits(recipe: Recipe) -> dict[str, list[dict[str, Any]]]:
-    cfg = recipe.data
-    domains = set(cfg.domains)
-    splits = {
-        "eval": load_rows(cfg.eval_file, PROBLEM_FIELDS, "eval", key="data.eval_file", domains=domains),
-        "sft": load_rows(cfg.train_file, SFT_FIELDS, "sft", key="data.train_file", domains=domains),
-    }
-    if cfg.solutions_per_problem:  # the diversity ablation on one's own corpus: the m most different
-        from ssp.data_pipeline.diversity import select
-
-        m = cfg.solutions_per_problem
-        for r in splits["sft"]:
-            if len(r["solutions"]) > m:
-                keep = select(r["solutions"], m, "maxmin")
-                r["solutions"] = [r["solutions"][i] for i in keep]
-                if r.get("strategies"):
-                    r["strategies"] = [r["strategies"][i] for i in keep]
-    if cfg.rl_file:
-        splits["rl"] = load_rows(cfg.rl_file, PROBLEM_FIELDS, "rl", key="data.rl_file", domains=domains)
-    for domain in cfg.domains:
-        splits[f"probe/{domain}"] = load_rows(
-            cfg.probe_files[domain],
-            PROBLEM_FIELDS,
-            f"probe/{domain}",
-            key=f"data.probe_files.{domain}",
-            domains={domain},
-        )
-    return splits
-
-
-def check_files(recipe: Recipe) -> None:
-    """The row checks of ``data.source=files``, for the preflight (a DataError names file and row)."""
-    _file_splits(recipe)
-
-
-def _decontaminate(splits: dict[str, list[dict[str, Any]]], n: int) -> dict[str, int]:
-    """Drop non-eval rows that copy an eval problem (data_pipeline/decontaminate.py, the build's rules);
-    returns drops per split."""
-    deco = Decontaminator(n)
-    for r in splits["eval"]:
-        deco.add("eval", r["id"], r["problem"])
-    deco.fit(r["problem"] for name, rows in splits.items() if name != "eval" for r in rows)
-    dropped = {}
-    for name, rows in splits.items():
-        if name == "eval":
-            continue
-        kept = [r for r in rows if not deco.contaminated(r["problem"])]
-        dropped[name] = len(rows) - len(kept)
-        splits[name] = kept
-    return dropped
-
-
-def _data_card(
-    splits: dict[str, list[dict[str, Any]]], dropped: dict[str, int], token_lengths: list[int]
-) -> dict:
-    per_split = {
-        name: dict(sorted(Counter(r["domain"] for r in rows).items())) for name, rows in splits.items()
-    }
-    sols = [len(r["solutions"]) for r in splits["sft"]]
-    strategies = Counter(s for r in splits["sft"] for s in r.get("strategies") or [])
-    distinct = [len(set(r["strategies"])) for r in splits["sft"] if r.get("strategies")]
-    card = {
-        "rows_per_split_and_domain": per_split,
-        "sft_examples": sum(sols),
-        "solutions_per_problem": {
-            "mean": round(statistics.mean(sols), 3),
-            "min": min(sols),
-            "max": max(sols),
-        },
-        "distinct_strategies_per_problem_mean": round(statistics.mean(distinct), 3) if distinct else None,
-        "strategies": dict(strategies.most_common()),
-        "decontamination_dropped": dropped,
-    }
-    if token_lengths:
-        card["sft_example_tokens"] = {
-            "mean": round(statistics.mean(token_lengths), 1),
-            "max": max(token_lengths),
-        }
-    return card
-
-
-def _card_markdown(card: dict) -> str:
-    splits = card["rows_per_split_and_domain"]
-    domains = sorted({d for counts in splits.values() for d in counts})
-    table = markdown_table(
-        ["split", *domains, "total"],
-        (
-            [name, *(counts.get(d, 0) for d in domains), sum(counts.values())]
-            for name, counts in splits.items()
-        ),
-    )
-    lines = ["# Data card", "", table]
-    s = card["solutions_per_problem"]
-    lines += [
-        "",
-        f"SFT examples (problem x solution): {card['sft_examples']}; solutions per problem: "
-        f"mean {s['mean']}, min {s['min']}, max {s['max']}.",
-    ]
-    if card.get("distinct_strategies_per_problem_mean"):
-        lines.append(
-            f"Distinct strategies per problem: {card['distinct_strategies_per_problem_mean']}; "
-            f"strategies: {card['strategies']}."
-        )
-    if "sft_example_tokens" in card:
-        t = card["sft_example_tokens"]
-        lines.append(f"Tokens per SFT example (chat template applied): mean {t['mean']}, max {t['max']}.")
-    lines.append(f"Decontamination drops: {card['decontamination_dropped']}.")
-    return "\n".join(lines) + "\n"
+from ssp.stages.data_files import check_files, file_splits
+from ssp.stages.spec import StageSpec, benchmark_files, check_benchmarks, engine_gpus, sampling_section
 
 
 def _benchmark_problems(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
@@ -331,11 +189,24 @@ def _build_tiny_model(recipe: Recipe, splits: dict, out: Path) -> tuple[Path, li
 def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     if recipe.data.source == "build":
         return _run_build(recipe, ctx)
-    out = ctx.stage_dir
-    splits = _tiny_splits(recipe) if recipe.data.source == "tiny" else _file_splits(recipe)
-    dropped = (
-        _decontaminate(splits, recipe.data.decontaminate_ngram) if recipe.data.decontaminate_ngram else {}
-    )
+    from ssp.data_pipeline.card import splits_card, splits_card_markdown
+    from ssp.data_pipeline.decontaminate import without_copies
+    from ssp.data_pipeline.tiny.splits import tiny_splits
+
+    cfg, out = recipe.data, ctx.stage_dir
+    if cfg.source == "tiny":
+        sizes = {
+            "eval": cfg.eval_problems_per_domain,
+            "probe": cfg.probe_problems_per_domain,
+            "rl": cfg.rl_problems_per_domain,
+            "sft": cfg.train_problems_per_domain,
+        }
+        splits = tiny_splits(cfg.domains, sizes, cfg.seed, cfg.tiny_solutions)
+    else:
+        splits = file_splits(recipe)
+    dropped: dict[str, int] = {}
+    if cfg.decontaminate_ngram:
+        splits, dropped = without_copies(splits, "eval", cfg.decontaminate_ngram)
     for name, rows in splits.items():
         if not rows:  # decontamination can empty a split: say so instead of training on nothing
             raise DataError(
@@ -354,10 +225,81 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     else:
         model = recipe.model.name_or_path  # the starting model, decided here once
 
-    card = _data_card(splits, dropped, lengths)
+    card = splits_card(splits, dropped, lengths)
     (out / "data_card.json").write_text(json.dumps(card, indent=2))
-    (out / "data_card.md").write_text(_card_markdown(card))
+    (out / "data_card.md").write_text(splits_card_markdown(card))
     return StageResult(
         outputs=DataOutputs.from_splits(paths, model, out / "data_card.md"),
         metrics={"rows": {k: len(v) for k, v in splits.items()}, "sft_examples": card["sft_examples"]},
     )
+
+
+# ------------------------------------------------------------------ what the launcher knows of it
+
+
+def preflight(recipe: Recipe, checks: Checks) -> None:
+    data = recipe.data
+    if data.source == "files":
+        checks.file(data.train_file, "data.train_file")
+        checks.file(data.eval_file, "data.eval_file")
+        checks.file(data.rl_file, "data.rl_file")
+        for domain, path in data.probe_files.items():
+            checks.file(path, f"data.probe_files.{domain}")
+        if not checks.problems:  # the rows themselves, once every file is there
+            try:
+                check_files(recipe)
+            except DataError as err:
+                checks.problem(str(err))
+    if data.source == "build":
+        for i, src in enumerate(data.sources):
+            checks.dataset(src.path, f"data.sources[{i}].path")
+        for name, path in data.build.decontaminate_files.items():
+            checks.file(path, f"data.build.decontaminate_files.{name}")
+        if (
+            checks.runs("sft")
+            and not data.teacher.model
+            and not any(src.fields.get("solution") for src in data.sources)
+        ):
+            checks.problem(
+                "data.sources: the sft stage needs solutions, but no source maps a solution column "
+                "(fields.solution) and data.teacher.model is empty: map one, or set a teacher (docs/data.md)"
+            )
+        for key, model in data.sampled_models().items():
+            checks.model(model, key)
+        check_benchmarks(recipe, checks)  # a build decontaminates against every benchmark
+
+
+def report(recipe: Recipe, manifest: Manifest) -> list[str]:
+    card = Path(manifest.outputs("data").data_card).read_text()
+    return [card.replace("# Data card", "## Data card"), ""]
+
+
+def _external_files(r: Recipe) -> list[str]:
+    if r.data.source == "build":  # local sources, and the benchmarks decontaminated against
+        local = [s.path for s in r.data.sources] + list(r.data.sampled_models().values())
+        local = [p for p in local if Path(p).exists()]
+        return local + list(r.data.build.decontaminate_files.values()) + benchmark_files(r)
+    if r.data.source != "files":
+        return []
+    return [
+        p for p in (r.data.train_file, r.data.rl_file, r.data.eval_file, *r.data.probe_files.values()) if p
+    ]
+
+
+SPEC = StageSpec(
+    "data",
+    run,
+    needs=(),
+    distributed=False,
+    # it hands on the starting model; a built corpus is decontaminated against eval's benchmarks
+    sections=lambda r: (
+        (r.data, r.tiny_model, r.model.name_or_path)
+        + ((r.eval.benchmarks,) if r.data.source == "build" else ())
+        + ((sampling_section(r),) if r.data.sampled_models() else ())
+    ),
+    external_files=_external_files,
+    gpus=lambda r: engine_gpus(r) if r.data.sampled_models() else 1,  # a teacher's engines
+    preflight=preflight,
+    report=report,
+    on_one_node="on the first node (its GPUs sample a teacher, if the recipe has one)",
+)

@@ -9,11 +9,17 @@ them, one table per benchmark (``ssp eval`` runs the same outside a recipe).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ssp.config.eval import MODEL_ALIASES
-from ssp.config.recipe import Recipe
+from ssp.config.recipe import STAGE_ORDER, Recipe
+from ssp.core.checks import Checks
 from ssp.core.context import StageContext, StageResult
+from ssp.core.manifest import Manifest
 from ssp.core.outputs import DataOutputs, EvalOutputs
 from ssp.evaluation.evaluate import evaluate, model_names
+from ssp.stages.shared import table_and_chart
+from ssp.stages.spec import StageSpec, benchmark_files, check_benchmarks, engine_gpus, sampling_section
 
 
 def resolve_models(recipe: Recipe, ctx: StageContext) -> dict[str, str]:
@@ -61,3 +67,57 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
             },
         },
     )
+
+
+# ------------------------------------------------------------------ what the launcher knows of it
+
+
+def preflight(recipe: Recipe, checks: Checks) -> None:
+    from ssp.evaluation.benchmarks import BENCHMARKS
+
+    for j, model in enumerate(recipe.eval.models):
+        if model not in MODEL_ALIASES:
+            checks.model(model, f"eval.models[{j}]", tuple(MODEL_ALIASES))
+    if "base" in recipe.eval.models and recipe.model.name_or_path != "tiny":
+        checks.model(recipe.model.name_or_path, "model.name_or_path")
+    check_benchmarks(recipe, checks)
+    for j, bench in enumerate(recipe.eval.benchmarks):
+        if BENCHMARKS[bench.name].reward == "code_tests":
+            options = {**BENCHMARKS[bench.name].reward_options, **bench.reward_options}
+            checks.code_reward(f"eval.benchmarks[{j}] ({bench.name})", options)
+
+
+def report(recipe: Recipe, manifest: Manifest) -> list[str]:
+    out = manifest.outputs("eval")
+    return table_and_chart(
+        "Evaluation",
+        out.markdown,
+        ("Pass@1 by model", out.chart),
+        f"Every sampled completion with its score: `{out.completions}/` (Parquet).",
+        recipe.run_dir,
+    )
+
+
+def _needs(r: Recipe) -> tuple[str, ...]:
+    """The data stage (its held-out split), and the stages whose models it evaluates."""
+    used = {MODEL_ALIASES[m] for m in r.eval.models if m in MODEL_ALIASES}
+    return tuple(s for s in STAGE_ORDER if s == "data" or s in used)
+
+
+def _external_files(r: Recipe) -> list[str]:
+    models = [m for m in r.eval.models if m not in MODEL_ALIASES and Path(m).exists()]
+    return models + benchmark_files(r)
+
+
+SPEC = StageSpec(
+    "eval",
+    run,
+    needs=_needs,
+    distributed=False,
+    sections=lambda r: (r.eval, sampling_section(r), r.data.prompt_suffix),
+    external_files=_external_files,
+    gpus=engine_gpus,
+    preflight=preflight,
+    report=report,
+    results=lambda r, m: [Path(m.outputs("eval").markdown).read_text().rstrip()],
+)

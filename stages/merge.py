@@ -19,8 +19,10 @@ from typing import Any
 
 from ssp.config.recipe import Recipe
 from ssp.core.context import StageContext, StageResult
+from ssp.core.manifest import Manifest
 from ssp.core.outputs import MergeOutputs, ProbeOutputs, SFTOutputs
-from ssp.stages.shared import heldout_comparison
+from ssp.stages.shared import heldout_comparison, heldout_pass_table
+from ssp.stages.spec import StageSpec, check_probe_reward, engine_gpus, sampling_section
 from ssp.train.fusion import MergeError, check_weights, merge_checkpoints
 
 log = logging.getLogger("ssp")
@@ -69,3 +71,36 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
     return StageResult(
         outputs=MergeOutputs(model=str(model), merged=True, heldout=spectrum_scores), metrics=metrics
     )
+
+
+# ------------------------------------------------------------------ what the launcher knows of it
+
+HELDOUT_TITLE = "Expert fusion: the spectrum model vs the last SFT checkpoint"
+
+
+def report(recipe: Recipe, manifest: Manifest) -> list[str]:
+    parts = ["## Expert fusion", ""]
+    spectrum = manifest.outputs("merge")
+    if spectrum.merged:
+        weights = manifest.stage("merge")["metrics"]["weights"]
+        parts += [
+            f"Spectrum model `{spectrum.model}` = {', '.join(f'{c} x {w:.3f}' for c, w in weights.items())}.",
+            "",
+        ]
+    else:
+        parts += [f"Probing disabled: the spectrum model is the last SFT checkpoint `{spectrum.model}`.", ""]
+    table = heldout_pass_table(recipe, manifest, "merge", HELDOUT_TITLE)
+    return parts + ([table, ""] if table else [])
+
+
+SPEC = StageSpec(
+    "merge",
+    run,
+    needs=("data", "sft", "probe"),
+    distributed=False,
+    sections=lambda r: (r.merge, r.probe, sampling_section(r), r.data.prompt_suffix),
+    gpus=engine_gpus,
+    preflight=check_probe_reward,  # it samples with the probe's settings and reward
+    report=report,
+    results=lambda r, m: [t for t in [heldout_pass_table(r, m, "merge", HELDOUT_TITLE)] if t],
+)

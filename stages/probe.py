@@ -30,6 +30,7 @@ from ssp.core.atomic import write_atomic
 from ssp.core.context import StageContext, StageResult
 from ssp.core.corpus import PROBLEM_FIELDS, load_rows
 from ssp.core.errors import DataError
+from ssp.core.manifest import Manifest
 from ssp.core.model_folder import check_model_folder
 from ssp.core.model_identity import model_identity
 from ssp.core.outputs import DataOutputs, ProbeOutputs, SFTOutputs
@@ -37,7 +38,8 @@ from ssp.core.progress import Progress
 from ssp.core.reuse import Stamp, rows_digest
 from ssp.core.tables import markdown_table
 from ssp.sampling.generation import engine_record
-from ssp.stages.shared import probe_sampler
+from ssp.stages.shared import probe_sampler, table_and_chart
+from ssp.stages.spec import StageSpec, check_probe_reward, engine_gpus, sampling_section
 
 log = logging.getLogger("ssp")
 
@@ -202,3 +204,32 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
             "tokens_per_second_mean": sum(tps) / len(tps) if tps else None,
         },
     )
+
+
+# ------------------------------------------------------------------ what the launcher knows of it
+
+
+def report(recipe: Recipe, manifest: Manifest) -> list[str]:
+    out = manifest.outputs("probe")
+    if not out.enabled:
+        return []
+    throughput = manifest.stage("probe")["metrics"]["tokens_per_second_mean"]
+    return table_and_chart(
+        "Diversity probing",
+        out.markdown,
+        ("probe heatmap", out.heatmap),
+        f"Mean sampling throughput: {throughput:.0f} tokens/s.",
+        recipe.run_dir,
+    )
+
+
+SPEC = StageSpec(
+    "probe",
+    run,
+    needs=("data", "sft"),
+    distributed=False,
+    sections=lambda r: (r.probe, sampling_section(r), r.data.prompt_suffix),
+    gpus=engine_gpus,
+    preflight=check_probe_reward,
+    report=report,
+)

@@ -39,13 +39,17 @@ import torch
 
 from ssp.config.recipe import Recipe
 from ssp.config.train import RLPhase
+from ssp.core.checks import Checks
 from ssp.core.context import StageContext, StageResult
 from ssp.core.corpus import PROBLEM_FIELDS, chat_prompt, load_rows
-from ssp.core.errors import DataError, StageError
+from ssp.core.errors import DataError, RecipeError, StageError
+from ssp.core.manifest import Manifest
 from ssp.core.model_folder import check_model_folder
 from ssp.core.outputs import DataOutputs, MergeOutputs, RLOutputs
 from ssp.sampling.generation import SamplingParams
+from ssp.stages import rl_report
 from ssp.stages.shared import heldout_comparison, probe_sampler
+from ssp.stages.spec import Around, StageSpec, check_training_settings, sampling_section
 from ssp.train.device import checkpointing_args, trainer_device_args
 
 log = logging.getLogger("ssp")
@@ -59,8 +63,11 @@ def _prompts(phase: RLPhase, recipe: Recipe, ctx: StageContext) -> list[dict[str
 def pass_rate_filter(rows, model_dir: str, phase: RLPhase, recipe: Recipe) -> tuple[list, dict[str, int]]:
     """Keep prompts whose pass rate at ``model_dir`` is strictly between 0 and 1 (G samples each,
     the phase's temperature, length and correctness reward)."""
-    params = SamplingParams.from_settings(
-        phase, seed=recipe.rl.seed, n=phase.num_generations, max_new_tokens=phase.max_completion_length
+    params = SamplingParams(  # the phase's own names (TRL's): num_generations, max_completion_length
+        n=phase.num_generations,
+        temperature=phase.temperature,
+        max_new_tokens=phase.max_completion_length,
+        seed=recipe.rl.seed,
     )
     j, spec = next((j, r) for j, r in enumerate(phase.rewards) if r.correctness)
     key = f"rl.phases[{recipe.rl.phases.index(phase)}].rewards[{j}]"
@@ -194,7 +201,7 @@ def _heldout_curve(recipe: Recipe, ctx: StageContext, phase: RLPhase, reward):
             rank[r["domain"]] = rank.get(r["domain"], -1) + 1
             order.append((rank[r["domain"]], i))
         rows = [rows[i] for _, i in sorted(order)[: recipe.rl.heldout_problems]]
-    params = SamplingParams.from_settings(recipe.probe, seed=recipe.rl.seed, n=recipe.rl.heldout_samples)
+    params = recipe.probe.params(seed=recipe.rl.seed, n=recipe.rl.heldout_samples)
     return HeldoutCurve(rows, reward, params, recipe.rl.heldout_every, recipe.data.prompt_suffix)
 
 
@@ -374,3 +381,107 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
             )
         (ctx.stage_dir / "heldout.json").write_text(json.dumps(metrics["heldout"], indent=2))
     return StageResult(outputs=RLOutputs(model=model, phases=[p["final"] for p in phases]), metrics=metrics)
+
+
+# ------------------------------------------------------------------ what the launcher knows of it
+
+
+def _has_rl_split(recipe: Recipe, checks: Checks) -> bool:
+    """Whether the data stage hands on an RL prompt set: as recorded if it ran before, else as
+    the recipe will make it."""
+    data = recipe.data
+    if not checks.runs("data") and checks.manifest.completed("data"):
+        return checks.manifest.outputs("data").rl is not None
+    return (
+        data.source == "tiny"
+        or (data.source == "build" and data.rl_problems_per_domain > 0)
+        or bool(data.rl_file)
+    )
+
+
+def preflight(recipe: Recipe, checks: Checks) -> None:
+    rollout = recipe.rl.rollout
+    if rollout.server_gpus:  # the node's GPUs split between the server and the trainers
+        from ssp.sampling.data_parallel import visible_gpus
+        from ssp.stages.rollout_server import gpu_split, training_nproc
+
+        try:
+            training_nproc(recipe, gpu_split(recipe, visible_gpus())[1])
+        except RecipeError as err:
+            checks.problem(str(err))
+    has_rl_split = _has_rl_split(recipe, checks)
+    for j, phase in enumerate(recipe.rl.phases):
+        if phase.prompts == "rl" and not has_rl_split:
+            checks.problem(
+                f"rl.phases[{j}].prompts: 'rl' reads the data stage's RL prompt set, but there is none "
+                "(data.source=files with data.rl_file: null): set data.rl_file, or the phase's prompts "
+                "to a file"
+            )
+        elif phase.prompts != "rl":
+            checks.file(phase.prompts, f"rl.phases[{j}].prompts")
+        for k, reward in enumerate(phase.rewards):
+            if reward.name == "code_tests":
+                checks.code_reward(f"rl.phases[{j}].rewards[{k}]", reward.options)
+    if rollout.engine == "vllm" and rollout.vllm_mode == "colocate" and rollout.enable_sleep_mode:
+        checks.gpu_only("rl.rollout.enable_sleep_mode=true")
+    check_training_settings(recipe, checks, "rl.nproc_per_node", recipe.rl.nproc_per_node)
+
+
+def around(recipe: Recipe, manifest: Manifest, multi_node: bool) -> Around | None:
+    """With ``rl.rollout.server_gpus``, the stage's own vLLM server on the node's last GPUs
+    (``stages/rollout_server.py``) and the trainers on the others. Checks only: nothing starts here."""
+    if not recipe.rl.rollout.server_gpus:
+        return None
+    from ssp.sampling.data_parallel import visible_gpus
+    from ssp.stages.rollout_server import gpu_split, rollout_server, running, training_nproc
+
+    if multi_node:
+        raise StageError(
+            "rl.rollout.server_gpus: the rl stage starts its vLLM server on one node only; across nodes, "
+            "start `trl vllm-serve` yourself and set rl.rollout.server_base_url (docs/cluster.md)"
+        )
+    serve, train = gpu_split(recipe, visible_gpus())
+    model = manifest.outputs("merge").model
+    log_file = recipe.run_dir / "logs" / "rl-vllm-server.log"
+    return Around(
+        nproc=training_nproc(recipe, train),
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ",".join(train)},
+        service=lambda: running(rollout_server(recipe, model, serve, log_file)),
+    )
+
+
+def job_check(recipe: Recipe, nodes: int) -> None:
+    """A Slurm job's shape for the stage's own vLLM server (server_gpus implies engine vllm and
+    vllm_mode server: RolloutConfig checks it)."""
+    from ssp.stages.rollout_server import EPHEMERAL_PORTS
+
+    rollout = recipe.rl.rollout
+    if rollout.server_gpus and nodes > 1:
+        raise RecipeError(
+            "rl.rollout.server_gpus: the rl stage starts its vLLM server on single-node jobs only; "
+            "across nodes, start `trl vllm-serve` yourself and set rl.rollout.server_base_url "
+            "(docs/cluster.md)"
+        )
+    if rollout.server_gpus and rollout.server_port in EPHEMERAL_PORTS:
+        raise RecipeError(
+            f"rl.rollout.server_port={rollout.server_port} is in Linux's ephemeral port range "
+            f"({EPHEMERAL_PORTS.start}-{EPHEMERAL_PORTS.stop - 1}), where any outgoing connection of the node "
+            "may hold it when the server starts: pick one below 32768 (the default is 8000)"
+        )
+
+
+SPEC = StageSpec(
+    "rl",
+    run,
+    needs=("data", "merge"),
+    distributed=True,
+    sections=lambda r: (r.rl, r.probe, sampling_section(r), r.data.prompt_suffix),
+    nproc_setting=lambda r: r.rl.nproc_per_node,
+    extra_gpus=lambda r: r.rl.rollout.server_gpus,
+    preflight=preflight,
+    around=around,
+    report=rl_report.report,
+    results=rl_report.results,
+    job_check=job_check,
+    on_one_node="torchrun on the first node (and the vLLM server, with rl.rollout.server_gpus)",
+)

@@ -30,10 +30,14 @@ from pathlib import Path
 from typing import Any
 
 from ssp.config.recipe import Recipe
+from ssp.core.checks import Checks
 from ssp.core.context import StageContext, StageResult
 from ssp.core.corpus import PROBLEM_FIELDS, SFT_FIELDS, load_rows, sft_examples
 from ssp.core.errors import DataError, RecipeError
+from ssp.core.manifest import Manifest
 from ssp.core.outputs import DataOutputs, SFTOutputs
+from ssp.core.tables import markdown_table
+from ssp.stages.spec import StageSpec, check_training_settings
 from ssp.train.device import bf16_supported, checkpointing_args, trainer_device_args
 
 log = logging.getLogger("ssp")
@@ -258,3 +262,98 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         log_history=str(folder.history_file),
     )
     return StageResult(outputs=outputs, metrics=metrics)
+
+
+# ------------------------------------------------------------------ what the launcher knows of it
+
+
+def preflight(recipe: Recipe, checks: Checks) -> None:
+    checks.file(recipe.sft.deepspeed, "sft.deepspeed")
+    if recipe.model.name_or_path != "tiny":
+        checks.model(recipe.model.name_or_path, "model.name_or_path")
+    if recipe.sft.bf16:
+        checks.gpu_only("sft.bf16=true")
+    check_training_settings(recipe, checks, "sft.nproc_per_node", recipe.sft.nproc_per_node)
+
+
+def greedy_table(manifest: Manifest) -> str:
+    """Markdown table: held-out greedy accuracy per domain, starting model vs SFT final checkpoint."""
+    acc = manifest.stage("sft")["metrics"].get("heldout_greedy_accuracy", {})
+    if isinstance(acc, str):  # "skipped: no held-out split"
+        return f"Held-out greedy accuracy: {acc}"
+    rows = [
+        ("starting model", acc.get("start"), acc.get("start_per_domain", {})),
+        (
+            f"SFT final ({Path(manifest.outputs('sft').model).name})",
+            acc.get("final"),
+            acc.get("final_per_domain", {}),
+        ),
+    ]
+    domains = sorted(acc.get("final_per_domain", {}))
+    table = markdown_table(
+        ["model", "all", *domains],
+        (
+            [name, f"{total:.3f}", *(f"{per.get(d, 0):.3f}" for d in domains)]
+            for name, total, per in rows
+            if total is not None
+        ),
+    )
+    return f"Held-out greedy accuracy (one greedy completion per problem)\n\n{table}"
+
+
+def _loss_plot(history_file: Path, out_png: Path) -> bool:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = json.loads(history_file.read_text())
+    points = [(h["step"], h["loss"]) for h in history if "loss" in h]
+    if not points:
+        return False
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(*zip(*points, strict=True), marker=".")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("train loss (assistant tokens)")
+    ax.set_title("SFT loss")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def report(recipe: Recipe, manifest: Manifest) -> list[str]:
+    parts = ["## SFT", ""]
+    if _loss_plot(Path(manifest.outputs("sft").log_history), recipe.run_dir / "sft_loss.png"):
+        parts += ["![SFT loss](sft_loss.png)", ""]
+    m = manifest.stage("sft")["metrics"]
+    return parts + [
+        f"{m['examples']} examples ({m['dropped_too_long']} dropped as too long), {m['steps']} steps, "
+        f"loss {m['loss_first']:.3f} -> {m['loss_last']:.3f}.",
+        "",
+        greedy_table(manifest),
+        "",
+    ]
+
+
+def _external_files(r: Recipe) -> list[str]:
+    files = [r.sft.deepspeed] if r.sft.deepspeed else []
+    if r.model.name_or_path != "tiny" and Path(r.model.name_or_path).exists():
+        files.append(r.model.name_or_path)
+    return files
+
+
+SPEC = StageSpec(
+    "sft",
+    run,
+    needs=("data",),
+    distributed=True,
+    sections=lambda r: (r.model, r.sft),
+    external_files=_external_files,
+    nproc_setting=lambda r: r.sft.nproc_per_node,
+    preflight=preflight,
+    deepspeed=lambda r: bool(r.sft.deepspeed),
+    report=report,
+    results=lambda r, m: [greedy_table(m)],
+    on_one_node="torchrun on the first node",
+)

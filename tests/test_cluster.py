@@ -258,7 +258,7 @@ def test_deepspeed_zero2_and_zero3_train_on_two_cpu_processes(tmp_path):
 
 def test_the_server_gets_the_last_gpus_and_training_the_rest():
     from ssp.config.recipe import load_recipe
-    from ssp.launch.rollout_server import gpu_split, server_command, training_nproc
+    from ssp.stages.rollout_server import gpu_split, server_command, training_nproc
 
     server = ["rl.rollout.engine=vllm", "rl.rollout.vllm_mode=server", "rl.rollout.server_gpus=2"]
     recipe = load_recipe(TINY, [*server, "rl.nproc_per_node=auto", "rl.rollout.max_model_length=4096"])
@@ -284,7 +284,7 @@ def _server(tmp_path, cmd, timeout=30.0):
     import os
     import sys
 
-    from ssp.launch.rollout_server import Server
+    from ssp.stages.rollout_server import Server
 
     port = _free_port()
     argv = [c.replace("PY", sys.executable).replace("PORT", str(port)) for c in cmd]
@@ -315,7 +315,7 @@ def test_the_server_is_waited_for_and_stopped_with_its_children(tmp_path):
     the training in the block fails."""
     import urllib.request
 
-    from ssp.launch.rollout_server import running
+    from ssp.stages.rollout_server import running
 
     site = tmp_path / "site"
     site.mkdir()
@@ -330,7 +330,7 @@ def test_the_server_is_waited_for_and_stopped_with_its_children(tmp_path):
 
 @pytest.mark.slow
 def test_a_server_that_dies_or_never_answers_stops_the_stage_with_its_log(tmp_path):
-    from ssp.launch.rollout_server import running
+    from ssp.stages.rollout_server import running
 
     dead = _server(tmp_path, ["PY", "-c", "import sys; print('CUDA error: no device'); sys.exit(3)"])
     with pytest.raises(
@@ -368,7 +368,7 @@ def test_a_refused_server_moves_nothing_aside(tmp_path):
 def test_a_taken_server_port_is_refused(tmp_path):
     import socket
 
-    from ssp.launch.rollout_server import _check_port_free
+    from ssp.stages.rollout_server import _check_port_free
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

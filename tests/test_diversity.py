@@ -83,7 +83,7 @@ def test_solutions_per_problem_applies_to_a_corpus_one_brings(tmp_path):
 
     from ssp.config.recipe import load_recipe
     from ssp.core.errors import RecipeError
-    from ssp.stages.data import _file_splits
+    from ssp.stages.data_files import file_splits
 
     from .conftest import TINY
 
@@ -103,9 +103,9 @@ def test_solutions_per_problem_applies_to_a_corpus_one_brings(tmp_path):
         f"data.eval_file={files['eval']}",
         f"data.probe_files.algebra={files['eval']}",
     ]
-    kept = _file_splits(load_recipe(TINY, [*base, "data.solutions_per_problem=2"]))["sft"][0]["solutions"]
+    kept = file_splits(load_recipe(TINY, [*base, "data.solutions_per_problem=2"]))["sft"][0]["solutions"]
     assert len(kept) == 2 and not {route_a, route_a2} <= set(kept)
-    assert _file_splits(load_recipe(TINY, [*base, "data.solutions_per_problem=null"]))["sft"][0][
+    assert file_splits(load_recipe(TINY, [*base, "data.solutions_per_problem=null"]))["sft"][0][
         "solutions"
     ] == [
         route_a,

@@ -114,8 +114,8 @@ LAUNCHER = """
 import os, signal, subprocess, sys, time
 from pathlib import Path
 from ssp.core.errors import StageError
-from ssp.launch import rollout_server
-from ssp.launch.rollout_server import Server, running
+from ssp.stages import rollout_server
+from ssp.stages.rollout_server import Server, running
 
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under `nohup ssp run ... &`: the watch must not need it
 rollout_server.STOP_GRACE_S = 1.0  # for the training to stop on its own
@@ -137,7 +137,7 @@ except StageError as err:
 
 @pytest.mark.slow
 def test_a_rollout_server_that_stops_answering_mid_training_stops_the_stage(tmp_path):
-    """RL's vLLM server (``launch/rollout_server.py``), with the stand-in of tests/test_cluster.py
+    """RL's vLLM server (``stages/rollout_server.py``), with the stand-in of tests/test_cluster.py
     (Python's http.server serving a file named ``health``), frozen with SIGSTOP once the training
     runs; the training, a ``sleep``, stands for one stuck in a weight sync that will never end. The
     watch kills the server after ``rl.rollout.server_timeout`` without an answer, then interrupts

@@ -13,8 +13,8 @@ import pytest
 
 from ssp.config.eval import BenchmarkSpec, EvalConfig
 from ssp.core.errors import RecipeError
-from ssp.evaluation import evaluate as ev
 from ssp.evaluation.evaluate import evaluate
+from ssp.sampling import scoring
 
 from .helpers.scripted_model import build_scripted_model, expected_answer
 from .helpers.scripted_run import write_problems
@@ -81,7 +81,7 @@ def test_a_unit_is_reused_only_when_made_from_the_same_model_and_settings(tmp_pa
     # (d) the same model and settings: reused, nothing sampled, the unit file untouched
     recorded = unit.read_text()
     assert json.loads(recorded)["made_from"]["protocol"]["n_samples"] == 4
-    monkeypatch.setattr(ev, "make_generator", _no_sampling)
+    monkeypatch.setattr(scoring, "make_generator", _no_sampling)
     assert _run(out, {"m": str(ckpt)}, problems, n=4, graders=["ssp", "deepscaler"]) == m
     assert unit.read_text() == recorded
     # ... but not another model folder under the same name (the same weights: another path)

@@ -303,8 +303,8 @@ def _train_colocated(args, trained, rows):
 
 
 def _mismatch_is_reported(trainer, args):
-    from ssp.launch.report import _rl_health
     from ssp.stages.rl import phase_health
+    from ssp.stages.rl_report import rl_health
     from ssp.train.rollout_mismatch import correction_in_use
 
     history = trainer.state.log_history
@@ -325,7 +325,7 @@ def _mismatch_is_reported(trainer, args):
         "rollouts": correction_in_use(args),
         "sync_checks": trainer.sync_checks,
     }
-    text = "\n".join(_rl_health(phase))
+    text = "\n".join(rl_health(phase))
     assert "Rollouts from vllm (colocate); importance-sampling correction: sequence_mask [None, 3.0]." in text
     assert "Trainer/engine token ratio: mean" in text and "outside the correction's bounds" in text
     assert "Weight-sync checks: 3 passed (steps [0, 1, 2])" in text

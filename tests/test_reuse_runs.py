@@ -114,7 +114,7 @@ def test_a_stage_reading_a_donor_that_changed_meanwhile_is_not_kept(tmp_path, mo
             Manifest(donor.run_dir).update("data", status="running", output_id=None)
             return runner.StageResult(outputs={"model": "x"}, metrics={})
 
-    monkeypatch.setitem(runner.STAGES, "sft", dataclasses.replace(spec, module=Rerun))
+    monkeypatch.setitem(runner.STAGES, "sft", dataclasses.replace(spec, run=Rerun.run))
     with pytest.raises(StageError, match=r"data \(shared from .*donor.*changed in its donor"):
         runner.execute_here("sft", branch)
     assert Manifest(branch.run_dir).stage("sft")["status"] == "failed"

@@ -202,8 +202,8 @@ def test_phase_health_counts_silent_steps_and_reward_failures():
 def test_phase_health_and_report_show_rollouts_without_an_answer():
     """The share of rollouts with no final answer (and scored 0 for truncation) reaches phase.json and
     the report: a policy that stops answering, or runs into the token limit, is visible there."""
-    from ssp.launch.report import _rl_health
     from ssp.stages.rl import phase_health
+    from ssp.stages.rl_report import rl_health
 
     history = [
         {
@@ -226,7 +226,7 @@ def test_phase_health_and_report_show_rollouts_without_an_answer():
         "math_correctness": {"no_answer_rate": 0.375, "truncated_zeroed": 0.125},
         "clipped_ratio": 0.375,
     }
-    text = "\n".join(_rl_health(health))
+    text = "\n".join(rl_health(health))
     assert (
         "math_correctness: 37.5% held no final answer, 12.5% scored 0 for truncation; 37.5% truncated" in text
     )
@@ -240,7 +240,7 @@ def test_the_heldout_curve_measures_the_policy_without_changing_training(spectru
     curve (the random state is restored around each measurement)."""
     from ssp.core.corpus import chat_prompt
     from ssp.reward import get_reward
-    from ssp.sampling.generation import HFGenerator, SamplingParams
+    from ssp.sampling.generation import HFGenerator
 
     def run(name, *extra):
         shutil.copytree(spectrum / "tiny", tmp_path / name / "tiny")
@@ -264,7 +264,7 @@ def test_the_heldout_curve_measures_the_policy_without_changing_training(spectru
 
     assert rollouts(history) == rollouts(plain_history)
     rows = [json.loads(line) for line in (recipe.run_dir / "data" / "eval.jsonl").read_text().splitlines()]
-    params = SamplingParams.from_settings(recipe.probe, seed=recipe.rl.seed, n=3)
+    params = recipe.probe.params(seed=recipe.rl.seed, n=3)
     gen = HFGenerator(phase["final"], batch_size=256)  # the curve's batch size
     outs = gen.generate([chat_prompt(r["problem"], "") for r in rows], params)
     reward = get_reward("math_correctness")

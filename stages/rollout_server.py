@@ -11,7 +11,7 @@ tied to ``ssp`` by the kernel (``core/process.py``), so ``kill -9 ssp`` stops it
 uses the same server: TRL pushes the policy's weights to it before each step's rollouts, so it
 starts from the spectrum model and follows the training from there.
 
-The server's GPUs count in the stage's cost (``launch/stages.py: extra_gpus``). GPU only: TRL's trainer sends weights to the server over NCCL and refuses a CPU trainer ("Weight
+The server's GPUs count in the stage's cost (``stages/spec.py: extra_gpus``). GPU only: TRL's trainer sends weights to the server over NCCL and refuses a CPU trainer ("Weight
 synchronization ... needs a CUDA device"); on a machine without CUDA the recipe is refused before
 anything starts. Single node: across nodes, start the server yourself and set ``server_base_url``
 (docs/cluster.md). TRL 1.16's ``vllm-serve`` execs ``vllm serve`` (the official vLLM's command).
@@ -43,6 +43,8 @@ from pathlib import Path
 from ssp.config.recipe import Recipe
 from ssp.core.errors import RecipeError, StageError
 from ssp.core.process import tied_command
+
+EPHEMERAL_PORTS = range(32768, 61000)  # Linux's default ip_local_port_range: no fixed port there
 
 log = logging.getLogger("ssp")
 
