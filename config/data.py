@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from ssp.core.errors import check, check_positive
 from ssp.data_pipeline.build import BuildOptions, PassRateOptions, TeacherOptions
 from ssp.data_pipeline.sources import Source
-from ssp.data_pipeline.tiny.problems import TINY_DOMAINS
+from ssp.data_pipeline.tiny.problems import ALL_TINY_DOMAINS, TINY_DOMAINS
 
 
 @dataclass
@@ -18,7 +18,8 @@ class DataConfig:
     seed: int = 1234
     """Seed of the tiny-task generator (the same seed gives byte-identical files)."""
     domains: list[str] = field(default_factory=lambda: list(TINY_DOMAINS))
-    """Subdomains. The tiny task knows algebra, number_theory, counting, statistics."""
+    """Subdomains. The tiny task knows algebra, number_theory, counting, statistics (the default) and
+    code (programs with hidden tests: data_pipeline/tiny/code.py)."""
     train_problems_per_domain: int = 400
     """Tiny task: SFT problems per domain. build: at most this many per domain, 0 = every problem left."""
     solutions_per_problem: int | None = None
@@ -67,8 +68,13 @@ class DataConfig:
         check(self, "domains", len(self.domains) > 0, "needs at least one domain")
         check(self, "domains", len(set(self.domains)) == len(self.domains), f"has duplicates: {self.domains}")
         if self.source == "tiny":
-            unknown = sorted(set(self.domains) - set(TINY_DOMAINS))
-            check(self, "domains", not unknown, f"unknown tiny-task domains {unknown}; known: {TINY_DOMAINS}")
+            unknown = sorted(set(self.domains) - set(ALL_TINY_DOMAINS))
+            check(
+                self,
+                "domains",
+                not unknown,
+                f"unknown tiny-task domains {unknown}; known: {ALL_TINY_DOMAINS}",
+            )
             check_positive(
                 self,
                 "train_problems_per_domain",

@@ -281,6 +281,9 @@ class RLPhase:
     """Folder name of the phase under rl/."""
     prompts: str = "rl"
     """'rl' = the data stage's RL prompt set; otherwise a JSONL/Parquet file (id, domain, problem, answer, ...)."""
+    domains: list[str] = field(default_factory=list)
+    """Only the prompts of these domains (the report's curriculum: math phases, then a code phase on
+    the same prompt set); empty = every prompt."""
     rewards: list[RewardSpec] = field(default_factory=_default_rewards)
     """Reward functions with weights; exactly one should set correctness: true (MGPO's p_c)."""
     max_completion_length: int = 96

@@ -8,6 +8,11 @@ Layout written by the data stage (JSON Lines, loadable with ``datasets.load_data
     data/rl.jsonl              id, domain, problem, answer        RL prompts
     data/eval.jsonl            id, domain, problem, answer        held-out evaluation set
 
+A code row has ``tests`` instead of an answer (``answer`` empty or absent): its hidden tests in
+LiveCodeBench's layout, a list of ``{"testtype": "stdin" | "functional", "input", "output"}`` or
+that list as a JSON string (as LiveCodeBench stores them), and ``fn_name``, the function a
+functional test calls (or each test's own ``fn_name``); ``reward/code_tests.py`` runs them.
+
 Files a recipe brings (``data.source=files``) may be JSONL or Parquet and must hold the same
 fields. A missing file, an unreadable one, an empty split, or a row whose field is missing or
 empty fails before any training, with a message naming the file, the row and the field.
@@ -57,6 +62,32 @@ def _empty(value: Any) -> bool:
     return value is None or (isinstance(value, str | list) and len(value) == 0)
 
 
+def code_tests_problem(tests: Any, fn_name: Any) -> str:
+    """Why a code row's tests cannot be run ("" when they can): a non-empty list of tests (or its
+    JSON string), each with an input and an output, functional ones with a function name."""
+    if isinstance(tests, str):
+        try:
+            tests = json.loads(tests)
+        except json.JSONDecodeError as err:
+            return f"field 'tests' is not JSON ({err.msg} at character {err.pos})"
+    if not isinstance(tests, list) or not tests:
+        return "field 'tests' must be a non-empty list of tests"
+    for j, t in enumerate(tests, start=1):
+        if not isinstance(t, dict) or "input" not in t or "output" not in t:
+            return f"field 'tests': test {j} needs an 'input' and an 'output'"
+        kind = t.get("testtype", "stdin")
+        if kind not in ("stdin", "functional"):
+            return f"field 'tests': test {j} has testtype {kind!r} (stdin or functional)"
+        if kind == "functional" and not str(t.get("fn_name") or fn_name or "").isidentifier():
+            return f"field 'tests': test {j} is functional but the row names no function (field 'fn_name')"
+    return ""
+
+
+def is_code_row(row: dict[str, Any]) -> bool:
+    """A row graded by its tests rather than an answer."""
+    return not _empty(row.get("tests"))
+
+
 def load_rows(
     path: str | Path,
     fields: tuple[str, ...],
@@ -77,16 +108,24 @@ def load_rows(
         raise DataError(f"{named}{split} split is empty: {path}")
     ids: dict[str, int] = {}
     for i, row in enumerate(rows, start=1):
+        code = is_code_row(row)
         for name in fields:
+            if name == "answer" and code:
+                continue  # graded by its tests
             if _empty(row.get(name)):
-                raise DataError(f"{path}: row {i}: field {name!r} is missing or empty ({split} split)")
+                raise DataError(
+                    f"{path}: row {i}: field {name!r} is missing or empty ({split} split)"
+                    + (" (a code row has 'tests' instead)" if name == "answer" else "")
+                )
+        if code and (why := code_tests_problem(row["tests"], row.get("fn_name"))):
+            raise DataError(f"{path}: row {i}: {why} ({split} split)")
         if "solutions" in fields:
             sols = row["solutions"]
             if not isinstance(sols, list) or not all(isinstance(s, str) and s.strip() for s in sols):
                 raise DataError(f"{path}: row {i}: field 'solutions' must be a list of non-empty strings")
         for name in ("id", "domain", "problem", "answer"):
             if name in fields:
-                row[name] = str(row[name])
+                row[name] = "" if row.get(name) is None else str(row[name])
         if "id" in fields:
             first = ids.setdefault(row["id"], i)
             if first != i:
@@ -107,15 +146,21 @@ def load_rows(
 
 
 def write_rows(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """Write rows as JSON Lines through ``datasets`` (atomically: temporary name, then rename)."""
+    """Write rows as JSON Lines through ``datasets`` (atomically: temporary name, then rename).
+
+    Every field of every row is kept: a field some rows lack (a code row's ``tests`` beside math
+    rows) is written as null in the others. ``Dataset.from_list`` alone keeps only the first row's
+    fields and drops the rest without a word."""
     import datasets
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
+    fields = list(dict.fromkeys(k for r in rows for k in r))
     datasets.disable_progress_bars()
     try:
-        datasets.Dataset.from_list(rows).to_json(str(tmp), lines=True, force_ascii=False)
+        full = [{k: r.get(k) for k in fields} for r in rows]
+        datasets.Dataset.from_list(full).to_json(str(tmp), lines=True, force_ascii=False)
     finally:
         datasets.enable_progress_bars()
     tmp.replace(path)

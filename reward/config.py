@@ -24,7 +24,7 @@ class RewardSpec:
     """One reward function of a recipe."""
 
     name: str = "math_correctness"
-    """Registry name: math_correctness, code_tests, format or multiple_choice."""
+    """Registry name: math_correctness, code_tests, by_domain (one per row domain), format or multiple_choice."""
     weight: float = 1.0
     """Weight in the summed reward (TRL's reward_weights)."""
     correctness: bool = False

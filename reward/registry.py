@@ -21,6 +21,7 @@ from typing import Any
 _REWARDS: dict[str, str] = {
     "math_correctness": "ssp.reward.math_correctness:MathCorrectness",
     "code_tests": "ssp.reward.code_tests:CodeTests",
+    "by_domain": "ssp.reward.by_domain:ByDomain",
     "format": "ssp.reward.format:FormatReward",
     "multiple_choice": "ssp.reward.multiple_choice:MultipleChoice",
 }

@@ -64,10 +64,13 @@ def zero_truncated(reward, flat, scores: list) -> list:
     under a reward that does not grade unfinished work (``grades_truncated = False``: the
     ``ssp`` and ``deepscaler`` math graders); a reward without the attribute grades them as they
     are. Items the reward could not score stay None (counted by cause)."""
-    if getattr(reward, "grades_truncated", True):
+    rule = getattr(reward, "grades_truncated", True)
+    if rule is True:
         return scores
+    graded = reward.truncation_graded if rule is None else [False] * len(flat)  # None: per item (by_domain)
     return [
-        0.0 if s is not None and c.finish_reason == "length" else s for c, s in zip(flat, scores, strict=True)
+        0.0 if s is not None and c.finish_reason == "length" and not g else s
+        for c, s, g in zip(flat, scores, graded, strict=True)
     ]
 
 

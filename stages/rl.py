@@ -57,7 +57,17 @@ log = logging.getLogger("ssp")
 
 def _prompts(phase: RLPhase, recipe: Recipe, ctx: StageContext) -> list[dict[str, Any]]:
     path = ctx.upstream(DataOutputs).rl if phase.prompts == "rl" else phase.prompts
-    return load_rows(path, PROBLEM_FIELDS, f"rl.phases[{phase.name}].prompts")
+    rows = load_rows(path, PROBLEM_FIELDS, f"rl.phases[{phase.name}].prompts")
+    if not phase.domains:
+        return rows
+    kept = [r for r in rows if r["domain"] in phase.domains]
+    if not kept:
+        j = recipe.rl.phases.index(phase)
+        raise DataError(
+            f"rl.phases[{j}].domains: no prompt of {phase.domains} in {path} "
+            f"(its domains: {sorted({r['domain'] for r in rows})})"
+        )
+    return kept
 
 
 def pass_rate_filter(rows, model_dir: str, phase: RLPhase, recipe: Recipe) -> tuple[list, dict[str, int]]:
@@ -288,6 +298,13 @@ def _run_phase(
         ]
     )
     funcs, _, correct_index = build_rewards(phase.rewards, where=f"rl.phases[{index}].rewards")
+    for j, f in enumerate(funcs):
+        if getattr(f, "grades_truncated", True) is None:  # by_domain over rules that differ
+            raise RecipeError(
+                f"rl.phases[{index}].rewards[{j}]: by_domain mixes rewards that treat a truncated completion "
+                "differently (math zeroes it, code_tests runs it), which the trainer cannot apply per item: "
+                "give each phase one kind of domain (rl.phases[i].domains), as the report's curriculum does"
+            )
     curve = _heldout_curve(recipe, ctx, phase, funcs[correct_index]) if recipe.rl.heldout_every else None
     folder = TrainingFolder(phase_dir)
     resume = folder.resume_point(ctx.is_main)

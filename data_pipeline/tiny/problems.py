@@ -38,8 +38,10 @@ class Problem:
     domain: str
     kind: str
     problem: str
-    answer: str
+    answer: str  # "" for a code problem: its tests decide
     solutions: tuple[Solution, ...]
+    tests: tuple[dict, ...] = ()  # a code problem's hidden tests (LiveCodeBench layout; tiny/code.py)
+    fn_name: str = ""  # a functional code problem's function
 
 
 def _boxed(answer: int | str) -> str:
@@ -405,11 +407,17 @@ GENERATORS: dict[str, list[Callable[[random.Random], Problem]]] = {
     "counting": [choose, product_rule, multiples],
     "statistics": [mean, median, mode],
 }
-TINY_DOMAINS = list(GENERATORS)
+TINY_DOMAINS = list(GENERATORS)  # the math domains: the default of data.domains
+CODE_DOMAIN = "code"  # programming problems with hidden tests (data_pipeline/tiny/code.py)
+ALL_TINY_DOMAINS = [*TINY_DOMAINS, CODE_DOMAIN]
 
 
 def make_problem(domain: str, rng: random.Random) -> Problem:
     """One problem of ``domain``, its type drawn uniformly."""
+    if domain == CODE_DOMAIN:
+        from ssp.data_pipeline.tiny.code import CODE_GENERATORS  # it imports this module's types
+
+        return rng.choice(CODE_GENERATORS)(rng)
     return rng.choice(GENERATORS[domain])(rng)
 
 

@@ -2,11 +2,14 @@
 
 Generated per domain in the order eval, probe, rl, sft, each excluding what came before, so that
 the held-out set does not depend on the size of the others (a smaller SFT set leaves eval alone).
-SFT rows carry the first ``solutions`` of each problem's solutions, with their strategy names.
+SFT rows carry the first ``solutions`` of each problem's solutions, with their strategy names. A
+code problem's row has its hidden tests (a JSON string, LiveCodeBench's layout) and ``fn_name``
+instead of an answer.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -34,8 +37,11 @@ def tiny_splits(
                     "domain": domain,
                     "kind": p.kind,
                     "problem": p.problem,
-                    "answer": p.answer,
                 }
+                if p.tests:  # a code problem: its hidden tests instead of an answer (core/corpus.py)
+                    row |= {"tests": json.dumps(list(p.tests)), "fn_name": p.fn_name or None}
+                else:
+                    row["answer"] = p.answer
                 if split == "sft":
                     chosen = p.solutions[:solutions]
                     row["solutions"] = [s.text for s in chosen]

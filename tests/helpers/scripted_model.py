@@ -34,14 +34,21 @@ OFF = -40.0  # logit of every token the script does not allow
 
 
 def build_scripted_model(
-    out_dir: Path, p: float, answers: tuple[str, str] = ("7", "8"), order: int = 0, hidden: int = 128
+    out_dir: Path,
+    p: float,
+    answers: tuple[str, str] = ("7", "8"),
+    order: int = 0,
+    hidden: int = 128,
+    completions: tuple[str, str] | None = None,
 ) -> Path:
+    """``completions``: the two whole completions instead of ``\\boxed{A}`` / ``\\boxed{B}`` (each
+    one token of the vocabulary, e.g. two programs for a code reward)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
     from ssp.data_pipeline.tiny.tokenizer import CHAT_TEMPLATE
 
-    answer_tokens = [f"\\boxed{{{a}}}" for a in answers]
+    answer_tokens = list(completions) if completions else [f"\\boxed{{{a}}}" for a in answers]
     words = WORDS + answer_tokens
     if order:  # another tokenizer with the same behaviour: the words at other ids
         words = words[order % len(words) :] + words[: order % len(words)]
