@@ -434,6 +434,7 @@ def _split(plan: Plan, work: Path, out: Path) -> dict[str, Path]:
     paths = {"eval": out / "eval.jsonl", "rl": out / "rl.jsonl", "sft": out / "sft.jsonl"}
     paths.update({f"probe/{d}": out / "probe" / f"{d}.jsonl" for d in plan.domains})
     paths["sft_problems"] = out / "sft_problems.jsonl"
+    code_sources = any(src.fields.get("tests") for src in plan.sources)
     with ExitStack() as stack:
         writers = {name: stack.enter_context(JsonlWriter(p)) for name, p in paths.items()}
         for row in _stream(labelled, "data: writing splits"):
@@ -450,6 +451,8 @@ def _split(plan: Plan, work: Path, out: Path) -> dict[str, Path]:
                 "domain_origin": row["domain_origin"],
                 "domain_confidence": row["domain_confidence"],
             }
+            if code_sources:  # every row the same fields: a code problem's tests, null for the others
+                corpus_row |= {"tests": row.get("tests"), "fn_name": row.get("fn_name")}
             if split == "probe":
                 writers[f"probe/{row['domain']}"].write(corpus_row)
             elif split == "sft" and row.get("solutions"):  # a multi-solution source: no teacher needed

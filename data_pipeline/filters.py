@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ssp.core.corpus import code_tests_problem
 from ssp.data_pipeline.text import statement
 
 
@@ -192,9 +193,29 @@ def empty_problem(row: dict[str, Any], limits: Limits) -> str | None:
     return "problem text is empty" if not row["problem"].strip() else None
 
 
+@rule("no_tests")
+def no_tests(row: dict[str, Any], limits: Limits) -> str | None:
+    """A code row whose tests cannot be run: unreadable in the source's layout, none, malformed, a
+    functional test without a function name (``core/corpus.code_tests_problem``)."""
+    if "tests_error" in row:
+        return f"tests: {row['tests_error']}"
+    if "tests" in row:
+        return code_tests_problem(row["tests"], row.get("fn_name")) or None
+    return None
+
+
+# The rules that read a code row (its problem text, its tests); the others judge math answers and
+# statements ("answer 'proof'", option letters, part markers) and leave code rows alone.
+CODE_RULES = ("where", "empty_problem", "too_long", "no_tests")
+
+
 def first_failed(row: dict[str, Any], names: list[str], limits: Limits) -> tuple[str, str] | None:
-    """(rule, reason) of the first rule in ``names`` that drops ``row``, or None to keep it."""
-    for name in names:
+    """(rule, reason) of the first rule in ``names`` that drops ``row``, or None to keep it. A code
+    row (one with tests) is tried by ``no_tests`` first, listed or not (a row whose tests cannot
+    run is never sent on), then by the listed rules of ``CODE_RULES`` only."""
+    code = "tests" in row or "tests_error" in row
+    order = ["no_tests", *(n for n in names if n in CODE_RULES and n != "no_tests")] if code else names
+    for name in order:
         reason = RULES[name](row, limits)
         if reason:
             return name, reason

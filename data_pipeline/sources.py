@@ -42,9 +42,10 @@ from typing import Any
 from ssp.core.corpus import FILE_KINDS, bad_json_line, decoded_line
 from ssp.core.errors import DataError, check
 from ssp.core.references import looks_local
+from ssp.data_pipeline.code_layouts import LAYOUTS, convert
 from ssp.reward.math_answer import extract_boxed
 
-ROLES = ("problem", "answer", "solution", "label", "id", "question_type")
+ROLES = ("problem", "answer", "solution", "label", "id", "question_type", "tests", "fn_name")
 """What a source's columns can be mapped to (``fields: {role: column}``)."""
 
 
@@ -60,8 +61,17 @@ class Source:
     """Hub configuration (e.g. 'algebra' for EleutherAI/hendrycks_math); empty = the default one."""
     split: str = "train"
     fields: dict[str, str] = field(default_factory=dict)
-    """{role: column}; roles: problem, answer, solution, label, id, question_type. Unmapped,
-    problem reads column 'problem' and answer column 'answer' (unless answer_from_solution)."""
+    """{role: column}; roles: problem, answer, solution, label, id, question_type, tests, fn_name.
+    Unmapped, problem reads column 'problem' and answer column 'answer' (unless answer_from_solution
+    or tests: a code source's rows are graded by their tests)."""
+    tests_layout: str = ""
+    """How fields.tests stores a code problem's tests: lcb (LiveCodeBench public_test_cases, with
+    fields.fn_name: metadata), io (APPS / TACO input_output) or deepcoder (DeepCoder's tests);
+    data_pipeline/code_layouts.py."""
+    more_tests: list[str] = field(default_factory=list)
+    """Columns with further tests in the tests_layout lcb (LiveCodeBench's private_test_cases)."""
+    domain: str = ""
+    """Every row's domain (e.g. code for a code source), instead of labels or the classifier."""
     answer_from_solution: bool = False
     """Take the answer from the last \\boxed{} of the solution column (MATH has no answer column)."""
     label_map: dict[str, str | None] = field(default_factory=dict)
@@ -89,8 +99,11 @@ class Source:
         check(self, "path", bool(self.path), "is required (a hub dataset id or a local file or folder)")
         self.fields = dict(self.fields)
         self.fields.setdefault("problem", "problem")
-        if not self.answer_from_solution:
+        if not self.answer_from_solution and not self.fields.get("tests"):
             self.fields.setdefault("answer", "answer")
+        if self.domain:
+            check(self, "domain", not self.fields.get("label"), "a source with a domain maps no label column")
+            self.label_map = {self.domain: self.domain}
         unknown = sorted(set(self.fields) - set(ROLES))
         check(self, "fields", not unknown, f"unknown roles {unknown}; known: {list(ROLES)}")
         check(self, "fields", bool(self.fields.get("problem")), "must map 'problem' to a column")
@@ -98,8 +111,22 @@ class Source:
             self,
             "fields",
             bool(self.fields.get("answer"))
+            or bool(self.fields.get("tests"))
             or (self.answer_from_solution and bool(self.fields.get("solution"))),
-            "must map 'answer', or 'solution' with answer_from_solution: true",
+            "must map 'answer', 'tests' (a code source), or 'solution' with answer_from_solution: true",
+        )
+        if self.fields.get("tests"):
+            check(
+                self,
+                "tests_layout",
+                self.tests_layout in LAYOUTS,
+                f"must say how fields.tests is stored: one of {list(LAYOUTS)}, got {self.tests_layout!r}",
+            )
+        check(
+            self,
+            "more_tests",
+            not self.more_tests or self.tests_layout == "lcb",
+            "is read in the lcb tests_layout only (LiveCodeBench's private_test_cases)",
         )
         check(self, "limit", self.limit >= 0, "must be >= 0")
         check(
@@ -375,8 +402,14 @@ def _solutions(src: Source, raw: dict[str, Any]) -> tuple[list[str], dict[str, i
     were read, marked wrong and left unfinished (the card counts them)."""
     texts: list[Any] = []
     counts = {"read": 0, "unverified": 0, "unfinished": 0}
+    code = bool(src.fields.get("tests"))
     for column in src.solution_columns:
         value = raw.get(column)
+        if code and isinstance(value, str) and value.lstrip().startswith("["):  # APPS, TACO: a JSON list
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
         if isinstance(value, list):
             counts["read"] += len(value)
             if src.solutions_verified:
@@ -391,6 +424,8 @@ def _solutions(src: Source, raw: dict[str, Any]) -> tuple[list[str], dict[str, i
     out = []
     for t in texts:
         t = _text(t).strip()
+        if code and t and "```" not in t:  # a bare program: fenced, as code_tests and a student read it
+            t = f"```python\n{t}\n```"
         if "</think>" in t and "<think>" not in t:
             t = "<think>\n" + t
         if t and not ("<think>" in t and "</think>" not in t):
@@ -415,6 +450,17 @@ def _map(src: Source, raw: dict[str, Any], index: int) -> dict[str, Any]:
     if not answer and src.answer_from_solution:
         answer = extract_boxed(row.get("solution", "")) or ""
     row["answer"] = answer
+    if f.get("tests"):  # a code problem: its tests in the corpus' layout, or why they cannot be read
+        try:
+            more = tuple(raw.get(c) for c in src.more_tests)
+            tests, row["fn_name"] = convert(
+                src.tests_layout, raw[f["tests"]], raw.get(f.get("fn_name") or ""), more
+            )
+            row["tests"] = json.dumps(tests)
+        except ValueError as err:
+            row["tests_error"] = str(err)
+    if src.domain:
+        row["source_label"] = src.domain
     if src.solution_columns:
         row["solutions"], row["solutions_count"] = _solutions(src, raw)
     if f.get("label"):

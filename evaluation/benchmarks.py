@@ -20,13 +20,9 @@ question, answer letter in \\boxed{}), LiveCodeBench's prompt (question, starter
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
 import json
-import pickle
 import random
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -34,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from ssp.core.errors import DataError
+from ssp.core.lcb_tests import decode_tests
 from ssp.core.references import looks_local
 from ssp.sampling.generation import SamplingSettings
 
@@ -135,31 +132,11 @@ def _gpqa_rows(raw: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
     return rows
 
 
-class _StringsOnly(pickle.Unpickler):
-    """LiveCodeBench stores private tests as base64(zlib(pickle(json string))). Unpickling hub data
-    could run code, so only plain values are allowed: any class or function reference fails."""
-
-    def find_class(self, module, name):
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a benchmark file")
-
-
 def _decode_tests(raw: Any, source: str, i: int) -> list[dict[str, Any]]:
-    if isinstance(raw, list):
-        return raw
-    if not isinstance(raw, str) or not raw.strip():
-        return []
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        pass
-    try:
-        inner = _StringsOnly(io.BytesIO(zlib.decompress(base64.b64decode(raw)))).load()
-        return json.loads(inner) if isinstance(inner, str | bytes) else inner
-    except Exception as err:  # noqa: BLE001 - any decoding failure is a data error
-        raise DataError(
-            f"{source}: row {i}: private_test_cases is neither JSON nor LiveCodeBench's "
-            f"compressed form ({type(err).__name__}: {err})"
-        ) from None
+        return decode_tests(raw)
+    except ValueError as err:
+        raise DataError(f"{source}: row {i}: private_test_cases is {err}") from None
 
 
 def _lcb_rows(start: str, end: str, bench: str):

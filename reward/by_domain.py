@@ -109,3 +109,24 @@ class ByDomain(CheckedReward):
         for reward in self._built.values():
             if hasattr(reward, "close"):
                 reward.close()
+
+
+def code_tests_options(name: str, options: dict[str, Any]) -> list[dict[str, Any]]:
+    """The options of every ``code_tests`` reward that ``name`` with ``options`` builds (itself, or
+    a domain's of a ``by_domain``): what preflight checks the sandbox for."""
+    if name == "code_tests":
+        return [dict(options)]
+    if name != "by_domain":
+        return []
+    specs = [
+        *(options.get("domains") or {}).values(),
+        *([options["default"]] if options.get("default") else []),
+    ]
+    found = []
+    for value in specs:
+        try:
+            sub, sub_options = _spec(value, "by_domain")
+        except ValueError:
+            continue  # a malformed entry: the reward says so when it is built
+        found += code_tests_options(sub, sub_options)
+    return found

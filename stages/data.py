@@ -29,7 +29,14 @@ from ssp.core.errors import DataError
 from ssp.core.manifest import Manifest
 from ssp.core.outputs import DataOutputs
 from ssp.stages.data_files import check_files, file_splits
-from ssp.stages.spec import StageSpec, benchmark_files, check_benchmarks, engine_gpus, sampling_section
+from ssp.stages.spec import (
+    StageSpec,
+    benchmark_files,
+    check_benchmarks,
+    check_code_rewards,
+    engine_gpus,
+    sampling_section,
+)
 
 
 def _benchmark_problems(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
@@ -266,6 +273,10 @@ def preflight(recipe: Recipe, checks: Checks) -> None:
             )
         for key, model in data.sampled_models().items():
             checks.model(model, key)
+            sampler = data.teacher if key.startswith("data.teacher") else data.rl_pass_rate
+            check_code_rewards(
+                f"{key.rsplit('.', 1)[0]}.reward", sampler.reward, sampler.reward_options, checks
+            )
         check_benchmarks(recipe, checks)  # a build decontaminates against every benchmark
 
 

@@ -49,7 +49,7 @@ from ssp.core.outputs import DataOutputs, MergeOutputs, RLOutputs
 from ssp.sampling.generation import SamplingParams
 from ssp.stages import rl_report
 from ssp.stages.shared import heldout_comparison, probe_sampler
-from ssp.stages.spec import Around, StageSpec, check_training_settings, sampling_section
+from ssp.stages.spec import Around, StageSpec, check_code_rewards, check_training_settings, sampling_section
 from ssp.train.device import checkpointing_args, trainer_device_args
 
 log = logging.getLogger("ssp")
@@ -437,8 +437,7 @@ def preflight(recipe: Recipe, checks: Checks) -> None:
         elif phase.prompts != "rl":
             checks.file(phase.prompts, f"rl.phases[{j}].prompts")
         for k, reward in enumerate(phase.rewards):
-            if reward.name == "code_tests":
-                checks.code_reward(f"rl.phases[{j}].rewards[{k}]", reward.options)
+            check_code_rewards(f"rl.phases[{j}].rewards[{k}]", reward.name, reward.options, checks)
     if rollout.engine == "vllm" and rollout.vllm_mode == "colocate" and rollout.enable_sleep_mode:
         checks.gpu_only("rl.rollout.enable_sleep_mode=true")
     check_training_settings(recipe, checks, "rl.nproc_per_node", recipe.rl.nproc_per_node)

@@ -123,7 +123,15 @@ def check_training_settings(recipe: Recipe, checks: Checks, nproc_key: str, npro
         checks.auto_processes.append(f"{nproc_key}=auto")
 
 
+def check_code_rewards(key: str, name: str, options: dict[str, Any], checks: Checks) -> None:
+    """A reward that runs programs (``code_tests``, or a ``by_domain`` with a code domain): its
+    sandbox is checked once for all stages (launch/preflight.py)."""
+    from ssp.reward.by_domain import code_tests_options
+
+    for sub in code_tests_options(name, options):
+        checks.code_reward(key, sub)
+
+
 def check_probe_reward(recipe: Recipe, checks: Checks) -> None:
     """The probe's reward, which probe and merge (its held-out comparison) sample with."""
-    if recipe.probe.reward.name == "code_tests":
-        checks.code_reward("probe.reward", recipe.probe.reward.options)
+    check_code_rewards("probe.reward", recipe.probe.reward.name, recipe.probe.reward.options, checks)

@@ -22,6 +22,8 @@ FILES = {
     "numina": "numinamath15.jsonl",
     "math": "math_lighteval.jsonl",
     "deepmath": "deepmath.jsonl",
+    "taco": "../code_layouts/taco.jsonl",  # real rows (code_layouts/SOURCES.md)
+    "deepcoder": "../code_layouts/deepcoder_rllm_precursor.jsonl",
 }
 
 
@@ -43,9 +45,10 @@ def test_rows_map_to_a_problem_an_answer_and_a_known_label(sources, name):
     src = sources[name]
     for i, raw in enumerate(_rows(name)):
         row = _map(src, raw, i)
-        assert row["problem"].strip() and row["answer"].strip(), (name, i, row)
+        graded = row["answer"].strip() or json.loads(row.get("tests") or "[]")  # a code row: its tests
+        assert row["problem"].strip() and graded, (name, i, row)
         label = row.get("source_label")
-        assert label, (name, i)  # every source of the recipe names a label column
+        assert label, (name, i)  # every source of the recipe names a label column, or its domain
         domain = mapped_label(row, src.label_map)
         domains = set(load_recipe(RECIPE).data.domains) | {OUTSIDE}
         assert domain is None or domain in domains, (name, label, domain)
