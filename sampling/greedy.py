@@ -3,7 +3,8 @@
 Not the evaluation harness (sampling, Pass@k, the report's protocol): one greedy completion
 per problem through the generation interface (``sampling/generation.py``), scored by the same
 ``math_correctness`` reward as probing and evaluation (so a verifier that fails stops the stage
-here too, rather than reading as 0% accuracy).
+here too, rather than reading as 0% accuracy); code rows (``tests``) by ``code_tests`` through
+``by_domain``, never by an answer they do not have.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from ssp.core.corpus import chat_prompt
+from ssp.core.corpus import chat_prompt, is_code_row
 from ssp.reward import get_reward
 from ssp.sampling.generation import SamplingParams, make_backend
 
@@ -35,9 +36,17 @@ def greedy_accuracy(
         )
     finally:
         generator.close()
-    reward = get_reward("math_correctness")
+    code = sorted({r["domain"] for r in rows if is_code_row(r)})
+    columns = {"answer": [r.get("answer") for r in rows], "domain": [r["domain"] for r in rows]}
+    if code:  # code rows by their tests in the sandbox (by_domain), the others by their answer
+        reward = get_reward(
+            "by_domain", domains=dict.fromkeys(code, "code_tests"), default="math_correctness"
+        )
+        columns |= {"tests": [r.get("tests") for r in rows], "fn_name": [r.get("fn_name") for r in rows]}
+    else:
+        reward = get_reward("math_correctness")
     try:
-        scores = reward([c.text for (c,) in outs], answer=[r["answer"] for r in rows])
+        scores = reward([c.text for (c,) in outs], **columns)
     finally:
         reward.close()
     correct: dict[str, list[int]] = defaultdict(list)
@@ -47,7 +56,12 @@ def greedy_accuracy(
         correct[r["domain"]].append(int(ok))
         if len(samples) < 8:
             samples.append(
-                {"problem": r["problem"], "answer": r["answer"], "completion": completion.text, "correct": ok}
+                {
+                    "problem": r["problem"],
+                    "answer": r.get("answer"),
+                    "completion": completion.text,
+                    "correct": ok,
+                }
             )
     total = [c for cs in correct.values() for c in cs]
     return {

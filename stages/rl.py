@@ -194,8 +194,9 @@ def _warn_on_health(phase: RLPhase, health: dict[str, Any]) -> None:
 
 
 def _heldout_curve(recipe: Recipe, ctx: StageContext, phase: RLPhase, reward):
-    """The phase's held-out curve (train/heldout_curve.py): rl.heldout_problems held-out problems taken
-    in turn from each domain, rl.heldout_samples each, with the probe's temperature, top_p and length."""
+    """The phase's held-out curve (train/heldout_curve.py): rl.heldout_problems held-out problems of the
+    phase's domains (all without ``domains``) taken in turn from each domain, rl.heldout_samples each,
+    with the probe's temperature, top_p and length."""
     from ssp.train.heldout_curve import HeldoutCurve
 
     heldout = ctx.upstream(DataOutputs).eval
@@ -204,6 +205,13 @@ def _heldout_curve(recipe: Recipe, ctx: StageContext, phase: RLPhase, reward):
             "rl.heldout_every: the held-out curve needs the data stage's eval set; this run has none"
         )
     rows = load_rows(heldout, PROBLEM_FIELDS, "eval")
+    if phase.domains:  # the phase's own domains: its correctness reward grades only those
+        rows = [r for r in rows if r["domain"] in phase.domains]
+        if not rows:
+            raise StageError(
+                f"rl.heldout_every: the held-out set has no problem of rl.phases[{recipe.rl.phases.index(phase)}]"
+                f".domains {phase.domains}"
+            )
     if 0 < recipe.rl.heldout_problems < len(rows):
         rank: dict[str, int] = {}
         order = []

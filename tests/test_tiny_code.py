@@ -187,3 +187,45 @@ def test_by_domain_scores_each_row_with_its_domains_reward():
     with pytest.raises(RewardError, match=r"no reward for domain\(s\) \['algebra'\]"):
         only_code(completions, **columns)
     only_code.close()
+
+
+@needs_sandbox
+def test_the_greedy_check_scores_code_rows_by_their_tests(tmp_path):
+    """SFT's greedy held-out check on math and code rows: a scripted model whose greedy answer is
+    always a program printing 7 is right on the code rows (a test expecting 7) and wrong on the
+    math rows (gold 7, no boxed answer), as counted here; before, every code row read as wrong."""
+    from ssp.sampling.greedy import greedy_accuracy
+
+    from .helpers.scripted_model import build_scripted_model
+
+    model = build_scripted_model(
+        tmp_path / "m", p=0.7, completions=("```python\nprint(7)\n```", "\\boxed{7}")
+    )
+    tests = json.dumps([{"testtype": "stdin", "input": "", "output": "7\n"}])
+    rows = [{"id": f"a{i}", "domain": "algebra", "problem": f"Q{i}", "answer": "7"} for i in range(2)]
+    rows += [
+        {"id": f"c{i}", "domain": "code", "problem": f"P{i}", "tests": tests, "fn_name": None}
+        for i in range(3)
+    ]
+    result = greedy_accuracy(model, rows, max_new_tokens=4)
+    assert result["per_domain"] == {"algebra": 0.0, "code": 1.0} and result["accuracy"] == 3 / 5
+
+
+def test_a_phases_heldout_curve_measures_its_own_domains(tmp_path):
+    from ssp.core.context import StageContext
+    from ssp.core.outputs import DataOutputs
+    from ssp.stages.rl import _heldout_curve
+
+    from .conftest import fast_recipe
+
+    rows = tiny_splits(["algebra", "code"], {"eval": 4, "probe": 1, "rl": 1, "sft": 1}, seed=2, solutions=1)[
+        "eval"
+    ]
+    path = write_rows(rows, tmp_path / "eval.jsonl")
+    recipe = fast_recipe(tmp_path, "rl.phases=[{name: m, domains: [algebra]}, {name: c, domains: [code]}]")
+    ctx = StageContext(
+        "rl", tmp_path, tmp_path / "rl", {"data": DataOutputs(model="m", data_card="c", eval=str(path))}
+    )
+    for phase, domain in zip(recipe.rl.phases, ("algebra", "code"), strict=True):
+        curve = _heldout_curve(recipe, ctx, phase, reward=None)
+        assert {r["domain"] for r in curve.rows} == {domain} and len(curve.rows) == 4
