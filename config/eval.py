@@ -18,7 +18,7 @@ class BenchmarkSpec:
     """One benchmark of the eval stage. Unset sampling fields take the benchmark's protocol default."""
 
     name: str = "tiny_heldout"
-    """Registry name: aime24, aime25, hmmt25, math500, gpqa_diamond, lcb_v5, lcb_v6, tiny_heldout."""
+    """Registry name: aime24, aime25, hmmt25, math500, gpqa_diamond, lcb_v5, lcb_v6, tiny_heldout, tiny_code."""
     source: str = ""
     """A local .jsonl/.json/.parquet file or folder of them, or a hub dataset id; empty = the registry's
     hub dataset (tiny_heldout: the data stage's held-out set). Hub ids need network access."""

@@ -87,6 +87,8 @@ def _answer_rows(
     def convert(raw: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
         rows = []
         for i, r in enumerate(raw, start=1):
+            if r.get("tests"):  # a code row of a mixed held-out file: tiny_code's, not graded by an answer
+                continue
             rid = next((r[c] for c in ids if r.get(c) not in (None, "")), i)
             rows.append(
                 {
@@ -99,6 +101,21 @@ def _answer_rows(
         return rows
 
     return convert
+
+
+def _tiny_code_rows(raw: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
+    """The code rows of the tiny task's held-out file (tests in LiveCodeBench's layout, fn_name)."""
+    return [
+        {
+            "id": str(r.get("id") or i),
+            "domain": str(r.get("domain") or "code"),
+            "problem": str(_column(r, ("problem",), source, i, "tiny_code")),
+            "tests": r["tests"],
+            "fn_name": r.get("fn_name") or None,
+        }
+        for i, r in enumerate(raw, start=1)
+        if r.get("tests")
+    ]
 
 
 def _gpqa_rows(raw: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
@@ -245,6 +262,16 @@ BENCHMARKS: dict[str, Benchmark] = {
             ("", "", ""),
             Protocol(n_samples=8, temperature=1.0, max_new_tokens=96, prompt_suffix="", k=(1, 8)),
             _answer_rows("tiny_heldout", ("problem",), ("answer",), ("id",), domain="domain"),
+        ),
+        Benchmark(  # the tiny task's code domain (data_pipeline/tiny/code.py), graded by its tests
+            "tiny_code",
+            "tiny task, held-out code",
+            ("", "", ""),
+            Protocol(n_samples=4, temperature=1.0, max_new_tokens=96, prompt_suffix="", k=(1, 4)),
+            _tiny_code_rows,
+            reward="code_tests",
+            reward_options={"test_seconds": 2, "max_concurrency": 2},
+            votes=False,
         ),
     ]
 }

@@ -9,13 +9,17 @@ here too, rather than reading as 0% accuracy); code rows (``tests``) by ``code_t
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from ssp.core.corpus import chat_prompt, is_code_row
 from ssp.reward import get_reward
+from ssp.reward.sandbox import isolation
 from ssp.sampling.generation import SamplingParams, make_backend
+
+log = logging.getLogger("ssp")
 
 
 def greedy_accuracy(
@@ -37,6 +41,12 @@ def greedy_accuracy(
     finally:
         generator.close()
     code = sorted({r["domain"] for r in rows if is_code_row(r)})
+    unchecked = []
+    if code and not isolation()["bubblewrap"]:  # a quick check does not opt out of the sandbox
+        unchecked = code
+        log.warning("%s: no bubblewrap here: the code rows of %s are not checked", desc, code)
+        keep = [i for i, r in enumerate(rows) if r["domain"] not in code]
+        rows, outs, code = [rows[i] for i in keep], [outs[i] for i in keep], []
     columns = {"answer": [r.get("answer") for r in rows], "domain": [r["domain"] for r in rows]}
     if code:  # code rows by their tests in the sandbox (by_domain), the others by their answer
         reward = get_reward(
@@ -65,7 +75,8 @@ def greedy_accuracy(
             )
     total = [c for cs in correct.values() for c in cs]
     return {
-        "accuracy": sum(total) / len(total),
+        **({"unchecked": unchecked} if unchecked else {}),
+        "accuracy": sum(total) / len(total) if total else None,
         "n": len(total),
         "per_domain": {d: sum(cs) / len(cs) for d, cs in sorted(correct.items())},
         "samples": samples,

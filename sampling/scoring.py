@@ -55,8 +55,10 @@ def sample_and_score(generator, rows, reward, params: SamplingParams, desc: str,
 
 def sample_columns(rows, n: int) -> dict[str, list]:
     """The reward's dataset columns for ``n`` samples per row, flattened row-major (every column of
-    the rows but the problem text)."""
-    return {k: [r[k] for r in rows for _ in range(n)] for k in rows[0] if k != "problem"}
+    any row but the problem text; None where a row lacks it: a math row beside code rows has no
+    ``tests``). The first row's columns alone once left code rows without their tests."""
+    names = [k for k in dict.fromkeys(k for r in rows for k in r) if k != "problem"]
+    return {k: [r.get(k) for r in rows for _ in range(n)] for k in names}
 
 
 def zero_truncated(reward, flat, scores: list) -> list:

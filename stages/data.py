@@ -49,7 +49,7 @@ def _benchmark_problems(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
 
     out: dict[str, list[tuple[str, str]]] = {}
     for i, spec in enumerate(recipe.eval.benchmarks):
-        if spec.name == "tiny_heldout" and not spec.source:
+        if spec.name in ("tiny_heldout", "tiny_code") and not spec.source:
             continue
         _, rows, _ = load_benchmark(replace(spec, limit=0), where=f"eval.benchmarks[{i}]")
         out[spec.name] = [(r["id"], r["problem"]) for r in rows]

@@ -43,8 +43,8 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         recipe.eval,
         ctx.stage_dir,
         # no held-out split when a build sets data.eval_problems_per_domain to 0
-        default_sources={"tiny_heldout": ctx.upstream(DataOutputs).eval or ""},
-        default_suffixes={"tiny_heldout": recipe.data.prompt_suffix},
+        default_sources=dict.fromkeys(("tiny_heldout", "tiny_code"), ctx.upstream(DataOutputs).eval or ""),
+        default_suffixes=dict.fromkeys(("tiny_heldout", "tiny_code"), recipe.data.prompt_suffix),
         ctx=ctx,
         generation=recipe.generation,
     )

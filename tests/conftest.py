@@ -63,6 +63,13 @@ FAST = [
     "probe.select_k=4",
     "probe.max_new_tokens=32",
     "probe.batch_size=128",
+    # the math half of the demo (its code domain, code probe/eval/RL: tests/test_tiny_code.py,
+    # tests/test_rl_code.py, tests/test_code_sources.py)
+    "data.domains=[algebra,number_theory,counting,statistics]",
+    "probe.reward={name: math_correctness, correctness: true}",
+    "rl.phases=[{name: math, prompts: rl, rewards: [{name: math_correctness, weight: 1.0, correctness: true}], "
+    "learning_rate: 1.0e-4, dynamic_sampling: true, trl: {loss_type: dapo, epsilon: 0.2}}]",
+    "eval.benchmarks=[{name: tiny_heldout}]",
     "rl.phases[0].max_steps=2",
     "rl.phases[0].num_generations=4",
     "rl.phases[0].per_device_train_batch_size=8",

@@ -342,6 +342,7 @@ def test_protocol_defaults_are_the_reports():
         "lcb_v5",
         "lcb_v6",
         "tiny_heldout",
+        "tiny_code",
     }
 
 

@@ -229,3 +229,36 @@ def test_a_phases_heldout_curve_measures_its_own_domains(tmp_path):
     for phase, domain in zip(recipe.rl.phases, ("algebra", "code"), strict=True):
         curve = _heldout_curve(recipe, ctx, phase, reward=None)
         assert {r["domain"] for r in curve.rows} == {domain} and len(curve.rows) == 4
+
+
+def test_without_a_sandbox_the_greedy_check_leaves_code_rows_unchecked(tmp_path, monkeypatch):
+    """A machine without bubblewrap (a stand-in: the greedy check's probe for it answers "none"):
+    the code rows are not scored at all (never read as wrong), said in the result; math is."""
+    from ssp.sampling import greedy
+
+    from .helpers.scripted_model import build_scripted_model
+
+    monkeypatch.setattr(greedy, "isolation", lambda: {"bubblewrap": False})
+    model = build_scripted_model(
+        tmp_path / "m", p=0.7, completions=("\\boxed{7}", "```python\nprint(7)\n```")
+    )
+    tests = json.dumps([{"testtype": "stdin", "input": "", "output": "7\n"}])
+    rows = [{"id": "a", "domain": "algebra", "problem": "Q", "answer": "7"}]
+    rows += [{"id": "c", "domain": "code", "problem": "P", "tests": tests, "fn_name": None}]
+    result = greedy.greedy_accuracy(model, rows, max_new_tokens=4)
+    assert result["unchecked"] == ["code"] and result["per_domain"] == {"algebra": 1.0} and result["n"] == 1
+
+
+def test_the_held_out_file_splits_into_tiny_heldout_and_tiny_code(tmp_path):
+    from ssp.config.eval import BenchmarkSpec
+    from ssp.evaluation.benchmarks import load_benchmark
+
+    rows = tiny_splits(["algebra", "code"], {"eval": 5, "probe": 1, "rl": 1, "sft": 1}, seed=4, solutions=1)[
+        "eval"
+    ]
+    path = write_rows(rows, tmp_path / "eval.jsonl")
+    _, math, _ = load_benchmark(BenchmarkSpec(name="tiny_heldout"), default_source=str(path))
+    bench, code, proto = load_benchmark(BenchmarkSpec(name="tiny_code"), default_source=str(path))
+    assert [r["id"] for r in math] == [r["id"] for r in rows if r["domain"] == "algebra"]
+    assert [r["id"] for r in code] == [r["id"] for r in rows if r["domain"] == "code"]
+    assert all(json.loads(r["tests"]) for r in code) and bench.reward == "code_tests" and proto.n_samples == 4
