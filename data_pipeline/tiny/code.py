@@ -22,7 +22,7 @@ import json
 import random
 from collections.abc import Callable
 
-from ssp.data_pipeline.tiny.problems import Problem, Solution
+from ssp.data_pipeline.tiny.problem import Problem, Solution
 
 DOMAIN = "code"
 

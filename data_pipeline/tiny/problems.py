@@ -24,24 +24,9 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Solution:
-    strategy: str  # name of the reasoning path, e.g. "euclid"
-    text: str  # step-by-step solution ending in \boxed{answer}
-
-
-@dataclass(frozen=True)
-class Problem:
-    domain: str
-    kind: str
-    problem: str
-    answer: str  # "" for a code problem: its tests decide
-    solutions: tuple[Solution, ...]
-    tests: tuple[dict, ...] = ()  # a code problem's hidden tests (LiveCodeBench layout; tiny/code.py)
-    fn_name: str = ""  # a functional code problem's function
+from ssp.data_pipeline.tiny.code import CODE_GENERATORS
+from ssp.data_pipeline.tiny.problem import Problem, Solution
 
 
 def _boxed(answer: int | str) -> str:
@@ -415,8 +400,6 @@ ALL_TINY_DOMAINS = [*TINY_DOMAINS, CODE_DOMAIN]
 def make_problem(domain: str, rng: random.Random) -> Problem:
     """One problem of ``domain``, its type drawn uniformly."""
     if domain == CODE_DOMAIN:
-        from ssp.data_pipeline.tiny.code import CODE_GENERATORS  # it imports this module's types
-
         return rng.choice(CODE_GENERATORS)(rng)
     return rng.choice(GENERATORS[domain])(rng)
 
