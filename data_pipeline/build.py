@@ -369,10 +369,15 @@ def _label(plan: Plan, work: Path, dropped: Path) -> dict[str, Any]:
     # the classifier's sample: the labelled rows with the smallest seeded hashes (bounded heap)
     sample: list[tuple[float, str, str, str]] = []
     need_classifier = 0
+    # a domain a source gives all its rows (code) is never the classifier's to give: an unlabelled
+    # math row labelled "code" would reach the code splits without tests
+    forced = {s.name for s in plan.sources if s.domain}
     for row in _stream(work / "decontaminated.jsonl", "data: reading labels"):
         label = label_of(row)
         if label is None:
             need_classifier += 1
+        elif row["source"] in forced:
+            continue
         else:  # rows mapped to null teach the classifier an outside class
             item = (-unit_hash(plan.seed + 3, row["uid"]), row["uid"], row["problem"], label)
             if len(sample) < plan.options.classifier_max_rows:

@@ -17,8 +17,9 @@ The layouts read (verified against real rows: tests/fixtures/corpus/code_layouts
   except that some sources (Codewars in APPS) wrap every return value in a one-element list; APPS'
   own checker accepts either. LiveCodeBench's comparison is exact, so when every output of a
   problem is a one-element list it is read as wrapped and unwrapped (a problem whose function
-  really returns one-element lists is then checked wrongly; the build's reference check, where a
-  source gives solutions, finds those: ``verify_tests``).
+  really returns one-element lists is then checked wrongly: a heuristic, checked on real APPS
+  rows, Codewars' and LeetCode's, by running their reference programs in
+  tests/test_code_sources.py; the build itself does not run a source's solutions against them).
 - ``deepcoder``: agentica-org/DeepCoder-Preview-Dataset ``tests``: per subset the ``lcb`` list,
   the ``io`` dict, or PrimeIntellect's ``[{"type": "stdin_stdout", "input", "output"}]``.
 
@@ -34,6 +35,7 @@ from typing import Any
 from ssp.core.lcb_tests import decode_tests
 
 LAYOUTS = ("lcb", "io", "deepcoder")
+IO_OUTPUTS = "outputs"  # APPS / TACO's expected outputs (named: not a stage's outputs record)
 
 
 def _loaded(value: Any, what: str) -> Any:
@@ -74,7 +76,7 @@ def _io(tests: Any) -> tuple[list[dict], str | None]:
     tests = _loaded(tests, "input_output")
     if not isinstance(tests, dict) or not isinstance(tests.get("inputs"), list):
         raise ValueError("input_output must be {'inputs': [...], 'outputs': [...]}")
-    inputs, outputs = tests["inputs"], tests.get("outputs")
+    inputs, outputs = tests["inputs"], tests.get(IO_OUTPUTS)
     if not isinstance(outputs, list) or len(outputs) != len(inputs):
         raise ValueError(f"input_output has {len(inputs)} inputs but {len(outputs or [])} outputs")
     fn_name = tests.get("fn_name")

@@ -45,7 +45,7 @@ from ssp.core.references import looks_local
 from ssp.data_pipeline.code_layouts import LAYOUTS, convert
 from ssp.reward.math_answer import extract_boxed
 
-ROLES = ("problem", "answer", "solution", "label", "id", "question_type", "tests", "fn_name")
+ROLES = ("problem", "answer", "solution", "label", "id", "question_type", "tests", "fn_name", "starter_code")
 """What a source's columns can be mapped to (``fields: {role: column}``)."""
 
 
@@ -61,7 +61,8 @@ class Source:
     """Hub configuration (e.g. 'algebra' for EleutherAI/hendrycks_math); empty = the default one."""
     split: str = "train"
     fields: dict[str, str] = field(default_factory=dict)
-    """{role: column}; roles: problem, answer, solution, label, id, question_type, tests, fn_name.
+    """{role: column}; roles: problem, answer, solution, label, id, question_type, tests, fn_name,
+    starter_code (a code problem's stub, appended to the problem as LiveCodeBench's eval does).
     Unmapped, problem reads column 'problem' and answer column 'answer' (unless answer_from_solution
     or tests: a code source's rows are graded by their tests)."""
     tests_layout: str = ""
@@ -192,8 +193,20 @@ def local_files(src: Source, key: str) -> list[Path] | None:
 
 
 def _wanted(src: Source) -> dict[str, str]:
-    """{column: the recipe key that names it} of every column a row must have."""
-    return {**{c: f"fields.{r}" for r, c in src.fields.items() if c}, **{c: "where" for c in src.where}}
+    """{column: the recipe key that names it} of every column a row must have: a misspelt one fails
+    naming its key, never reads as empty."""
+    return {
+        **{c: f"fields.{r}" for r, c in src.fields.items() if c},
+        **{c: "where" for c in src.where},
+        **{c: "more_tests" for c in src.more_tests},
+    }
+
+
+def _read_columns(src: Source) -> list[str]:
+    """The columns a local Parquet file is read for: the wanted ones, and the solution columns a row
+    may lack (a mixed JSON Lines source: DeepCoder's subsets), which a Parquet read once left out."""
+    extra = [*src.solution_columns, *([src.solutions_verified] if src.solutions_verified else [])]
+    return list(dict.fromkeys([*_wanted(src), *extra]))
 
 
 def _is_json_lines(path: Path) -> bool:
@@ -238,7 +251,7 @@ def _check_file(src: Source, key: str, file: Path, first: bool):
             f"{where}: not a readable Parquet file ({err}); truncated or not Parquet: copy it again"
         ) from None
     columns = parquet.schema_arrow.names
-    wanted = _wanted(src)
+    wanted = {**{c: "solution_columns" for c in _read_columns(src)}, **_wanted(src)}  # every row has all
     missing = sorted(c for c in wanted if c not in columns)
     if missing:
         roles = ", ".join(wanted[c] for c in missing)
@@ -306,7 +319,7 @@ def _json_lines(src: Source, key: str, file: Path) -> Iterator[tuple[str, dict[s
 def _parquet_rows(src: Source, key: str, file: Path, parquet) -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, row) of every row of a Parquet file (the mapped columns only), ``where`` =
     "<file>: row N (1-based)"."""
-    columns = [c for c in _wanted(src) if c in parquet.schema_arrow.names]
+    columns = [c for c in _read_columns(src) if c in parquet.schema_arrow.names]
     n = 0
     try:
         for batch in parquet.iter_batches(batch_size=1024, columns=columns):
@@ -459,6 +472,11 @@ def _map(src: Source, raw: dict[str, Any], index: int) -> dict[str, Any]:
             row["tests"] = json.dumps(tests)
         except ValueError as err:
             row["tests_error"] = str(err)
+        starter = _text(raw.get(f.get("starter_code") or ""))
+        if starter:  # the function (or class) the tests call, shown as LiveCodeBench's eval shows it
+            row["problem"] += f"\n\nComplete this starter code:\n```python\n{starter}\n```"
+        elif row.get("fn_name"):  # call-based tests and no starter code: the name is nowhere else
+            row["problem"] += f"\n\nWrite it as a Python function named `{row['fn_name']}`."
     if src.domain:
         row["source_label"] = src.domain
     if src.solution_columns:

@@ -12,8 +12,9 @@ picks its scorer by ``data_source`` the same way).
 
 The items of each domain go to their reward in one call, with their own columns, so a code
 reward sees only code rows' tests and a math reward only math rows' answers; statuses, failure
-messages and "no answer" reasons come back in the items' order (``reward.last``). A domain whose
-reward stops (``RewardError``: too many failures) stops the call. A domain with neither an entry
+messages and "no answer" reasons come back in the items' order (``reward.last``). Failures are
+counted over the whole call against ``by_domain``'s own ``max_failure_rate`` (one sandbox error
+among 3 code items of a 300-item call is 0.3%, not a third). A domain with neither an entry
 nor a default is an error naming it, never a score.
 
 Truncated completions: ``grades_truncated`` is the one rule of every domain's reward when they
@@ -30,7 +31,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from ssp.reward.outcome import SCORED, CallReport, CheckedReward, RewardError, call_report
+from ssp.reward.outcome import CallReport, CheckedReward, RewardError, call_report
 from ssp.reward.registry import get_reward
 
 
@@ -92,15 +93,16 @@ class ByDomain(CheckedReward):
                 k: [v[i] for i in items] if isinstance(v, list) and len(v) == len(completions) else v
                 for k, v in columns.items()
             }
-            scores = reward([completions[i] for i in items], **sub)
-            report: CallReport = call_report(reward, scores)
-            for j, i in enumerate(items):
-                status, message = (
-                    report.statuses[j],
-                    report.first_failure if report.statuses[j] != SCORED else "",
-                )
-                reason = report.missing[j] if report.missing else None
-                outcomes[i] = (status, scores[j], message, reason)
+            if isinstance(reward, CheckedReward):  # its outcomes, not its call: the failure limit is
+                # by_domain's, over the whole call, not each domain's slice (1 error in 3 code items)
+                for i, o in zip(items, reward._outcomes([completions[i] for i in items], **sub), strict=True):
+                    outcomes[i] = o if len(o) == 4 else (*o, None)
+            else:
+                scores = reward([completions[i] for i in items], **sub)
+                report: CallReport = call_report(reward, scores)
+                for j, i in enumerate(items):
+                    outcomes[i] = (report.statuses[j], scores[j], "", None)
+            for i in items:
                 graded[i] = getattr(reward, "grades_truncated", True)
         self.truncation_graded = graded
         return outcomes

@@ -316,11 +316,40 @@ def _slot_folder() -> str:
     return UID_LOCKS
 
 
+def _clear_uid(uid: int, sweep: bool) -> None:
+    """End every process of ``uid`` before its slot goes to the next program. Under bubblewrap the
+    PID namespace is already gone (only its reaping is waited for); without it (``sweep``: unsafe
+    mode) a program may have left a ``setsid`` daemon, perhaps hidden from /proc's owner field
+    (PR_SET_DUMPABLE 0), so a child takes the uid and sends SIGKILL to all it may signal
+    (``kill(-1)``, which spares the sender), as IOI's isolate does, until none is seen."""
+    deadline = time.monotonic() + 5
+    while sweep or live_processes(uid=uid):
+        if time.monotonic() > deadline:
+            log.warning(
+                "sandbox: processes of uid %d outlived 5 s of SIGKILL: %s", uid, live_processes(uid=uid)
+            )
+            return
+        if sweep:
+            pid = os.fork()
+            if pid == 0:  # the child: the slot's uid, then everything that uid runs
+                try:
+                    os.setgid(uid)
+                    os.setuid(uid)
+                    os.kill(-1, signal.SIGKILL)
+                except OSError:
+                    pass
+                os._exit(0)
+            os.waitpid(pid, 0)
+            sweep = False
+        time.sleep(0.005)
+
+
 @contextmanager
-def _host_uid() -> Iterator[int]:
+def _host_uid(sweep: bool = False) -> Iterator[int]:
     """The host uid one program runs as (see the module docstring): for root callers a slot no
-    other running program holds, kept until no process of that uid is left, so the next program
-    never shares a process count with leftovers; for other callers their own uid (unchanged)."""
+    other running program holds, kept until no process of that uid is left (``_clear_uid``), so
+    the next program never shares a process count or files with leftovers; for other callers
+    their own uid (unchanged)."""
     if os.geteuid() != 0:
         yield os.geteuid()
         return
@@ -338,9 +367,7 @@ def _host_uid() -> Iterator[int]:
             try:
                 yield uid
             finally:
-                deadline = time.monotonic() + 5
-                while live_processes(uid=uid) and time.monotonic() < deadline:
-                    time.sleep(0.005)
+                _clear_uid(uid, sweep)
                 os.close(fd)  # releases the slot
             return
         time.sleep(0.05)  # every slot is taken: wait for one
@@ -371,7 +398,7 @@ def run_python(source: str, stdin: str = "", limits: Limits = Limits(), unsafe: 
     use_bwrap = _bwrap() is not None
     if not use_bwrap and not unsafe:
         require_isolation(unsafe)
-    with _host_uid() as uid:
+    with _host_uid(sweep=not use_bwrap) as uid:
         return _run_as(uid, source, stdin, limits, use_bwrap)
 
 

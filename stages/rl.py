@@ -311,7 +311,8 @@ def _run_phase(
             raise RecipeError(
                 f"rl.phases[{index}].rewards[{j}]: by_domain mixes rewards that treat a truncated completion "
                 "differently (math zeroes it, code_tests runs it), which the trainer cannot apply per item: "
-                "give each phase one kind of domain (rl.phases[i].domains), as the report's curriculum does"
+                "give each phase one kind of domain (rl.phases[i].domains) and that domain's reward itself "
+                "(math_correctness or code_tests), as the report's curriculum does"
             )
     curve = _heldout_curve(recipe, ctx, phase, funcs[correct_index]) if recipe.rl.heldout_every else None
     folder = TrainingFolder(phase_dir)

@@ -67,13 +67,14 @@ SOURCES = {
             "tests": "public_test_cases",
             "fn_name": "metadata",
             "id": "question_id",
+            "starter_code": "starter_code",
         },
         "lcb",
         more_tests=["private_test_cases"],
     ),
     "apps": _code_source(
         "apps",
-        {"problem": "question", "tests": "input_output", "id": "problem_id"},
+        {"problem": "question", "tests": "input_output", "id": "problem_id", "starter_code": "starter_code"},
         "io",
         solution_columns=["solutions"],
     ),
@@ -131,6 +132,24 @@ def test_each_layout_gives_every_row_tests_in_the_corpus_layout():
     assert counts[("lcb", "3046")] == (3 + 12, "minimumOperations")
     assert counts[("apps", "2404")] == (1, "findKthPositive") and counts[("apps", "4184")] == (8, "is_prime")
     assert counts[("taco", "0")][0] == 134 and counts[("deepcoder", "1")][0] == 209
+
+
+def test_a_call_based_problem_names_the_function_its_tests_call():
+    """APPS 4184's statement never says is_prime; its starter code does, and is shown with it (as
+    LiveCodeBench's eval shows a starter); a call-based row without one gets the name in a line."""
+    rows = {(r["source"], r["source_id"]): r for name in ("apps", "lcb") for r in _mapped(name)}
+    assert "is_prime" not in RAW["apps"]()[-1]["question"]
+    assert rows[("apps", "4184")]["problem"].endswith(
+        "Complete this starter code:\n```python\ndef is_prime(n):\n```"
+    )
+    assert "def minimumOperations(self, num: str) -> int:" in rows[("lcb", "3046")]["problem"]
+    assert "starter code" not in rows[("lcb", "1873_A")]["problem"]  # stdin: nothing to name
+    bare = _map(
+        SOURCES["taco"],
+        {"question": "Add.", "input_output": '{"fn_name": "add", "inputs": [[1, 2]], "outputs": [3]}'},
+        0,
+    )
+    assert bare["problem"] == "Add.\n\nWrite it as a Python function named `add`."
 
 
 def test_codewars_outputs_wrapped_in_a_list_are_unwrapped_and_leetcodes_are_not():

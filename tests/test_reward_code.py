@@ -522,3 +522,31 @@ def test_each_test_starts_afresh_unlike_the_runner(no_leaks):
     )
     tests = [{"testtype": "functional", "input": "1", "output": "1"}] * 2
     assert _scores([stateful], tests, fn_name="f") == {"lcb": [1.0], "script": [1.0]}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root callers give each program its own uid")
+def test_without_bubblewrap_a_daemon_dies_before_its_uid_is_handed_on(monkeypatch):
+    """A machine without bubblewrap (a stand-in: the sandbox's probe for it answers "none") runs
+    programs unsafe, with no PID namespace: a program's setsid daemon, hidden from /proc's owner
+    field (not dumpable), would outlive the call and share its uid with the next program. The slot
+    is swept (SIGKILL to every process of the uid) before it is handed on."""
+    from ssp.reward import sandbox
+
+    monkeypatch.setattr(sandbox, "_bwrap", lambda: None)
+    monkeypatch.setattr(sandbox, "UID_SLOTS", 1)  # the next program gets the same uid
+    daemon = (
+        "import ctypes, os, time\nif os.fork() == 0:\n    os.setsid()\n"
+        "    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: /proc shows root as owner\n"
+        "    time.sleep(1000)\nprint('started')"
+    )
+    run_python(daemon, "", Limits(wall_seconds=2), unsafe=True)
+    others = (  # live processes of this uid but this one (/proc/<pid>/status tells the real uid)
+        "import os\nme, live = os.getpid(), []\nfor p in os.listdir('/proc'):\n"
+        "    if not p.isdigit() or int(p) == me:\n        continue\n    try:\n"
+        "        f = dict(l.split(':', 1) for l in open(f'/proc/{p}/status').read().splitlines() if ':' in l)\n"
+        "    except OSError:\n        continue\n"
+        "    if f['Uid'].split()[0] == str(os.getuid()) and not f['State'].strip().startswith('Z'):\n"
+        "        live.append(p)\nprint(live)"
+    )
+    after = run_python(others, "", FAST, unsafe=True)
+    assert after.stdout.strip() == "[]", f"a process of the previous program still runs as this uid: {after}"

@@ -380,7 +380,9 @@ def _alive(pid: int) -> bool:
 
 def test_registry_errors():
     assert {"math_correctness", "code_tests", "format"} <= set(known_rewards())
-    with pytest.raises(KeyError, match="unknown reward 'math_corectness'; known rewards: code_tests, format"):
+    with pytest.raises(
+        KeyError, match="unknown reward 'math_corectness'; known rewards: by_domain, code_tests, format"
+    ):
         get_reward("math_corectness")
     with pytest.raises(TypeError, match="reward 'format'"):
         get_reward("format", tail_charz=5)
@@ -433,7 +435,7 @@ def test_recipe_reward_specs():
     assert [f.__name__ for f in funcs] == ["math_correctness", "format"] and weights == [1.0, 0.1]
     assert correctness == 0
     with pytest.raises(
-        FieldError, match=r"name: unknown reward 'math_corectness'; known rewards: code_tests"
+        FieldError, match=r"name: unknown reward 'math_corectness'; known rewards: by_domain, code_tests"
     ):
         RewardSpec(name="math_corectness")
     with pytest.raises(RecipeError, match=r"rl.rewards\[0\]: reward 'format': .*tail_charz"):
