@@ -80,6 +80,11 @@ def code_tests_problem(tests: Any, fn_name: Any) -> str:
             return f"field 'tests': test {j} has testtype {kind!r} (stdin or functional)"
         if kind == "functional" and not str(t.get("fn_name") or fn_name or "").isidentifier():
             return f"field 'tests': test {j} is functional but the row names no function (field 'fn_name')"
+        if kind == "functional":  # the returned value is compared with this JSON value (code_tests)
+            try:
+                json.loads(t["output"])
+            except (json.JSONDecodeError, TypeError):
+                return f"field 'tests': test {j} is functional but its output is not a JSON value"
     return ""
 
 

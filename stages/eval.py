@@ -19,7 +19,14 @@ from ssp.core.manifest import Manifest
 from ssp.core.outputs import DataOutputs, EvalOutputs
 from ssp.evaluation.evaluate import evaluate, model_names
 from ssp.stages.shared import table_and_chart
-from ssp.stages.spec import StageSpec, benchmark_files, check_benchmarks, engine_gpus, sampling_section
+from ssp.stages.spec import (
+    StageSpec,
+    benchmark_files,
+    check_benchmarks,
+    check_code_rewards,
+    engine_gpus,
+    sampling_section,
+)
 
 
 def resolve_models(recipe: Recipe, ctx: StageContext) -> dict[str, str]:
@@ -82,9 +89,10 @@ def preflight(recipe: Recipe, checks: Checks) -> None:
         checks.model(recipe.model.name_or_path, "model.name_or_path")
     check_benchmarks(recipe, checks)
     for j, bench in enumerate(recipe.eval.benchmarks):
-        if BENCHMARKS[bench.name].reward == "code_tests":
-            options = {**BENCHMARKS[bench.name].reward_options, **bench.reward_options}
-            checks.code_reward(f"eval.benchmarks[{j}] ({bench.name})", options)
+        options = {**BENCHMARKS[bench.name].reward_options, **bench.reward_options}
+        check_code_rewards(
+            f"eval.benchmarks[{j}] ({bench.name})", BENCHMARKS[bench.name].reward, options, checks
+        )
 
 
 def report(recipe: Recipe, manifest: Manifest) -> list[str]:

@@ -135,6 +135,10 @@ def test_a_code_row_without_runnable_tests_is_an_error_naming_it(tmp_path):
         ({**good, "tests": '[{"input": "1"}]'}, "test 1 needs an 'input' and an 'output'"),
         ({**good, "tests": '[{"input": "1", "output": "2", "testtype": "functional"}]'}, "names no function"),
         (
+            {**good, "fn_name": "f", "tests": '[{"input": "1", "output": "True", "testtype": "functional"}]'},
+            "its output is not a JSON value",
+        ),
+        (
             {"id": "a", "domain": "code", "problem": "p"},
             "field 'answer' is missing or empty (probe split) (a code row",
         ),
