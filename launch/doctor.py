@@ -161,19 +161,20 @@ def _roundtrip() -> tuple[str, str]:
         tail = (out.stderr.strip().splitlines() or ["no output"])[-1]
         return FAIL, f"the round-trip process failed (exit {out.returncode}): {tail}"
     expected = {"math_correctness": [1.0, 0.0], "code_tests": [1.0, 0.0]}
-    wrong, refused = [], "refusing" in result.get("code_tests", {}).get("error", "")
+    wrong = []
     for name, want in expected.items():
         got = result.get(name, {})
-        if got.get("scores") != want and not (name == "code_tests" and refused):
+        if got.get("scores") != want:
             wrong.append(
                 f"{name} scored {got.get('scores')} instead of {want} ({got.get('error') or got.get('first')})"
             )
     if wrong:
         return FAIL, "; ".join(wrong)
-    if refused:
+    if result["code_tests"].get("sandbox") == "unsafe":
         return (
             WARN,
-            f"math right/wrong 1.0/0.0; code_tests refused (no bubblewrap, see the sandbox row) ({took:.1f} s)",
+            "math right/wrong 1.0/0.0; code pass/fail 1.0/0.0 only with `sandbox: unsafe` (no bubblewrap, "
+            f"see the sandbox row) ({took:.1f} s)",
         )
     return (
         OK,

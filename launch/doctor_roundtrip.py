@@ -22,6 +22,7 @@ import transformers  # noqa: E402, F401
 import trl  # noqa: E402, F401
 
 from ssp.reward import get_reward  # noqa: E402
+from ssp.reward.sandbox import isolation  # noqa: E402
 
 CODE_TESTS = [{"testtype": "stdin", "input": "2 3\n", "output": "5\n"}]
 PASSING = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
@@ -30,17 +31,22 @@ FAILING = "```python\na, b = map(int, input().split())\nprint(a - b)\n```"
 
 def main() -> None:
     result: dict = {}
-    for name, completions, columns in (
-        ("math_correctness", [r"so \boxed{4}", r"so \boxed{5}"], {"answer": ["4", "4"]}),
-        ("code_tests", [PASSING, FAILING], {"tests": [CODE_TESTS, CODE_TESTS]}),
+    # Without bubblewrap code_tests refuses unless told `sandbox: unsafe`: the round trip checks the
+    # reward's machinery either way and says which sandbox it used (the doctor's isolation row says why).
+    sandbox = "strict" if isolation()["bubblewrap"] else "unsafe"
+    for name, completions, columns, options in (
+        ("math_correctness", [r"so \boxed{4}", r"so \boxed{5}"], {"answer": ["4", "4"]}, {}),
+        ("code_tests", [PASSING, FAILING], {"tests": [CODE_TESTS, CODE_TESTS]}, {"sandbox": sandbox}),
     ):
-        reward = get_reward(name, max_failure_rate=1.0)
+        reward = None
         try:
+            reward = get_reward(name, max_failure_rate=1.0, **options)
             scores = reward(completions, **columns)
             result[name] = {
                 "scores": scores,
                 "statuses": reward.last.statuses,
                 "first": reward.last.first_failure,
+                **options,
             }
         except Exception as err:  # noqa: BLE001 - reported to the doctor, which shows it
             result[name] = {"error": f"{type(err).__name__}: {err}"}

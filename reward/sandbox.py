@@ -36,17 +36,17 @@ opts in with ``unsafe=True`` (the ``code_tests`` option ``sandbox: unsafe``): th
 runs on the host file system as its own slot uid (root callers) or as the caller, in a network namespace
 where the kernel allows one, with the limits above; a process that calls ``setsid`` can outlive
 the call. ``isolation()`` says which layers are active.
+
+This module decides what runs; ``reward/spawner.py`` starts it, from a small process of its own
+rather than the caller (whose fork would copy a trainer's or engine's page tables for every test).
 """
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import logging
 import os
-import resource
 import shutil
-import signal
 import stat
 import subprocess
 import sys
@@ -55,8 +55,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import cache
+
+from ssp.reward.spawner import ExecResult, Limits, kill_uid, live_processes, netns_mode, preexec, spawn
+
+__all__ = ["ExecResult", "Limits", "SandboxUnavailable", "isolation", "require_isolation", "run_python"]
 
 NOBODY = 65534
 # Root callers run each program as its own host uid: UID_BASE + a slot no other running program
@@ -64,7 +67,6 @@ NOBODY = 65534
 # isolate's default; no account should own these uids.
 UID_BASE, UID_SLOTS = 60000, 1000
 UID_LOCKS = "/tmp/ssp-sandbox-uids"
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
 INSIDE = "/sandbox"  # where the program's folder appears in the sandbox
 # Read-only system paths of the view: what a Python interpreter and its C extensions load.
 SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache")
@@ -75,26 +77,6 @@ log = logging.getLogger("ssp")
 
 class SandboxUnavailable(RuntimeError):
     """Strict isolation is not available here and the caller did not opt out of it."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    wall_seconds: float = 10.0  # real time before the sandbox is killed
-    cpu_seconds: int = 10  # RLIMIT_CPU
-    memory_mb: int = 1024  # RLIMIT_AS (address space)
-    file_size_mb: int = 16  # RLIMIT_FSIZE: largest file the program may write
-    processes: int = 64  # RLIMIT_NPROC (per uid; bubblewrap's PID namespace bounds it too)
-    open_files: int = 64  # RLIMIT_NOFILE
-    output_bytes: int = 1 << 20  # stdout/stderr kept; beyond this the program is stopped
-
-
-@dataclass
-class ExecResult:
-    status: str  # ok | error | timeout | output_limit | killed | sandbox_error
-    returncode: int | None
-    stdout: str
-    stderr: str
-    wall_seconds: float
 
 
 @cache
@@ -172,31 +154,13 @@ def _bwrap() -> str | None:
             capture_output=True,
             timeout=60,
             cwd="/",
-            preexec_fn=_preexec(Limits(), use_bwrap=True),
+            preexec_fn=preexec(Limits(), use_bwrap=True, uid=NOBODY),
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return path if probe.returncode == 0 else None
-
-
-def _unshare(flags: int) -> bool:
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc.unshare(flags) == 0
-
-
-@cache
-def _netns_mode() -> int | None:
-    """Which unshare flags give a private network namespace here (probed in a child)."""
-    for flags in (CLONE_NEWNET, CLONE_NEWUSER | CLONE_NEWNET):
-        pid = os.fork()
-        if pid == 0:  # child: try, report through the exit code
-            os._exit(0 if _unshare(flags) else 1)
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) == 0:
-            return flags
-    return None
 
 
 @cache
@@ -209,7 +173,7 @@ def isolation() -> dict[str, bool]:
         "bubblewrap": bwrap,
         "private_filesystem": bwrap,  # only the program, its input and the interpreter are visible
         "private_pids": bwrap,  # nothing the program starts outlives the call
-        "no_network": bwrap or _netns_mode() is not None,
+        "no_network": bwrap or netns_mode() is not None,
         "uid_65534": bwrap or root,  # on the host (root callers) or inside a user namespace
         "resource_limits": True,
         "scrubbed_env": True,
@@ -227,72 +191,6 @@ def require_isolation(unsafe: bool) -> dict[str, bool]:
             "isolation explicitly with the code_tests option `sandbox: unsafe` (docs/security.md)"
         )
     return layers
-
-
-def _preexec(limits: Limits, use_bwrap: bool, uid: int = NOBODY):
-    netns = None if use_bwrap else _netns_mode()
-
-    def setup() -> None:  # runs in the child between fork and exec
-        os.setsid()
-        for res, value in (
-            (resource.RLIMIT_CPU, limits.cpu_seconds),
-            (resource.RLIMIT_FSIZE, limits.file_size_mb << 20),
-            (resource.RLIMIT_NOFILE, limits.open_files),
-            (resource.RLIMIT_CORE, 0),
-        ):
-            resource.setrlimit(res, (value, value))
-        if not use_bwrap:  # bwrap sets up namespaces itself and needs address space to do so
-            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb << 20,) * 2)
-            if netns is not None:
-                _unshare(netns)
-        # Drop to the program's own uid on the host before exec, bubblewrap included: the kernel
-        # does not enforce RLIMIT_NPROC for root, and a user namespace started by root maps its
-        # users back to root outside (a fork bomb then exhausted the host's process table).
-        if os.geteuid() == 0:
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
-
-    return setup
-
-
-def live_processes(pgid: int | None = None, uid: int | None = None) -> list[int]:
-    """Pids of processes that are not zombies, in process group ``pgid`` and/or owned by ``uid``.
-
-    Zombies are left out on purpose: they are dead, hold no memory, CPU or descriptors, and
-    wait only for their new parent (the container's init) to reap them."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if uid is not None and os.stat(f"/proc/{entry}").st_uid != uid:
-                continue  # the cheap test first: this runs after every program
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-        except OSError:
-            continue
-        state, group = fields[0], int(fields[2])
-        if state != b"Z" and (pgid is None or group == pgid):
-            pids.append(int(entry))
-    return pids
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the sandbox's process group and return once no live member is left.
-
-    The group holds bubblewrap, the PID namespace's init and the program with anything it
-    forked. A process that calls setsid itself leaves the group, but not the PID namespace,
-    which the kernel empties when its init dies (with bubblewrap, by --die-with-parent)."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return
-    proc.wait()
-    deadline = time.monotonic() + 5
-    while live_processes(pgid=proc.pid) and time.monotonic() < deadline:
-        time.sleep(0.005)
 
 
 def _workdir(uid: int = NOBODY) -> str:
@@ -320,8 +218,8 @@ def _clear_uid(uid: int, sweep: bool) -> None:
     """End every process of ``uid`` before its slot goes to the next program. Under bubblewrap the
     PID namespace is already gone (only its reaping is waited for); without it (``sweep``: unsafe
     mode) a program may have left a ``setsid`` daemon, perhaps hidden from /proc's owner field
-    (PR_SET_DUMPABLE 0), so a child takes the uid and sends SIGKILL to all it may signal
-    (``kill(-1)``, which spares the sender), as IOI's isolate does, until none is seen."""
+    (PR_SET_DUMPABLE 0), so every process of the uid is sent SIGKILL (``spawner.kill_uid``)
+    until none is seen."""
     deadline = time.monotonic() + 5
     while sweep or live_processes(uid=uid):
         if time.monotonic() > deadline:
@@ -330,16 +228,7 @@ def _clear_uid(uid: int, sweep: bool) -> None:
             )
             return
         if sweep:
-            pid = os.fork()
-            if pid == 0:  # the child: the slot's uid, then everything that uid runs
-                try:
-                    os.setgid(uid)
-                    os.setuid(uid)
-                    os.kill(-1, signal.SIGKILL)
-                except OSError:
-                    pass
-                os._exit(0)
-            os.waitpid(pid, 0)
+            kill_uid(uid)
             sweep = False
         time.sleep(0.005)
 
@@ -419,7 +308,7 @@ def _run_as(uid: int, source: str, stdin: str, limits: Limits, use_bwrap: bool) 
             cmd, cwd = python, workdir
             env = {"PATH": PATH, "LANG": "C.UTF-8", "HOME": workdir}
         for _ in range(40):  # up to ~10 s while the processes of a killed fork bomb are reaped
-            result = _communicate(cmd, env, cwd, stdin, limits, use_bwrap, uid)
+            result = spawn(cmd, env, cwd, stdin, limits, use_bwrap, uid)
             if not (
                 use_bwrap
                 and result.returncode == 1
@@ -432,70 +321,3 @@ def _run_as(uid: int, source: str, stdin: str, limits: Limits, use_bwrap: bool) 
         return result
     finally:
         _remove(workdir)
-
-
-def _communicate(cmd, env, cwd, stdin, limits, use_bwrap, uid) -> ExecResult:
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        cmd,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=env,
-        preexec_fn=_preexec(limits, use_bwrap, uid),
-        close_fds=True,
-    )
-    out, err, status = b"", b"", None
-    try:
-        import selectors
-
-        sel = selectors.DefaultSelector()
-        try:
-            proc.stdin.write(stdin.encode("utf-8", errors="replace"))
-        except (BrokenPipeError, OSError):
-            pass
-        finally:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        sel.register(proc.stderr, selectors.EVENT_READ)
-        while sel.get_map():
-            remaining = limits.wall_seconds - (time.monotonic() - start)
-            if remaining <= 0:
-                status = "timeout"
-                break
-            for key, _ in sel.select(timeout=remaining):
-                chunk = os.read(key.fd, 65536)
-                if not chunk:
-                    sel.unregister(key.fileobj)
-                elif key.fileobj is proc.stdout:
-                    out += chunk
-                else:
-                    err += chunk
-            if len(out) > limits.output_bytes or len(err) > limits.output_bytes:
-                status = "output_limit"
-                break
-        sel.close()
-        if status is None:
-            try:
-                proc.wait(timeout=max(0.1, limits.wall_seconds - (time.monotonic() - start)))
-            except subprocess.TimeoutExpired:
-                status = "timeout"
-    finally:
-        _kill_group(proc)  # the whole group: children the program forked die too
-        for stream in (proc.stdout, proc.stderr):
-            stream.close()
-        proc.wait()
-    code = proc.returncode
-    if status is None:
-        status = "ok" if code == 0 else ("killed" if code < 0 else "error")
-    return ExecResult(
-        status,
-        code,
-        out[: limits.output_bytes].decode("utf-8", errors="replace"),
-        err[: limits.output_bytes].decode("utf-8", errors="replace"),
-        round(time.monotonic() - start, 4),
-    )

@@ -65,7 +65,10 @@ def no_leaks(monkeypatch, tmp_path_factory):
     root = tempfile.mkdtemp(prefix="ssp-test-sandbox-")
     os.chmod(root, 0o711)  # uid 65534 may enter its own folder inside, nothing more
     monkeypatch.setattr(tempfile, "tempdir", root)
-    fds, tag = len(os.listdir("/proc/self/fd")), Tagged()
+    from ssp.reward import spawner
+
+    spawner_fds = f"/proc/{spawner.started()}/fd"  # programs start there (reward/spawner.py)
+    fds, their_fds, tag = len(os.listdir("/proc/self/fd")), len(os.listdir(spawner_fds)), Tagged()
     yield tag
     time.sleep(0.2)  # let the kernel reap
     survivors = _tagged_pids(tag.name)
@@ -74,6 +77,7 @@ def no_leaks(monkeypatch, tmp_path_factory):
     assert survivors == [], f"a sandboxed process survived: {survivors}"
     assert left == [], f"a sandbox directory was left behind: {left}"
     assert len(os.listdir("/proc/self/fd")) == fds, "file descriptors leaked"
+    assert len(os.listdir(spawner_fds)) == their_fds, "file descriptors leaked in the spawner"
 
 
 # (name, program, its one status, what its stderr says): each is deterministic in the sandbox.

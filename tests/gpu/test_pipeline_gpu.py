@@ -100,4 +100,5 @@ def test_the_reward_pool_scores_under_a_main_module_holding_a_cuda_context(tmp_p
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["math_correctness"]["scores"] == [1.0, 0.0], result
+    assert result["code_tests"]["scores"] == [1.0, 0.0], result  # unsafe where bubblewrap is missing
     figure("reward pool under a CUDA main module", result)
