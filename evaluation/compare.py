@@ -242,6 +242,17 @@ def compare(runs: list[Run], baseline: str | None = None) -> dict[str, Any]:
         short = [str(r.path) for r in arms[name] if r.seed not in next(iter(cell.values()))]
         if short:
             raise CompareError(f"{bench}, model {model}: no result in {short} (arm {name})")
+        for k, by_seed in list(cell.items()):  # None: undefined for the benchmark (cons@k of code)
+            undefined = [seed for seed, v in by_seed.items() if v is None]
+            if len(undefined) == len(by_seed):
+                del cell[k]
+            elif undefined:
+                where = [str(r.path) for r in arms[name] if r.seed in undefined]
+                raise CompareError(
+                    f"{bench}, model {model}, arm {name}: {k} is undefined in {where} and a number "
+                    "in the arm's other runs"
+                )
+    for (bench, name, model), cell in values.items():
         row: dict[str, Any] = {k: interval(list(v.values())) for k, v in sorted(cell.items())}
         ses = [_problem_se(r.eval_dir, model, bench) for r in arms[name]]
         if all(se is not None for se in ses):

@@ -8,6 +8,11 @@ share of mixed groups in each step's first batch (before dynamic sampling), the 
 policy entropy. A stage
 shared from another run (``shared_from`` in the manifest) is read from that run's folder.
 
+The held-out curve is one curve per RL phase (``rl:heldout/pass@1:<phase folder>``): each phase
+measures its own domains (the demo's math phase on math, its code phase on code), so one line
+across phases would join unlike numbers, and a phase's first point (step 0, laid at the previous
+phase's last step) used to overwrite that phase's last point.
+
 Each curve is also summarised per seed as its mean over the logged steps, and those means get a
 95% t-interval over seeds (``evaluation/compare.py: interval``): the mean reward across training
 is the simplest figure on which a lambda ablation differs, read with its noise.
@@ -29,7 +34,8 @@ from ssp.core.errors import SSPError
 from ssp.core.outputs import RLOutputs
 from ssp.evaluation.intervals import interval
 
-# stage -> (logged key, label)
+# stage -> (logged key, label); PER_PHASE keys are one curve per RL phase
+PER_PHASE = ("heldout/pass@1",)
 CURVES: dict[str, list[tuple[str, str]]] = {
     "sft": [("loss", "SFT loss")],
     "rl": [
@@ -82,9 +88,10 @@ def stage_logs(run: Path, entry: dict[str, Any], stage: str) -> list[dict[str, A
     steps: list[dict[str, Any]] = []
     for final in RLOutputs.from_record(entry["outputs"]).phases:
         offset = steps[-1]["step"] if steps else 0
-        for row in _read(folder / Path(final).parent.name / "log_history.json"):
+        phase = Path(final).parent.name
+        for row in _read(folder / phase / "log_history.json"):
             if "step" in row:
-                steps.append({**row, "step": row["step"] + offset})
+                steps.append({**row, "step": row["step"] + offset, "phase": phase})
     return steps
 
 
@@ -95,9 +102,14 @@ def run_curves(run: Path) -> dict[str, dict[int, float]]:
     for stage, keys in CURVES.items():
         logs = stage_logs(run, stages.get(stage) or {}, stage)
         for key, _ in keys:
-            points = {int(r["step"]): float(r[key]) for r in logs if key in r}
-            if points:
-                out[f"{stage}:{key}"] = points
+            for phase in sorted({r.get("phase") for r in logs}, key=str) if key in PER_PHASE else [None]:
+                points = {
+                    int(r["step"]): float(r[key])
+                    for r in logs
+                    if key in r and (phase is None or r["phase"] == phase)
+                }
+                if points:
+                    out[f"{stage}:{key}" + (f":{phase}" if phase else "")] = points
     return out
 
 
@@ -135,7 +147,9 @@ def arm_curves(arms: dict[str, list[Path]]) -> tuple[dict[str, dict[str, dict[st
 
 def label(curve: str) -> str:
     stage, key = curve.split(":", 1)
-    return dict(CURVES[stage]).get(key, key)
+    key, _, phase = key.partition(":")
+    text = dict(CURVES[stage]).get(key, key)
+    return f"{text}, phase {phase}" if phase else text
 
 
 def plot_curves(curves: dict[str, dict[str, dict[str, Any]]], path: Path) -> Path | None:

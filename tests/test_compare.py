@@ -261,6 +261,9 @@ def make_rl_run(root: Path, name: str, lam: float, seed: int, phases: list[list[
         phase = rl_dir / f"{i}-p{i}"
         phase.mkdir(parents=True, exist_ok=True)
         rows = [{"step": s, "reward": r, "mgpo/weight_mean": r / 2} for s, r in enumerate(rewards, 1)]
+        # the phase's held-out curve, on its own domains: 0.2 -> 0.3 (phase 0), 0.6 -> 0.7 (phase 1)
+        rows.insert(0, {"step": 0, "heldout/pass@1": 0.2 + 0.4 * i})
+        rows.append({"step": len(rewards), "heldout/pass@1": 0.3 + 0.4 * i})
         rows.append({"step": len(rewards), "train_runtime": 1.0})
         (phase / "log_history.json").write_text(json.dumps(rows))
         finals.append(str(phase / "final"))
@@ -305,6 +308,12 @@ def test_training_curves_across_arms_phases_end_to_end_and_shared_stages(tmp_pat
     assert res["benchmarks"]["heldout"]["rl.lam=4.0"]["sft"]["pass@1_problem_se"] == pytest.approx(0.25)
     assert res["curves"]["rl:mgpo/weight_mean"]["rl.lam=0.0"]["mean"] == pytest.approx([0.05, 0.15, 0.25])
     assert res["curves"]["sft:loss"]["rl.lam=0.0"]["over_steps"]["mean"] == pytest.approx(2.5)
+    # the held-out curve per phase: phase 1's start (step 0, laid at step 2) does not overwrite
+    # phase 0's end, and the phases' unlike domains are not one line
+    math, code = res["curves"]["rl:heldout/pass@1:0-p0"], res["curves"]["rl:heldout/pass@1:1-p1"]
+    assert math["rl.lam=0.0"]["step"] == [0, 2] and math["rl.lam=0.0"]["mean"] == pytest.approx([0.2, 0.3])
+    assert code["rl.lam=0.0"]["step"] == [2, 3] and code["rl.lam=0.0"]["mean"] == pytest.approx([0.6, 0.7])
+    assert "rl:heldout/pass@1" not in res["curves"]
     # shared_from as a sweep records it, relative to where it ran: compared from another directory
     # (the test's cwd is not tmp_path), the donor's folders are found under the runs' ancestors
     for run in runs[3:]:
@@ -320,6 +329,7 @@ def test_training_curves_across_arms_phases_end_to_end_and_shared_stages(tmp_pat
     out = tmp_path / "cmp"
     md = compare_runs(runs, out)
     assert "## Training curves" in md and "| RL reward | rl.lam=0.0 | 0.3 ± 1.3 (n=2) | 0.5 | 3 |" in md
+    assert "| held-out pass@1 during RL, phase 1-p1 | rl.lam=0.0 | 0.65 ± 0 (n=2) | 0.7 | 2 |" in md
     assert (out / "compare_curves.png").stat().st_size > 1000
     assert (out / "compare_heldout_vs_rl.lam.png").stat().st_size > 1000  # one numeric key swept
     # a broken log: named in the comparison, that arm without curves, the tables still there
@@ -364,3 +374,38 @@ def test_the_comparison_is_logged_to_wandb_offline_with_its_tables_and_plots(tmp
     assert len(json.loads(curves.read_text())["data"]) == n_points
     assert len(list((run_dir / "files" / "media" / "images" / "compare").glob("*.png"))) == 3
     assert log_comparison(load_recipe(TINY, ["tracking.report_to=none"]), tmp_path, result, []) is None
+
+
+def test_a_metric_undefined_for_a_benchmark_is_left_out_and_a_missing_one_refused(tmp_path):
+    """A code benchmark has no cons@k (no answer to vote on: None in its results). The sweep of
+    issue 33 crashed on it after every arm had run (statistics.stdev of None). Undefined on every
+    seed: the metric is left out; a number for some seeds and None for others: refused, named."""
+    runs = [make_run(tmp_path, f"mm-s{s}", "maxmin", s, p) for s, p in ((0, 0.2), (1, 0.4))]
+    runs += [make_run(tmp_path, f"rnd-s{s}", "random", s, p) for s, p in ((0, 0.1), (1, 0.3))]
+    for run in runs:
+        path = run / "eval" / "results.json"
+        results = json.loads(path.read_text())
+        results["results"]["sft"]["tiny_code"] = {
+            "problems": 2,
+            "pass@1": 0.5,
+            "pass@4": 0.75,
+            "cons@4": None,
+        }
+        path.write_text(json.dumps(results))
+    loaded = [load_run(p) for p in runs]
+    assign_arms(loaded)
+    res = compare(loaded)
+    code = res["benchmarks"]["tiny_code"]["data.teacher.selection=random"]["sft"]
+    assert set(code) == {"pass@1", "pass@4", "delta"} and "cons@4" not in code["delta"]
+    assert code["delta"]["pass@1"]["mean"] == pytest.approx(0.0)
+    assert "cons@4" not in markdown(res).split("tiny_code", 1)[1].split("\n\n", 1)[0]
+    path = runs[1] / "eval" / "results.json"
+    results = json.loads(path.read_text())
+    results["results"]["sft"]["tiny_code"]["cons@4"] = 0.5
+    path.write_text(json.dumps(results))
+    loaded = [load_run(p) for p in runs]
+    assign_arms(loaded)
+    with pytest.raises(
+        CompareError, match=r"tiny_code, model sft, arm .*: cons@4 is undefined in \['.*mm-s0'\]"
+    ):
+        compare(loaded)
