@@ -152,10 +152,25 @@ def _source_of(key: str, path: Path | None, overrides) -> str:
     """Where the value at ``key`` came from: the last command-line override setting it (or a
     section or list holding it), else the recipe file."""
     for item in reversed(list(overrides)):
-        set_key = item.split("=", 1)[0].strip()
+        set_key = item.split("=", 1)[0].strip().lstrip("~")
         if key == set_key or key.startswith((f"{set_key}.", f"{set_key}[")):
             return f"command-line override {item!r}"
     return f"{path}" if path else "recipe"
+
+
+def _reset(cfg: DictConfig, key: str, item: str) -> None:
+    """``~key``: the value at ``key`` replaced by the schema's default, not merged with (a ``key=``
+    override merges a mapping into the recipe's: ``~probe.reward`` is how a recipe's by_domain
+    probe reward, options and all, goes back to math_correctness)."""
+    default = OmegaConf.select(OmegaConf.structured(Recipe), key, throw_on_missing=False, default=_NONE)
+    if OmegaConf.select(cfg, key, default=_NONE) is _NONE:
+        raise RecipeError(f"override {item!r}: {key} is not a key of the recipe")
+    if default is _NONE:
+        raise RecipeError(f"override {item!r}: {key} has no default to go back to (an entry of a list)")
+    OmegaConf.update(cfg, key, default, merge=False)
+
+
+_NONE = object()
 
 
 def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -172,8 +187,11 @@ def load_recipe(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         except yaml.YAMLError as err:
             raise RecipeError(f"{path}: not valid YAML: {_yaml_message(err)}") from None
     for item in overrides:
+        if item.startswith("~") and "=" not in item:  # Hydra's spelling: back to the schema's default
+            _reset(cfg, item[1:].strip(), item)
+            continue
         if "=" not in item:
-            raise RecipeError(f"override {item!r} is not of the form key=value")
+            raise RecipeError(f"override {item!r} is not of the form key=value (or ~key)")
         key, raw = item.split("=", 1)
         try:
             value = OmegaConf.from_dotlist([f"v={raw}"])["v"]  # OmegaConf's own value grammar

@@ -66,7 +66,7 @@ FAST = [
     # the math half of the demo (its code domain, code probe/eval/RL: tests/test_tiny_code.py,
     # tests/test_rl_code.py, tests/test_code_sources.py)
     "data.domains=[algebra,number_theory,counting,statistics]",
-    "probe.reward={name: math_correctness, correctness: true}",
+    "~probe.reward",  # back to the default math_correctness (a key=value would merge the code options in)
     "rl.phases=[{name: math, prompts: rl, rewards: [{name: math_correctness, weight: 1.0, correctness: true}], "
     "learning_rate: 1.0e-4, dynamic_sampling: true, trl: {loss_type: dapo, epsilon: 0.2}}]",
     "eval.benchmarks=[{name: tiny_heldout}]",

@@ -108,6 +108,24 @@ def test_overrides_reach_into_lists():
         load_recipe(TINY, ["rl.phases[0].max_stepz=7"])
 
 
+def test_a_tilde_override_puts_the_schema_default_back_instead_of_merging():
+    """`probe.reward={name: math_correctness}` merges into the demo's by_domain reward and keeps its
+    code options (math_correctness then refused `domains`); `~probe.reward` replaces it whole."""
+    merged = load_recipe(TINY, ["probe.reward={name: math_correctness}"])
+    assert merged.probe.reward.name == "math_correctness" and "domains" in merged.probe.reward.options
+    reset = load_recipe(TINY, ["~probe.reward", "probe.reward.weight=2.0"])
+    assert (reset.probe.reward.name, reset.probe.reward.options, reset.probe.reward.weight) == (
+        "math_correctness",
+        {},
+        2.0,
+    )
+    assert load_recipe(TINY, ["~rl.phases"]).rl.phases[0].domains == []  # the schema's one math phase
+    with pytest.raises(RecipeError, match=r"'~rl.phases\[1\]': rl.phases\[1\] has no default to go back to"):
+        load_recipe(TINY, ["~rl.phases[1]"])
+    with pytest.raises(RecipeError, match=r"'~probe.rewardz': probe.rewardz is not a key of the recipe"):
+        load_recipe(TINY, ["~probe.rewardz"])
+
+
 def test_an_override_error_names_the_command_line_not_the_file():
     """A bad value typed on the command line is reported as that override; a bad value in the file
     names the file."""
