@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  (apt-get install -y -q bubblewrap >/dev/null 2>&1 || \
 	   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q bubblewrap >/dev/null 2>&1)); } || \
-	  echo "note: bubblewrap not installed; the code sandbox runs with weaker isolation (docs/security.md)"
+	  echo "note: bubblewrap not installed: make demo's code rewards will refuse to run; docs/security.md says how to install it, or to opt out (DEMO_ARGS)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	@# --no-compile, then compileall on every core: pip byte-compiles one file at a time (~110 s of
@@ -44,8 +44,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 install: $(VENV)/.installed
 
+# DEMO_ARGS: recipe overrides for the demo (docs/security.md: the demo without bubblewrap)
 demo: install
-	$(VENV)/bin/ssp run recipes/tiny.yaml
+	$(VENV)/bin/ssp run recipes/tiny.yaml $(DEMO_ARGS)
 
 demo-teacher: demo
 	$(VENV)/bin/ssp run recipes/tiny_teacher.yaml

@@ -162,12 +162,20 @@ def _reset(cfg: DictConfig, key: str, item: str) -> None:
     """``~key``: the value at ``key`` replaced by the schema's default, not merged with (a ``key=``
     override merges a mapping into the recipe's: ``~probe.reward`` is how a recipe's by_domain
     probe reward, options and all, goes back to math_correctness)."""
-    default = OmegaConf.select(OmegaConf.structured(Recipe), key, throw_on_missing=False, default=_NONE)
-    if OmegaConf.select(cfg, key, default=_NONE) is _NONE:
-        raise RecipeError(f"override {item!r}: {key} is not a key of the recipe")
-    if default is _NONE:
-        raise RecipeError(f"override {item!r}: {key} has no default to go back to (an entry of a list)")
-    OmegaConf.update(cfg, key, default, merge=False)
+    if not key:
+        raise RecipeError(f"override {item!r}: ~ needs a key (~probe.reward)")
+    try:
+        default = OmegaConf.select(OmegaConf.structured(Recipe), key, throw_on_missing=False, default=_NONE)
+        if OmegaConf.select(cfg, key, default=_NONE) is _NONE:
+            raise RecipeError(f"override {item!r}: {key} is not a key of the recipe")
+        if default is _NONE:
+            raise RecipeError(
+                f"override {item!r}: {key} has no default to go back to (an entry of a list, or a key "
+                "of a free-form mapping: set it with key=value)"
+            )
+        OmegaConf.update(cfg, key, default, merge=False)
+    except OmegaConfBaseException as err:
+        raise RecipeError(f"override {item!r}: {_omegaconf_message(err)}") from None
 
 
 _NONE = object()

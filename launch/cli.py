@@ -348,12 +348,16 @@ def _check_donors(donors: list[Path]) -> None:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    """The command line, with ``key=value`` overrides allowed after options too
+    """The command line, with ``key=value`` (and ``~key``) overrides allowed after options too
     (``ssp run RECIPE --force sft sft.learning_rate=1e-3``): argparse alone takes positionals only
     before the first option and refused that, as written in the docs."""
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
-    stray = [a for a in extra if a.startswith("-") or "=" not in a or not hasattr(args, "overrides")]
+    stray = [
+        a
+        for a in extra
+        if a.startswith("-") or ("=" not in a and not a.startswith("~")) or not hasattr(args, "overrides")
+    ]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:

@@ -256,8 +256,10 @@ def _host_uid(sweep: bool = False) -> Iterator[int]:
             try:
                 yield uid
             finally:
-                _clear_uid(uid, sweep)
-                os.close(fd)  # releases the slot
+                try:
+                    _clear_uid(uid, sweep)
+                finally:
+                    os.close(fd)  # releases the slot, even when the sweep failed (and raised)
             return
         time.sleep(0.05)  # every slot is taken: wait for one
 

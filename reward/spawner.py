@@ -167,17 +167,14 @@ def spawn_here(cmd, env, cwd, stdin: str, limits: Limits, use_bwrap: bool, uid: 
         close_fds=True,
     )
     out, err, status = b"", b"", None
+    pending = memoryview(stdin.encode("utf-8", errors="replace"))
     try:
+        # stdin is fed through the same loop that reads the output, under the wall limit: written
+        # whole first, a program that echoes an input larger than the pipe (64 KiB) would block on
+        # its full stdout while this thread blocked on its full stdin, neither using CPU, forever
         sel = selectors.DefaultSelector()
-        try:
-            proc.stdin.write(stdin.encode("utf-8", errors="replace"))
-        except (BrokenPipeError, OSError):
-            pass
-        finally:
-            try:
-                proc.stdin.close()
-            except OSError:
-                pass
+        os.set_blocking(proc.stdin.fileno(), False)
+        sel.register(proc.stdin, selectors.EVENT_WRITE)
         sel.register(proc.stdout, selectors.EVENT_READ)
         sel.register(proc.stderr, selectors.EVENT_READ)
         while sel.get_map():
@@ -186,6 +183,17 @@ def spawn_here(cmd, env, cwd, stdin: str, limits: Limits, use_bwrap: bool, uid: 
                 status = "timeout"
                 break
             for key, _ in sel.select(timeout=remaining):
+                if key.fileobj is proc.stdin:
+                    try:
+                        pending = pending[os.write(key.fd, pending[:65536]) :]
+                    except BlockingIOError:
+                        continue
+                    except OSError:  # the program closed its stdin or ended: the rest is not read
+                        pending = pending[:0]
+                    if not pending:
+                        sel.unregister(proc.stdin)
+                        proc.stdin.close()
+                    continue
                 chunk = os.read(key.fd, 65536)
                 if not chunk:
                     sel.unregister(key.fileobj)
@@ -204,7 +212,7 @@ def spawn_here(cmd, env, cwd, stdin: str, limits: Limits, use_bwrap: bool, uid: 
                 status = "timeout"
     finally:
         _kill_group(proc)  # the whole group: children the program forked die too
-        for stream in (proc.stdout, proc.stderr):
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
             stream.close()
         proc.wait()
     code = proc.returncode
@@ -265,7 +273,7 @@ class _Client:
         self.proc.kill()
         self.proc.wait()
 
-    def call(self, request: dict):
+    def call(self, request: dict, timeout: float):
         future: Future = Future()
         with self.lock:
             if self.dead:
@@ -277,8 +285,13 @@ class _Client:
                 self.proc.stdin.flush()
             except OSError as err:
                 self.waiting.pop(request["id"], None)
-                raise SpawnerError(f"sandbox spawner (pid {self.proc.pid}): cannot send: {err}") from None
-        return future.result()
+                self.dead = f"sandbox spawner (pid {self.proc.pid}): cannot send: {err}"
+                raise SpawnerError(self.dead) from None
+        try:  # the spawner enforces the wall limit; this is the backstop should it not answer
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            self._fail(f"no answer {timeout:.0f} s after the request")
+            raise SpawnerError(self.dead) from None
 
     def close(self) -> None:
         """End the spawner (the end of its stdin) and wait for its reader to close its pipe."""
@@ -330,7 +343,7 @@ def kill_uid(uid: int, here: bool = False) -> None:
     """``kill_uid_here``, done by this process's spawner (a fork of a small process)."""
     if here:
         return kill_uid_here(uid)
-    _current().call({"op": "kill_uid", "uid": uid})
+    _current().call({"op": "kill_uid", "uid": uid}, timeout=60)
 
 
 def spawn(
@@ -350,7 +363,8 @@ def spawn(
         "use_bwrap": use_bwrap,
         "uid": uid,
     }
-    return ExecResult(**_current().call(request))
+    # the wall limit, the group kill (up to 5 s) and a margin for a loaded machine
+    return ExecResult(**_current().call(request, timeout=limits.wall_seconds + 60))
 
 
 def close() -> None:
@@ -370,8 +384,11 @@ def serve() -> None:
     def answer(message: dict) -> None:
         line = json.dumps(message).encode() + b"\n"
         with write_lock:
-            out.write(line)
-            out.flush()
+            try:
+                out.write(line)
+                out.flush()
+            except BrokenPipeError:  # the caller is gone: nobody to tell
+                pass
 
     def handle(request: dict) -> None:
         try:
@@ -404,6 +421,9 @@ def serve() -> None:
             time.sleep(1)
         finish()
 
+    # Ctrl-C in a terminal signals the caller's whole process group, this process too: the caller
+    # decides what ends (its end of our stdin), so programs in flight still end by their own limits
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=watch, daemon=True).start()
     for line in sys.stdin.buffer:
         thread = threading.Thread(target=handle, args=(json.loads(line),), daemon=True)

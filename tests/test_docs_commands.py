@@ -78,7 +78,7 @@ def test_a_quoted_command_parses_and_its_recipe_loads(doc, line, cmd):
     if not recipe or str(recipe).startswith("runs/"):
         return
     assert (ROOT / recipe).is_file(), f"{where}: no recipe file {recipe}"
-    overrides = [o for o in getattr(args, "overrides", []) or [] if "=" in o]
+    overrides = [o for o in getattr(args, "overrides", []) or [] if "=" in o or o.startswith("~")]
     try:
         load_recipe(ROOT / recipe, overrides)
     except RecipeError as err:

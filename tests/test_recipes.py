@@ -124,6 +124,13 @@ def test_a_tilde_override_puts_the_schema_default_back_instead_of_merging():
         load_recipe(TINY, ["~rl.phases[1]"])
     with pytest.raises(RecipeError, match=r"'~probe.rewardz': probe.rewardz is not a key of the recipe"):
         load_recipe(TINY, ["~probe.rewardz"])
+    for bad in ("~", "~ ", "~rl.phases[a]"):  # each a one-line RecipeError, not a traceback
+        with pytest.raises(RecipeError, match=r"override '~"):
+            load_recipe(TINY, [bad])
+    from ssp.launch.cli import parse
+
+    args = parse(["run", str(TINY), "--force", "sft", "~probe.reward"])  # after an option too
+    assert args.overrides == ["~probe.reward"]
 
 
 def test_an_override_error_names_the_command_line_not_the_file():

@@ -136,3 +136,17 @@ def test_the_spawner_ends_with_its_caller():
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(pid), "the spawner outlived its caller"
+
+
+@needs_bwrap
+def test_a_program_echoing_an_input_larger_than_the_pipe_finishes():
+    """The input was written whole before any output was read: a correct program copying 300 KB
+    from stdin to stdout blocked on its full stdout pipe while the spawner blocked on the program's
+    full stdin, neither using CPU, past every limit (a review found it: stuck at 20 s with a 3 s wall
+    limit). stdin is now fed by the loop that reads."""
+    text = "".join(f"{i} {'x' * 90}\n" for i in range(3000))  # ~300 KB, 4.6 pipes' worth
+    echo = "import sys\nfor line in sys.stdin:\n    sys.stdout.write(line)"
+    start = time.monotonic()
+    result = run_python(echo, text, Limits(wall_seconds=10, cpu_seconds=10, memory_mb=512))
+    assert (result.status, len(result.stdout)) == ("ok", len(text)), result.stderr[-500:]
+    assert result.stdout == text and time.monotonic() - start < 8
