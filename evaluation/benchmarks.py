@@ -276,6 +276,10 @@ BENCHMARKS: dict[str, Benchmark] = {
     ]
 }
 
+# Read from the data stage's held-out split when the recipe gives them no source (math and code rows
+# of one file); disjoint from training by construction, so never decontaminated against.
+HELDOUT_SPLIT_BENCHMARKS = ("tiny_heldout", "tiny_code")
+
 
 def protocol_for(spec) -> Protocol:
     """The benchmark's protocol with the recipe's departures (``BenchmarkSpec`` fields) applied."""

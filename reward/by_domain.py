@@ -31,7 +31,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from ssp.reward.outcome import CallReport, CheckedReward, RewardError, call_report
+from ssp.reward.outcome import SCORED, CallReport, CheckedReward, RewardError, call_report
 from ssp.reward.registry import get_reward
 
 
@@ -101,7 +101,9 @@ class ByDomain(CheckedReward):
                 scores = reward([completions[i] for i in items], **sub)
                 report: CallReport = call_report(reward, scores)
                 for j, i in enumerate(items):
-                    outcomes[i] = (report.statuses[j], scores[j], "", None)
+                    status = report.statuses[j]
+                    message = report.first_failure if status != SCORED else ""
+                    outcomes[i] = (status, scores[j], message, report.missing[j] if report.missing else None)
             for i in items:
                 graded[i] = getattr(reward, "grades_truncated", True)
         self.truncation_graded = graded

@@ -41,15 +41,15 @@ from ssp.stages.spec import (
 
 def _benchmark_problems(recipe: Recipe) -> dict[str, list[tuple[str, str]]]:
     """Every benchmark the recipe evaluates on, with any extra files of data.build.decontaminate_files:
-    {name: [(id, problem)]}. The data stage's own held-out split (tiny_heldout without a source) is
+    {name: [(id, problem)]}. The data stage's own held-out split (tiny_heldout, tiny_code without a source) is
     disjoint by construction and not listed. A benchmark that cannot be read stops the stage."""
     from dataclasses import replace
 
-    from ssp.evaluation.benchmarks import load_benchmark
+    from ssp.evaluation.benchmarks import HELDOUT_SPLIT_BENCHMARKS, load_benchmark
 
     out: dict[str, list[tuple[str, str]]] = {}
     for i, spec in enumerate(recipe.eval.benchmarks):
-        if spec.name in ("tiny_heldout", "tiny_code") and not spec.source:
+        if spec.name in HELDOUT_SPLIT_BENCHMARKS and not spec.source:
             continue
         _, rows, _ = load_benchmark(replace(spec, limit=0), where=f"eval.benchmarks[{i}]")
         out[spec.name] = [(r["id"], r["problem"]) for r in rows]

@@ -17,6 +17,7 @@ from ssp.core.checks import Checks
 from ssp.core.context import StageContext, StageResult
 from ssp.core.manifest import Manifest
 from ssp.core.outputs import DataOutputs, EvalOutputs
+from ssp.evaluation.benchmarks import HELDOUT_SPLIT_BENCHMARKS
 from ssp.evaluation.evaluate import evaluate, model_names
 from ssp.stages.shared import table_and_chart
 from ssp.stages.spec import (
@@ -50,8 +51,8 @@ def run(recipe: Recipe, ctx: StageContext) -> StageResult:
         recipe.eval,
         ctx.stage_dir,
         # no held-out split when a build sets data.eval_problems_per_domain to 0
-        default_sources=dict.fromkeys(("tiny_heldout", "tiny_code"), ctx.upstream(DataOutputs).eval or ""),
-        default_suffixes=dict.fromkeys(("tiny_heldout", "tiny_code"), recipe.data.prompt_suffix),
+        default_sources=dict.fromkeys(HELDOUT_SPLIT_BENCHMARKS, ctx.upstream(DataOutputs).eval or ""),
+        default_suffixes=dict.fromkeys(HELDOUT_SPLIT_BENCHMARKS, recipe.data.prompt_suffix),
         ctx=ctx,
         generation=recipe.generation,
     )
